@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/** The `grantkeeper` command line (commander). */
+import { Command, Option } from "commander";
+import { ConfigError } from "../config/config.js";
+import { migrateToLatest } from "../store/migrations.js";
+import { openStore } from "../store/database.js";
+import { loadConfig } from "../config/config.js";
+import { serveCommand } from "./serve.js";
+import { openRuntime } from "./runtime.js";
+import { printConnections, printStatus, doctor } from "./report.js";
+
+const program = new Command();
+program.name("grantkeeper").description("Keeps third-party OAuth 2.0 grants alive and the integrations on top of them healthy.").version("0.1.0");
+
+program.command("serve").description("API, connect flow and proactive refresh scheduler in one process").action(serveCommand);
+
+program
+  .command("migrate")
+  .description("apply pending store migrations (also done at start)")
+  .action(async () => {
+    const config = loadConfig();
+    const store = await openStore(config.databaseUrl);
+    try {
+      const { applied } = await migrateToLatest(store.db, store.dialect);
+      process.stdout.write(applied.length ? `applied ${applied.length} migration(s): ${applied.join(", ")}\n` : "store is up to date\n");
+    } finally {
+      await store.close();
+    }
+  });
+
+const connections = program.command("connections").description("inspect and refresh connections");
+connections
+  .command("list")
+  .option("--entity <entityId>")
+  .option("--provider <providerId>")
+  .addOption(new Option("--state <state>").choices(["pending", "syncing", "ready", "degraded", "error"]))
+  .option("--json", "print JSON")
+  .action(async (o: { entity?: string; provider?: string; state?: string; json?: boolean }) => {
+    const rt = await openRuntime({ logLevel: "warn" });
+    try {
+      await printConnections(rt.gk, { ...(o.entity ? { entityId: o.entity } : {}), ...(o.provider ? { providerId: o.provider } : {}), ...(o.state ? { state: o.state } : {}) }, o.json === true);
+    } finally {
+      await rt.gk.close();
+    }
+  });
+connections
+  .command("show <id>")
+  .description("one connection and its recent history")
+  .action(async (id: string) => {
+    const rt = await openRuntime({ logLevel: "warn" });
+    try {
+      const c = await rt.gk.connections.get(id);
+      const ev = await rt.gk.connections.events(id, { limit: 20 });
+      process.stdout.write(JSON.stringify({ connection: c, recentEvents: ev.items }, null, 2) + "\n");
+    } finally {
+      await rt.gk.close();
+    }
+  });
+connections
+  .command("refresh <id>")
+  .description("refresh now (single-flight, rate limited)")
+  .action(async (id: string) => {
+    const rt = await openRuntime({ logLevel: "warn" });
+    try {
+      const c = await rt.gk.connections.refresh(id);
+      process.stdout.write(`${c.id} ${c.state}${c.lastError ? ` (${c.lastError.class} ${c.lastError.code})` : ""} next refresh ${c.nextRefreshAt ?? "never"}\n`);
+      if (c.state === "error") process.exitCode = 3;
+    } finally {
+      await rt.gk.close();
+    }
+  });
+
+program
+  .command("status")
+  .description("connections with state, reason, next refresh, failures")
+  .option("--json", "print JSON")
+  .action(async (o: { json?: boolean }) => {
+    const rt = await openRuntime({ logLevel: "warn" });
+    try {
+      await printStatus(rt.gk, o.json === true);
+    } finally {
+      await rt.gk.close();
+    }
+  });
+
+program
+  .command("doctor")
+  .description("check configuration, keys, store and migrations")
+  .action(async () => {
+    process.exitCode = await doctor();
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  const err = e as Error & { code?: string; status?: number };
+  if (err instanceof ConfigError || err.code === "invalid_config" || err.code === "invalid_database_url" || err.code === "invalid_encryption_key") {
+    process.stderr.write(`grantkeeper: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (typeof err.status === "number") {
+    process.stderr.write(`grantkeeper: ${err.message} (${err.code})\n`);
+    process.exit(err.status === 404 ? 4 : 1);
+  }
+  process.stderr.write(`grantkeeper: ${err.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,35 @@
+/** Shared set-up of CLI commands: config, secrets, logger, grantkeeper. */
+import { loadConfig, type GrantkeeperConfig } from "../config/config.js";
+import { createGrantkeeper, type Grantkeeper } from "../grantkeeper.js";
+import { createLogger, type Logger } from "../telemetry/logger.js";
+import { resolveSecrets, type ResolvedSecrets } from "./secrets.js";
+
+/** Everything a command needs. */
+export interface Runtime {
+  config: GrantkeeperConfig;
+  secrets: ResolvedSecrets;
+  logger: Logger;
+  gk: Grantkeeper;
+}
+
+/**
+ * Load config and secrets and open grantkeeper (migrating the store).
+ * @param opts.migrate run migrations @defaultValue true
+ */
+export async function openRuntime(opts: { migrate?: boolean; logLevel?: string } = {}): Promise<Runtime> {
+  const config = loadConfig();
+  const logger = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
+  const secrets = resolveSecrets(config.databaseUrl, config.apiKey, config.encryptionKey);
+  const gk = await createGrantkeeper({
+    databaseUrl: config.databaseUrl,
+    encryptionKey: secrets.encryptionKey,
+    refresh: config.refresh,
+    scheduler: config.scheduler,
+    publicUrl: config.publicUrl,
+    allowedReturnOrigins: config.allowedReturnOrigins,
+    stateTtlMs: config.connect.stateTtlMs,
+    logger,
+    migrate: opts.migrate ?? true,
+  });
+  return { config, secrets, logger, gk };
+}

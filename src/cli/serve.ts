@@ -1,0 +1,30 @@
+/** `grantkeeper serve`: API, connect flow and refresh scheduler in one process. */
+import { createApp } from "../http/app.js";
+import { listen } from "../http/server.js";
+import { openRuntime } from "./runtime.js";
+
+/** Run until SIGINT/SIGTERM, then stop the scheduler, finish in-flight work and close the store. */
+export async function serveCommand(): Promise<void> {
+  const rt = await openRuntime();
+  const { config, secrets, logger, gk } = rt;
+  for (const file of secrets.generated) logger.warn({ file }, "generated a secret into the data directory (mode 0600); set the environment variable to manage it yourself");
+  const app = createApp(gk, { apiKey: secrets.apiKey, maxBodyBytes: config.file.jobs.maxBodyBytes });
+  const server = await listen(app, config.host, config.port);
+  await gk.start();
+  logger.info(
+    { url: server.url, publicUrl: config.publicUrl, store: gk.store.location, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
+    "grantkeeper serving",
+  );
+  process.stderr.write(`grantkeeper listening on ${server.url}\n  store: ${gk.store.location}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    await server.close();
+    await gk.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}

@@ -1,0 +1,157 @@
+/**
+ * Configuration: a YAML/JSON file (`GRANTKEEPER_CONFIG`, default
+ * `./grantkeeper.config.yaml` when present) plus environment variables that
+ * override the few of api-contract.md "Start". Files speak seconds; the
+ * resolved config speaks milliseconds (`…Ms`).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { resolveRefreshPolicy, type RefreshPolicy } from "../domain/policy.js";
+
+const seconds = z.number().finite().min(0);
+
+/** The config file's schema, with the contract's defaults. Unknown keys are errors (typos must not silently fall back to defaults). */
+export const configFileSchema = z
+  .object({
+    databaseUrl: z.string().optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    host: z.string().optional(),
+    publicUrl: z.string().url().optional(),
+    allowedReturnOrigins: z.array(z.string().url()).default([]),
+    refresh: z
+      .object({
+        marginSeconds: seconds.default(300),
+        jitterSeconds: seconds.default(30),
+        timeoutSeconds: z.number().finite().positive().default(30),
+        maxRetries: z.number().int().min(0).default(5),
+        backoffBaseSeconds: seconds.default(5),
+        backoffMaxSeconds: seconds.default(300),
+        recoveryIntervalSeconds: seconds.default(1800),
+        minIntervalSeconds: seconds.default(5),
+        assumedLifetimeSeconds: seconds.default(3600),
+        keepAliveSeconds: seconds.default(86400),
+      })
+      .strict()
+      .prefault({}),
+    breaker: z.object({ maxConsecutiveFailures: z.number().int().min(1).default(3), cooldownSeconds: seconds.default(120) }).strict().prefault({}),
+    integrations: z
+      .object({ resetOnReauth: z.array(z.enum(["ERROR", "DISABLED"])).default(["ERROR"]), parkWhenDisabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    jobs: z
+      .object({ leaseSeconds: seconds.default(60), maxAttempts: z.number().int().min(1).default(5), maxBodyBytes: z.number().int().min(1).default(1_048_576) })
+      .strict()
+      .prefault({}),
+    alerts: z
+      .object({ escalateAfter: z.number().int().min(1).default(3), alertOnFirstFailure: z.boolean().default(true), alertOnRecovery: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    scheduler: z
+      .object({ batchSize: z.number().int().min(1).max(10_000).default(200), concurrency: z.number().int().min(1).max(256).default(8), maxSleepSeconds: z.number().positive().default(30) })
+      .strict()
+      .prefault({}),
+    connect: z.object({ stateTtlSeconds: z.number().int().min(30).default(600) }).strict().prefault({}),
+  })
+  .strict();
+
+/** Parsed config file (seconds). */
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+/** Resolved configuration (milliseconds). */
+export interface GrantkeeperConfig {
+  databaseUrl: string;
+  port: number;
+  host: string;
+  publicUrl: string;
+  /** Origins `returnTo` may point at: `publicUrl`'s plus configured ones. */
+  allowedReturnOrigins: string[];
+  apiKey: string | undefined;
+  encryptionKey: string | undefined;
+  refresh: RefreshPolicy;
+  scheduler: { batchSize: number; concurrency: number; maxSleepMs: number };
+  connect: { stateTtlMs: number };
+  /** The rest of the file, kept for the parts that read it (integrations, jobs, alerts). */
+  file: ConfigFile;
+  /** Path of the config file read, if any. */
+  configPath: string | undefined;
+}
+
+/** Thrown for an invalid config file or environment. `code` is stable; `message` names the bad key. */
+export class ConfigError extends Error {
+  readonly code = "invalid_config";
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Convert file seconds to the refresh policy in milliseconds. */
+export function refreshPolicyFromFile(r: ConfigFile["refresh"]): RefreshPolicy {
+  const ms = (s: number) => Math.round(s * 1000);
+  return resolveRefreshPolicy({
+    marginMs: ms(r.marginSeconds),
+    jitterMs: ms(r.jitterSeconds),
+    timeoutMs: ms(r.timeoutSeconds),
+    maxRetries: r.maxRetries,
+    backoffBaseMs: ms(r.backoffBaseSeconds),
+    backoffMaxMs: ms(r.backoffMaxSeconds),
+    recoveryIntervalMs: ms(r.recoveryIntervalSeconds),
+    minIntervalMs: ms(r.minIntervalSeconds),
+    assumedLifetimeMs: ms(r.assumedLifetimeSeconds),
+    keepAliveMs: ms(r.keepAliveSeconds),
+  });
+}
+
+/**
+ * Load the configuration from file and environment.
+ * @param env environment (injected for tests)
+ * @throws {@link ConfigError} for an unreadable or invalid file, or a bad env value
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GrantkeeperConfig {
+  const explicit = env.GRANTKEEPER_CONFIG;
+  const configPath = explicit ?? (existsSync("./grantkeeper.config.yaml") ? "./grantkeeper.config.yaml" : undefined);
+  let raw: unknown = {};
+  if (configPath !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(configPath, "utf8");
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${configPath}: ${(e as Error).message}`);
+    }
+    try {
+      raw = (configPath.endsWith(".json") ? JSON.parse(text) : parseYaml(text)) ?? {};
+    } catch (e) {
+      throw new ConfigError(`config file ${configPath} is not valid ${configPath.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message}`);
+    }
+  }
+  const parsed = configFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw new ConfigError(`config file ${configPath ?? "(none)"} is invalid: ${first}`);
+  }
+  const file = parsed.data;
+  const port = env.GRANTKEEPER_PORT !== undefined ? Number(env.GRANTKEEPER_PORT) : (file.port ?? 7420);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`GRANTKEEPER_PORT must be an integer 0..65535, got ${env.GRANTKEEPER_PORT}`);
+  const host = env.GRANTKEEPER_HOST ?? file.host ?? "127.0.0.1";
+  const publicUrl = (env.GRANTKEEPER_PUBLIC_URL ?? file.publicUrl ?? `http://127.0.0.1:${port}`).replace(/\/+$/, "");
+  try {
+    new URL(publicUrl);
+  } catch {
+    throw new ConfigError(`GRANTKEEPER_PUBLIC_URL must be an absolute URL, got ${publicUrl}`);
+  }
+  return {
+    databaseUrl: env.GRANTKEEPER_DATABASE_URL ?? file.databaseUrl ?? "sqlite:./data/grantkeeper.db",
+    port,
+    host,
+    publicUrl,
+    allowedReturnOrigins: [new URL(publicUrl).origin, ...file.allowedReturnOrigins.map((u) => new URL(u).origin)],
+    apiKey: env.GRANTKEEPER_API_KEY || undefined,
+    encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY || undefined,
+    refresh: refreshPolicyFromFile(file.refresh),
+    scheduler: { batchSize: file.scheduler.batchSize, concurrency: file.scheduler.concurrency, maxSleepMs: Math.round(file.scheduler.maxSleepSeconds * 1000) },
+    connect: { stateTtlMs: file.connect.stateTtlSeconds * 1000 },
+    file,
+    configPath,
+  };
+}

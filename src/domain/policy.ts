@@ -1,0 +1,60 @@
+/**
+ * Refresh policy numbers, in milliseconds internally (the config file uses
+ * seconds; {@link ../config/config.ts} converts at the edge).
+ */
+export interface RefreshPolicy {
+  /** Refresh this long before expiry. @defaultValue 300 000 ms (5 min) */
+  marginMs: number;
+  /** Up to this much earlier, at random, so grants issued together do not refresh together. @defaultValue 30 000 ms */
+  jitterMs: number;
+  /** One token endpoint call times out after this. @defaultValue 30 000 ms */
+  timeoutMs: number;
+  /** Transient failures retried with backoff before active recovery. @defaultValue 5 */
+  maxRetries: number;
+  /** First backoff delay. @defaultValue 5 000 ms */
+  backoffBaseMs: number;
+  /** Backoff cap. @defaultValue 300 000 ms */
+  backoffMaxMs: number;
+  /** Active recovery: try this often until it works or turns permanent. @defaultValue 1 800 000 ms (30 min) */
+  recoveryIntervalMs: number;
+  /** At most one token endpoint call per connection per this interval, forced refreshes included (Nango INC-88). @defaultValue 5 000 ms */
+  minIntervalMs: number;
+  /** Lifetime assumed when a token response has no `expires_in` (Nango #6775). @defaultValue 3 600 000 ms */
+  assumedLifetimeMs: number;
+  /** Refresh idle grants at least this often so refresh tokens that expire when idle stay alive. @defaultValue 86 400 000 ms */
+  keepAliveMs: number;
+}
+
+/** Defaults of design.md / api-contract.md. Frozen. */
+export const defaultRefreshPolicy: Readonly<RefreshPolicy> = Object.freeze({
+  marginMs: 300_000,
+  jitterMs: 30_000,
+  timeoutMs: 30_000,
+  maxRetries: 5,
+  backoffBaseMs: 5_000,
+  backoffMaxMs: 300_000,
+  recoveryIntervalMs: 1_800_000,
+  minIntervalMs: 5_000,
+  assumedLifetimeMs: 3_600_000,
+  keepAliveMs: 86_400_000,
+});
+
+/**
+ * Merge and validate a partial policy.
+ * @throws RangeError naming the first value that is not a finite number ≥ 0 (or, for `maxRetries`, an integer)
+ */
+export function resolveRefreshPolicy(partial: Partial<RefreshPolicy> = {}): RefreshPolicy {
+  const merged: RefreshPolicy = { ...defaultRefreshPolicy, ...stripUndefined(partial) };
+  for (const [key, value] of Object.entries(merged)) {
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      throw new RangeError(`refresh policy ${key} must be a finite number >= 0, got ${String(value)}`);
+    }
+  }
+  if (!Number.isInteger(merged.maxRetries)) throw new RangeError(`refresh policy maxRetries must be an integer, got ${merged.maxRetries}`);
+  if (merged.timeoutMs === 0) throw new RangeError("refresh policy timeoutMs must be > 0");
+  return merged;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

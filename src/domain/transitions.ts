@@ -1,0 +1,136 @@
+/**
+ * Pure transitions of a connection after a refresh attempt or a host report
+ * (design.md "Connection state", "Refresh lifecycle"). Persistence is
+ * elsewhere; these functions are table-tested with explicit time and
+ * randomness.
+ */
+import type { Classification } from "./classify.js";
+import type { RefreshPolicy } from "./policy.js";
+import type { ConnectionState, HostReportedState } from "./states.js";
+
+/** Where a failing connection is in its retry life. */
+export type RetryPhase = "backoff" | "recovery" | "provider_misconfigured" | "dead";
+
+/** The facts of a connection a transition needs. Times in milliseconds since the Unix epoch. */
+export interface RefreshSubject {
+  state: ConnectionState;
+  /** Access token expiry, or null for a token that does not expire. */
+  expiresAtMs: number | null;
+  hasRefreshToken: boolean;
+  consecutiveFailures: number;
+}
+
+/** Result of a transition: the fields to persist. */
+export interface RefreshTransition {
+  state: ConnectionState;
+  consecutiveFailures: number;
+  /** When the scheduler should next act on this connection, or null for never. */
+  nextRefreshAtMs: number | null;
+  /** Set on failures only. */
+  phase?: RetryPhase;
+  /** True on the failure that exhausts `maxRetries` and starts active recovery (alerts key on it). */
+  enteredRecovery?: boolean;
+}
+
+/**
+ * When to refresh a token that was just stored.
+ *
+ * - with a refresh token: `expiresAt − margin − jitter`, but no later than
+ *   `now + keepAlive` (idle refresh tokens die at some providers) and no
+ *   sooner than `now + minInterval` (the rate limit);
+ * - without a refresh token: at expiry, when the scheduler will mark it
+ *   `not_refreshable`; never for a token that does not expire.
+ *
+ * @param random a number in [0, 1) for the jitter
+ * @returns milliseconds since the Unix epoch, or null
+ */
+export function nextRefreshAfterSuccess(
+  subject: Pick<RefreshSubject, "expiresAtMs" | "hasRefreshToken">,
+  nowMs: number,
+  policy: RefreshPolicy,
+  random: number,
+): number | null {
+  if (!subject.hasRefreshToken) return subject.expiresAtMs;
+  const keepAlive = nowMs + policy.keepAliveMs;
+  const due = subject.expiresAtMs === null ? keepAlive : subject.expiresAtMs - policy.marginMs - Math.floor(random * policy.jitterMs);
+  return Math.max(Math.min(due, keepAlive), nowMs + policy.minIntervalMs);
+}
+
+/**
+ * Exponential backoff with full jitter for the `attempt`-th consecutive failure (1-based):
+ * `random × min(backoffMax, backoffBase × 2^(attempt−1))`, never below `minInterval`.
+ * @returns the delay in milliseconds
+ */
+export function backoffDelayMs(attempt: number, policy: RefreshPolicy, random: number): number {
+  const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.max(policy.minIntervalMs, Math.floor(random * ceiling));
+}
+
+/** Transition after a successful refresh: degraded/pending → ready; syncing stays syncing (the host owns it). */
+export function afterRefreshSuccess(
+  subject: Pick<RefreshSubject, "state" | "expiresAtMs" | "hasRefreshToken">,
+  nowMs: number,
+  policy: RefreshPolicy,
+  random: number,
+): RefreshTransition {
+  return {
+    state: subject.state === "syncing" ? "syncing" : "ready",
+    consecutiveFailures: 0,
+    nextRefreshAtMs: nextRefreshAfterSuccess(subject, nowMs, policy, random),
+  };
+}
+
+/**
+ * Transition after a failed refresh.
+ *
+ * - permanent (grant): `error`, no further schedule;
+ * - permanent (provider configuration): `degraded` — the grant may be fine, so
+ *   it is not invalidated; retried at the recovery interval (and at once when
+ *   the provider definition is fixed);
+ * - transient: `degraded`; backoff for the first `maxRetries` failures, then
+ *   active recovery every `recoveryInterval`. A `Retry-After` longer than the
+ *   computed delay wins.
+ */
+export function afterRefreshFailure(
+  subject: Pick<RefreshSubject, "consecutiveFailures">,
+  verdict: Classification,
+  nowMs: number,
+  policy: RefreshPolicy,
+  random: number,
+): RefreshTransition {
+  const failures = subject.consecutiveFailures + 1;
+  if (verdict.class === "permanent" && verdict.scope === "grant") {
+    return { state: "error", consecutiveFailures: failures, nextRefreshAtMs: null, phase: "dead" };
+  }
+  if (verdict.class === "permanent") {
+    return {
+      state: "degraded",
+      consecutiveFailures: failures,
+      nextRefreshAtMs: nowMs + policy.recoveryIntervalMs,
+      phase: "provider_misconfigured",
+    };
+  }
+  const inRecovery = failures > policy.maxRetries;
+  const delay = inRecovery ? policy.recoveryIntervalMs : backoffDelayMs(failures, policy, random);
+  return {
+    state: "degraded",
+    consecutiveFailures: failures,
+    nextRefreshAtMs: nowMs + Math.max(delay, verdict.retryAfterMs ?? 0),
+    phase: inRecovery ? "recovery" : "backoff",
+    enteredRecovery: failures === policy.maxRetries + 1,
+  };
+}
+
+/**
+ * Host-reported state change (`PATCH /v1/connections/{id}`).
+ * @returns the new state, or a refusal when grantkeeper owns the current state
+ *   (`error` needs re-authorization; `degraded` clears only on a successful refresh)
+ */
+export function applyHostReport(
+  current: ConnectionState,
+  reported: HostReportedState,
+): { ok: true; state: ConnectionState } | { ok: false; code: "connection_error" | "connection_degraded" } {
+  if (current === "error") return { ok: false, code: "connection_error" };
+  if (current === "degraded") return { ok: false, code: "connection_degraded" };
+  return { ok: true, state: reported };
+}

@@ -1,0 +1,162 @@
+/**
+ * `createGrantkeeper`: the library entry point. The HTTP server and the CLI
+ * are built on it. Clock, fetch, logger and randomness are injected.
+ */
+import { randomUUID } from "node:crypto";
+import { systemClock, type Clock } from "./domain/clock.js";
+import { resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
+import { AuthorizationService } from "./lifecycle/authorization.js";
+import { ConnectionService } from "./lifecycle/connections.js";
+import { deriveConnectKey, signConnectToken, type ConnectClaims } from "./lifecycle/connectToken.js";
+import { LifecycleHooks } from "./lifecycle/hooks.js";
+import { RefreshEngine } from "./lifecycle/refresher.js";
+import { RefreshScheduler, type SchedulerOptions } from "./lifecycle/scheduler.js";
+import type { ProviderInput } from "./providers/definition.js";
+import { ProviderService } from "./providers/service.js";
+import { ConnectionRepository } from "./store/connections.js";
+import { openStore, type Store } from "./store/database.js";
+import { Encryptor, parseEncryptionKey } from "./store/encryption.js";
+import { migrateToLatest } from "./store/migrations.js";
+import { OAuthStateRepository } from "./store/oauthStates.js";
+import { ProviderRepository } from "./store/providers.js";
+import { silentLogger, type Logger } from "./telemetry/logger.js";
+
+/** Options of {@link createGrantkeeper}. */
+export interface GrantkeeperOptions {
+  /** `sqlite:<path>` or `postgres://…`. @defaultValue "sqlite:./data/grantkeeper.db" */
+  databaseUrl?: string;
+  /** 32 bytes, base64 (or a Buffer). Required: tokens are encrypted at rest. */
+  encryptionKey: string | Buffer;
+  /** Older keys still accepted for decryption while rotating. */
+  retiredEncryptionKeys?: Array<string | Buffer>;
+  /** Providers to define (or redefine) at start, by id. */
+  providers?: Record<string, ProviderInput>;
+  /** Refresh policy in milliseconds; defaults of design.md. */
+  refresh?: Partial<RefreshPolicy>;
+  scheduler?: Partial<SchedulerOptions>;
+  /** Origin users' browsers reach. @defaultValue "http://127.0.0.1:7420" */
+  publicUrl?: string;
+  /** Extra origins allowed for `returnTo`. */
+  allowedReturnOrigins?: string[];
+  /** Lifetime of a connect-flow `state`, milliseconds. @defaultValue 600 000 */
+  stateTtlMs?: number;
+  clock?: Clock;
+  fetch?: typeof fetch;
+  logger?: Logger;
+  /** Source of jitter, a number in [0, 1). @defaultValue Math.random */
+  random?: () => number;
+  /** Run migrations on open. @defaultValue true */
+  migrate?: boolean;
+  /** Lease owner id of this instance. @defaultValue a random UUID */
+  instanceId?: string;
+}
+
+/** The object {@link createGrantkeeper} returns. */
+export interface Grantkeeper {
+  connections: ConnectionService;
+  providers: ProviderService;
+  authorization: AuthorizationService;
+  scheduler: RefreshScheduler;
+  engine: RefreshEngine;
+  hooks: LifecycleHooks;
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  policy: RefreshPolicy;
+  instanceId: string;
+  /**
+   * A connect link an end user can open without an API key.
+   * @param ttlMs link lifetime, milliseconds @defaultValue 86 400 000 (24 h)
+   */
+  connectUrl(providerId: string, entityId: string, opts?: { returnTo?: string; ttlMs?: number }): string;
+  /** Signing key of connect links (derived from the encryption key). */
+  connectKey: Buffer;
+  /** Start the refresh scheduler. */
+  start(): Promise<void>;
+  /** Stop the scheduler and wait for refreshes in flight. */
+  stop(): Promise<void>;
+  /** Stop and close the store. */
+  close(): Promise<void>;
+}
+
+const toKey = (k: string | Buffer) => (typeof k === "string" ? parseEncryptionKey(k) : k);
+
+/**
+ * Open the store (migrating it unless told not to), define the given
+ * providers, and wire the lifecycle. Call `start()` to run the scheduler.
+ * @throws {@link EncryptionKeyError} for a key that is not 32 bytes; {@link DatabaseUrlError}; migration errors
+ */
+export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Grantkeeper> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger();
+  const random = options.random ?? Math.random;
+  const policy = resolveRefreshPolicy(options.refresh);
+  const key = toKey(options.encryptionKey);
+  const encryptor = new Encryptor(key, (options.retiredEncryptionKeys ?? []).map(toKey));
+  const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db");
+  try {
+    if (options.migrate !== false) await migrateToLatest(store.db, store.dialect);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const instanceId = options.instanceId ?? randomUUID();
+  const hooks = new LifecycleHooks(logger);
+  const repo = new ConnectionRepository(store.db);
+  const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
+    // A fixed client configuration retries, at once, the connections that failed on the old one.
+    if (!created) await repo.rescheduleProvider(id, clock.now(), ["invalid_client", "unauthorized_client", "unsupported_grant_type"]);
+  });
+  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId });
+  const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 8, maxSleepMs: 30_000, ...options.scheduler });
+  const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
+  const publicUrl = (options.publicUrl ?? "http://127.0.0.1:7420").replace(/\/+$/, "");
+  const authorization = new AuthorizationService({
+    states: new OAuthStateRepository(store.db),
+    providers,
+    connections,
+    encryptor,
+    clock,
+    fetch: fetchImpl,
+    logger,
+    policy,
+    publicUrl,
+    allowedReturnOrigins: [new URL(publicUrl).origin, ...(options.allowedReturnOrigins ?? []).map((o) => new URL(o).origin)],
+    stateTtlMs: options.stateTtlMs ?? 600_000,
+  });
+  for (const [id, input] of Object.entries(options.providers ?? {})) {
+    await providers.put(id, input);
+  }
+  const connectKey = deriveConnectKey(key);
+  return {
+    connections,
+    providers,
+    authorization,
+    scheduler,
+    engine,
+    hooks,
+    store,
+    clock,
+    logger,
+    policy,
+    instanceId,
+    connectKey,
+    connectUrl(providerId, entityId, opts = {}) {
+      const claims: ConnectClaims = { providerId, entityId, exp: Math.floor((clock.now() + (opts.ttlMs ?? 86_400_000)) / 1000), ...(opts.returnTo ? { returnTo: opts.returnTo } : {}) };
+      const u = new URL(`${publicUrl}/v1/connect/${encodeURIComponent(providerId)}`);
+      u.searchParams.set("connectToken", signConnectToken(connectKey, claims));
+      return u.toString();
+    },
+    async start() {
+      scheduler.start();
+    },
+    async stop() {
+      await scheduler.stop();
+    },
+    async close() {
+      await scheduler.stop();
+      await store.close();
+    },
+  };
+}

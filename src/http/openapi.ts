@@ -1,0 +1,67 @@
+/**
+ * `GET /openapi.json`: an OpenAPI 3.1 description of `/v1`, with request
+ * bodies generated from the same zod schemas the routes validate with.
+ */
+import { z } from "zod";
+import { providerInputSchema } from "../providers/definition.js";
+import { importConnectionSchema } from "./routes/connections.js";
+import { HOST_REPORTED_STATES } from "../domain/states.js";
+
+const problem = { description: "RFC 9457 problem details", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
+const json = (ref: string, description = "OK") => ({ description, content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } } });
+const body = (schema: z.ZodType) => ({ required: true, content: { "application/json": { schema: z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) } } });
+const idParam = (name: string) => ({ name, in: "path", required: true, schema: { type: "string" } });
+
+let cached: object | undefined;
+
+/** The OpenAPI 3.1 document (built once). */
+export function openApiDocument(): object {
+  cached ??= {
+    openapi: "3.1.0",
+    info: { title: "grantkeeper", version: "1", description: "Keeps OAuth 2.0 grants alive. Every /v1 route needs `Authorization: Bearer <key>` except the OAuth callback, webhooks and signed connect links." },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+      schemas: {
+        Problem: { type: "object", required: ["type", "title", "status", "code"], properties: { type: { type: "string" }, title: { type: "string" }, status: { type: "integer" }, detail: { type: "string" }, code: { type: "string" }, errors: { type: "array", items: { type: "object", properties: { path: { type: "string" }, message: { type: "string" } } } } } },
+        Connection: {
+          type: "object",
+          properties: {
+            id: { type: "string" }, providerId: { type: "string" }, entityId: { type: "string" },
+            state: { enum: ["pending", "syncing", "ready", "degraded", "error"] }, usable: { type: "boolean" }, scope: { type: "string" },
+            expiresAt: { type: ["string", "null"], format: "date-time" }, expiresAtAssumed: { type: "boolean" },
+            lastRefreshedAt: { type: ["string", "null"], format: "date-time" }, nextRefreshAt: { type: ["string", "null"], format: "date-time" },
+            consecutiveFailures: { type: "integer" },
+            lastError: { type: "object", properties: { class: { enum: ["transient", "permanent"] }, code: { type: "string" }, message: { type: "string" }, at: { type: "string", format: "date-time" } } },
+            createdAt: { type: "string", format: "date-time" }, updatedAt: { type: "string", format: "date-time" },
+          },
+        },
+        Provider: { type: "object", description: "A provider definition; the client secret is never returned (hasClientSecret says whether one is stored)." },
+        AccessToken: { type: "object", properties: { accessToken: { type: "string" }, tokenType: { type: "string" }, expiresAt: { type: ["string", "null"], format: "date-time" } } },
+      },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      "/v1/providers/{providerId}": {
+        put: { summary: "Create or replace a provider", parameters: [idParam("providerId")], requestBody: body(providerInputSchema), responses: { 200: json("Provider"), 401: problem, 422: problem } },
+        get: { summary: "One provider", parameters: [idParam("providerId")], responses: { 200: json("Provider"), 404: problem } },
+      },
+      "/v1/providers": { get: { summary: "List providers (secrets never returned)", responses: { 200: { description: "{items: Provider[]}" } } } },
+      "/v1/catalogue": { get: { summary: "Provider templates", responses: { 200: { description: "{items: ProviderTemplate[]}" } } } },
+      "/v1/connections": {
+        post: { summary: "Import a grant", requestBody: body(importConnectionSchema), responses: { 201: json("Connection", "Created"), 200: json("Connection", "The entity's existing connection got the new grant"), 422: problem } },
+        get: { summary: "List connections", parameters: ["entityId", "providerId", "state", "cursor", "limit"].map((n) => ({ name: n, in: "query", schema: { type: "string" } })), responses: { 200: { description: "{items: Connection[], nextCursor?}" } } },
+      },
+      "/v1/connections/{id}": {
+        get: { summary: "One connection (never tokens)", parameters: [idParam("id")], responses: { 200: json("Connection"), 404: problem } },
+        patch: { summary: "Host-reported state", parameters: [idParam("id")], requestBody: body(z.object({ state: z.enum(HOST_REPORTED_STATES) })), responses: { 200: json("Connection"), 409: problem } },
+        delete: { summary: "Revoke at the provider (RFC 7009) and delete", parameters: [idParam("id")], responses: { 200: { description: "{id, deleted, revoked, revocationError?}" }, 404: problem } },
+      },
+      "/v1/connections/{id}/token": { post: { summary: "Ensure fresh, then return the access token", parameters: [idParam("id")], responses: { 200: json("AccessToken"), 409: problem, 503: problem } } },
+      "/v1/connections/{id}/refresh": { post: { summary: "Refresh now (single-flight, rate limited)", parameters: [idParam("id")], responses: { 200: json("Connection"), 429: problem } } },
+      "/v1/connections/{id}/events": { get: { summary: "Event history, newest first", parameters: [idParam("id")], responses: { 200: { description: "{items: ConnectionEvent[], nextCursor?}" } } } },
+      "/v1/connect/{providerId}": { get: { summary: "302 to the authorization endpoint (code + PKCE S256 + state)", parameters: [idParam("providerId"), ...["entityId", "returnTo", "scope", "connectToken"].map((n) => ({ name: n, in: "query", schema: { type: "string" } }))], responses: { 302: { description: "Redirect" }, 422: problem } } },
+      "/v1/oauth/callback": { get: { summary: "OAuth redirect endpoint", security: [], responses: { 302: { description: "To returnTo" }, 200: { description: "Connected page" }, 400: problem } } },
+    },
+  };
+  return cached;
+}

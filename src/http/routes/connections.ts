@@ -1,0 +1,103 @@
+/** `/v1/connections*` routes (api-contract.md). */
+import { Hono } from "hono";
+import { z } from "zod";
+import { HOST_REPORTED_STATES, CONNECTION_STATES } from "../../domain/states.js";
+import type { Grantkeeper } from "../../grantkeeper.js";
+import { providerIdSchema } from "../../providers/definition.js";
+import { ProblemError } from "../problem.js";
+import { jsonBody, queryParams } from "../validation.js";
+
+/** Body of `POST /v1/connections` (import a grant). */
+export const importConnectionSchema = z
+  .object({
+    providerId: providerIdSchema,
+    entityId: z.string().min(1).max(256),
+    accessToken: z.string().min(1).max(16_384),
+    refreshToken: z.string().min(1).max(16_384).optional(),
+    tokenType: z.string().min(1).max(64).optional(),
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    expiresIn: z.number().int().min(0).max(10 * 365 * 86_400).optional(),
+    scope: z.string().max(4096).optional(),
+  })
+  .strict()
+  .refine((b) => !(b.expiresAt !== undefined && b.expiresIn !== undefined), { message: "give expiresAt or expiresIn, not both", path: ["expiresIn"] });
+
+const listQuery = z
+  .object({
+    entityId: z.string().min(1).optional(),
+    providerId: z.string().min(1).optional(),
+    state: z.enum(CONNECTION_STATES).optional(),
+    cursor: z.string().min(1).optional(),
+    limit: z.coerce.number().int().min(1).max(500).optional(),
+  })
+  .strict();
+
+const pageQuery = z.object({ cursor: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }).strict();
+
+const connectionId = z.string().regex(/^conn_[a-zA-Z0-9]{1,64}$/);
+
+function idParam(raw: string): string {
+  const r = connectionId.safeParse(raw);
+  if (!r.success) throw new ProblemError(404, "connection_not_found", "Connection not found", `no connection ${JSON.stringify(raw)}`);
+  return r.data;
+}
+
+/** Routes for connections, mounted at `/v1/connections`. */
+export function connectionRoutes(gk: Grantkeeper): Hono {
+  const app = new Hono();
+
+  app.post("/", async (c) => {
+    const b = await jsonBody(c, importConnectionSchema);
+    const { connection, created } = await gk.connections.storeGrant({
+      providerId: b.providerId,
+      entityId: b.entityId,
+      source: "import",
+      tokens: {
+        accessToken: b.accessToken,
+        tokenType: b.tokenType ?? "Bearer",
+        ...(b.refreshToken !== undefined ? { refreshToken: b.refreshToken } : {}),
+        ...(b.expiresIn !== undefined ? { expiresInSeconds: b.expiresIn } : {}),
+        ...(b.scope !== undefined ? { scope: b.scope } : {}),
+      },
+      ...(b.expiresAt !== undefined ? { expiresAtMs: Date.parse(b.expiresAt) } : {}),
+    });
+    return c.json(connection, created ? 201 : 200);
+  });
+
+  app.get("/", async (c) => {
+    const q = queryParams(c, listQuery);
+    const { cursor, limit, ...filter } = q;
+    return c.json(await gk.connections.list(filter, { ...(cursor ? { cursor } : {}), ...(limit ? { limit } : {}) }));
+  });
+
+  app.get("/:id", async (c) => c.json(await gk.connections.get(idParam(c.req.param("id")))));
+
+  app.get("/:id/events", async (c) => {
+    const q = queryParams(c, pageQuery);
+    return c.json(await gk.connections.events(idParam(c.req.param("id")), { ...(q.cursor ? { cursor: q.cursor } : {}), ...(q.limit ? { limit: q.limit } : {}) }));
+  });
+
+  app.post("/:id/token", async (c) => {
+    const token = await gk.connections.ensureFresh(idParam(c.req.param("id")));
+    // RFC 6749 §5.1: responses carrying tokens must not be cached.
+    c.header("cache-control", "no-store");
+    c.header("pragma", "no-cache");
+    return c.json(token);
+  });
+
+  app.post("/:id/refresh", async (c) => c.json(await gk.connections.refresh(idParam(c.req.param("id")))));
+
+  app.patch("/:id", async (c) => {
+    const id = idParam(c.req.param("id"));
+    const b = await jsonBody(c, z.object({ state: z.enum(HOST_REPORTED_STATES) }).strict());
+    return c.json(await gk.connections.reportState(id, b.state));
+  });
+
+  app.delete("/:id", async (c) => {
+    const id = idParam(c.req.param("id"));
+    const r = await gk.connections.delete(id);
+    return c.json({ id, deleted: true, ...r });
+  });
+
+  return app;
+}

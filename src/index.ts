@@ -1,0 +1,20 @@
+/**
+ * grantkeeper: keeps third-party OAuth 2.0 grants alive and the integrations
+ * on top of them healthy. Library entry point.
+ */
+export { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "./grantkeeper.js";
+export { createApp, type AppOptions } from "./http/app.js";
+export { listen, type RunningServer } from "./http/server.js";
+export { ProblemError, isProblemError, type ProblemBody } from "./http/problem.js";
+export { systemClock, ManualClock, type Clock } from "./domain/clock.js";
+export { classifyRefreshFailure, parseRetryAfter, type Classification, type RefreshObservation, type ErrorClassOverrides } from "./domain/classify.js";
+export { CONNECTION_STATES, HOST_REPORTED_STATES, isUsable, type ConnectionState, type HostReportedState, type LastError, type FailureClass } from "./domain/states.js";
+export { defaultRefreshPolicy, resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
+export { LifecycleErrorCode } from "./lifecycle/errors.js";
+export type { Connection, ConnectionEvent } from "./lifecycle/view.js";
+export type { AccessToken, GrantInput } from "./lifecycle/connections.js";
+export type { LifecycleEventMap, LifecycleEventName } from "./lifecycle/hooks.js";
+export type { ProviderInput, ProviderDefinition } from "./providers/definition.js";
+export type { ProviderView } from "./providers/service.js";
+export { loadConfig, ConfigError, type GrantkeeperConfig } from "./config/config.js";
+export { createLogger, type Logger } from "./telemetry/logger.js";

@@ -1,0 +1,243 @@
+/**
+ * The connection API of the lifecycle: import a grant, read, ensure a fresh
+ * access token, refresh on demand, host-reported state, delete with
+ * revocation, event history.
+ */
+import type { Clock } from "../domain/clock.js";
+import type { RefreshPolicy } from "../domain/policy.js";
+import type { ConnectionState, HostReportedState } from "../domain/states.js";
+import { applyHostReport, nextRefreshAfterSuccess } from "../domain/transitions.js";
+import { ProblemError } from "../http/problem.js";
+import { revokeToken, type TokenSet } from "../oauth/tokenEndpoint.js";
+import type { ProviderService } from "../providers/service.js";
+import { newConnectionId, type ConnectionFilter, type ConnectionRepository, type ConnectionRow } from "../store/connections.js";
+import type { Encryptor } from "../store/encryption.js";
+import type { Logger } from "../telemetry/logger.js";
+import { connectionInError, connectionNotFound, providerNotFound, refreshRateLimited, tokenUnavailable } from "./errors.js";
+import type { LifecycleHooks } from "./hooks.js";
+import { isFresh, tokenContext, type RefreshEngine } from "./refresher.js";
+import type { RefreshScheduler } from "./scheduler.js";
+import { toConnection, type Connection, type ConnectionEvent } from "./view.js";
+
+/** A fresh access token, as `POST /v1/connections/{id}/token` answers. */
+export interface AccessToken {
+  accessToken: string;
+  tokenType: string;
+  /** RFC 3339, or null for a token that does not expire. */
+  expiresAt: string | null;
+}
+
+/** A grant to store: from an import or a code exchange. */
+export interface GrantInput {
+  providerId: string;
+  entityId: string;
+  tokens: TokenSet;
+  /** Absolute expiry in milliseconds since the epoch; overrides `tokens.expiresInSeconds`. */
+  expiresAtMs?: number;
+  source: "import" | "connect";
+}
+
+/** Dependencies of {@link ConnectionService}. */
+export interface ConnectionServiceDeps {
+  repo: ConnectionRepository;
+  providers: ProviderService;
+  engine: RefreshEngine;
+  scheduler: RefreshScheduler;
+  encryptor: Encryptor;
+  clock: Clock;
+  fetch: typeof fetch;
+  logger: Logger;
+  policy: RefreshPolicy;
+  hooks: LifecycleHooks;
+  random: () => number;
+}
+
+/** Connections: the library surface (`gk.connections`) and what the HTTP API calls. */
+export class ConnectionService {
+  constructor(private readonly d: ConnectionServiceDeps) {}
+
+  /**
+   * Store a grant for an entity at a provider: creates the connection, or
+   * gives the entity's existing one its new tokens (re-authorization: state
+   * back to `pending`, failures cleared).
+   * @returns the connection and whether it was created
+   * @throws {@link ProblemError} 422 `provider_not_found`
+   */
+  async storeGrant(input: GrantInput): Promise<{ connection: Connection; created: boolean }> {
+    const { repo, encryptor, clock, policy, random } = this.d;
+    if (!(await this.d.providers.get(input.providerId))) throw providerNotFound(input.providerId, 422);
+    const now = clock.now();
+    const t = input.tokens;
+    const assumed = input.expiresAtMs === undefined && t.expiresInSeconds === undefined && t.refreshToken !== undefined;
+    const expiresAt = input.expiresAtMs ?? (t.expiresInSeconds !== undefined ? now + t.expiresInSeconds * 1000 : assumed ? now + policy.assumedLifetimeMs : null);
+    const next = nextRefreshAfterSuccess({ expiresAtMs: expiresAt, hasRefreshToken: t.refreshToken !== undefined }, now, policy, random());
+    const { row, created, previousState } = await repo.transaction(async (trx) => {
+      const existing = await repo.findByEntity(input.providerId, input.entityId, trx);
+      const id = existing?.id ?? newConnectionId();
+      const fields = {
+        access_token_ct: encryptor.encrypt(t.accessToken, tokenContext(id, "access_token")),
+        refresh_token_ct: t.refreshToken !== undefined ? encryptor.encrypt(t.refreshToken, tokenContext(id, "refresh_token")) : null,
+        token_type: t.tokenType,
+        scope: t.scope ?? "",
+        expires_at: expiresAt,
+        expires_at_assumed: assumed ? 1 : 0,
+        // A grant just issued may already be due (expires within the margin): the scheduler refreshes it.
+        next_refresh_at: expiresAt !== null && t.refreshToken !== undefined && expiresAt - policy.marginMs <= now ? now : next,
+        consecutive_failures: 0,
+        last_error: null,
+        lease_owner: null,
+        lease_until: null,
+        updated_at: now,
+      };
+      if (existing) {
+        const keep: ConnectionState = existing.state === "syncing" || existing.state === "ready" ? existing.state : "pending";
+        await repo.update(id, { ...fields, state: keep, token_version: existing.token_version + 1 }, trx);
+        await repo.appendEvent({ connectionId: id, atMs: now, type: "reauthorized", message: `new grant stored by ${input.source}; was ${existing.state}`, detail: { source: input.source, previousState: existing.state } }, trx);
+      } else {
+        await repo.insert(
+          { id, provider_id: input.providerId, entity_id: input.entityId, state: "pending", ...fields, last_refreshed_at: null, last_attempt_at: null, token_version: 1, created_at: now },
+          trx,
+        );
+        await repo.appendEvent({ connectionId: id, atMs: now, type: "granted", message: `grant stored by ${input.source}`, detail: { source: input.source } }, trx);
+      }
+      return { row: (await repo.get(id, trx))!, created: !existing, previousState: existing?.state };
+    });
+    this.d.scheduler.wake(row.next_refresh_at);
+    this.d.logger.info({ connectionId: row.id, providerId: row.provider_id, source: input.source, created }, "grant stored");
+    await this.d.hooks.emit("connection.granted", { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id, previousState });
+    return { connection: toConnection(row), created };
+  }
+
+  /** One connection. @throws {@link ProblemError} 404 */
+  async get(id: string): Promise<Connection> {
+    const row = await this.d.repo.getSummary(id);
+    if (!row) throw connectionNotFound(id);
+    return toConnection(row);
+  }
+
+  /** A page of connections, never touching ciphertext. `limit` 1..500 (default 100). */
+  async list(filter: ConnectionFilter = {}, page: { cursor?: string; limit?: number } = {}): Promise<{ items: Connection[]; nextCursor?: string }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
+    const rows = await this.d.repo.list(filter, page.cursor, limit + 1);
+    const items = rows.slice(0, limit).map(toConnection);
+    return rows.length > limit ? { items, nextCursor: items[items.length - 1]!.id } : { items };
+  }
+
+  /**
+   * A usable access token: refreshed first when expired or within the margin
+   * (single-flight). A still-valid token is returned even when that refresh
+   * fails transiently.
+   * @throws {@link ProblemError} 404 `connection_not_found`; 409 `connection_error` (grant dead);
+   *   503 `token_unavailable` with `Retry-After` (expired and the provider is unreachable; still usable)
+   */
+  async ensureFresh(id: string): Promise<AccessToken> {
+    const { repo, clock, policy } = this.d;
+    let row = await repo.get(id);
+    if (!row) throw connectionNotFound(id);
+    if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
+    if (!isFresh(row, clock.now(), policy.marginMs)) {
+      row = (await this.d.engine.refresh(id, "ensure")).row;
+    }
+    if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
+    const now = clock.now();
+    if (row.expires_at !== null && row.expires_at <= now) {
+      const retryMs = row.next_refresh_at !== null ? Math.max(1000, row.next_refresh_at - now) : policy.minIntervalMs;
+      throw tokenUnavailable(id, retryMs, this.lastErrorCode(row) ?? "refresh pending");
+    }
+    return this.tokenOf(row);
+  }
+
+  /**
+   * Refresh now (single-flight; counts against the per-connection rate limit).
+   * @returns the connection after the attempt, whatever its result (see `lastError`)
+   * @throws {@link ProblemError} 404; 409 `connection_error`; 429 `refresh_rate_limited` with `Retry-After`
+   */
+  async refresh(id: string): Promise<Connection> {
+    const row = await this.d.repo.getSummary(id);
+    if (!row) throw connectionNotFound(id);
+    if (row.state === "error") throw connectionInError(id, row.last_error ? (JSON.parse(row.last_error) as { code: string }).code : undefined);
+    const result = await this.d.engine.refresh(id, "forced");
+    if (result.rateLimitedForMs !== undefined) throw refreshRateLimited(id, result.rateLimitedForMs);
+    return toConnection(result.row);
+  }
+
+  /**
+   * Host-reported state (`pending` | `syncing` | `ready`).
+   * @throws {@link ProblemError} 404; 409 `connection_error` or `connection_degraded` when grantkeeper owns the state
+   */
+  async reportState(id: string, reported: HostReportedState): Promise<Connection> {
+    const { repo, clock } = this.d;
+    const row = await repo.getSummary(id);
+    if (!row) throw connectionNotFound(id);
+    const r = applyHostReport(row.state as ConnectionState, reported);
+    if (!r.ok) {
+      throw new ProblemError(409, r.code, "State owned by grantkeeper", r.code === "connection_error" ? `connection ${id} is in error; the user must reconnect` : `connection ${id} is degraded; it returns to ready on the next successful refresh`);
+    }
+    const now = clock.now();
+    await repo.transaction(async (trx) => {
+      await repo.update(id, { state: r.state, updated_at: now }, trx);
+      await repo.appendEvent({ connectionId: id, atMs: now, type: "state_reported", message: `host reported ${reported}`, detail: { from: row.state, to: r.state } }, trx);
+    });
+    return this.get(id);
+  }
+
+  /**
+   * Revoke at the provider (RFC 7009; refresh token, else access token) when it
+   * has a revocation endpoint, then delete. A failed revocation is logged and
+   * reported, and the connection is deleted anyway (the user asked to forget it).
+   * @returns whether the provider confirmed the revocation
+   * @throws {@link ProblemError} 404
+   */
+  async delete(id: string): Promise<{ revoked: boolean; revocationError?: string }> {
+    const { repo, encryptor, providers, policy, clock, fetch } = this.d;
+    const row = await repo.get(id);
+    if (!row) throw connectionNotFound(id);
+    let revoked = false;
+    let revocationError: string | undefined;
+    const provider = await providers.forCall(row.provider_id).catch(() => undefined);
+    if (provider?.definition.revocationEndpoint) {
+      const useRefresh = row.refresh_token_ct !== null;
+      const token = encryptor.decrypt(useRefresh ? row.refresh_token_ct! : row.access_token_ct, tokenContext(id, useRefresh ? "refresh_token" : "access_token"));
+      try {
+        revoked = await revokeToken({ provider: provider.definition, clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: clock.now() }, token, useRefresh ? "refresh_token" : "access_token");
+      } catch (e) {
+        revocationError = (e as Error).message;
+        this.d.logger.warn({ connectionId: id, providerId: row.provider_id, reason: revocationError }, "revocation failed; deleting anyway");
+      }
+    }
+    await repo.delete(id);
+    this.d.logger.info({ connectionId: id, providerId: row.provider_id, revoked }, "connection deleted");
+    return revocationError ? { revoked, revocationError } : { revoked };
+  }
+
+  /** A connection's history, newest first. @throws {@link ProblemError} 404 */
+  async events(id: string, page: { cursor?: string; limit?: number } = {}): Promise<{ items: ConnectionEvent[]; nextCursor?: string }> {
+    if (!(await this.d.repo.getSummary(id))) throw connectionNotFound(id);
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
+    const before = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Number(page.cursor) : undefined;
+    const rows = await this.d.repo.listEvents(id, before, limit + 1);
+    const items: ConnectionEvent[] = rows.slice(0, limit).map((r) => ({
+      id: Number(r.id),
+      connectionId: r.connection_id,
+      at: new Date(r.at).toISOString(),
+      type: r.type,
+      ...(r.class ? { class: r.class } : {}),
+      ...(r.code ? { code: r.code } : {}),
+      message: r.message,
+      ...(r.detail ? { detail: JSON.parse(r.detail) as Record<string, unknown> } : {}),
+    }));
+    return rows.length > limit ? { items, nextCursor: String(items[items.length - 1]!.id) } : { items };
+  }
+
+  private tokenOf(row: ConnectionRow): AccessToken {
+    return {
+      accessToken: this.d.encryptor.decrypt(row.access_token_ct, tokenContext(row.id, "access_token")),
+      tokenType: row.token_type,
+      expiresAt: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
+    };
+  }
+
+  private lastErrorCode(row: Pick<ConnectionRow, "last_error">): string | undefined {
+    return row.last_error ? (JSON.parse(row.last_error) as { code: string }).code : undefined;
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The refresh engine: single-flight in process (a map of promises) and
+ * across processes (a lease row with a TTL in the store, re-read after
+ * taking it), classification of failures, the durable schedule, rotation-race
+ * adoption. Nango's refreshCredentialsIfNeeded layers the same three guards;
+ * the Frigg ADR-031 race (two refreshes 368 ms apart on a rotating provider)
+ * is why a dead-looking grant is re-read before it is declared dead.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { classifyRefreshFailure, type Classification } from "../domain/classify.js";
+import type { Clock } from "../domain/clock.js";
+import type { RefreshPolicy } from "../domain/policy.js";
+import type { ConnectionState, LastError } from "../domain/states.js";
+import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
+import { isTokenEndpointError, refreshGrant, type TokenSet } from "../oauth/tokenEndpoint.js";
+import type { ProviderService } from "../providers/service.js";
+import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../store/connections.js";
+import type { Encryptor } from "../store/encryption.js";
+import type { Logger } from "../telemetry/logger.js";
+import { connectionNotFound } from "./errors.js";
+import type { LifecycleHooks } from "./hooks.js";
+
+/** Why a refresh runs. `scheduled` skips when no longer due; `ensure` skips when fresh; `forced` always calls (rate limit permitting). */
+export type RefreshMode = "scheduled" | "ensure" | "forced";
+
+/**
+ * What one refresh request came to.
+ * - `refreshed`: this call got new tokens;
+ * - `skipped`: nothing to do (fresh, not due, rate limited, or another instance did it);
+ * - `adopted`: another instance had already rotated the grant; its tokens are used;
+ * - `failed`: the token endpoint call failed (see `verdict`).
+ */
+export interface RefreshResult {
+  outcome: "refreshed" | "skipped" | "adopted" | "failed";
+  /** The row after the attempt (re-read). */
+  row: ConnectionRow;
+  verdict?: Classification;
+  /** Set when `skipped` because of the per-connection rate limit: milliseconds until a call is allowed. */
+  rateLimitedForMs?: number;
+}
+
+/** Dependencies of {@link RefreshEngine}. */
+export interface RefreshEngineDeps {
+  repo: ConnectionRepository;
+  providers: ProviderService;
+  encryptor: Encryptor;
+  clock: Clock;
+  fetch: typeof fetch;
+  logger: Logger;
+  policy: RefreshPolicy;
+  hooks: LifecycleHooks;
+  /** Number in [0, 1) for jitter. */
+  random: () => number;
+  /** Unique per process; the lease owner. */
+  instanceId: string;
+}
+
+/** Associated-data context of a connection's token ciphertext. */
+export function tokenContext(connectionId: string, field: "access_token" | "refresh_token"): string {
+  return `connection:${connectionId}:${field}`;
+}
+
+/** True when the token does not need refreshing at `nowMs` (expiry beyond the margin, or none). */
+export function isFresh(row: Pick<ConnectionRow, "expires_at">, nowMs: number, marginMs: number): boolean {
+  return row.expires_at === null || row.expires_at - marginMs > nowMs;
+}
+
+const LEASE_POLL_MS = 25;
+
+/** Single-flight refresh of one connection at a time, in process and across processes. */
+export class RefreshEngine {
+  private readonly inFlight = new Map<string, Promise<RefreshResult>>();
+  /** Token endpoint calls made by this engine (benchmarks count them). */
+  tokenCalls = 0;
+
+  constructor(private readonly deps: RefreshEngineDeps) {}
+
+  /** Lease lifetime: one call's timeout plus slack, in milliseconds. */
+  get leaseTtlMs(): number {
+    return this.deps.policy.timeoutMs + 5_000;
+  }
+
+  /**
+   * Refresh a connection, joining any refresh of it already in flight in this process.
+   * @throws {@link ProblemError} 404 when the connection does not exist
+   */
+  refresh(connectionId: string, mode: RefreshMode): Promise<RefreshResult> {
+    const existing = this.inFlight.get(connectionId);
+    if (existing) return existing;
+    const p = this.run(connectionId, mode).finally(() => this.inFlight.delete(connectionId));
+    this.inFlight.set(connectionId, p);
+    return p;
+  }
+
+  private async run(id: string, mode: RefreshMode): Promise<RefreshResult> {
+    const { repo, clock, instanceId } = this.deps;
+    let row = await repo.acquireLease(id, instanceId, clock.now(), this.leaseTtlMs);
+    if (!row) {
+      const current = await repo.get(id);
+      if (!current) throw connectionNotFound(id);
+      // Another instance holds the lease: wait for its result rather than calling the provider twice.
+      return { outcome: "skipped", row: await this.waitForLease(id) };
+    }
+    try {
+      return await this.underLease(row, mode);
+    } catch (e) {
+      // Never leave a lease behind on an unexpected error; the TTL is the last resort.
+      await repo.update(id, { lease_owner: null, lease_until: null }).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async waitForLease(id: string): Promise<ConnectionRow> {
+    const deadline = Date.now() + this.leaseTtlMs + 1_000;
+    for (;;) {
+      const row = await this.deps.repo.get(id);
+      if (!row) throw connectionNotFound(id);
+      if (row.lease_owner === null || (row.lease_until ?? 0) <= this.deps.clock.now() || Date.now() > deadline) return row;
+      // Wall-clock polling: this waits on another process's I/O, not on domain time.
+      await sleep(LEASE_POLL_MS, undefined, { ref: false });
+    }
+  }
+
+  private async release(row: ConnectionRow, outcome: RefreshResult["outcome"], extra: Partial<RefreshResult> = {}): Promise<RefreshResult> {
+    await this.deps.repo.releaseLease(row.id, this.deps.instanceId, {});
+    return { outcome, row: { ...row, lease_owner: null, lease_until: null }, ...extra };
+  }
+
+  private async underLease(row: ConnectionRow, mode: RefreshMode): Promise<RefreshResult> {
+    const { clock, policy } = this.deps;
+    const now = clock.now();
+    if (row.state === "error") return this.release(row, "skipped");
+    if (mode === "scheduled" && (row.next_refresh_at === null || row.next_refresh_at > now)) return this.release(row, "skipped");
+    const margin = await this.marginFor(row);
+    if (mode === "ensure" && isFresh(row, now, margin)) return this.release(row, "skipped");
+    if (mode !== "scheduled" && row.last_attempt_at !== null && now - row.last_attempt_at < policy.minIntervalMs) {
+      return this.release(row, "skipped", { rateLimitedForMs: row.last_attempt_at + policy.minIntervalMs - now });
+    }
+    if (row.refresh_token_ct === null) {
+      if (row.expires_at !== null && row.expires_at <= now) {
+        return this.fail(row, classifyRefreshFailure({ kind: "not_refreshable" }), "access token expired and no refresh token was issued", now, 0);
+      }
+      return this.commit(row, "skipped", { next_refresh_at: row.expires_at }, undefined);
+    }
+    return this.callTokenEndpoint(row, now);
+  }
+
+  private async marginFor(row: ConnectionRow): Promise<number> {
+    const p = await this.deps.providers.forCall(row.provider_id).catch(() => undefined);
+    const s = p?.definition.refreshMarginSeconds;
+    return s !== undefined ? s * 1000 : this.deps.policy.marginMs;
+  }
+
+  private async callTokenEndpoint(row: ConnectionRow, startedAt: number): Promise<RefreshResult> {
+    const { providers, encryptor, policy, fetch } = this.deps;
+    const provider = await providers.forCall(row.provider_id);
+    const refreshToken = encryptor.decrypt(row.refresh_token_ct!, tokenContext(row.id, "refresh_token"));
+    const t0 = performance.now();
+    this.tokenCalls++;
+    let tokens: TokenSet;
+    try {
+      tokens = await refreshGrant({ provider: provider.definition, clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: startedAt }, refreshToken);
+    } catch (e) {
+      if (!isTokenEndpointError(e)) throw e;
+      const verdict = classifyRefreshFailure(e.observation, provider.definition.errorClassOverrides);
+      return this.fail(row, verdict, e.message, startedAt, performance.now() - t0);
+    }
+    return this.succeed(row, tokens, provider.definition.refreshMarginSeconds, startedAt, performance.now() - t0);
+  }
+
+  private async succeed(row: ConnectionRow, tokens: TokenSet, marginSeconds: number | undefined, startedAt: number, durationMs: number): Promise<RefreshResult> {
+    const { encryptor, policy, clock, random } = this.deps;
+    const now = clock.now();
+    const assumed = tokens.expiresInSeconds === undefined;
+    const expiresAt = now + (assumed ? policy.assumedLifetimeMs : tokens.expiresInSeconds! * 1000);
+    // Nango #298: a response without a refresh token keeps the stored one.
+    const refreshCt = tokens.refreshToken !== undefined ? encryptor.encrypt(tokens.refreshToken, tokenContext(row.id, "refresh_token")) : row.refresh_token_ct;
+    const effectivePolicy = marginSeconds !== undefined ? { ...policy, marginMs: marginSeconds * 1000 } : policy;
+    const next = afterRefreshSuccess({ state: row.state as ConnectionState, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null }, now, effectivePolicy, random());
+    const unchanged = encryptor.decrypt(row.access_token_ct, tokenContext(row.id, "access_token")) === tokens.accessToken;
+    const patch: ConnectionPatch = {
+      access_token_ct: encryptor.encrypt(tokens.accessToken, tokenContext(row.id, "access_token")),
+      refresh_token_ct: refreshCt,
+      token_type: tokens.tokenType,
+      scope: tokens.scope ?? row.scope,
+      expires_at: expiresAt,
+      expires_at_assumed: assumed ? 1 : 0,
+      last_refreshed_at: now,
+      last_attempt_at: startedAt,
+      next_refresh_at: next.nextRefreshAtMs,
+      consecutive_failures: 0,
+      last_error: null,
+      state: next.state,
+      token_version: row.token_version + 1,
+      updated_at: now,
+    };
+    const events = [
+      {
+        type: "refreshed",
+        message: `access token refreshed${tokens.refreshToken ? " (refresh token rotated)" : ""}${assumed ? "; no expires_in, lifetime assumed" : ""}`,
+        detail: { rotated: tokens.refreshToken !== undefined, expiresInAssumed: assumed, durationMs: Math.round(durationMs), recoveredAfterFailures: row.consecutive_failures },
+      },
+      ...(unchanged ? [{ type: "suspicious_refresh", message: "refresh succeeded but returned the same access token", detail: null }] : []),
+    ];
+    const result = await this.commit(row, "refreshed", patch, events);
+    this.log(row, result.outcome, undefined, durationMs, next.nextRefreshAtMs, unchanged ? { suspicious: true } : {});
+    if (result.outcome === "refreshed") {
+      await this.deps.hooks.emit("connection.refreshed", { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id });
+    }
+    return result;
+  }
+
+  private async fail(row: ConnectionRow, verdict: Classification, message: string, startedAt: number, durationMs: number): Promise<RefreshResult> {
+    const { repo, clock, policy, random, hooks } = this.deps;
+    const now = clock.now();
+    if (verdict.class === "permanent" && verdict.scope === "grant" && verdict.reason !== "not_refreshable") {
+      // Rotation race: another instance may have rotated the refresh token we just used.
+      const current = await repo.get(row.id);
+      if (current && current.token_version !== row.token_version) {
+        await repo.appendEvent({ connectionId: row.id, atMs: now, type: "adopted", message: "invalid_grant after another instance rotated the grant: its tokens were adopted", code: verdict.code });
+        await repo.releaseLease(row.id, this.deps.instanceId, {});
+        this.log(row, "adopted", verdict, durationMs, current.next_refresh_at);
+        return { outcome: "adopted", row: current, verdict };
+      }
+    }
+    const t = afterRefreshFailure({ consecutiveFailures: row.consecutive_failures }, verdict, now, policy, random());
+    const lastError: LastError = { class: verdict.class, code: verdict.code, message, at: new Date(now).toISOString() };
+    const patch: ConnectionPatch = {
+      state: t.state,
+      consecutive_failures: t.consecutiveFailures,
+      next_refresh_at: t.nextRefreshAtMs,
+      last_error: JSON.stringify(lastError),
+      last_attempt_at: startedAt,
+      updated_at: now,
+    };
+    const detail = { reason: verdict.reason, phase: t.phase, nextRefreshAt: t.nextRefreshAtMs === null ? null : new Date(t.nextRefreshAtMs).toISOString(), ...(verdict.class === "transient" && verdict.retryAfterMs !== undefined ? { retryAfterMs: verdict.retryAfterMs } : {}) };
+    const events = [
+      { type: "refresh_failed", class: verdict.class, code: verdict.code, message, detail },
+      ...(t.enteredRecovery ? [{ type: "recovery_entered", class: verdict.class, code: verdict.code, message: `retries exhausted; trying every ${Math.round(policy.recoveryIntervalMs / 1000)} s until it works or turns permanent`, detail: null }] : []),
+      ...(t.state === "error" ? [{ type: "invalidated", class: verdict.class, code: verdict.code, message: "grant is dead; the user must reconnect", detail: null }] : []),
+    ];
+    const result = await this.commit(row, "failed", patch, events, verdict);
+    this.log(row, result.outcome, verdict, durationMs, t.nextRefreshAtMs, { phase: t.phase, consecutiveFailures: t.consecutiveFailures });
+    if (result.outcome === "failed") {
+      const base = { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id, lastError };
+      if (t.state === "error") await hooks.emit("connection.invalidated", base);
+      else if (verdict.class === "permanent") await hooks.emit("provider.misconfigured", { providerId: row.provider_id, connectionId: row.id, lastError });
+      else await hooks.emit("connection.degraded", { ...base, consecutiveFailures: t.consecutiveFailures, enteredRecovery: t.enteredRecovery === true });
+    }
+    return result;
+  }
+
+  /**
+   * Write the patch and its events, releasing the lease, in one transaction,
+   * only if no one stored newer tokens meanwhile (token_version unchanged).
+   */
+  private async commit(
+    row: ConnectionRow,
+    outcome: RefreshResult["outcome"],
+    patch: ConnectionPatch,
+    events: Array<{ type: string; class?: string; code?: string; message: string; detail: Record<string, unknown> | null }> | undefined,
+    verdict?: Classification,
+  ): Promise<RefreshResult> {
+    const { repo, clock } = this.deps;
+    const now = clock.now();
+    const written = await repo.transaction(async (trx) => {
+      const r = await trx
+        .updateTable("connections")
+        .set({ ...patch, lease_owner: null, lease_until: null })
+        .where("id", "=", row.id)
+        .where("token_version", "=", row.token_version)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) return false;
+      for (const e of events ?? []) await repo.appendEvent({ connectionId: row.id, atMs: now, ...e }, trx);
+      return true;
+    });
+    const after = await repo.get(row.id);
+    if (!after) throw connectionNotFound(row.id);
+    if (!written) {
+      // Someone stored newer tokens while we were calling (our lease had expired): theirs win.
+      await repo.releaseLease(row.id, this.deps.instanceId, {});
+      return { outcome: "adopted", row: after, ...(verdict ? { verdict } : {}) };
+    }
+    return { outcome, row: after, ...(verdict ? { verdict } : {}) };
+  }
+
+  private log(row: ConnectionRow, result: string, verdict: Classification | undefined, durationMs: number, nextMs: number | null, extra: Record<string, unknown> = {}): void {
+    const level = verdict === undefined ? "info" : verdict.class === "permanent" ? "error" : "warn";
+    this.deps.logger[level](
+      {
+        connectionId: row.id,
+        providerId: row.provider_id,
+        result,
+        class: verdict?.class ?? "none",
+        reason: verdict?.reason ?? "ok",
+        code: verdict?.code,
+        durationMs: Math.round(durationMs),
+        nextRefreshAt: nextMs === null ? null : new Date(nextMs).toISOString(),
+        ...extra,
+      },
+      "refresh attempt",
+    );
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Token endpoint calls (RFC 6749 §4.1.3 code exchange, §6 refresh) and
+ * revocation (RFC 7009), thin over panva's oauth4webapi. This module turns
+ * every outcome into either a {@link TokenSet} or a {@link TokenEndpointError}
+ * carrying a {@link RefreshObservation} — the only facts the classifier reads.
+ */
+import * as oauth from "oauth4webapi";
+import { timeout, TimeoutStrategy, TaskCancelledError } from "cockatiel";
+import { parseRetryAfter, type RefreshObservation } from "../domain/classify.js";
+import { isLoopbackUrl, type ProviderDefinition } from "../providers/definition.js";
+
+/** The parts of a token response grantkeeper keeps. */
+export interface TokenSet {
+  accessToken: string;
+  /** `token_type`, normalized to "Bearer" casing when it is bearer. */
+  tokenType: string;
+  /** Absent when the provider did not issue (or rotate) one. */
+  refreshToken?: string;
+  /** `expires_in` in seconds, absent when the provider did not send it. */
+  expiresInSeconds?: number;
+  scope?: string;
+}
+
+/** Everything a call needs besides its own arguments. */
+export interface TokenEndpointContext {
+  provider: ProviderDefinition;
+  /** Decrypted client secret, when the auth method needs one. */
+  clientSecret: string | undefined;
+  /** The fetch to use (injected; tests and the proxy share one). */
+  fetch: typeof fetch;
+  /** Per-call timeout in milliseconds (`refresh.timeoutSeconds`). */
+  timeoutMs: number;
+  /** Current time in milliseconds since the epoch, for `Retry-After` dates. */
+  nowMs: number;
+}
+
+/** A failed token endpoint call, reduced to its observation. `code` is stable. */
+export class TokenEndpointError extends Error {
+  readonly code = "token_endpoint_error";
+  constructor(
+    readonly observation: RefreshObservation,
+    message: string,
+  ) {
+    super(message);
+    this.name = "TokenEndpointError";
+  }
+}
+
+/** Guard that does not depend on `instanceof` across module copies. */
+export function isTokenEndpointError(e: unknown): e is TokenEndpointError {
+  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "TokenEndpointError";
+}
+
+function authServer(p: ProviderDefinition): oauth.AuthorizationServer {
+  return {
+    // Without a configured issuer there is no ID token validation to do: grantkeeper
+    // manages grants, not identity, so id_tokens are dropped (see stripIdToken).
+    issuer: p.issuer ?? new URL(p.tokenEndpoint).origin,
+    authorization_endpoint: p.authorizationEndpoint,
+    token_endpoint: p.tokenEndpoint,
+    ...(p.revocationEndpoint ? { revocation_endpoint: p.revocationEndpoint } : {}),
+  };
+}
+
+function clientAuth(p: ProviderDefinition, secret: string | undefined): oauth.ClientAuth {
+  switch (p.tokenEndpointAuthMethod) {
+    case "client_secret_basic":
+      return oauth.ClientSecretBasic(secret ?? "");
+    case "client_secret_post":
+      return oauth.ClientSecretPost(secret ?? "");
+    case "none":
+      return oauth.None();
+  }
+}
+
+interface Recorded {
+  status?: number;
+  retryAfter?: string | null;
+  contentType?: string | null;
+}
+
+/**
+ * A fetch wrapper that records the raw status and applies provider quirks
+ * before oauth4webapi parses the answer:
+ * - `errorsWithStatus200`: a 200 whose JSON has an `error` is re-labelled 400 (GitHub);
+ * - no configured `issuer`: `id_token` is removed from token responses.
+ */
+function quirkFetch(ctx: TokenEndpointContext, rec: Recorded): typeof fetch {
+  return async (input, init) => {
+    const res = await ctx.fetch(input, { ...init, redirect: "manual" });
+    rec.status = res.status;
+    rec.retryAfter = res.headers.get("retry-after");
+    rec.contentType = res.headers.get("content-type");
+    const isJson = (rec.contentType ?? "").includes("json");
+    const needsRewrite = isJson && res.status === 200 && (ctx.provider.quirks.errorsWithStatus200 || ctx.provider.issuer === undefined);
+    if (!needsRewrite) return res;
+    const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+    if (body === undefined || typeof body !== "object" || body === null) {
+      return new Response("not json", { status: 200, headers: { "content-type": "text/plain" } });
+    }
+    let status = 200;
+    if (ctx.provider.quirks.errorsWithStatus200 && typeof body.error === "string") {
+      status = 400;
+      rec.status = 400;
+    }
+    if (ctx.provider.issuer === undefined) delete body.id_token;
+    return new Response(JSON.stringify(body), { status, headers: res.headers });
+  };
+}
+
+function requestOptions(ctx: TokenEndpointContext, rec: Recorded, signal: AbortSignal) {
+  return {
+    [oauth.customFetch]: quirkFetch(ctx, rec),
+    // http is only ever accepted for loopback endpoints (validated in the provider definition).
+    [oauth.allowInsecureRequests]: isLoopbackUrl(ctx.provider.tokenEndpoint),
+    signal,
+  };
+}
+
+function toObservation(e: unknown, rec: Recorded, nowMs: number): { obs: RefreshObservation; message: string } {
+  const retryAfterMs = parseRetryAfter(rec.retryAfter, nowMs);
+  const retry = retryAfterMs !== undefined ? { retryAfterMs } : {};
+  if (e instanceof TaskCancelledError) return { obs: { kind: "timeout" }, message: "token endpoint did not answer in time" };
+  if (e instanceof oauth.ResponseBodyError) {
+    return { obs: { kind: "http", status: e.status, error: e.error, json: true, ...retry }, message: `token endpoint answered ${e.status} ${e.error}` };
+  }
+  if (rec.status !== undefined && (rec.status < 200 || rec.status > 299)) {
+    const json = (rec.contentType ?? "").includes("json");
+    return { obs: { kind: "http", status: rec.status, json, ...retry }, message: `token endpoint answered ${rec.status}${json ? "" : " (not JSON)"}` };
+  }
+  if (rec.status !== undefined) return { obs: { kind: "invalid_response" }, message: "token endpoint answered 2xx without a usable token response" };
+  const name = (e as { name?: string })?.name;
+  if (name === "AbortError" || name === "TimeoutError") return { obs: { kind: "timeout" }, message: "token endpoint call aborted" };
+  return { obs: { kind: "network" }, message: `token endpoint unreachable (${(e as { cause?: { code?: string } })?.cause?.code ?? name ?? "network error"})` };
+}
+
+async function call(
+  ctx: TokenEndpointContext,
+  run: (opts: ReturnType<typeof requestOptions>) => Promise<oauth.TokenEndpointResponse>,
+): Promise<TokenSet> {
+  const rec: Recorded = {};
+  const policy = timeout(ctx.timeoutMs, TimeoutStrategy.Aggressive);
+  let res: oauth.TokenEndpointResponse;
+  try {
+    res = await policy.execute(({ signal }) => run(requestOptions(ctx, rec, signal)));
+  } catch (e) {
+    const { obs, message } = toObservation(e, rec, ctx.nowMs);
+    throw new TokenEndpointError(obs, message);
+  }
+  if (typeof res.access_token !== "string" || res.access_token === "") {
+    throw new TokenEndpointError({ kind: "invalid_response" }, "token response without access_token");
+  }
+  return {
+    accessToken: res.access_token,
+    tokenType: res.token_type?.toLowerCase() === "bearer" ? "Bearer" : (res.token_type ?? "Bearer"),
+    ...(typeof res.refresh_token === "string" && res.refresh_token !== "" ? { refreshToken: res.refresh_token } : {}),
+    ...(typeof res.expires_in === "number" && Number.isFinite(res.expires_in) ? { expiresInSeconds: res.expires_in } : {}),
+    ...(typeof res.scope === "string" ? { scope: res.scope } : {}),
+  };
+}
+
+/**
+ * Refresh an access token (RFC 6749 §6).
+ * @throws {@link TokenEndpointError} with the observation to classify
+ * @see RFC 6749 §6, §5.2
+ */
+export async function refreshGrant(ctx: TokenEndpointContext, refreshToken: string): Promise<TokenSet> {
+  const as = authServer(ctx.provider);
+  const client: oauth.Client = { client_id: ctx.provider.clientId };
+  return call(ctx, async (opts) => {
+    const response = await oauth.refreshTokenGrantRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), refreshToken, opts);
+    return oauth.processRefreshTokenResponse(as, client, response);
+  });
+}
+
+/**
+ * Exchange an authorization code with its PKCE verifier (RFC 6749 §4.1.3, RFC 7636 §4.5).
+ * @param callbackParams the query of the redirect (already checked against the stored `state`)
+ * @throws {@link TokenEndpointError}
+ */
+export async function exchangeCode(ctx: TokenEndpointContext, callbackParams: URLSearchParams, redirectUri: string, codeVerifier: string): Promise<TokenSet> {
+  const as = authServer(ctx.provider);
+  const client: oauth.Client = { client_id: ctx.provider.clientId };
+  return call(ctx, async (opts) => {
+    const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), callbackParams, redirectUri, codeVerifier, opts);
+    return oauth.processAuthorizationCodeResponse(as, client, response);
+  });
+}
+
+/**
+ * Revoke a token at the provider's revocation endpoint (RFC 7009 §2.1).
+ * A no-op when the provider has none.
+ * @returns true when a revocation request was accepted
+ * @throws {@link TokenEndpointError} when the endpoint fails
+ */
+export async function revokeToken(ctx: TokenEndpointContext, token: string, hint: "refresh_token" | "access_token"): Promise<boolean> {
+  if (!ctx.provider.revocationEndpoint) return false;
+  const as = authServer(ctx.provider);
+  const client: oauth.Client = { client_id: ctx.provider.clientId };
+  const rec: Recorded = {};
+  const policy = timeout(ctx.timeoutMs, TimeoutStrategy.Aggressive);
+  try {
+    await policy.execute(async ({ signal }) => {
+      const response = await oauth.revocationRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), token, {
+        ...requestOptions(ctx, rec, signal),
+        additionalParameters: { token_type_hint: hint },
+      });
+      await oauth.processRevocationResponse(response);
+    });
+    return true;
+  } catch (e) {
+    const { obs, message } = toObservation(e, rec, ctx.nowMs);
+    throw new TokenEndpointError(obs, message);
+  }
+}

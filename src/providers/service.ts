@@ -1,0 +1,63 @@
+/**
+ * Provider definitions, stored with their client secret encrypted.
+ */
+import type { Clock } from "../domain/clock.js";
+import { providerNotFound } from "../lifecycle/errors.js";
+import type { Encryptor } from "../store/encryption.js";
+import type { ProviderRepository } from "../store/providers.js";
+import { resolveProviderInput } from "./catalogue.js";
+import type { ProviderDefinition, ProviderInput } from "./definition.js";
+
+/** A provider as the API shows it: the definition, never the secret. */
+export type ProviderView = ProviderDefinition & { hasClientSecret: boolean; createdAt: string; updatedAt: string };
+
+/** A provider ready for a token endpoint call. */
+export interface ProviderForCall {
+  definition: ProviderDefinition;
+  clientSecret: string | undefined;
+}
+
+/** Create, read and prepare providers. */
+export class ProviderService {
+  constructor(
+    private readonly repo: ProviderRepository,
+    private readonly encryptor: Encryptor,
+    private readonly clock: Clock,
+    /** Called after a successful put (e.g. to retry connections that failed on the old client configuration). */
+    private readonly afterPut: (id: string, created: boolean) => Promise<void> = async () => {},
+  ) {}
+
+  /**
+   * Create or replace a provider (PUT semantics: the body is the whole definition).
+   * @throws {@link ProblemError} 422 for an invalid definition or unknown template
+   */
+  async put(id: string, input: ProviderInput): Promise<{ provider: ProviderView; created: boolean }> {
+    const def = resolveProviderInput(id, input);
+    const secretCt = input.clientSecret !== undefined ? this.encryptor.encrypt(input.clientSecret, `provider:${id}:client_secret`) : null;
+    const created = await this.repo.upsert(def, secretCt, this.clock.now());
+    await this.afterPut(id, created);
+    return { provider: (await this.get(id))!, created };
+  }
+
+  /** One provider view, or undefined. */
+  async get(id: string): Promise<ProviderView | undefined> {
+    const p = await this.repo.get(id);
+    return p ? { ...p.definition, hasClientSecret: p.clientSecretCt !== null, createdAt: new Date(p.createdAtMs).toISOString(), updatedAt: new Date(p.updatedAtMs).toISOString() } : undefined;
+  }
+
+  /** Every provider view. */
+  async list(): Promise<ProviderView[]> {
+    return (await this.repo.list()).map((p) => ({ ...p.definition, hasClientSecret: p.hasClientSecret, createdAt: new Date(p.createdAtMs).toISOString(), updatedAt: new Date(p.updatedAtMs).toISOString() }));
+  }
+
+  /**
+   * Definition plus decrypted secret, read fresh from the store (another
+   * instance may have changed it).
+   * @throws {@link ProblemError} 404 `provider_not_found`
+   */
+  async forCall(id: string): Promise<ProviderForCall> {
+    const p = await this.repo.get(id);
+    if (!p) throw providerNotFound(id);
+    return { definition: p.definition, clientSecret: p.clientSecretCt ? this.encryptor.decrypt(p.clientSecretCt, `provider:${id}:client_secret`) : undefined };
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * SQL for connections and their event history. Orchestration lives in
+ * src/lifecycle; this file only reads and writes rows. Ciphertexts pass
+ * through untouched: decryption happens in the lifecycle, only when a token
+ * is used (lists and status pages never touch ciphertext).
+ */
+import { randomUUID } from "node:crypto";
+import type { Kysely, Selectable, Transaction, Updateable } from "kysely";
+import type { ConnectionEventsTable, ConnectionsTable, Database } from "./schema.js";
+
+/** A `connections` row. */
+export type ConnectionRow = Selectable<ConnectionsTable>;
+/** A `connection_events` row. */
+export type ConnectionEventRow = Selectable<ConnectionEventsTable>;
+/** Columns a refresh may change. */
+export type ConnectionPatch = Updateable<ConnectionsTable>;
+
+/** A new event of a connection's history. */
+export interface NewConnectionEvent {
+  connectionId: string;
+  atMs: number;
+  type: string;
+  class?: string | null;
+  code?: string | null;
+  message: string;
+  detail?: Record<string, unknown> | null;
+}
+
+/** Filter for {@link ConnectionRepository.list}. */
+export interface ConnectionFilter {
+  entityId?: string;
+  providerId?: string;
+  state?: string;
+}
+
+const LIST_COLUMNS = [
+  "id",
+  "provider_id",
+  "entity_id",
+  "state",
+  "token_type",
+  "scope",
+  "expires_at",
+  "expires_at_assumed",
+  "last_refreshed_at",
+  "last_attempt_at",
+  "next_refresh_at",
+  "consecutive_failures",
+  "last_error",
+  "token_version",
+  "lease_owner",
+  "lease_until",
+  "created_at",
+  "updated_at",
+] as const;
+
+/** A row without ciphertext columns (what lists read). */
+export type ConnectionSummaryRow = Pick<ConnectionRow, (typeof LIST_COLUMNS)[number]>;
+
+/** New connection id: `conn_` + 26 url-safe characters. */
+export function newConnectionId(): string {
+  return `conn_${randomUUID().replaceAll("-", "").slice(0, 26)}`;
+}
+
+/** Reads and writes of `connections` and `connection_events`. */
+export class ConnectionRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Run `fn` in one transaction. */
+  transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(fn);
+  }
+
+  /** Full row, ciphertext included; undefined when absent. */
+  async get(id: string, db: Kysely<Database> = this.db): Promise<ConnectionRow | undefined> {
+    return db.selectFrom("connections").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  /** Row without ciphertext; undefined when absent. */
+  async getSummary(id: string): Promise<ConnectionSummaryRow | undefined> {
+    return this.db.selectFrom("connections").select(LIST_COLUMNS).where("id", "=", id).executeTakeFirst();
+  }
+
+  /** The entity's connection at a provider, ciphertext included. */
+  async findByEntity(providerId: string, entityId: string, db: Kysely<Database> = this.db): Promise<ConnectionRow | undefined> {
+    return db.selectFrom("connections").selectAll().where("provider_id", "=", providerId).where("entity_id", "=", entityId).executeTakeFirst();
+  }
+
+  /**
+   * Page of connections ordered by id, without ciphertext.
+   * @param after cursor: the last id of the previous page
+   * @param limit 1..500
+   */
+  async list(filter: ConnectionFilter, after: string | undefined, limit: number): Promise<ConnectionSummaryRow[]> {
+    let q = this.db.selectFrom("connections").select(LIST_COLUMNS).orderBy("id").limit(limit);
+    if (filter.entityId !== undefined) q = q.where("entity_id", "=", filter.entityId);
+    if (filter.providerId !== undefined) q = q.where("provider_id", "=", filter.providerId);
+    if (filter.state !== undefined) q = q.where("state", "=", filter.state);
+    if (after !== undefined) q = q.where("id", ">", after);
+    return q.execute();
+  }
+
+  /** Insert a new row. */
+  async insert(row: ConnectionRow, db: Kysely<Database> = this.db): Promise<void> {
+    await db.insertInto("connections").values(row).execute();
+  }
+
+  /** Update columns of one row unconditionally. @returns rows changed (0 or 1) */
+  async update(id: string, patch: ConnectionPatch, db: Kysely<Database> = this.db): Promise<number> {
+    const r = await db.updateTable("connections").set(patch).where("id", "=", id).executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /**
+   * Take the refresh lease of one connection when it is free or expired: one
+   * atomic UPDATE, so two instances can never both hold it.
+   * @param nowMs current time (milliseconds since the epoch)
+   * @param ttlMs lease lifetime in milliseconds; a crashed holder's lease frees itself after it
+   * @returns the row as it is now (re-read under the lease), or undefined when someone else holds it
+   */
+  async acquireLease(id: string, owner: string, nowMs: number, ttlMs: number): Promise<ConnectionRow | undefined> {
+    return this.db
+      .updateTable("connections")
+      .set({ lease_owner: owner, lease_until: nowMs + ttlMs })
+      .where("id", "=", id)
+      .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<=", nowMs)]))
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /**
+   * Write `patch` and release the lease in one statement, only while `owner`
+   * still holds it.
+   * @returns false when the lease was lost (expired and taken by another instance)
+   */
+  async releaseLease(id: string, owner: string, patch: ConnectionPatch, db: Kysely<Database> = this.db): Promise<boolean> {
+    const r = await db
+      .updateTable("connections")
+      .set({ ...patch, lease_owner: null, lease_until: null })
+      .where("id", "=", id)
+      .where("lease_owner", "=", owner)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Ids of connections due for the scheduler: `next_refresh_at <= nowMs`, not
+   * in `error`, lease free. Reads the `next_refresh_at` index only.
+   */
+  async due(nowMs: number, limit: number): Promise<Array<{ id: string; next_refresh_at: number | null }>> {
+    return this.db
+      .selectFrom("connections")
+      .select(["id", "next_refresh_at"])
+      .where("next_refresh_at", "<=", nowMs)
+      .where("state", "!=", "error")
+      .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<=", nowMs)]))
+      .orderBy("next_refresh_at")
+      .limit(limit)
+      .execute();
+  }
+
+  /** Earliest `next_refresh_at` of a connection not in `error`, or undefined. */
+  async nextDueAt(): Promise<number | undefined> {
+    const r = await this.db
+      .selectFrom("connections")
+      .select("next_refresh_at")
+      .where("next_refresh_at", "is not", null)
+      .where("state", "!=", "error")
+      .orderBy("next_refresh_at")
+      .limit(1)
+      .executeTakeFirst();
+    return r?.next_refresh_at ?? undefined;
+  }
+
+  /** Make every non-error connection of a provider due now (after its definition is fixed). @returns rows changed */
+  async rescheduleProvider(providerId: string, nowMs: number, onlyCodes: string[]): Promise<number> {
+    if (onlyCodes.length === 0) return 0;
+    const rows = await this.db.selectFrom("connections").select(["id", "last_error"]).where("provider_id", "=", providerId).where("state", "=", "degraded").execute();
+    const ids = rows.filter((r) => r.last_error !== null && onlyCodes.includes((JSON.parse(r.last_error) as { code?: string }).code ?? "")).map((r) => r.id);
+    if (ids.length === 0) return 0;
+    const r = await this.db.updateTable("connections").set({ next_refresh_at: nowMs }).where("id", "in", ids).executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /** Delete one connection and its history. @returns true when a row was deleted */
+  async delete(id: string): Promise<boolean> {
+    return this.transaction(async (trx) => {
+      await trx.deleteFrom("connection_events").where("connection_id", "=", id).execute();
+      const r = await trx.deleteFrom("connections").where("id", "=", id).executeTakeFirst();
+      return Number(r.numDeletedRows) === 1;
+    });
+  }
+
+  /** Append to a connection's history. */
+  async appendEvent(e: NewConnectionEvent, db: Kysely<Database> = this.db): Promise<void> {
+    await db
+      .insertInto("connection_events")
+      .values({
+        connection_id: e.connectionId,
+        at: e.atMs,
+        type: e.type,
+        class: e.class ?? null,
+        code: e.code ?? null,
+        message: e.message,
+        detail: e.detail ? JSON.stringify(e.detail) : null,
+      })
+      .execute();
+  }
+
+  /**
+   * A connection's history, newest first.
+   * @param before cursor: only events with a smaller id
+   */
+  async listEvents(connectionId: string, before: number | undefined, limit: number): Promise<ConnectionEventRow[]> {
+    let q = this.db.selectFrom("connection_events").selectAll().where("connection_id", "=", connectionId).orderBy("id", "desc").limit(limit);
+    if (before !== undefined) q = q.where("id", "<", before);
+    return q.execute();
+  }
+
+  /** Count of connections by state (for `status` and readiness). */
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.db.selectFrom("connections").select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
+    return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+}

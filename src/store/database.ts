@@ -1,0 +1,107 @@
+/**
+ * Opens the store named by a database URL: `sqlite:<path>` (embedded default,
+ * one file in WAL mode) or `postgres://…` (shared by any number of instances).
+ * One kysely query layer serves both.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import SQLite from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect, sql } from "kysely";
+import pg from "pg";
+import type { Database } from "./schema.js";
+
+/** Which SQL engine is behind a {@link Store}. */
+export type Dialect = "sqlite" | "postgres";
+
+/** An open database handle. */
+export interface Store {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  /** Human-readable location with any password removed (for logs and `doctor`). */
+  location: string;
+  /** Close every connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Thrown for a database URL grantkeeper cannot use. `code` is stable. */
+export class DatabaseUrlError extends Error {
+  readonly code = "invalid_database_url";
+  constructor(message: string) {
+    super(message);
+    this.name = "DatabaseUrlError";
+  }
+}
+
+const INT8_OID = 20;
+
+/**
+ * Open the store.
+ *
+ * SQLite runs with `journal_mode=WAL`, `synchronous=FULL` (a rotated refresh
+ * token that is lost on power failure is a dead grant, so durability wins over
+ * the ~6× faster NORMAL), `busy_timeout=5000` and foreign keys on.
+ *
+ * PostgreSQL URLs accept an extra `schema` query parameter: the schema is
+ * created if missing and becomes the `search_path` (one schema per test run).
+ *
+ * @param url `sqlite:./data/grantkeeper.db`, `sqlite::memory:` or `postgres://user@host:5432/db?schema=x`
+ * @throws {@link DatabaseUrlError} for any other scheme
+ */
+export async function openStore(url: string): Promise<Store> {
+  if (url.startsWith("sqlite:")) {
+    const path = url.slice("sqlite:".length);
+    if (path === "") throw new DatabaseUrlError("sqlite URL needs a path, e.g. sqlite:./data/grantkeeper.db");
+    if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+    const database = new SQLite(path);
+    database.pragma("journal_mode = WAL");
+    database.pragma("synchronous = FULL");
+    database.pragma("busy_timeout = 5000");
+    database.pragma("foreign_keys = ON");
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    return { db, dialect: "sqlite", location: `sqlite:${path}`, close: once(() => db.destroy()) };
+  }
+  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get("schema");
+    parsed.searchParams.delete("schema");
+    if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new DatabaseUrlError(`schema must match [a-z_][a-z0-9_]*, got ${JSON.stringify(schema)}`);
+    }
+    const poolConfig: pg.PoolConfig = {
+      connectionString: parsed.toString(),
+      max: 10,
+      // bigint columns hold milliseconds since the epoch: well inside 2^53, so a number is exact.
+      types: { getTypeParser: (oid: number, format?: any) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format)) } as any,
+    };
+    if (schema !== null) {
+      const bootstrap = new pg.Client({ connectionString: parsed.toString() });
+      await bootstrap.connect();
+      try {
+        await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      } finally {
+        await bootstrap.end();
+      }
+      poolConfig.options = `-c search_path=${schema}`;
+    }
+    const pool = new pg.Pool(poolConfig);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    parsed.password = "";
+    return { db, dialect: "postgres", location: parsed.toString() + (schema ? ` (schema ${schema})` : ""), close: once(() => db.destroy()) };
+  }
+  throw new DatabaseUrlError(`unsupported database URL scheme in ${JSON.stringify(url.split(":")[0])}: use sqlite:<path> or postgres://…`);
+}
+
+/** True when the store answers a trivial query. Never throws. */
+export async function isReachable(store: Store): Promise<boolean> {
+  try {
+    await sql`select 1`.execute(store.db);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
+}

@@ -1,0 +1,118 @@
+/**
+ * Versioned migrations, run by kysely's Migrator (`grantkeeper migrate`, and
+ * at start). One schema for SQLite and PostgreSQL; the only dialect branch is
+ * the auto-increment column type.
+ */
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import type { Dialect } from "./database.js";
+
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const bigint = dialect === "postgres" ? "bigint" : "integer";
+  return {
+    "0001_core": {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable("providers")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("definition", "text", (c) => c.notNull())
+          .addColumn("client_secret_ct", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable("connections")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("provider_id", "text", (c) => c.notNull().references("providers.id"))
+          .addColumn("entity_id", "text", (c) => c.notNull())
+          .addColumn("state", "text", (c) =>
+            c.notNull().check(sql`state in ('pending','syncing','ready','degraded','error')`),
+          )
+          .addColumn("access_token_ct", "text", (c) => c.notNull())
+          .addColumn("refresh_token_ct", "text")
+          .addColumn("token_type", "text", (c) => c.notNull())
+          .addColumn("scope", "text", (c) => c.notNull().defaultTo(""))
+          .addColumn("expires_at", bigint)
+          .addColumn("expires_at_assumed", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("last_refreshed_at", bigint)
+          .addColumn("last_attempt_at", bigint)
+          .addColumn("next_refresh_at", bigint)
+          .addColumn("consecutive_failures", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("last_error", "text")
+          .addColumn("token_version", "integer", (c) => c.notNull().defaultTo(1))
+          .addColumn("lease_owner", "text")
+          .addColumn("lease_until", bigint)
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .addUniqueConstraint("connections_provider_entity", ["provider_id", "entity_id"])
+          .execute();
+        // The scheduler asks "what is due next" of this index only: cost per tick grows with due work, not grants held.
+        await db.schema.createIndex("connections_next_refresh_at").on("connections").column("next_refresh_at").execute();
+        await db.schema.createIndex("connections_entity").on("connections").columns(["entity_id", "provider_id"]).execute();
+        await db.schema
+          .createTable("connection_events")
+          .addColumn("id", dialect === "postgres" ? "bigserial" : "integer", (c) =>
+            dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn("connection_id", "text", (c) => c.notNull())
+          .addColumn("at", bigint, (c) => c.notNull())
+          .addColumn("type", "text", (c) => c.notNull())
+          .addColumn("class", "text")
+          .addColumn("code", "text")
+          .addColumn("message", "text", (c) => c.notNull())
+          .addColumn("detail", "text")
+          .execute();
+        await db.schema.createIndex("connection_events_connection").on("connection_events").columns(["connection_id", "id"]).execute();
+        await db.schema
+          .createTable("oauth_states")
+          .addColumn("state_hash", "text", (c) => c.primaryKey())
+          .addColumn("provider_id", "text", (c) => c.notNull())
+          .addColumn("entity_id", "text", (c) => c.notNull())
+          .addColumn("code_verifier_ct", "text", (c) => c.notNull())
+          .addColumn("return_to", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("used_at", bigint)
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        for (const t of ["oauth_states", "connection_events", "connections", "providers"]) await db.schema.dropTable(t).execute();
+      },
+    },
+  };
+}
+
+class InlineProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}
+
+/** Outcome of {@link migrateToLatest}: the names of migrations applied by this call. */
+export interface MigrationReport {
+  applied: string[];
+}
+
+/**
+ * Apply every pending migration. Safe to call from several processes at once
+ * (kysely takes a lock table on PostgreSQL; SQLite serializes writers).
+ * @throws Error with the failing migration's name when one fails (nothing after it runs)
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<MigrationReport> {
+  const migrator = new Migrator({ db, provider: new InlineProvider(dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === "Error");
+  if (error) {
+    throw new Error(`migration ${failed?.migrationName ?? "(unknown)"} failed: ${(error as Error).message ?? String(error)}`, {
+      cause: error,
+    });
+  }
+  return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
+}
+
+/** Names of migrations not yet applied (for `/readyz` and `grantkeeper doctor`). */
+export async function pendingMigrations(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new InlineProvider(dialect) });
+  const all = await migrator.getMigrations();
+  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+}

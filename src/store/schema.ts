@@ -1,0 +1,73 @@
+/**
+ * Table types for kysely. Times are integers, milliseconds since the Unix
+ * epoch (`bigint` on PostgreSQL, converted to number by the driver edge in
+ * {@link ./database.ts}). Ciphertexts are strings made by {@link ./encryption.ts}.
+ */
+import type { Generated } from "kysely";
+
+export interface ProvidersTable {
+  id: string;
+  /** JSON of the provider definition without its client secret. */
+  definition: string;
+  client_secret_ct: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ConnectionsTable {
+  id: string;
+  provider_id: string;
+  entity_id: string;
+  state: string;
+  access_token_ct: string;
+  refresh_token_ct: string | null;
+  token_type: string;
+  scope: string;
+  expires_at: number | null;
+  /** 1 when `expires_at` was assumed because the token response had no `expires_in`. */
+  expires_at_assumed: number;
+  last_refreshed_at: number | null;
+  last_attempt_at: number | null;
+  next_refresh_at: number | null;
+  consecutive_failures: number;
+  /** JSON {class, code, message, at} or null. */
+  last_error: string | null;
+  /** Bumped on every token write; a changed value after `invalid_grant` means another instance rotated first. */
+  token_version: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ConnectionEventsTable {
+  id: Generated<number>;
+  connection_id: string;
+  at: number;
+  type: string;
+  class: string | null;
+  code: string | null;
+  message: string;
+  /** JSON object or null. */
+  detail: string | null;
+}
+
+export interface OAuthStatesTable {
+  /** SHA-256 of the `state` value (hex): the raw value is never stored. */
+  state_hash: string;
+  provider_id: string;
+  entity_id: string;
+  code_verifier_ct: string;
+  return_to: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** The whole schema. */
+export interface Database {
+  providers: ProvidersTable;
+  connections: ConnectionsTable;
+  connection_events: ConnectionEventsTable;
+  oauth_states: OAuthStatesTable;
+}

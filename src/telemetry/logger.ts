@@ -1,0 +1,73 @@
+/**
+ * JSON logs with pino. Tokens, secrets, keys, `Authorization` headers and
+ * cookies are redacted by path everywhere; messages never interpolate them
+ * (pino redacts by path only, not inside strings).
+ */
+import pino, { type Logger, type DestinationStream } from "pino";
+
+/** The logger type used across grantkeeper (pino's). */
+export type { Logger };
+
+/** Paths redacted in every log line. */
+export const REDACT_PATHS = [
+  "accessToken",
+  "refreshToken",
+  "access_token",
+  "refresh_token",
+  "id_token",
+  "clientSecret",
+  "client_secret",
+  "code_verifier",
+  "codeVerifier",
+  "code",
+  "state",
+  "apiKey",
+  "encryptionKey",
+  "password",
+  "secret",
+  "authorization",
+  "cookie",
+  "*.accessToken",
+  "*.refreshToken",
+  "*.access_token",
+  "*.refresh_token",
+  "*.clientSecret",
+  "*.client_secret",
+  "*.secret",
+  "*.apiKey",
+  "*.encryptionKey",
+  "*.authorization",
+  "*.cookie",
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'req.headers["set-cookie"]',
+  "headers.authorization",
+  "headers.cookie",
+  'headers["set-cookie"]',
+];
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  /** pino level. @defaultValue "info" (or `GRANTKEEPER_LOG_LEVEL`) */
+  level?: string;
+  /** Where lines go. @defaultValue stdout */
+  destination?: DestinationStream;
+}
+
+/** A JSON logger with grantkeeper's redaction rules. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      level: options.level ?? process.env.GRANTKEEPER_LOG_LEVEL ?? "info",
+      base: { service: "grantkeeper" },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+/** A logger that drops everything (library users who pass none). */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}
