@@ -74,6 +74,8 @@ function clientAuth(p: ProviderDefinition, secret: string | undefined): oauth.Cl
 }
 
 interface Recorded {
+  /** The request itself failed (DNS, refused, reset, aborted): no HTTP answer. */
+  transportError?: boolean;
   status?: number;
   retryAfter?: string | null;
   contentType?: string | null;
@@ -87,7 +89,13 @@ interface Recorded {
  */
 function quirkFetch(ctx: TokenEndpointContext, rec: Recorded): typeof fetch {
   return async (input, init) => {
-    const res = await ctx.fetch(input, { ...init, redirect: "manual" });
+    let res: Response;
+    try {
+      res = await ctx.fetch(input, { ...init, redirect: "manual" });
+    } catch (e) {
+      rec.transportError = true;
+      throw e;
+    }
     rec.status = res.status;
     rec.retryAfter = res.headers.get("retry-after");
     rec.contentType = res.headers.get("content-type");
@@ -131,6 +139,8 @@ function toObservation(e: unknown, rec: Recorded, nowMs: number): { obs: Refresh
   if (rec.status !== undefined) return { obs: { kind: "invalid_response" }, message: "token endpoint answered 2xx without a usable token response" };
   const name = (e as { name?: string })?.name;
   if (name === "AbortError" || name === "TimeoutError") return { obs: { kind: "timeout" }, message: "token endpoint call aborted" };
+  // Anything that is neither an HTTP answer nor a failed request is a bug of ours: let it surface.
+  if (!rec.transportError) throw e;
   return { obs: { kind: "network" }, message: `token endpoint unreachable (${(e as { cause?: { code?: string } })?.cause?.code ?? name ?? "network error"})` };
 }
 
@@ -182,7 +192,12 @@ export async function exchangeCode(ctx: TokenEndpointContext, callbackParams: UR
   const as = authServer(ctx.provider);
   const client: oauth.Client = { client_id: ctx.provider.clientId };
   return call(ctx, async (opts) => {
-    const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), callbackParams, redirectUri, codeVerifier, opts);
+    const params = new URLSearchParams(callbackParams);
+    // RFC 9207 `iss` can only be checked against a configured issuer (the caller does); drop it otherwise.
+    if (ctx.provider.issuer === undefined) params.delete("iss");
+    // `state` was checked and consumed server-side by the caller.
+    const validated = oauth.validateAuthResponse(as, client, params, oauth.skipStateCheck);
+    const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), validated, redirectUri, codeVerifier, opts);
     return oauth.processAuthorizationCodeResponse(as, client, response);
   });
 }
