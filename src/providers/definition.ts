@@ -37,6 +37,10 @@ const endpoint = z
   .url()
   .refine(isSecureOrLoopbackUrl, { message: "must be https (http is allowed only on 127.0.0.1, localhost or [::1])" });
 
+// The body only needs URLs; the https-or-loopback rule is checked on the resolved
+// definition so it is reported as `invalid_provider` like every other definition problem.
+const url = z.string().url();
+
 /** Provider quirks that change how grantkeeper talks to it. */
 export const quirksSchema = z
   .object({
@@ -64,17 +68,17 @@ export const providerInputSchema = z
     template: z.string().optional(),
     templateParams: z.record(z.string(), z.string().regex(/^[A-Za-z0-9._-]+$/)).optional(),
     displayName: z.string().min(1).max(200).optional(),
-    issuer: endpoint.optional(),
-    authorizationEndpoint: endpoint.optional(),
-    tokenEndpoint: endpoint.optional(),
-    revocationEndpoint: endpoint.optional(),
+    issuer: url.optional(),
+    authorizationEndpoint: url.optional(),
+    tokenEndpoint: url.optional(),
+    revocationEndpoint: url.optional(),
     clientId: z.string().min(1).max(512),
     clientSecret: z.string().min(1).max(4096).optional(),
     tokenEndpointAuthMethod: z.enum(TOKEN_ENDPOINT_AUTH_METHODS).optional(),
     scopes: z.array(z.string().min(1)).optional(),
     scopeSeparator: z.enum([" ", ","]).optional(),
     authorizationParams: z.record(z.string(), z.string()).optional(),
-    apiBaseUrl: endpoint.optional(),
+    apiBaseUrl: url.optional(),
     refreshMarginSeconds: z.number().int().min(0).max(86_400).optional(),
     quirks: quirksSchema.optional(),
     errorClassOverrides: errorClassOverridesSchema.optional(),
