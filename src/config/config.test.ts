@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.js";
+
+const dir = mkdtempSync(join(tmpdir(), "grantkeeper-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+/** Write a config file into the temp dir and return its path. */
+function configFile(text: string, ext = "yaml"): string {
+  const path = join(dir, `config-${n++}.${ext}`);
+  writeFileSync(path, text);
+  return path;
+}
+
+function expectConfigError(env: NodeJS.ProcessEnv, mentions: RegExp): void {
+  let caught: unknown;
+  try {
+    loadConfig(env);
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(ConfigError);
+  expect((caught as ConfigError).code).toBe("invalid_config");
+  expect((caught as ConfigError).message).toMatch(mentions);
+}
+
+describe("loadConfig", () => {
+  it("without a file or environment gives the contract defaults", () => {
+    const cfg = loadConfig({});
+    expect(cfg.configPath).toBeUndefined(); // no ./grantkeeper.config.yaml in the package root
+    expect(cfg).toMatchObject({
+      port: 7420,
+      host: "127.0.0.1",
+      databaseUrl: "sqlite:./data/grantkeeper.db",
+      publicUrl: "http://127.0.0.1:7420",
+      apiKey: undefined,
+      encryptionKey: undefined,
+    });
+    expect(cfg.refresh).toMatchObject({
+      marginMs: 300_000,
+      recoveryIntervalMs: 1_800_000,
+      minIntervalMs: 5_000,
+      timeoutMs: 30_000,
+      maxRetries: 5,
+      assumedLifetimeMs: 3_600_000,
+      keepAliveMs: 86_400_000,
+    });
+  });
+
+  it("reads seconds from a YAML file and converts them to milliseconds", () => {
+    const path = configFile("refresh:\n  marginSeconds: 60\n");
+    const cfg = loadConfig({ GRANTKEEPER_CONFIG: path });
+    expect(cfg.configPath).toBe(path);
+    expect(cfg.refresh.marginMs).toBe(60_000);
+    expect(cfg.refresh.recoveryIntervalMs).toBe(1_800_000); // untouched keys keep their defaults
+  });
+
+  it("reads a JSON file", () => {
+    const path = configFile(JSON.stringify({ port: 8123, refresh: { timeoutSeconds: 2.5 } }), "json");
+    const cfg = loadConfig({ GRANTKEEPER_CONFIG: path });
+    expect(cfg.port).toBe(8123);
+    expect(cfg.refresh.timeoutMs).toBe(2_500);
+  });
+
+  it("refuses an unknown key and names it (a typo must not fall back to the default)", () => {
+    const path = configFile("refresh:\n  marginSecs: 1\n");
+    expectConfigError({ GRANTKEEPER_CONFIG: path }, /marginSecs/);
+  });
+
+  it("refuses an unknown top-level key and names it", () => {
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("prot: 8080\n") }, /prot/);
+  });
+
+  it("refuses a value of the wrong type and names its key", () => {
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("refresh:\n  maxRetries: 2.5\n") }, /refresh\.maxRetries/);
+  });
+
+  it("lets the environment override the file", () => {
+    const path = configFile("port: 8000\nhost: 0.0.0.0\ndatabaseUrl: sqlite:/tmp/file.db\n");
+    const cfg = loadConfig({
+      GRANTKEEPER_CONFIG: path,
+      GRANTKEEPER_PORT: "9100",
+      GRANTKEEPER_HOST: "::1",
+      GRANTKEEPER_DATABASE_URL: "postgres://db/gk",
+    });
+    expect(cfg).toMatchObject({ port: 9100, host: "::1", databaseUrl: "postgres://db/gk", publicUrl: "http://127.0.0.1:9100" });
+  });
+
+  it("uses the file's port when the environment has none", () => {
+    expect(loadConfig({ GRANTKEEPER_CONFIG: configFile("port: 8000\n") }).port).toBe(8000);
+  });
+
+  it("accepts the port range edges", () => {
+    expect(loadConfig({ GRANTKEEPER_PORT: "65535" }).port).toBe(65535);
+    expect(loadConfig({ GRANTKEEPER_PORT: "1" }).port).toBe(1);
+  });
+
+  it.each(["abc", "65536", "-1", "80.5"])("refuses GRANTKEEPER_PORT=%s with a ConfigError naming the variable", (value) => {
+    expectConfigError({ GRANTKEEPER_PORT: value }, /GRANTKEEPER_PORT/);
+  });
+
+  it("does not turn an empty GRANTKEEPER_PORT into port 0 (a random port and a publicUrl ending in :0)", () => {
+    // Either an error or the default is acceptable; silently binding an ephemeral port is not.
+    let port: number | undefined;
+    try {
+      port = loadConfig({ GRANTKEEPER_PORT: "" }).port;
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return;
+    }
+    expect(port).toBe(7420);
+  });
+
+  it("refuses malformed YAML with a ConfigError naming the file", () => {
+    const path = configFile("refresh: {marginSeconds: 60\n");
+    expectConfigError({ GRANTKEEPER_CONFIG: path }, new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}.*not valid YAML`));
+  });
+
+  it("refuses a config file that does not exist", () => {
+    expectConfigError({ GRANTKEEPER_CONFIG: join(dir, "missing.yaml") }, /cannot read config file/);
+  });
+
+  it("refuses a GRANTKEEPER_PUBLIC_URL that is not an absolute URL", () => {
+    expectConfigError({ GRANTKEEPER_PUBLIC_URL: "not a url" }, /GRANTKEEPER_PUBLIC_URL/);
+  });
+
+  it("treats empty secrets in the environment as unset", () => {
+    const cfg = loadConfig({ GRANTKEEPER_API_KEY: "", GRANTKEEPER_ENCRYPTION_KEY: "" });
+    expect(cfg.apiKey).toBeUndefined();
+    expect(cfg.encryptionKey).toBeUndefined();
+  });
+});

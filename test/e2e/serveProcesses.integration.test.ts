@@ -1,0 +1,112 @@
+/**
+ * `grantkeeper serve` as real processes: two of them on one store race for the
+ * same due grant and make exactly one token call; each answers the API with
+ * the key from its environment; their logs hold no token, secret or key; they
+ * stop cleanly on SIGTERM. (`npm test` builds dist/ first.)
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startAuthServer, type AuthServer } from "../support/authServer.js";
+import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
+import { freePort, startGrantkeeper } from "../support/gk.js";
+import { completeLogin } from "../support/login.js";
+
+const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
+
+interface Proc {
+  child: ChildProcess;
+  url: string;
+  out: () => string;
+  exited: Promise<number | null>;
+}
+
+async function serve(env: Record<string, string>): Promise<Proc> {
+  const port = await freePort();
+  let out = "";
+  const child = spawn(process.execPath, [MAIN, "serve"], { env: { ...process.env, ...env, GRANTKEEPER_PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    if (ok) return { child, url, out: () => out, exited };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`serve did not become ready:\n${out}`);
+}
+
+describe("grantkeeper serve processes", () => {
+  let db: TestDatabase;
+  let as: AuthServer;
+  const procs: Proc[] = [];
+  const apiKey = `gk_proc_${testKey().slice(0, 12).replace(/[^A-Za-z0-9]/g, "x")}`;
+  const encryptionKey = testKey();
+  const secrets = new Set<string>([apiKey, encryptionKey, "proc-client-secret"]);
+  let connectionId: string;
+
+  beforeAll(async () => {
+    db = await testDatabase();
+    // Connect a real grant with an in-process instance on the same store and key, then make it due.
+    const setup = await startGrantkeeper(db, { encryptionKey });
+    as = await startAuthServer({ accessTokenTtlSeconds: 3600, clients: [{ clientId: "c", clientSecret: "proc-client-secret", redirectUris: [`${setup.url}/v1/oauth/callback`] }] });
+    await setup.api("PUT", "/v1/providers/acme", { issuer: as.issuer, authorizationEndpoint: as.authorizationEndpoint, tokenEndpoint: as.tokenEndpoint, revocationEndpoint: as.revocationEndpoint, clientId: "c", clientSecret: "proc-client-secret", scopes: ["openid"] });
+    const callback = await completeLogin(setup.gk.connectUrl("acme", "proc-user"), { accountId: "proc-user" });
+    connectionId = ((await (await fetch(callback, { headers: { accept: "application/json" } })).json()) as any).connection.id;
+    for (const s of setup.secrets) secrets.add(s);
+    await setup.gk.store.db.updateTable("connections").set({ next_refresh_at: Date.now() - 1000 }).where("id", "=", connectionId).execute();
+    await setup.close();
+  });
+
+  afterAll(async () => {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL");
+    await as?.close();
+    await db?.cleanup();
+  });
+
+  it("two processes racing for one due grant make one token call", async () => {
+    const config = join(db.dir, "grantkeeper.config.yaml");
+    writeFileSync(config, "refresh:\n  marginSeconds: 60\n  jitterSeconds: 0\nscheduler:\n  maxSleepSeconds: 1\n");
+    const env = { GRANTKEEPER_DATABASE_URL: db.url, GRANTKEEPER_API_KEY: apiKey, GRANTKEEPER_ENCRYPTION_KEY: encryptionKey, GRANTKEEPER_CONFIG: config };
+    const before = as.refreshRequests();
+    procs.push(...(await Promise.all([serve(env), serve(env)])));
+    let c: any;
+    for (let i = 0; i < 200; i++) {
+      c = await (await fetch(`${procs[0]!.url}/v1/connections/${connectionId}`, { headers: { authorization: `Bearer ${apiKey}` } })).json();
+      if (c.lastRefreshedAt) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(c.state).toBe("ready");
+    // Give the other process more than one scheduler wake-up (1 s) to (wrongly) refresh too.
+    const other = procs[1]!;
+    for (let i = 0; i < 30; i++) {
+      const r = await fetch(`${other.url}/v1/connections/${connectionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+      expect(r.status).toBe(200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(as.refreshRequests() - before).toBe(1);
+    const attempts = procs.map((p) => p.out().split("\n").filter((l) => l.includes('"msg":"refresh attempt"') && l.includes('"result":"refreshed"')).length);
+    expect(attempts.reduce((x, y) => x + y, 0)).toBe(1);
+  });
+
+  it("answers only with its key and hands out a working token", async () => {
+    const p = procs[0]!;
+    expect((await fetch(`${p.url}/v1/connections/${connectionId}/token`, { method: "POST" })).status).toBe(401);
+    const res = await fetch(`${p.url}/v1/connections/${connectionId}/token`, { method: "POST", headers: { authorization: `Bearer ${apiKey}` } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { accessToken: string };
+    expect(body.accessToken.length).toBeGreaterThan(10);
+    secrets.add(body.accessToken);
+  });
+
+  it("stops cleanly on SIGTERM and never logged a token, secret or key", async () => {
+    for (const p of procs) p.child.kill("SIGTERM");
+    expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);
+    const logs = procs.map((p) => p.out()).join("\n");
+    expect(logs).toContain("grantkeeper serving");
+    for (const s of secrets) expect(logs.includes(s), "a secret leaked into a serve log").toBe(false);
+  });
+});
