@@ -23,6 +23,7 @@ export async function openRuntime(opts: { migrate?: boolean; logLevel?: string }
   const gk = await createGrantkeeper({
     databaseUrl: config.databaseUrl,
     encryptionKey: secrets.encryptionKey,
+    retiredEncryptionKeys: config.retiredEncryptionKeys,
     refresh: config.refresh,
     scheduler: config.scheduler,
     publicUrl: config.publicUrl,

@@ -68,6 +68,8 @@ export interface GrantkeeperConfig {
   allowedReturnOrigins: string[];
   apiKey: string | undefined;
   encryptionKey: string | undefined;
+  /** Keys still accepted for decryption while rotating (`GRANTKEEPER_RETIRED_ENCRYPTION_KEYS`, comma-separated base64). */
+  retiredEncryptionKeys: string[];
   refresh: RefreshPolicy;
   scheduler: { batchSize: number; concurrency: number; maxSleepMs: number };
   connect: { stateTtlMs: number };
@@ -131,8 +133,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GrantkeeperCon
     throw new ConfigError(`config file ${configPath ?? "(none)"} is invalid: ${first}`);
   }
   const file = parsed.data;
-  const port = env.GRANTKEEPER_PORT !== undefined ? Number(env.GRANTKEEPER_PORT) : (file.port ?? 7420);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`GRANTKEEPER_PORT must be an integer 0..65535, got ${env.GRANTKEEPER_PORT}`);
+  const rawPort = env.GRANTKEEPER_PORT?.trim() || undefined;
+  if (rawPort !== undefined && !/^\d{1,5}$/.test(rawPort)) throw new ConfigError(`GRANTKEEPER_PORT must be an integer 0..65535, got ${JSON.stringify(env.GRANTKEEPER_PORT)}`);
+  const port = rawPort !== undefined ? Number(rawPort) : (file.port ?? 7420);
+  if (port > 65535) throw new ConfigError(`GRANTKEEPER_PORT must be an integer 0..65535, got ${rawPort}`);
   const host = env.GRANTKEEPER_HOST ?? file.host ?? "127.0.0.1";
   const publicUrl = (env.GRANTKEEPER_PUBLIC_URL ?? file.publicUrl ?? `http://127.0.0.1:${port}`).replace(/\/+$/, "");
   try {
@@ -148,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GrantkeeperCon
     allowedReturnOrigins: [new URL(publicUrl).origin, ...file.allowedReturnOrigins.map((u) => new URL(u).origin)],
     apiKey: env.GRANTKEEPER_API_KEY || undefined,
     encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY || undefined,
+    retiredEncryptionKeys: (env.GRANTKEEPER_RETIRED_ENCRYPTION_KEYS ?? "").split(",").map((k) => k.trim()).filter(Boolean),
     refresh: refreshPolicyFromFile(file.refresh),
     scheduler: { batchSize: file.scheduler.batchSize, concurrency: file.scheduler.concurrency, maxSleepMs: Math.round(file.scheduler.maxSleepSeconds * 1000) },
     connect: { stateTtlMs: file.connect.stateTtlSeconds * 1000 },

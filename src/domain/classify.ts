@@ -137,15 +137,20 @@ function classifyHttp(
 }
 
 /**
- * Parse an HTTP `Retry-After` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+ * Parse an HTTP `Retry-After` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date
+ * (IMF-fixdate, RFC 9110 §5.6.7).
  * @param value the header value
  * @param nowMs current time, milliseconds since the Unix epoch (for the HTTP-date form)
  * @returns the delay in milliseconds (≥ 0), or undefined when absent or unparseable
  */
 export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
-  if (value == null || value.trim() === "") return undefined;
+  if (value == null) return undefined;
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (/^\d{1,10}$/.test(trimmed)) return Number(trimmed) * 1000;
+  // Only the HTTP-date form (IMF-fixdate) is a date: Date.parse reads free text like "Retry in 2099" as a year.
+  if (!IMF_FIXDATE.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
 }
+
+const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;

@@ -244,3 +244,14 @@ describe("applyHostReport", () => {
     },
   );
 });
+
+describe("Retry-After cap", () => {
+  it("caps a Retry-After beyond keepAlive at keepAlive, so a bogus header cannot park a grant for years", () => {
+    const policy = defaultRefreshPolicy;
+    const now = Date.UTC(2026, 0, 1);
+    const huge: Classification = { class: "transient", reason: "rate_limited", code: "http_429", retryAfterMs: 1e16 };
+    expect(afterRefreshFailure({ consecutiveFailures: 0 }, huge, now, policy, 0.5).nextRefreshAtMs).toBe(now + policy.keepAliveMs);
+    const justUnder: Classification = { ...huge, retryAfterMs: policy.keepAliveMs - 1 };
+    expect(afterRefreshFailure({ consecutiveFailures: 0 }, justUnder, now, policy, 0.5).nextRefreshAtMs).toBe(now + policy.keepAliveMs - 1);
+  });
+});

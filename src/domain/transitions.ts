@@ -89,7 +89,7 @@ export function afterRefreshSuccess(
  *   the provider definition is fixed);
  * - transient: `degraded`; backoff for the first `maxRetries` failures, then
  *   active recovery every `recoveryInterval`. A `Retry-After` longer than the
- *   computed delay wins.
+ *   computed delay wins, capped at `keepAlive`.
  */
 export function afterRefreshFailure(
   subject: Pick<RefreshSubject, "consecutiveFailures">,
@@ -115,7 +115,8 @@ export function afterRefreshFailure(
   return {
     state: "degraded",
     consecutiveFailures: failures,
-    nextRefreshAtMs: nowMs + Math.max(delay, verdict.retryAfterMs ?? 0),
+    // A provider's Retry-After is honoured, up to keepAlive: a bogus header must not park a grant for years.
+    nextRefreshAtMs: nowMs + Math.max(delay, Math.min(verdict.retryAfterMs ?? 0, policy.keepAliveMs)),
     phase: inRecovery ? "recovery" : "backoff",
     enteredRecovery: failures === policy.maxRetries + 1,
   };

@@ -17,6 +17,8 @@ import type { ConnectionService } from "./connections.js";
 import { providerNotFound } from "./errors.js";
 import type { Connection } from "./view.js";
 
+const PURGE_INTERVAL_MS = 10 * 60_000;
+
 /** Dependencies of {@link AuthorizationService}. */
 export interface AuthorizationServiceDeps {
   states: OAuthStateRepository;
@@ -45,6 +47,8 @@ export interface CallbackResult {
 
 /** Starts and completes authorization code flows. */
 export class AuthorizationService {
+  private lastPurgeMs = 0;
+
   constructor(private readonly d: AuthorizationServiceDeps) {}
 
   /** The redirect URI registered at providers: `${publicUrl}/v1/oauth/callback`. */
@@ -80,6 +84,11 @@ export class AuthorizationService {
     if (!provider) throw providerNotFound(providerId);
     const req = await buildAuthorizationRequest(provider, this.redirectUri, opts.scopes);
     const now = this.d.clock.now();
+    if (now - this.lastPurgeMs > PURGE_INTERVAL_MS) {
+      // Abandoned flows leave states behind; sweep them now and then, off no hot path of note.
+      this.lastPurgeMs = now;
+      await this.d.states.purgeExpired(now).catch((e: Error) => this.d.logger.warn({ err: { message: e.message } }, "could not purge expired connect states"));
+    }
     const hash = hashState(req.state);
     await this.d.states.insert({
       state_hash: hash,

@@ -93,8 +93,8 @@ export function resolveProviderInput(id: string, input: ProviderInput): Provider
     base = {
       template: t.id,
       displayName: t.displayName,
-      authorizationEndpoint: fill(t.authorizationEndpoint, params, "authorizationEndpoint")!,
-      tokenEndpoint: fill(t.tokenEndpoint, params, "tokenEndpoint")!,
+      authorizationEndpoint: input.authorizationEndpoint === undefined ? fill(t.authorizationEndpoint, params, "authorizationEndpoint") : undefined,
+      tokenEndpoint: input.tokenEndpoint === undefined ? fill(t.tokenEndpoint, params, "tokenEndpoint") : undefined,
       revocationEndpoint: input.revocationEndpoint === undefined ? fill(t.revocationEndpoint, params, "revocationEndpoint") : undefined,
       tokenEndpointAuthMethod: t.tokenEndpointAuthMethod,
       scopes: t.defaultScopes ?? [],
