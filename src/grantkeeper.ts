@@ -95,7 +95,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const encryptor = new Encryptor(key, (options.retiredEncryptionKeys ?? []).map(toKey));
   const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db");
   try {
-    if (options.migrate !== false) await migrateToLatest(store.db, store.dialect);
+    if (options.migrate !== false) await migrateToLatest(store);
   } catch (e) {
     await store.close();
     throw e;

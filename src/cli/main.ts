@@ -21,7 +21,7 @@ program
     const config = loadConfig();
     const store = await openStore(config.databaseUrl);
     try {
-      const { applied } = await migrateToLatest(store.db, store.dialect);
+      const { applied } = await migrateToLatest(store);
       process.stdout.write(applied.length ? `applied ${applied.length} migration(s): ${applied.join(", ")}\n` : "store is up to date\n");
     } finally {
       await store.close();

@@ -75,7 +75,7 @@ export async function doctor(): Promise<number> {
       const reachable = await isReachable(store);
       line(reachable, `store ${store.location} ${reachable ? "reachable" : "unreachable"}`);
       if (reachable) {
-        const pending = await pendingMigrations(store.db, store.dialect);
+        const pending = await pendingMigrations(store);
         line(pending.length === 0, pending.length ? `pending migrations: ${pending.join(", ")} (run grantkeeper migrate)` : "migrations up to date");
       }
     } finally {

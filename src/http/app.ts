@@ -57,7 +57,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const reachable = await isReachable(gk.store);
-    const pending = reachable ? await pendingMigrations(gk.store.db, gk.store.dialect).catch(() => ["(unknown)"]) : ["(unknown)"];
+    const pending = reachable ? await pendingMigrations(gk.store).catch(() => ["(unknown)"]) : ["(unknown)"];
     const ok = reachable && pending.length === 0;
     return c.json({ status: ok ? "ready" : "not_ready", store: reachable ? "reachable" : "unreachable", pendingMigrations: pending }, ok ? 200 : 503);
   });

@@ -17,6 +17,8 @@ export type Dialect = "sqlite" | "postgres";
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL schema the tables live in (the `schema` URL parameter, else `current_schema()`); undefined on SQLite. */
+  schema?: string;
   /** Human-readable location with any password removed (for logs and `doctor`). */
   location: string;
   /** Close every connection. Idempotent. */
@@ -85,8 +87,15 @@ export async function openStore(url: string): Promise<Store> {
     }
     const pool = new pg.Pool(poolConfig);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    let current = schema ?? undefined;
+    try {
+      current ??= (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s;
+    } catch (e) {
+      await db.destroy();
+      throw e;
+    }
     parsed.password = "";
-    return { db, dialect: "postgres", location: parsed.toString() + (schema ? ` (schema ${schema})` : ""), close: once(() => db.destroy()) };
+    return { db, dialect: "postgres", ...(current ? { schema: current } : {}), location: parsed.toString() + (schema ? ` (schema ${schema})` : ""), close: once(() => db.destroy()) };
   }
   throw new DatabaseUrlError(`unsupported database URL scheme in ${JSON.stringify(url.split(":")[0])}: use sqlite:<path> or postgres://…`);
 }

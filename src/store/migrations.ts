@@ -4,7 +4,7 @@
  * the auto-increment column type.
  */
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
-import type { Dialect } from "./database.js";
+import type { Dialect, Store } from "./database.js";
 
 function migrations(dialect: Dialect): Record<string, Migration> {
   const bigint = dialect === "postgres" ? "bigint" : "integer";
@@ -88,6 +88,15 @@ class InlineProvider implements MigrationProvider {
   }
 }
 
+/**
+ * kysely looks for its migration tables in *every* schema unless told which:
+ * with several grantkeeper schemas in one PostgreSQL database it would find
+ * another schema's lock table and fail. Pin the schema.
+ */
+function newMigrator(store: Store): Migrator {
+  return new Migrator({ db: store.db, provider: new InlineProvider(store.dialect), ...(store.dialect === "postgres" && store.schema ? { migrationTableSchema: store.schema } : {}) });
+}
+
 /** Outcome of {@link migrateToLatest}: the names of migrations applied by this call. */
 export interface MigrationReport {
   applied: string[];
@@ -98,8 +107,8 @@ export interface MigrationReport {
  * (kysely takes a lock table on PostgreSQL; SQLite serializes writers).
  * @throws Error with the failing migration's name when one fails (nothing after it runs)
  */
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<MigrationReport> {
-  const migrator = new Migrator({ db, provider: new InlineProvider(dialect) });
+export async function migrateToLatest(store: Store): Promise<MigrationReport> {
+  const migrator = newMigrator(store);
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === "Error");
   if (error) {
@@ -111,8 +120,8 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
 }
 
 /** Names of migrations not yet applied (for `/readyz` and `grantkeeper doctor`). */
-export async function pendingMigrations(db: Kysely<any>, dialect: Dialect): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new InlineProvider(dialect) });
+export async function pendingMigrations(store: Store): Promise<string[]> {
+  const migrator = newMigrator(store);
   const all = await migrator.getMigrations();
   return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
 }

@@ -12,6 +12,7 @@ import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { freePort, startGrantkeeper } from "../support/gk.js";
 import { completeLogin } from "../support/login.js";
+import { waitFor } from "../support/wait.js";
 
 const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
 
@@ -30,13 +31,13 @@ async function serve(env: Record<string, string>): Promise<Proc> {
   child.stderr!.on("data", (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
-    if (ok) return { child, url, out: () => out, exited };
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitFor("serve to become ready", () => fetch(`${url}/readyz`).then((r) => r.ok, () => false));
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw new Error(`serve did not become ready:\n${out}`, { cause: e });
   }
-  child.kill("SIGKILL");
-  throw new Error(`serve did not become ready:\n${out}`);
+  return { child, url, out: () => out, exited };
 }
 
 describe("grantkeeper serve processes", () => {
@@ -73,20 +74,14 @@ describe("grantkeeper serve processes", () => {
     const env = { GRANTKEEPER_DATABASE_URL: db.url, GRANTKEEPER_API_KEY: apiKey, GRANTKEEPER_ENCRYPTION_KEY: encryptionKey, GRANTKEEPER_CONFIG: config };
     const before = as.refreshRequests();
     procs.push(...(await Promise.all([serve(env), serve(env)])));
-    let c: any;
-    for (let i = 0; i < 200; i++) {
-      c = await (await fetch(`${procs[0]!.url}/v1/connections/${connectionId}`, { headers: { authorization: `Bearer ${apiKey}` } })).json();
-      if (c.lastRefreshedAt) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const get = async (p: Proc) => (await fetch(`${p.url}/v1/connections/${connectionId}`, { headers: { authorization: `Bearer ${apiKey}` } })).json() as Promise<any>;
+    const c = await waitFor("the due grant to be refreshed", async () => {
+      const c = await get(procs[0]!);
+      return c.lastRefreshedAt ? c : undefined;
+    });
     expect(c.state).toBe("ready");
     // Give the other process more than one scheduler wake-up (1 s) to (wrongly) refresh too.
-    const other = procs[1]!;
-    for (let i = 0; i < 30; i++) {
-      const r = await fetch(`${other.url}/v1/connections/${connectionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
-      expect(r.status).toBe(200);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor("1.5 s of the other process serving", async () => (await get(procs[1]!)).state === "ready" && undefined, 30).catch(() => undefined);
     expect(as.refreshRequests() - before).toBe(1);
     const attempts = procs.map((p) => p.out().split("\n").filter((l) => l.includes('"msg":"refresh attempt"') && l.includes('"result":"refreshed"')).length);
     expect(attempts.reduce((x, y) => x + y, 0)).toBe(1);

@@ -1,0 +1,107 @@
+/**
+ * The CLI as a user runs it: spawned processes, exit codes and output.
+ */
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createGrantkeeper } from "../../src/grantkeeper.js";
+import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
+import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "../support/scriptedTokenEndpoint.js";
+
+const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
+
+describe("grantkeeper CLI", async () => {
+  let db: TestDatabase;
+  let ep: ScriptedTokenEndpoint;
+  let env: Record<string, string>;
+  let connectionId: string;
+
+  /** Run the CLI without blocking this process (the token endpoint it calls lives here). */
+  function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env, ...extraEnv }, cwd: db.dir, timeout: 30_000 });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      child.on("close", (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  beforeAll(async () => {
+    db = await testDatabase();
+    ep = await startScriptedTokenEndpoint();
+    env = { GRANTKEEPER_DATABASE_URL: db.url, GRANTKEEPER_API_KEY: "cli-api-key", GRANTKEEPER_ENCRYPTION_KEY: testKey(), GRANTKEEPER_LOG_LEVEL: "warn" };
+    const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, providers: { acme: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "cli-client-secret" } } });
+    const { connection } = await gk.connections.storeGrant({ providerId: "acme", entityId: "cli-user", source: "import", tokens: { accessToken: "cli-at", tokenType: "Bearer", refreshToken: "cli-rt", expiresInSeconds: 3600 } });
+    connectionId = connection.id;
+    await gk.close();
+  });
+
+  afterAll(async () => {
+    await ep?.close();
+    await db?.cleanup();
+  });
+
+  it("migrate reports an up-to-date store and exits 0", async () => {
+    const r = await run(["migrate"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("store is up to date");
+  });
+
+  it("doctor checks config, keys, store and migrations", async () => {
+    const r = await run(["doctor"]);
+    expect(r.stdout).toMatch(/ok\s+migrations up to date/);
+    expect(r.code).toBe(0);
+  });
+
+  it("status --json lists connections with state and next refresh, never tokens", async () => {
+    const r = await run(["status", "--json"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.connections.total).toBe(1);
+    expect(j.connections.items[0]).toMatchObject({ id: connectionId, state: "pending", usable: true });
+    expect(r.stdout).not.toContain("cli-at");
+    expect(r.stdout).not.toContain("cli-rt");
+  });
+
+  it("connections list prints a table", async () => {
+    const r = await run(["connections", "list"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ID\s+PROVIDER\s+ENTITY\s+STATE/);
+    expect(r.stdout).toContain(connectionId);
+  });
+
+  it("connections refresh calls the provider and prints the outcome; a dead grant exits 3", async () => {
+    ep.push({ status: 200, body: { access_token: "cli-at-2", token_type: "Bearer", expires_in: 3600 } });
+    const ok = await run(["connections", "refresh", connectionId]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`${connectionId} ready`);
+    ep.push({ status: 400, body: { error: "invalid_grant" } });
+    writeFileSync(join(db.dir, "no-rate-limit.yaml"), "refresh:\n  minIntervalSeconds: 0\n");
+    const dead = await run(["connections", "refresh", connectionId], { GRANTKEEPER_CONFIG: join(db.dir, "no-rate-limit.yaml") });
+    expect(dead.stdout).toContain("error (permanent invalid_grant)");
+    expect(dead.code).toBe(3);
+  });
+
+  it("connections show of an unknown id exits 4 with a clear message", async () => {
+    const r = await run(["connections", "show", "conn_nope"]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain("no connection");
+  });
+
+  it("a config file with an unknown key exits 2 naming the key", async () => {
+    const bad = join(db.dir, "bad.yaml");
+    writeFileSync(bad, "refresh:\n  marginSecs: 10\n");
+    const r = await run(["status"], { GRANTKEEPER_CONFIG: bad });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("marginSecs");
+  });
+
+  it("PostgreSQL without keys exits 2: instances must share them", async () => {
+    const r = await run(["status"], { GRANTKEEPER_DATABASE_URL: "postgres://postgres@127.0.0.1:5432/test", GRANTKEEPER_API_KEY: "", GRANTKEEPER_ENCRYPTION_KEY: "" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("required with PostgreSQL");
+  });
+});
