@@ -43,16 +43,16 @@ const secrets = new Set<string>();
 
 /** The interesting fields of a Connection, times relative to the demo's start. */
 function show(c: any): string {
-  const err = c.lastError ? ` lastError={${c.lastError.class}, ${c.lastError.code}}` : "";
-  return `state=${c.state} failures=${c.consecutiveFailures} expires=${n.rel(c.expiresAt)} nextRefresh=${n.rel(c.nextRefreshAt)} lastRefreshed=${n.rel(c.lastRefreshedAt)}${err}`;
+  const err = c.lastError ? ` ${c.lastError.class}/${c.lastError.code}` : "";
+  return `${c.state} failures=${c.consecutiveFailures} expires=${n.rel(c.expiresAt)} next=${n.rel(c.nextRefreshAt)} refreshed=${n.rel(c.lastRefreshedAt)}${err}`;
 }
 
 /** `POST /v1/connections/{id}/token`, phrased without the token itself. */
 function showToken(r: ApiAnswer): string {
   if (r.status === 200) secrets.add(r.body.accessToken);
-  if (r.status === 200) return `200 OK: a ${r.body.tokenType} token (${String(r.body.accessToken).length} chars, not shown), expires ${n.rel(r.body.expiresAt)}`;
+  if (r.status === 200) return `200, a ${r.body.tokenType} token (${String(r.body.accessToken).length} chars, not shown)`;
   const retry = r.headers.get("retry-after");
-  return `${r.status} ${r.body?.code ?? ""}${retry ? `, Retry-After: ${retry} s` : ""}: ${r.body?.detail ?? ""}`;
+  return `${r.status} ${r.body?.code ?? ""}${retry ? `, Retry-After: ${retry}` : ""}`;
 }
 
 function check(ok: boolean, message: string): void {
@@ -98,7 +98,8 @@ async function main(): Promise<void> {
     },
   );
   cleanups.unshift(() => serve?.stop());
-  n.say(`grantkeeper serve (pid ${serve.child.pid}) on ${gkUrl}, SQLite in ${dir}`);
+  n.say(`grantkeeper serve (pid ${serve.child.pid}) on ${gkUrl}`);
+  n.say(`  SQLite store and config in ${dir}`);
   n.say(`refresh ${MARGIN_S} s before expiry; backoff 2-4 s, 2 retries, then recovery every 6 s`);
   const guard = () => {
     const crash = serve?.crashed();
@@ -135,7 +136,8 @@ async function main(): Promise<void> {
     scopes: ["openid"],
   });
   check(put.status === 200, `PUT /v1/providers/demo answered ${put.status}: ${JSON.stringify(put.body)}`);
-  n.say(`PUT /v1/providers/demo → 200 (client secret stored encrypted, never returned: ${put.body.clientSecret === undefined})`);
+  check(!JSON.stringify(put.body).includes(clientSecret), "the client secret came back in the provider");
+  n.say(`PUT /v1/providers/demo → 200, hasClientSecret=${put.body.hasClientSecret} (stored encrypted, never returned)`);
   n.say(`token endpoint goes through the proxy: ${put.body.tokenEndpoint}`);
 
   n.step("Connect alice through the provider's real login and consent");
@@ -193,22 +195,25 @@ async function main(): Promise<void> {
       },
       { maxTries },
     );
-  await watchOutage("state degraded", (c) => c.state === "degraded" && c.consecutiveFailures >= 2, 30);
+  await watchOutage("state degraded", (c) => c.state === "degraded", 30);
+  n.say("degraded, not error: a 503 says nothing about the grant");
   proxy.setMode("reset");
-  n.say("proxy → reset (TCP connections destroyed): another transient failure");
-  const degraded = await watchOutage("a network_error failure", (c) => c.lastError?.code === "network_error", 15);
+  n.say("proxy → reset (TCP connections destroyed); grantkeeper backs off and retries");
+  const degraded = await watchOutage("more failures, now network_error", (c) => c.consecutiveFailures >= 3 && c.lastError?.code === "network_error", 15);
   check(degraded.usable === true && degraded.lastError.class === "transient", "degraded connection should be usable with a transient error");
-  n.say(`still usable=${degraded.usable}: failures climb, lastError={${degraded.lastError.class}, ${degraded.lastError.code}}`);
+  n.say(`still usable=${degraded.usable}: failures climb, lastError is ${degraded.lastError.class}/${degraded.lastError.code}`);
+  const expiry = Date.parse(degraded.expiresAt);
   const during = await api("POST", `/v1/connections/${id}/token`);
-  n.say(`POST /token while the token is still valid → ${showToken(during)}`);
+  const left = ((expiry - Date.now()) / 1000).toFixed(1);
+  n.say(`POST /token (access token valid ${left} s more) → ${showToken(during)}`);
   check(during.status === 200 || during.status === 503, `POST /token during the outage answered ${during.status}`);
-  const expiry = Date.parse((await get(id)).expiresAt);
   if (during.status === 200) {
     n.say(`waiting for the access token to expire at ${n.rel(expiry)} (the outage goes on)…`);
     await sleep(Math.max(0, expiry - Date.now()) + 500);
   }
   const expired = await api("POST", `/v1/connections/${id}/token`);
   n.say(`POST /token after expiry → ${showToken(expired)}`);
+  n.say(`  "${expired.body?.detail}"`);
   check(expired.status === 503 && expired.headers.has("retry-after"), `POST /token on an expired token during an outage answered ${expired.status}, expected 503 + Retry-After`);
   n.say("the grant is not dead: the caller is told to retry later, not to reconnect the user");
   proxy.setMode("pass");
@@ -229,16 +234,19 @@ async function main(): Promise<void> {
   }, { maxTries: 30 });
   n.say(`  ${show(dead)}`);
   check(dead.lastError?.code === "invalid_grant" && dead.lastError.class === "permanent", `expected lastError invalid_grant, got ${JSON.stringify(dead.lastError)}`);
-  n.say(`usable=${dead.usable}, nextRefresh=${n.rel(dead.nextRefreshAt)}: no more calls on a dead grant`);
+  n.say(`usable=${dead.usable}, next=${n.rel(dead.nextRefreshAt)}: no more calls on a dead grant`);
   const refused = await api("POST", `/v1/connections/${id}/token`);
   n.say(`POST /token → ${showToken(refused)}`);
+  n.say(`  "${refused.body?.detail}"`);
   check(refused.status === 409 && refused.body?.code === "connection_error", `POST /token on a dead grant answered ${refused.status}, expected 409 connection_error`);
 
   n.step("The connection's event history (GET /v1/connections/{id}/events)");
   const events = (await api("GET", `/v1/connections/${id}/events`)).body.items as any[];
   for (const e of [...events].sort((a, b) => a.id - b.id)) {
-    const why = e.code ? ` [${e.class}/${e.code}]` : "";
-    n.say(`  ${n.rel(e.at).padStart(7)} ${e.type.padEnd(16)}${why} ${e.message}`.slice(0, 118));
+    const why = (e.code ? `${e.class}/${e.code}` : "").padEnd(24);
+    let text = String(e.message).replace(/ \([A-Z_]+\)$/, ""); // drop low-level error names like (UND_ERR_SOCKET)
+    if (text.length > 50) text = text.split(";")[0]!.slice(0, 50);
+    n.line(`  ${n.rel(e.at).padStart(7)}  ${e.type.padEnd(16)} ${why} ${text}`);
   }
 
   n.step("Summary");
@@ -260,16 +268,21 @@ function cleanup(): Promise<void> {
   return cleaning;
 }
 
-process.once("SIGINT", () => {
-  n.fail("interrupted (Ctrl-C); cleaning up");
-  void cleanup().then(() => process.exit(130));
-});
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    n.fail(`interrupted (${signal}); cleaning up`);
+    void cleanup().then(() => process.exit(130));
+  });
+}
 
 try {
   await main();
   await cleanup();
   n.say("cleaned up: grantkeeper stopped, servers closed, temp dir removed");
 } catch (e) {
+  if (interrupted) await new Promise(() => {}); // the signal handler cleans up and exits
   n.fail(e instanceof DemoFailure ? e.message : ((e as Error).stack ?? String(e)));
   await cleanup();
   process.exit(1);

@@ -15,6 +15,23 @@ const bold = paint("1");
 const dim = paint("2");
 const red = paint("31");
 
+/** Width narrated lines wrap at. */
+const WIDTH = 100;
+
+/** Split `text` at spaces into lines of at most `width` characters (longer words stay whole). */
+function wrap(text: string, width: number): string[] {
+  const indent = /^ */.exec(text)![0];
+  const lines: string[] = [];
+  let current = indent;
+  for (const word of text.slice(indent.length).split(" ")) {
+    if (current.trim() && current.length + 1 + word.length > width) {
+      lines.push(current);
+      current = `${indent}  ${word}`;
+    } else current = current.trim() ? `${current} ${word}` : `${current}${word}`;
+  }
+  return [...lines, current];
+}
+
 /** A phase that did not happen in time, or went wrong: the demo stops with this message. */
 export class DemoFailure extends Error {
   override name = "DemoFailure";
@@ -43,14 +60,20 @@ export class Narrator {
     process.stdout.write(`\n${bold(`── ${this.steps}. ${title}`)}\n`);
   }
 
-  /** One narrated line. */
+  /** One narrated line, wrapped at {@link WIDTH} columns. */
   say(text: string): void {
-    process.stdout.write(`${dim(`[${this.elapsed().padStart(5)}s]`)} ${text}\n`);
+    const stamp = dim(`[${this.elapsed().padStart(5)}s]`);
+    process.stdout.write(`${stamp} ${wrap(text, WIDTH - 9).join(`\n${" ".repeat(11)}`)}\n`);
+  }
+
+  /** A line without a timestamp (tables). */
+  line(text: string): void {
+    process.stdout.write(`${text}\n`);
   }
 
   /** A line from grantkeeper's own log. */
   log(text: string): void {
-    this.say(dim(`  gk log │ ${text}`));
+    this.say(`  ${dim(`gk log │ ${text}`)}`);
   }
 
   /** A failure line. */
@@ -113,11 +136,12 @@ export interface ServeProcess {
 function phrase(line: Record<string, any>): string | undefined {
   const msg = String(line.msg ?? "");
   if (msg === "refresh attempt") {
+    // pino's redaction list has a bare "code" path (meant for authorization codes), which also hides this field.
     const code = line.code === undefined ? "" : ` code=${line.code}`;
     const tail = line.consecutiveFailures !== undefined ? ` failures=${line.consecutiveFailures}` : "";
     return `refresh attempt: result=${line.result} class=${line.class} reason=${line.reason}${code}${tail}`;
   }
-  if (msg === "grantkeeper serving") return `serving on ${line.url}, store ${line.store}`;
+  if (msg === "grantkeeper serving") return `serving on ${line.url}`;
   if (msg === "grant stored") return `grant stored for ${line.connectionId} (${line.source})`;
   if (msg === "http request" || msg.startsWith("generated a secret")) return undefined;
   if (Number(line.level) >= 40) return `${msg}${line.reason ? `: ${line.reason}` : ""}`;

@@ -5,7 +5,9 @@
 import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
+import { IntegrationService, type IntegrationPolicy } from "./integrations/service.js";
 import { AuthorizationService } from "./lifecycle/authorization.js";
+import { preflight, type PreflightResult } from "./lifecycle/preflight.js";
 import { ConnectionService } from "./lifecycle/connections.js";
 import { deriveConnectKey, signConnectToken, type ConnectClaims } from "./lifecycle/connectToken.js";
 import { LifecycleHooks } from "./lifecycle/hooks.js";
@@ -19,6 +21,7 @@ import { Encryptor, parseEncryptionKey } from "./store/encryption.js";
 import { migrateToLatest } from "./store/migrations.js";
 import { OAuthStateRepository } from "./store/oauthStates.js";
 import { ProviderRepository } from "./store/providers.js";
+import { IntegrationRepository } from "./store/integrations.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
 
 /** Options of {@link createGrantkeeper}. */
@@ -34,6 +37,8 @@ export interface GrantkeeperOptions {
   /** Refresh policy in milliseconds; defaults of design.md. */
   refresh?: Partial<RefreshPolicy>;
   scheduler?: Partial<SchedulerOptions>;
+  /** Integration policy. @defaultValue `{ resetOnReauth: ["ERROR"] }` */
+  integrations?: Partial<IntegrationPolicy>;
   /** Origin users' browsers reach. @defaultValue "http://127.0.0.1:7420" */
   publicUrl?: string;
   /** Extra origins allowed for `returnTo`. */
@@ -54,6 +59,7 @@ export interface GrantkeeperOptions {
 /** The object {@link createGrantkeeper} returns. */
 export interface Grantkeeper {
   connections: ConnectionService;
+  integrations: IntegrationService;
   providers: ProviderService;
   authorization: AuthorizationService;
   scheduler: RefreshScheduler;
@@ -69,6 +75,12 @@ export interface Grantkeeper {
    * @param ttlMs link lifetime, milliseconds @defaultValue 86 400 000 (24 h)
    */
   connectUrl(providerId: string, entityId: string, opts?: { returnTo?: string; ttlMs?: number }): string;
+  /**
+   * Which of an entity's required providers are usable, missing or dead, with
+   * signed connect links for those that are not.
+   * @throws {@link ProblemError} 422 `provider_not_found`
+   */
+  preflight(entityId: string, providerIds: string[]): Promise<PreflightResult>;
   /** Signing key of connect links (derived from the encryption key). */
   connectKey: Buffer;
   /** Start the refresh scheduler. */
@@ -111,6 +123,16 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 8, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
+  const integrations = new IntegrationService({
+    repo: new IntegrationRepository(store.db),
+    connections: repo,
+    encryptor,
+    clock,
+    logger,
+    hooks,
+    policy: { resetOnReauth: options.integrations?.resetOnReauth ?? ["ERROR"] },
+  });
+  integrations.attach();
   const publicUrl = (options.publicUrl ?? "http://127.0.0.1:7420").replace(/\/+$/, "");
   const authorization = new AuthorizationService({
     states: new OAuthStateRepository(store.db),
@@ -129,8 +151,15 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     await providers.put(id, input);
   }
   const connectKey = deriveConnectKey(key);
+  const connectUrl = (providerId: string, entityId: string, opts: { returnTo?: string; ttlMs?: number } = {}) => {
+    const claims: ConnectClaims = { providerId, entityId, exp: Math.floor((clock.now() + (opts.ttlMs ?? 86_400_000)) / 1000), ...(opts.returnTo ? { returnTo: opts.returnTo } : {}) };
+    const u = new URL(`${publicUrl}/v1/connect/${encodeURIComponent(providerId)}`);
+    u.searchParams.set("connectToken", signConnectToken(connectKey, claims));
+    return u.toString();
+  };
   return {
     connections,
+    integrations,
     providers,
     authorization,
     scheduler,
@@ -142,12 +171,8 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     policy,
     instanceId,
     connectKey,
-    connectUrl(providerId, entityId, opts = {}) {
-      const claims: ConnectClaims = { providerId, entityId, exp: Math.floor((clock.now() + (opts.ttlMs ?? 86_400_000)) / 1000), ...(opts.returnTo ? { returnTo: opts.returnTo } : {}) };
-      const u = new URL(`${publicUrl}/v1/connect/${encodeURIComponent(providerId)}`);
-      u.searchParams.set("connectToken", signConnectToken(connectKey, claims));
-      return u.toString();
-    },
+    connectUrl,
+    preflight: (entityId, providerIds) => preflight({ connections: repo, providers, connectUrl: (p, e) => connectUrl(p, e) }, entityId, providerIds),
     async start() {
       scheduler.start();
     },

@@ -7,7 +7,7 @@ import { openStore } from "../store/database.js";
 import { loadConfig } from "../config/config.js";
 import { serveCommand } from "./serve.js";
 import { openRuntime } from "./runtime.js";
-import { printConnections, printStatus, doctor } from "./report.js";
+import { printConnections, printStatus, printPreflight, doctor } from "./report.js";
 
 const program = new Command();
 program.name("grantkeeper").description("Keeps third-party OAuth 2.0 grants alive and the integrations on top of them healthy.").version("0.1.0");
@@ -78,6 +78,24 @@ program
     const rt = await openRuntime({ logLevel: "warn" });
     try {
       await printStatus(rt.gk, o.json === true);
+    } finally {
+      await rt.gk.close();
+    }
+  });
+
+program
+  .command("preflight")
+  .description("which of an entity's required providers are usable; exit 0 when all are, 3 otherwise")
+  .requiredOption("--entity <entityId>", "the end user or account")
+  .requiredOption("--providers <ids>", "comma-separated provider ids")
+  .option("--json", "print JSON")
+  .action(async (o: { entity: string; providers: string; json?: boolean }) => {
+    const rt = await openRuntime({ logLevel: "warn" });
+    try {
+      const ids = o.providers.split(",").map((p) => p.trim()).filter(Boolean);
+      const result = await rt.gk.preflight(o.entity, ids);
+      printPreflight(result, o.json === true);
+      process.exitCode = result.ok ? 0 : 3;
     } finally {
       await rt.gk.close();
     }

@@ -2,6 +2,8 @@
 import { loadConfig } from "../config/config.js";
 import type { Grantkeeper } from "../grantkeeper.js";
 import type { Connection } from "../lifecycle/view.js";
+import type { Integration } from "../integrations/view.js";
+import type { PreflightResult } from "../lifecycle/preflight.js";
 import type { ConnectionFilter } from "../store/connections.js";
 import { isReachable, openStore } from "../store/database.js";
 import { pendingMigrations } from "../store/migrations.js";
@@ -35,17 +37,55 @@ export async function printConnections(gk: Grantkeeper, filter: ConnectionFilter
   process.stdout.write(items.length ? table(rows) : "no connections\n");
 }
 
-/** `grantkeeper status`: counts by state, then every connection. */
+async function allIntegrations(gk: Grantkeeper): Promise<Integration[]> {
+  const out: Integration[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await gk.integrations.list({}, { limit: 500, ...(cursor ? { cursor } : {}) });
+    out.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return out;
+}
+
+function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const i of items) out[key(i)] = (out[key(i)] ?? 0) + 1;
+  return out;
+}
+
+const summary = (counts: Record<string, number>) => Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
+
+/** `grantkeeper status`: connections and integrations with state, reason, next refresh, failures. */
 export async function printStatus(gk: Grantkeeper, json: boolean): Promise<void> {
-  const items = await all(gk, {});
-  const byState: Record<string, number> = {};
-  for (const c of items) byState[c.state] = (byState[c.state] ?? 0) + 1;
+  const connections = await all(gk, {});
+  const integrations = await allIntegrations(gk);
+  const byState = countBy(connections, (c) => c.state);
+  const byStatus = countBy(integrations, (i) => i.status);
   if (json) {
-    process.stdout.write(JSON.stringify({ connections: { total: items.length, byState, items } }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify({ connections: { total: connections.length, byState, items: connections }, integrations: { total: integrations.length, byStatus, items: integrations } }, null, 2) + "\n",
+    );
     return;
   }
-  process.stdout.write(`connections: ${items.length} (${Object.entries(byState).map(([k, v]) => `${k} ${v}`).join(", ") || "none"})\n\n`);
+  process.stdout.write(`connections: ${connections.length} (${summary(byState)})\n`);
   await printConnections(gk, {}, false);
+  process.stdout.write(`\nintegrations: ${integrations.length} (${summary(byStatus)})\n`);
+  const rows = [["ID", "NAME", "ENTITY", "STATUS", "REASON", "CAUSE", "CONNECTIONS"]];
+  for (const i of integrations) rows.push([i.id, i.name, i.entityId, i.status, i.statusReason ?? "-", i.statusCause?.connectionId ?? i.statusCause?.target ?? "-", i.connectionIds.join(",")]);
+  process.stdout.write(integrations.length ? table(rows) : "no integrations\n");
+}
+
+/** Print a preflight result as a table or JSON. */
+export function printPreflight(result: PreflightResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+    return;
+  }
+  const rows = [["PROVIDER", "USABLE", "STATE", "ACTION", "CONNECT URL"]];
+  for (const p of result.providers) rows.push([p.providerId, p.usable ? "yes" : "no", p.state ?? "missing", p.action, p.connectUrl ?? "-"]);
+  process.stdout.write(table(rows));
+  process.stdout.write(result.ok ? `all ${result.providers.length} provider(s) usable for ${result.entityId}\n` : `${result.providers.filter((p) => !p.usable).length} provider(s) need the user: open the connect URL(s) above\n`);
 }
 
 /**

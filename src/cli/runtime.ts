@@ -26,6 +26,7 @@ export async function openRuntime(opts: { migrate?: boolean; logLevel?: string }
     retiredEncryptionKeys: config.retiredEncryptionKeys,
     refresh: config.refresh,
     scheduler: config.scheduler,
+    integrations: { resetOnReauth: config.file.integrations.resetOnReauth },
     publicUrl: config.publicUrl,
     allowedReturnOrigins: config.allowedReturnOrigins,
     stateTtlMs: config.connect.stateTtlMs,

@@ -13,6 +13,7 @@ import { isProblemError, ProblemError } from "./problem.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { isConnectWithToken, oauthRoutes } from "./routes/oauth.js";
 import { catalogueRoutes, providerRoutes } from "./routes/providers.js";
+import { integrationRoutes, preflightRoutes } from "./routes/integrations.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -76,6 +77,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/providers", providerRoutes(gk));
   app.route("/v1/catalogue", catalogueRoutes());
   app.route("/v1/connections", connectionRoutes(gk));
+  app.route("/v1/integrations", integrationRoutes(gk));
+  app.route("/v1/preflight", preflightRoutes(gk));
   app.route("/v1", oauthRoutes(gk));
   return app;
 }

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { providerInputSchema } from "../providers/definition.js";
 import { importConnectionSchema } from "./routes/connections.js";
+import { newIntegrationSchema, preflightSchema } from "./routes/integrations.js";
 import { HOST_REPORTED_STATES } from "../domain/states.js";
 
 const problem = { description: "RFC 9457 problem details", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
@@ -36,6 +37,23 @@ export function openApiDocument(): object {
           },
         },
         Provider: { type: "object", description: "A provider definition; the client secret is never returned (hasClientSecret says whether one is stored)." },
+        Integration: {
+          type: "object",
+          properties: {
+            id: { type: "string" }, name: { type: "string" }, entityId: { type: "string" },
+            status: { enum: ["ENABLED", "DISABLED", "ERROR"] }, statusReason: { type: "string" },
+            statusCause: { type: "object", properties: { connectionId: { type: "string" }, target: { type: "string" } } },
+            connectionIds: { type: "array", items: { type: "string" } }, parkedJobs: { type: "integer" },
+            createdAt: { type: "string", format: "date-time" }, updatedAt: { type: "string", format: "date-time" },
+          },
+        },
+        Preflight: {
+          type: "object",
+          properties: {
+            ok: { type: "boolean" }, entityId: { type: "string" },
+            providers: { type: "array", items: { type: "object", properties: { providerId: { type: "string" }, usable: { type: "boolean" }, connectionId: { type: "string" }, state: { type: "string" }, action: { enum: ["none", "connect", "reconnect"] }, connectUrl: { type: "string" } } } },
+          },
+        },
         AccessToken: { type: "object", properties: { accessToken: { type: "string" }, tokenType: { type: "string" }, expiresAt: { type: ["string", "null"], format: "date-time" } } },
       },
     },
@@ -60,6 +78,15 @@ export function openApiDocument(): object {
       "/v1/connections/{id}/refresh": { post: { summary: "Refresh now (single-flight, rate limited)", parameters: [idParam("id")], responses: { 200: json("Connection"), 429: problem } } },
       "/v1/connections/{id}/events": { get: { summary: "Event history, newest first", parameters: [idParam("id")], responses: { 200: { description: "{items: ConnectionEvent[], nextCursor?}" } } } },
       "/v1/connect/{providerId}": { get: { summary: "302 to the authorization endpoint (code + PKCE S256 + state)", parameters: [idParam("providerId"), ...["entityId", "returnTo", "scope", "connectToken"].map((n) => ({ name: n, in: "query", schema: { type: "string" } }))], responses: { 302: { description: "Redirect" }, 422: problem } } },
+      "/v1/integrations": {
+        post: { summary: "Create an integration (ENABLED; a generated delivery secret is returned once)", requestBody: body(newIntegrationSchema), responses: { 201: json("Integration", "Created"), 422: problem } },
+        get: { summary: "List integrations", parameters: ["entityId", "status", "connectionId", "cursor", "limit"].map((n) => ({ name: n, in: "query", schema: { type: "string" } })), responses: { 200: { description: "{items: Integration[], nextCursor?}" } } },
+      },
+      "/v1/integrations/{id}": { get: { summary: "One integration", parameters: [idParam("id")], responses: { 200: json("Integration"), 404: problem } } },
+      "/v1/integrations/{id}/events": { get: { summary: "Status history, newest first", parameters: [idParam("id")], responses: { 200: { description: "{items: IntegrationEvent[], nextCursor?}" } } } },
+      "/v1/integrations/{id}/disable": { post: { summary: "User intent: off, keep settings", parameters: [idParam("id")], responses: { 200: json("Integration") } } },
+      "/v1/integrations/{id}/enable": { post: { summary: "User intent: on (409 while a dependency is dead)", parameters: [idParam("id")], responses: { 200: json("Integration"), 409: problem } } },
+      "/v1/preflight": { post: { summary: "Which required providers are usable, missing or dead", requestBody: body(preflightSchema), responses: { 200: json("Preflight"), 422: problem } } },
       "/v1/oauth/callback": { get: { summary: "OAuth redirect endpoint", security: [], responses: { 302: { description: "To returnTo" }, 200: { description: "Connected page" }, 400: problem } } },
     },
   };

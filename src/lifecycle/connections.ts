@@ -93,6 +93,7 @@ export class ConnectionService {
         const keep: ConnectionState = existing.state === "syncing" || existing.state === "ready" ? existing.state : "pending";
         await repo.update(id, { ...fields, state: keep, token_version: existing.token_version + 1 }, trx);
         await repo.appendEvent({ connectionId: id, atMs: now, type: "reauthorized", message: `new grant stored by ${input.source}; was ${existing.state}`, detail: { source: input.source, previousState: existing.state } }, trx);
+        await this.d.hooks.inTransaction("reauthorized", trx, { connectionId: id, previousState: existing.state, nowMs: now });
       } else {
         await repo.insert(
           { id, provider_id: input.providerId, entity_id: input.entityId, state: "pending", ...fields, last_refreshed_at: null, last_attempt_at: null, token_version: 1, created_at: now },
@@ -205,7 +206,7 @@ export class ConnectionService {
         this.d.logger.warn({ connectionId: id, providerId: row.provider_id, reason: revocationError }, "revocation failed; deleting anyway");
       }
     }
-    await repo.delete(id);
+    await repo.delete(id, (trx) => this.d.hooks.inTransaction("deleted", trx, { connectionId: id, nowMs: clock.now() }));
     this.d.logger.info({ connectionId: id, providerId: row.provider_id, revoked }, "connection deleted");
     return revocationError ? { revoked, revocationError } : { revoked };
   }

@@ -4,6 +4,8 @@
  * never changes the refresh result (design.md "Permanent failure … the
  * notification is best-effort").
  */
+import type { Transaction } from "kysely";
+import type { Database } from "../store/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { LastError } from "../domain/states.js";
 
@@ -21,6 +23,24 @@ export interface LifecycleEventMap {
   "connection.granted": { connectionId: string; providerId: string; entityId: string; previousState: string | undefined };
 }
 
+/**
+ * Changes that must happen in the same transaction as a connection's own
+ * change (design.md: a permanent failure moves every dependent integration to
+ * ERROR "in one transaction"). Unlike events, a participant that throws rolls
+ * the whole change back — so participants do SQL only, no I/O elsewhere.
+ */
+export interface TransactionPayloads {
+  /** The connection is being marked `error`. */
+  invalidated: { connectionId: string; nowMs: number; lastError: LastError };
+  /** The connection got a working grant (import or connect) after having one before. */
+  reauthorized: { connectionId: string; previousState: string; nowMs: number };
+  /** The connection is being deleted. */
+  deleted: { connectionId: string; nowMs: number };
+}
+
+/** A function run inside the transaction of a connection change. */
+export type TransactionParticipant<K extends keyof TransactionPayloads> = (trx: Transaction<Database>, payload: TransactionPayloads[K]) => Promise<void>;
+
 /** Name of a lifecycle event. */
 export type LifecycleEventName = keyof LifecycleEventMap;
 
@@ -29,6 +49,17 @@ type Listener<K extends LifecycleEventName> = (payload: LifecycleEventMap[K]) =>
 /** A small typed event bus; listeners run in order, each guarded. */
 export class LifecycleHooks {
   private readonly listeners = new Map<LifecycleEventName, Array<Listener<any>>>();
+  private readonly participants = new Map<keyof TransactionPayloads, Array<TransactionParticipant<any>>>();
+
+  /** Register a participant in connection-change transactions (see {@link TransactionPayloads}). */
+  participate<K extends keyof TransactionPayloads>(kind: K, fn: TransactionParticipant<K>): void {
+    this.participants.set(kind, [...(this.participants.get(kind) ?? []), fn]);
+  }
+
+  /** Run the participants of `kind` inside `trx`; an error propagates and rolls the transaction back. */
+  async inTransaction<K extends keyof TransactionPayloads>(kind: K, trx: Transaction<Database>, payload: TransactionPayloads[K]): Promise<void> {
+    for (const fn of this.participants.get(kind) ?? []) await fn(trx, payload);
+  }
 
   constructor(private readonly logger: Logger) {}
 

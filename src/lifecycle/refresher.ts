@@ -14,7 +14,9 @@ import type { ConnectionState, LastError } from "../domain/states.js";
 import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
 import { isTokenEndpointError, refreshGrant, type TokenSet } from "../oauth/tokenEndpoint.js";
 import type { ProviderService } from "../providers/service.js";
+import type { Transaction } from "kysely";
 import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../store/connections.js";
+import type { Database } from "../store/schema.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { Logger } from "../telemetry/logger.js";
 import { connectionNotFound } from "./errors.js";
@@ -239,7 +241,8 @@ export class RefreshEngine {
       ...(t.enteredRecovery ? [{ type: "recovery_entered", class: verdict.class, code: verdict.code, message: `retries exhausted; trying every ${Math.round(policy.recoveryIntervalMs / 1000)} s until it works or turns permanent`, detail: null }] : []),
       ...(t.state === "error" ? [{ type: "invalidated", class: verdict.class, code: verdict.code, message: "grant is dead; the user must reconnect", detail: null }] : []),
     ];
-    const result = await this.commit(row, "failed", patch, events, verdict);
+    const participants = t.state === "error" ? (trx: Transaction<Database>) => hooks.inTransaction("invalidated", trx, { connectionId: row.id, nowMs: now, lastError }) : undefined;
+    const result = await this.commit(row, "failed", patch, events, verdict, participants);
     this.log(row, result.outcome, verdict, durationMs, t.nextRefreshAtMs, { phase: t.phase, consecutiveFailures: t.consecutiveFailures });
     if (result.outcome === "failed") {
       const base = { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id, lastError };
@@ -260,6 +263,7 @@ export class RefreshEngine {
     patch: ConnectionPatch,
     events: Array<{ type: string; class?: string; code?: string; message: string; detail: Record<string, unknown> | null }> | undefined,
     verdict?: Classification,
+    participants?: (trx: Transaction<Database>) => Promise<void>,
   ): Promise<RefreshResult> {
     const { repo, clock } = this.deps;
     const now = clock.now();
@@ -272,6 +276,7 @@ export class RefreshEngine {
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) return false;
       for (const e of events ?? []) await repo.appendEvent({ connectionId: row.id, atMs: now, ...e }, trx);
+      await participants?.(trx);
       return true;
     });
     const after = await repo.get(row.id);

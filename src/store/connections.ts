@@ -182,9 +182,10 @@ export class ConnectionRepository {
     return Number(r.numUpdatedRows);
   }
 
-  /** Delete one connection and its history. @returns true when a row was deleted */
-  async delete(id: string): Promise<boolean> {
+  /** Delete one connection and its history (plus what `participants` do in the same transaction). @returns true when a row was deleted */
+  async delete(id: string, participants?: (trx: Transaction<Database>) => Promise<void>): Promise<boolean> {
     return this.transaction(async (trx) => {
+      await participants?.(trx);
       await trx.deleteFrom("connection_events").where("connection_id", "=", id).execute();
       const r = await trx.deleteFrom("connections").where("id", "=", id).executeTakeFirst();
       return Number(r.numDeletedRows) === 1;

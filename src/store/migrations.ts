@@ -78,6 +78,52 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         for (const t of ["oauth_states", "connection_events", "connections", "providers"]) await db.schema.dropTable(t).execute();
       },
     },
+    "0002_integrations": {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable("integrations")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("entity_id", "text", (c) => c.notNull())
+          .addColumn("status", "text", (c) => c.notNull().check(sql`status in ('ENABLED','DISABLED','ERROR')`))
+          .addColumn("status_reason", "text")
+          .addColumn("status_cause_connection_id", "text")
+          .addColumn("status_cause_target", "text")
+          .addColumn("delivery", "text")
+          .addColumn("delivery_secret_ct", "text")
+          .addColumn("webhook_signing", "text", (c) => c.notNull().defaultTo("none"))
+          .addColumn("webhook_secret_ct", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex("integrations_entity").on("integrations").column("entity_id").execute();
+        await db.schema.createIndex("integrations_cause").on("integrations").column("status_cause_connection_id").execute();
+        await db.schema
+          .createTable("integration_connections")
+          .addColumn("integration_id", "text", (c) => c.notNull().references("integrations.id").onDelete("cascade"))
+          .addColumn("connection_id", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("integration_connections_pk", ["integration_id", "connection_id"])
+          .execute();
+        // Propagation finds dependents through this index: one set-based statement per fan-out.
+        await db.schema.createIndex("integration_connections_connection").on("integration_connections").columns(["connection_id", "integration_id"]).execute();
+        await db.schema
+          .createTable("integration_events")
+          .addColumn("id", dialect === "postgres" ? "bigserial" : "integer", (c) => (dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn("integration_id", "text", (c) => c.notNull())
+          .addColumn("at", bigint, (c) => c.notNull())
+          .addColumn("actor", "text", (c) => c.notNull())
+          .addColumn("from_status", "text")
+          .addColumn("to_status", "text", (c) => c.notNull())
+          .addColumn("reason", "text")
+          .addColumn("cause", "text")
+          .addColumn("message", "text", (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex("integration_events_integration").on("integration_events").columns(["integration_id", "id"]).execute();
+      },
+      async down(db: Kysely<any>) {
+        for (const t of ["integration_events", "integration_connections", "integrations"]) await db.schema.dropTable(t).execute();
+      },
+    },
   };
 }
 

@@ -64,10 +64,51 @@ export interface OAuthStatesTable {
   used_at: number | null;
 }
 
+export interface IntegrationsTable {
+  id: string;
+  name: string;
+  entity_id: string;
+  /** ENABLED | DISABLED | ERROR */
+  status: string;
+  status_reason: string | null;
+  status_cause_connection_id: string | null;
+  status_cause_target: string | null;
+  /** JSON {url, timeoutMs} or null. */
+  delivery: string | null;
+  delivery_secret_ct: string | null;
+  webhook_signing: string;
+  webhook_secret_ct: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Which connections an integration depends on (found by dependency, not by where it is filed). */
+export interface IntegrationConnectionsTable {
+  integration_id: string;
+  connection_id: string;
+}
+
+export interface IntegrationEventsTable {
+  id: Generated<number>;
+  integration_id: string;
+  at: number;
+  /** Who changed it: `user` (API/CLI), `system` (propagation), `reauthorization`. */
+  actor: string;
+  from_status: string | null;
+  to_status: string;
+  reason: string | null;
+  /** JSON {connectionId?, target?} or null. */
+  cause: string | null;
+  message: string;
+}
+
 /** The whole schema. */
 export interface Database {
   providers: ProvidersTable;
   connections: ConnectionsTable;
   connection_events: ConnectionEventsTable;
   oauth_states: OAuthStatesTable;
+  integrations: IntegrationsTable;
+  integration_connections: IntegrationConnectionsTable;
+  integration_events: IntegrationEventsTable;
 }

@@ -8,7 +8,11 @@ import pino, { type Logger, type DestinationStream } from "pino";
 /** The logger type used across grantkeeper (pino's). */
 export type { Logger };
 
-/** Paths redacted in every log line. */
+/**
+ * Paths redacted in every log line. Not `code` or `state`: those names carry
+ * failure codes and connection states in our lines; OAuth authorization codes
+ * and `state` values are never logged at all (request logs carry paths only).
+ */
 export const REDACT_PATHS = [
   "accessToken",
   "refreshToken",
@@ -19,8 +23,6 @@ export const REDACT_PATHS = [
   "client_secret",
   "code_verifier",
   "codeVerifier",
-  "code",
-  "state",
   "apiKey",
   "encryptionKey",
   "password",

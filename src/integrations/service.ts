@@ -1,0 +1,181 @@
+/**
+ * Integrations: units of the host app's work that depend on connections.
+ * Status propagation runs inside the connection's own transaction (see
+ * {@link IntegrationService.attach}): a dead grant moves every dependent
+ * ENABLED integration to ERROR(`credential_invalidated`) atomically (the
+ * Frigg incident: 94k error lines a day from integrations left ENABLED).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import type { Transaction } from "kysely";
+import type { Clock } from "../domain/clock.js";
+import { ProblemError } from "../http/problem.js";
+import type { LifecycleHooks } from "../lifecycle/hooks.js";
+import type { ConnectionRepository } from "../store/connections.js";
+import type { Encryptor } from "../store/encryption.js";
+import type { IntegrationRepository } from "../store/integrations.js";
+import type { Database } from "../store/schema.js";
+import type { Logger } from "../telemetry/logger.js";
+import { toIntegration, toIntegrationEvent, type Integration, type IntegrationEvent, type IntegrationStatus, type WEBHOOK_SIGNING } from "./view.js";
+
+/** Input of {@link IntegrationService.create}. */
+export interface NewIntegration {
+  name: string;
+  entityId: string;
+  connectionIds: string[];
+  delivery?: { url: string; timeoutMs?: number; secret?: string };
+  webhook?: { signing: (typeof WEBHOOK_SIGNING)[number]; secret?: string };
+}
+
+/** Policy of integrations (config `integrations`). */
+export interface IntegrationPolicy {
+  /** Statuses that reset to ENABLED when a connection is re-authorized. @defaultValue ["ERROR"] */
+  resetOnReauth: ReadonlyArray<"ERROR" | "DISABLED">;
+}
+
+/** Dependencies of {@link IntegrationService}. */
+export interface IntegrationServiceDeps {
+  repo: IntegrationRepository;
+  connections: ConnectionRepository;
+  encryptor: Encryptor;
+  clock: Clock;
+  logger: Logger;
+  hooks: LifecycleHooks;
+  policy: IntegrationPolicy;
+}
+
+function notFound(id: string): ProblemError {
+  return new ProblemError(404, "integration_not_found", "Integration not found", `no integration ${JSON.stringify(id)}`);
+}
+
+/** The integration API (`gk.integrations`). */
+export class IntegrationService {
+  constructor(private readonly d: IntegrationServiceDeps) {}
+
+  /** Register the in-transaction propagation with the connection lifecycle. Called once at start. */
+  attach(): void {
+    const { repo, hooks, policy, logger } = this.d;
+    hooks.participate("invalidated", async (trx, e) => {
+      const n = await repo.invalidateDependents(e.connectionId, "credential_invalidated", `connection ${e.connectionId} is dead (${e.lastError.code}); the user must reconnect`, e.nowMs, trx);
+      if (n > 0) logger.warn({ connectionId: e.connectionId, integrations: n }, "integrations moved to ERROR: credential invalidated");
+    });
+    hooks.participate("reauthorized", async (trx, e) => {
+      const n = await repo.resetAfterReauth(e.connectionId, policy.resetOnReauth, e.nowMs, trx);
+      if (n > 0) logger.info({ connectionId: e.connectionId, integrations: n }, "integrations re-enabled after re-authorization");
+    });
+    hooks.participate("deleted", async (trx, e) => {
+      await repo.invalidateDependents(e.connectionId, "connection_deleted", `connection ${e.connectionId} was deleted`, e.nowMs, trx);
+    });
+  }
+
+  /**
+   * Create an integration. It is ENABLED — or ERROR(`credential_invalidated`)
+   * if one of its connections is already dead, so the invariant "a dead grant
+   * means its integrations are in ERROR" holds from the start.
+   * @returns the integration, plus the delivery secret when one was generated (shown once)
+   * @throws {@link ProblemError} 422 `connection_not_found` listing unknown connection ids; 422 `validation_failed` for a signing scheme without a secret
+   */
+  async create(input: NewIntegration): Promise<{ integration: Integration; deliverySecret?: string }> {
+    const { repo, connections, encryptor, clock } = this.d;
+    const ids = [...new Set(input.connectionIds)];
+    const missing: string[] = [];
+    for (const id of ids) if (!(await connections.getSummary(id))) missing.push(id);
+    if (missing.length) throw new ProblemError(422, "connection_not_found", "Connection not found", `unknown connectionIds: ${missing.join(", ")}`, { members: { missing } });
+    const signing = input.webhook?.signing ?? "none";
+    if (signing !== "none" && !input.webhook?.secret) {
+      throw new ProblemError(422, "validation_failed", "Request validation failed", `webhook.signing ${signing} needs webhook.secret`, { errors: [{ path: "webhook.secret", message: "required unless signing is none" }] });
+    }
+    const id = `int_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    const generated = input.delivery && !input.delivery.secret ? `whsec_${randomBytes(24).toString("base64url")}` : undefined;
+    const deliverySecret = input.delivery ? (input.delivery.secret ?? generated) : undefined;
+    const now = clock.now();
+    await repo.transaction(async (trx) => {
+      const dead = await firstDead(trx, ids);
+      await repo.insert(
+        {
+          id,
+          name: input.name,
+          entity_id: input.entityId,
+          status: dead ? "ERROR" : "ENABLED",
+          status_reason: dead ? "credential_invalidated" : null,
+          status_cause_connection_id: dead ?? null,
+          status_cause_target: null,
+          delivery: input.delivery ? JSON.stringify({ url: input.delivery.url, timeoutMs: input.delivery.timeoutMs ?? 10_000 }) : null,
+          delivery_secret_ct: deliverySecret ? encryptor.encrypt(deliverySecret, `integration:${id}:delivery_secret`) : null,
+          webhook_signing: signing,
+          webhook_secret_ct: input.webhook?.secret ? encryptor.encrypt(input.webhook.secret, `integration:${id}:webhook_secret`) : null,
+          created_at: now,
+          updated_at: now,
+        },
+        ids,
+        dead ? `created; connection ${dead} is already dead` : "created",
+        trx,
+      );
+    });
+    return { integration: await this.get(id), ...(generated ? { deliverySecret: generated } : {}) };
+  }
+
+  /** One integration. @throws {@link ProblemError} 404 `integration_not_found` */
+  async get(id: string): Promise<Integration> {
+    const row = await this.d.repo.get(id);
+    if (!row) throw notFound(id);
+    return toIntegration(row, (await this.d.repo.connectionIdsOf([id])).get(id) ?? []);
+  }
+
+  /** A page of integrations. `limit` 1..500 (default 100). */
+  async list(filter: { entityId?: string; status?: IntegrationStatus; connectionId?: string } = {}, page: { cursor?: string; limit?: number } = {}): Promise<{ items: Integration[]; nextCursor?: string }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
+    const rows = await this.d.repo.list(filter, page.cursor, limit + 1);
+    const shown = rows.slice(0, limit);
+    const deps = await this.d.repo.connectionIdsOf(shown.map((r) => r.id));
+    const items = shown.map((r) => toIntegration(r, deps.get(r.id) ?? []));
+    return rows.length > limit ? { items, nextCursor: items[items.length - 1]!.id } : { items };
+  }
+
+  /** User intent: off, keep settings. Never set by the system. @throws {@link ProblemError} 404 */
+  async disable(id: string): Promise<Integration> {
+    const { repo, clock } = this.d;
+    await repo.transaction(async (trx) => {
+      const row = await repo.get(id, trx);
+      if (!row) throw notFound(id);
+      if (row.status === "DISABLED") return;
+      await repo.setStatus(id, row.status, { actor: "user", to: "DISABLED", reason: null, causeConnectionId: null, message: "disabled by the user", nowMs: clock.now() }, trx);
+    });
+    return this.get(id);
+  }
+
+  /**
+   * User intent: on. Refused while a dependency is dead (the user must
+   * reconnect it first).
+   * @throws {@link ProblemError} 404; 409 `connection_error` naming the dead connection
+   */
+  async enable(id: string): Promise<Integration> {
+    const { repo, clock } = this.d;
+    await repo.transaction(async (trx) => {
+      const row = await repo.get(id, trx);
+      if (!row) throw notFound(id);
+      if (row.status === "ENABLED") return;
+      const dead = await repo.deadDependency(id, trx);
+      if (dead) {
+        throw new ProblemError(409, "connection_error", "A connection needs re-authorization", `connection ${dead} is dead; reconnect it and the integration is enabled again`, { members: { connectionId: dead } });
+      }
+      await repo.setStatus(id, row.status, { actor: "user", to: "ENABLED", reason: null, causeConnectionId: null, message: `enabled by the user (was ${row.status}${row.status_reason ? ` ${row.status_reason}` : ""})`, nowMs: clock.now() }, trx);
+    });
+    return this.get(id);
+  }
+
+  /** An integration's status history, newest first. @throws {@link ProblemError} 404 */
+  async events(id: string, page: { cursor?: string; limit?: number } = {}): Promise<{ items: IntegrationEvent[]; nextCursor?: string }> {
+    if (!(await this.d.repo.get(id))) throw notFound(id);
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
+    const before = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Number(page.cursor) : undefined;
+    const rows = await this.d.repo.listEvents(id, before, limit + 1);
+    const items = rows.slice(0, limit).map(toIntegrationEvent);
+    return rows.length > limit ? { items, nextCursor: String(items[items.length - 1]!.id) } : { items };
+  }
+}
+
+async function firstDead(trx: Transaction<Database>, ids: string[]): Promise<string | undefined> {
+  if (ids.length === 0) return undefined;
+  const r = await trx.selectFrom("connections").select("id").where("id", "in", ids).where("state", "=", "error").orderBy("id").limit(1).executeTakeFirst();
+  return r?.id;
+}

@@ -1,0 +1,77 @@
+/** The public Integration shape (api-contract.md "Shapes"). */
+import type { IntegrationEventRow, IntegrationRow } from "../store/integrations.js";
+
+/** Integration statuses: ENABLED; DISABLED is user intent only; ERROR is system-caused and always has a reason. */
+export const INTEGRATION_STATUSES = ["ENABLED", "DISABLED", "ERROR"] as const;
+/** One of {@link INTEGRATION_STATUSES}. */
+export type IntegrationStatus = (typeof INTEGRATION_STATUSES)[number];
+
+/** Webhook signature schemes an integration's ingress may use. */
+export const WEBHOOK_SIGNING = ["github", "slack", "stripe", "hmac-sha256", "none"] as const;
+
+/** An integration as the API and library show it. Never carries secrets. Times are RFC 3339. */
+export interface Integration {
+  id: string;
+  name: string;
+  entityId: string;
+  status: IntegrationStatus;
+  /** Machine-readable, on ERROR: `credential_invalidated`, `connection_deleted`, `circuit_open`, … */
+  statusReason?: string;
+  /** What caused the ERROR. */
+  statusCause?: { connectionId?: string; target?: string };
+  connectionIds: string[];
+  /** Jobs kept for replay (the jobs part counts them; 0 until then). */
+  parkedJobs: number;
+  delivery?: { url: string; timeoutMs: number };
+  webhook: { signing: (typeof WEBHOOK_SIGNING)[number] };
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One status change in an integration's history. */
+export interface IntegrationEvent {
+  id: number;
+  integrationId: string;
+  at: string;
+  /** `user`, `system` (propagation) or `reauthorization`. */
+  actor: string;
+  from: string | null;
+  to: string;
+  reason?: string;
+  cause?: { connectionId?: string };
+  message: string;
+}
+
+/** Row + dependencies → {@link Integration}. */
+export function toIntegration(row: IntegrationRow, connectionIds: string[], parkedJobs = 0): Integration {
+  const cause = row.status_cause_connection_id ? { connectionId: row.status_cause_connection_id } : row.status_cause_target ? { target: row.status_cause_target } : undefined;
+  return {
+    id: row.id,
+    name: row.name,
+    entityId: row.entity_id,
+    status: row.status as IntegrationStatus,
+    ...(row.status_reason ? { statusReason: row.status_reason } : {}),
+    ...(cause ? { statusCause: cause } : {}),
+    connectionIds,
+    parkedJobs,
+    ...(row.delivery ? { delivery: JSON.parse(row.delivery) as { url: string; timeoutMs: number } } : {}),
+    webhook: { signing: row.webhook_signing as Integration["webhook"]["signing"] },
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+/** Row → {@link IntegrationEvent}. */
+export function toIntegrationEvent(r: IntegrationEventRow): IntegrationEvent {
+  return {
+    id: Number(r.id),
+    integrationId: r.integration_id,
+    at: new Date(r.at).toISOString(),
+    actor: r.actor,
+    from: r.from_status,
+    to: r.to_status,
+    ...(r.reason ? { reason: r.reason } : {}),
+    ...(r.cause ? { cause: JSON.parse(r.cause) as { connectionId?: string } } : {}),
+    message: r.message,
+  };
+}

@@ -1,0 +1,221 @@
+/**
+ * SQL for integrations, their dependencies and their status history. Every
+ * status fan-out (one connection, thousands of integrations) is a pair of
+ * set-based statements — one INSERT … SELECT for the history, one UPDATE —
+ * never a loop of round trips (design.md "Storage and scale").
+ */
+import type { Kysely, Selectable, Transaction } from "kysely";
+import type { Database, IntegrationEventsTable, IntegrationsTable } from "./schema.js";
+
+/** An `integrations` row. */
+export type IntegrationRow = Selectable<IntegrationsTable>;
+/** An `integration_events` row. */
+export type IntegrationEventRow = Selectable<IntegrationEventsTable>;
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** One status change to record. */
+export interface StatusChange {
+  actor: "user" | "system" | "reauthorization";
+  to: "ENABLED" | "DISABLED" | "ERROR";
+  reason: string | null;
+  causeConnectionId: string | null;
+  message: string;
+  nowMs: number;
+}
+
+/** Reads and writes of integrations. */
+export class IntegrationRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Run `fn` in one transaction. */
+  transaction<T>(fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(fn);
+  }
+
+  /** Insert an integration with its dependencies and its first history entry. */
+  async insert(row: IntegrationRow, connectionIds: string[], message: string, db: Db): Promise<void> {
+    await db.insertInto("integrations").values(row).execute();
+    await db.insertInto("integration_connections").values(connectionIds.map((connection_id) => ({ integration_id: row.id, connection_id }))).execute();
+    await db
+      .insertInto("integration_events")
+      .values({ integration_id: row.id, at: row.created_at, actor: "user", from_status: null, to_status: row.status, reason: row.status_reason, cause: causeJson(row.status_cause_connection_id), message })
+      .execute();
+  }
+
+  /** One row, or undefined. */
+  async get(id: string, db: Db = this.db): Promise<IntegrationRow | undefined> {
+    return db.selectFrom("integrations").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  /** A page ordered by id. */
+  async list(filter: { entityId?: string; status?: string; connectionId?: string }, after: string | undefined, limit: number): Promise<IntegrationRow[]> {
+    let q = this.db.selectFrom("integrations").selectAll().orderBy("id").limit(limit);
+    if (filter.entityId !== undefined) q = q.where("entity_id", "=", filter.entityId);
+    if (filter.status !== undefined) q = q.where("status", "=", filter.status);
+    if (filter.connectionId !== undefined) {
+      const cid = filter.connectionId;
+      q = q.where("id", "in", (eb) => eb.selectFrom("integration_connections").select("integration_id").where("connection_id", "=", cid));
+    }
+    if (after !== undefined) q = q.where("id", ">", after);
+    return q.execute();
+  }
+
+  /** Dependencies of the given integrations, by integration id. */
+  async connectionIdsOf(ids: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return out;
+    const rows = await this.db.selectFrom("integration_connections").select(["integration_id", "connection_id"]).where("integration_id", "in", ids).orderBy("connection_id").execute();
+    for (const r of rows) out.get(r.integration_id)?.push(r.connection_id);
+    return out;
+  }
+
+  /** The first dependency of an integration that is in state `error`, if any. */
+  async deadDependency(integrationId: string, db: Db = this.db): Promise<string | undefined> {
+    const r = await db
+      .selectFrom("integration_connections as ic")
+      .innerJoin("connections as c", "c.id", "ic.connection_id")
+      .select("c.id")
+      .where("ic.integration_id", "=", integrationId)
+      .where("c.state", "=", "error")
+      .orderBy("c.id")
+      .limit(1)
+      .executeTakeFirst();
+    return r?.id;
+  }
+
+  /** Change one integration's status, with its history entry. */
+  async setStatus(id: string, from: string, change: StatusChange, db: Db): Promise<void> {
+    await db
+      .updateTable("integrations")
+      .set({ status: change.to, status_reason: change.reason, status_cause_connection_id: change.causeConnectionId, status_cause_target: null, updated_at: change.nowMs })
+      .where("id", "=", id)
+      .execute();
+    await db
+      .insertInto("integration_events")
+      .values({ integration_id: id, at: change.nowMs, actor: change.actor, from_status: from, to_status: change.to, reason: change.reason, cause: causeJson(change.causeConnectionId), message: change.message })
+      .execute();
+  }
+
+  /**
+   * Every ENABLED integration that depends on `connectionId` → ERROR(`reason`),
+   * caused by that connection. Two statements whatever the fan-out.
+   * @returns how many changed
+   */
+  async invalidateDependents(connectionId: string, reason: string, message: string, nowMs: number, db: Db): Promise<number> {
+    const dependents = (eb: any) => eb.selectFrom("integration_connections").select("integration_id").where("connection_id", "=", connectionId);
+    await db
+      .insertInto("integration_events")
+      .columns(["integration_id", "at", "actor", "from_status", "to_status", "reason", "cause", "message"])
+      .expression((eb) =>
+        eb
+          .selectFrom("integrations")
+          .select((s) => [
+            "id",
+            s.val(nowMs).as("at"),
+            s.val("system").as("actor"),
+            "status",
+            s.val("ERROR").as("to_status"),
+            s.val(reason).as("reason"),
+            s.val(causeJson(connectionId)).as("cause"),
+            s.val(message).as("message"),
+          ])
+          .where("status", "=", "ENABLED")
+          .where("id", "in", dependents),
+      )
+      .execute();
+    const r = await db
+      .updateTable("integrations")
+      .set({ status: "ERROR", status_reason: reason, status_cause_connection_id: connectionId, status_cause_target: null, updated_at: nowMs })
+      .where("status", "=", "ENABLED")
+      .where("id", "in", dependents)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /**
+   * After `connectionId` got a working grant: integrations in ERROR *because
+   * of it* (and DISABLED dependents when the policy says so) go back to
+   * ENABLED — unless another dependency is still dead, in which case the
+   * ERROR now names that one. An ERROR with another cause is untouched.
+   * @param statuses which statuses reset (`resetOnReauth`)
+   * @returns how many became ENABLED
+   */
+  async resetAfterReauth(connectionId: string, statuses: ReadonlyArray<"ERROR" | "DISABLED">, nowMs: number, db: Db): Promise<number> {
+    const candidates = (eb: any) => {
+      const ors = [];
+      if (statuses.includes("ERROR")) ors.push(eb.and([eb("status", "=", "ERROR"), eb("status_cause_connection_id", "=", connectionId)]));
+      if (statuses.includes("DISABLED")) ors.push(eb.and([eb("status", "=", "DISABLED"), eb("id", "in", eb.selectFrom("integration_connections").select("integration_id").where("connection_id", "=", connectionId))]));
+      return ors.length ? eb.or(ors) : eb.val(false);
+    };
+    const otherDead = (eb: any) =>
+      eb.exists(
+        eb
+          .selectFrom("integration_connections as ic")
+          .innerJoin("connections as c", "c.id", "ic.connection_id")
+          .select("ic.connection_id")
+          .whereRef("ic.integration_id", "=", "integrations.id")
+          .where("c.state", "=", "error"),
+      );
+    const firstDead = (eb: any) =>
+      eb
+        .selectFrom("integration_connections as ic")
+        .innerJoin("connections as c", "c.id", "ic.connection_id")
+        .select("c.id")
+        .whereRef("ic.integration_id", "=", "integrations.id")
+        .where("c.state", "=", "error")
+        .orderBy("c.id")
+        .limit(1);
+
+    // 1. Still blocked by another dead dependency: stay (or become) ERROR, caused by that one.
+    await db
+      .insertInto("integration_events")
+      .columns(["integration_id", "at", "actor", "from_status", "to_status", "reason", "cause", "message"])
+      .expression((eb) =>
+        eb
+          .selectFrom("integrations")
+          .select((s) => ["id", s.val(nowMs).as("at"), s.val("reauthorization").as("actor"), "status", s.val("ERROR").as("to_status"), s.val("credential_invalidated").as("reason"), s.val(null).as("cause"), s.val(`${connectionId} was re-authorized but another connection is still dead`).as("message")])
+          .where((eb2) => eb2.and([candidates(eb2), otherDead(eb2)])),
+      )
+      .execute();
+    await db
+      .updateTable("integrations")
+      .set((eb) => ({ status: "ERROR", status_reason: "credential_invalidated", status_cause_connection_id: firstDead(eb), updated_at: nowMs }))
+      .where((eb) => eb.and([candidates(eb), otherDead(eb)]))
+      .execute();
+    // 2. Everything else among the candidates: ENABLED.
+    await db
+      .insertInto("integration_events")
+      .columns(["integration_id", "at", "actor", "from_status", "to_status", "reason", "cause", "message"])
+      .expression((eb) =>
+        eb
+          .selectFrom("integrations")
+          .select((s) => ["id", s.val(nowMs).as("at"), s.val("reauthorization").as("actor"), "status", s.val("ENABLED").as("to_status"), s.val("reauthorized").as("reason"), s.val(causeJson(connectionId)).as("cause"), s.val(`${connectionId} was re-authorized`).as("message")])
+          .where(candidates),
+      )
+      .execute();
+    const r = await db
+      .updateTable("integrations")
+      .set({ status: "ENABLED", status_reason: null, status_cause_connection_id: null, status_cause_target: null, updated_at: nowMs })
+      .where(candidates)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
+  }
+
+  /** An integration's history, newest first. */
+  async listEvents(integrationId: string, before: number | undefined, limit: number): Promise<IntegrationEventRow[]> {
+    let q = this.db.selectFrom("integration_events").selectAll().where("integration_id", "=", integrationId).orderBy("id", "desc").limit(limit);
+    if (before !== undefined) q = q.where("id", "<", before);
+    return q.execute();
+  }
+
+  /** Counts by status (for `status`). */
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = await this.db.selectFrom("integrations").select(["status", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("status").execute();
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+}
+
+function causeJson(connectionId: string | null): string | null {
+  return connectionId === null ? null : JSON.stringify({ connectionId });
+}
