@@ -36,6 +36,7 @@ describe("grantkeeper CLI", async () => {
     const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, providers: { acme: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "cli-client-secret" } } });
     const { connection } = await gk.connections.storeGrant({ providerId: "acme", entityId: "cli-user", source: "import", tokens: { accessToken: "cli-at", tokenType: "Bearer", refreshToken: "cli-rt", expiresInSeconds: 3600 } });
     connectionId = connection.id;
+    await gk.connections.storeGrant({ providerId: "acme", entityId: "happy", source: "import", tokens: { accessToken: "happy-at", tokenType: "Bearer" } });
     await gk.close();
   });
 
@@ -60,8 +61,9 @@ describe("grantkeeper CLI", async () => {
     const r = await run(["status", "--json"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.connections.total).toBe(1);
-    expect(j.connections.items[0]).toMatchObject({ id: connectionId, state: "pending", usable: true });
+    expect(j.connections.total).toBe(2);
+    expect(j.connections.items.find((c: any) => c.id === connectionId)).toMatchObject({ state: "pending", usable: true });
+    expect(j.integrations).toMatchObject({ total: 0 });
     expect(r.stdout).not.toContain("cli-at");
     expect(r.stdout).not.toContain("cli-rt");
   });
@@ -83,6 +85,18 @@ describe("grantkeeper CLI", async () => {
     const dead = await run(["connections", "refresh", connectionId], { GRANTKEEPER_CONFIG: join(db.dir, "no-rate-limit.yaml") });
     expect(dead.stdout).toContain("error (permanent invalid_grant)");
     expect(dead.code).toBe(3);
+  });
+
+  it("preflight exits 0 when every provider is usable and 3 otherwise, with a connect link", async () => {
+    const ok = await run(["preflight", "--entity", "happy", "--providers", "acme", "--json"]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, providers: [{ providerId: "acme", usable: true, action: "none" }] });
+    const dead = await run(["preflight", "--entity", "cli-user", "--providers", "acme"]);
+    expect(dead.code).toBe(3);
+    expect(dead.stdout).toMatch(/acme\s+no\s+error\s+reconnect\s+http/);
+    const missing = await run(["preflight", "--entity", "someone-else", "--providers", "acme"]);
+    expect(missing.code).toBe(3);
+    expect(missing.stdout).toMatch(/acme\s+no\s+missing\s+connect\s+http:\/\/127\.0\.0\.1:7420\/v1\/connect\/acme\?connectToken=/);
   });
 
   it("connections show of an unknown id exits 4 with a clear message", async () => {

@@ -59,6 +59,8 @@ export interface AuthServer {
    * that were already gone are not counted).
    */
   revokeAllGrants(): Promise<number>;
+  /** Like {@link AuthServer.revokeAllGrants}, for one account's grants only (the user revoked the app). */
+  revokeGrantsOf(accountId: string): Promise<number>;
   /** Stops the server and destroys every open connection. */
   close(): Promise<void>;
 }
@@ -265,14 +267,10 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     tokenRequests: () => tokenCount,
     refreshRequests: () => refreshCount,
     async revokeAllGrants() {
-      let destroyed = 0;
-      for (const [grantId, keys] of [...grants]) {
-        if (store.has(`Grant:${grantId}`)) destroyed += 1;
-        for (const key of keys) store.delete(key);
-        store.delete(`Grant:${grantId}`);
-        grants.delete(grantId);
-      }
-      return destroyed;
+      return revoke(() => true);
+    },
+    async revokeGrantsOf(accountId: string) {
+      return revoke((grant) => grant?.payload.accountId === accountId);
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -280,4 +278,16 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
         server.closeAllConnections();
       }),
   };
+
+  async function revoke(which: (grant: Entry | undefined) => boolean): Promise<number> {
+      let destroyed = 0;
+      for (const [grantId, keys] of [...grants]) {
+        if (!which(store.get(`Grant:${grantId}`))) continue;
+        if (store.has(`Grant:${grantId}`)) destroyed += 1;
+        for (const key of keys) store.delete(key);
+        store.delete(`Grant:${grantId}`);
+        grants.delete(grantId);
+      }
+      return destroyed;
+  }
 }
