@@ -68,4 +68,22 @@ describe("resetOnReauth policy", () => {
     const { integration } = await gk.integrations.create({ name: "late", entityId: "e", connectionIds: [connection.id] });
     expect(integration).toMatchObject({ status: "ERROR", statusReason: "credential_invalidated", statusCause: { connectionId: connection.id } });
   });
+
+  it("a failing connection.invalidated subscriber never changes the refresh result or the propagation", async () => {
+    db = await testDatabase();
+    ep = await startScriptedTokenEndpoint();
+    gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: testKey(), clock: new ManualClock(), providers: { p: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "s" } } });
+    let called = 0;
+    gk.hooks.on("connection.invalidated", () => {
+      called++;
+      throw new Error("alert sink is down");
+    });
+    const { connection } = await gk.connections.storeGrant({ providerId: "p", entityId: "e", source: "import", tokens: { accessToken: "a", tokenType: "Bearer", refreshToken: "r", expiresInSeconds: 3600 } });
+    const { integration } = await gk.integrations.create({ name: "i", entityId: "e", connectionIds: [connection.id] });
+    ep.push({ status: 400, body: { error: "invalid_grant" } });
+    const after = await gk.connections.refresh(connection.id);
+    expect(called).toBe(1);
+    expect(after).toMatchObject({ state: "error", lastError: { code: "invalid_grant" } });
+    expect((await gk.integrations.get(integration.id)).status).toBe("ERROR");
+  });
 });
