@@ -8,6 +8,11 @@ import { resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
 import { IntegrationService, type IntegrationPolicy } from "./integrations/service.js";
 import { AuthorizationService } from "./lifecycle/authorization.js";
 import { preflight, type PreflightResult } from "./lifecycle/preflight.js";
+import { IngressService } from "./jobs/ingress.js";
+import { JobService } from "./jobs/service.js";
+import { JobWorker, type WorkerOptions } from "./jobs/worker.js";
+import type { JobHandler } from "./jobs/context.js";
+import type { BreakerPolicy } from "./domain/breaker.js";
 import { ConnectionService } from "./lifecycle/connections.js";
 import { deriveConnectKey, signConnectToken, type ConnectClaims } from "./lifecycle/connectToken.js";
 import { LifecycleHooks } from "./lifecycle/hooks.js";
@@ -22,6 +27,7 @@ import { migrateToLatest } from "./store/migrations.js";
 import { OAuthStateRepository } from "./store/oauthStates.js";
 import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
+import { JobRepository } from "./store/jobs.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
 
 /** Options of {@link createGrantkeeper}. */
@@ -37,8 +43,12 @@ export interface GrantkeeperOptions {
   /** Refresh policy in milliseconds; defaults of design.md. */
   refresh?: Partial<RefreshPolicy>;
   scheduler?: Partial<SchedulerOptions>;
-  /** Integration policy. @defaultValue `{ resetOnReauth: ["ERROR"] }` */
+  /** Integration policy. @defaultValue `{ resetOnReauth: ["ERROR"], parkWhenDisabled: true }` */
   integrations?: Partial<IntegrationPolicy>;
+  /** Job queue tuning (milliseconds). */
+  jobs?: Partial<Omit<WorkerOptions, "parkWhenDisabled">> & { maxBodyBytes?: number };
+  /** Per delivery target breaker. @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }` */
+  breaker?: Partial<BreakerPolicy>;
   /** Origin users' browsers reach. @defaultValue "http://127.0.0.1:7420" */
   publicUrl?: string;
   /** Extra origins allowed for `returnTo`. */
@@ -60,6 +70,16 @@ export interface GrantkeeperOptions {
 export interface Grantkeeper {
   connections: ConnectionService;
   integrations: IntegrationService;
+  /** Read and replay jobs. */
+  jobs: JobService;
+  /** Webhook ingress (`POST /v1/webhooks/{id}` calls it). */
+  ingress: IngressService;
+  worker: JobWorker;
+  /**
+   * Run the jobs of integrations named `name` in this process.
+   * The handler throws `UserError` for a user/workflow failure, `AuthError` for an upstream auth rejection; anything else is a fault.
+   */
+  handle(name: string, handler: JobHandler): void;
   providers: ProviderService;
   authorization: AuthorizationService;
   scheduler: RefreshScheduler;
@@ -83,9 +103,9 @@ export interface Grantkeeper {
   preflight(entityId: string, providerIds: string[]): Promise<PreflightResult>;
   /** Signing key of connect links (derived from the encryption key). */
   connectKey: Buffer;
-  /** Start the refresh scheduler. */
+  /** Start the refresh scheduler and the job worker. */
   start(): Promise<void>;
-  /** Stop the scheduler and wait for refreshes in flight. */
+  /** Stop the scheduler and the worker, waiting for work in flight. */
   stop(): Promise<void>;
   /** Stop and close the store. */
   close(): Promise<void>;
@@ -123,16 +143,40 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 8, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
+  const jobRepo = new JobRepository(store.db, store.dialect);
+  const integrationRepo = new IntegrationRepository(store.db);
   const integrations = new IntegrationService({
-    repo: new IntegrationRepository(store.db),
+    repo: integrationRepo,
+    jobs: jobRepo,
     connections: repo,
     encryptor,
     clock,
     logger,
     hooks,
-    policy: { resetOnReauth: options.integrations?.resetOnReauth ?? ["ERROR"] },
+    policy: { resetOnReauth: options.integrations?.resetOnReauth ?? ["ERROR"], parkWhenDisabled: options.integrations?.parkWhenDisabled ?? true },
   });
   integrations.attach();
+  const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
+  const handlers = new Map<string, JobHandler>();
+  let self: Grantkeeper | undefined;
+  const worker = new JobWorker({
+    jobs: jobRepo,
+    integrations: integrationRepo,
+    connections,
+    gk: () => self!,
+    encryptor,
+    clock,
+    fetch: fetchImpl,
+    logger,
+    hooks,
+    handlers,
+    breaker: { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker },
+    options: { leaseMs: 60_000, maxAttempts: 5, backoffBaseMs: 5_000, backoffMaxMs: 300_000, concurrency: 8, pollMs: 1_000, ...options.jobs, parkWhenDisabled },
+    instanceId,
+    random,
+  });
+  const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: () => worker.wake() });
+  const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
   const publicUrl = (options.publicUrl ?? "http://127.0.0.1:7420").replace(/\/+$/, "");
   const authorization = new AuthorizationService({
     states: new OAuthStateRepository(store.db),
@@ -157,9 +201,16 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     u.searchParams.set("connectToken", signConnectToken(connectKey, claims));
     return u.toString();
   };
-  return {
+  self = {
     connections,
     integrations,
+    jobs,
+    ingress,
+    worker,
+    handle(name, handler) {
+      handlers.set(name, handler);
+      worker.wake();
+    },
     providers,
     authorization,
     scheduler,
@@ -175,13 +226,15 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     preflight: (entityId, providerIds) => preflight({ connections: repo, providers, connectUrl: (p, e) => connectUrl(p, e) }, entityId, providerIds),
     async start() {
       scheduler.start();
+      worker.start();
     },
     async stop() {
-      await scheduler.stop();
+      await Promise.all([scheduler.stop(), worker.stop()]);
     },
     async close() {
-      await scheduler.stop();
+      await Promise.all([scheduler.stop(), worker.stop()]);
       await store.close();
     },
   };
+  return self;
 }

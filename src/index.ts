@@ -18,3 +18,10 @@ export type { ProviderInput, ProviderDefinition } from "./providers/definition.j
 export type { ProviderView } from "./providers/service.js";
 export { loadConfig, ConfigError, type GrantkeeperConfig } from "./config/config.js";
 export { createLogger, type Logger } from "./telemetry/logger.js";
+export { UserError, AuthError, isUserError, isAuthError } from "./jobs/errors.js";
+export type { Job, JobContext, JobHandler } from "./jobs/context.js";
+export type { JobView } from "./jobs/service.js";
+export type { Accepted } from "./jobs/ingress.js";
+export type { Integration, IntegrationEvent, IntegrationStatus } from "./integrations/view.js";
+export type { PreflightResult, PreflightItem } from "./lifecycle/preflight.js";
+export { signDelivery, verifyDeliverySignature } from "./jobs/signatures.js";

@@ -84,6 +84,20 @@ program
   });
 
 program
+  .command("replay <integrationId>")
+  .description("run an ENABLED integration's parked and dead jobs again, in arrival order")
+  .action(async (integrationId: string) => {
+    const rt = await openRuntime({ logLevel: "warn" });
+    try {
+      const n = await rt.gk.jobs.replay(integrationId, (done) => process.stderr.write(`\rreplayed ${done} job(s)…`));
+      process.stderr.write("\n");
+      process.stdout.write(`${n} job(s) queued again for ${integrationId}; a running grantkeeper serve delivers them\n`);
+    } finally {
+      await rt.gk.close();
+    }
+  });
+
+program
   .command("preflight")
   .description("which of an entity's required providers are usable; exit 0 when all are, 3 otherwise")
   .requiredOption("--entity <entityId>", "the end user or account")

@@ -14,6 +14,7 @@ import { connectionRoutes } from "./routes/connections.js";
 import { isConnectWithToken, oauthRoutes } from "./routes/oauth.js";
 import { catalogueRoutes, providerRoutes } from "./routes/providers.js";
 import { integrationRoutes, preflightRoutes } from "./routes/integrations.js";
+import { jobRoutes, replayRoutes, webhookRoutes } from "./routes/jobs.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -77,7 +78,10 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/providers", providerRoutes(gk));
   app.route("/v1/catalogue", catalogueRoutes());
   app.route("/v1/connections", connectionRoutes(gk));
+  app.route("/v1/integrations", replayRoutes(gk));
   app.route("/v1/integrations", integrationRoutes(gk));
+  app.route("/v1/webhooks", webhookRoutes(gk));
+  app.route("/v1/jobs", jobRoutes(gk));
   app.route("/v1/preflight", preflightRoutes(gk));
   app.route("/v1", oauthRoutes(gk));
   return app;

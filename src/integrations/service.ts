@@ -13,6 +13,7 @@ import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { ConnectionRepository } from "../store/connections.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository } from "../store/integrations.js";
+import type { JobRepository } from "../store/jobs.js";
 import type { Database } from "../store/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import { toIntegration, toIntegrationEvent, type Integration, type IntegrationEvent, type IntegrationStatus, type WEBHOOK_SIGNING } from "./view.js";
@@ -30,11 +31,14 @@ export interface NewIntegration {
 export interface IntegrationPolicy {
   /** Statuses that reset to ENABLED when a connection is re-authorized. @defaultValue ["ERROR"] */
   resetOnReauth: ReadonlyArray<"ERROR" | "DISABLED">;
+  /** Jobs of a DISABLED integration are parked (true) or discarded with a record (false). @defaultValue true */
+  parkWhenDisabled: boolean;
 }
 
 /** Dependencies of {@link IntegrationService}. */
 export interface IntegrationServiceDeps {
   repo: IntegrationRepository;
+  jobs: JobRepository;
   connections: ConnectionRepository;
   encryptor: Encryptor;
   clock: Clock;
@@ -56,14 +60,18 @@ export class IntegrationService {
     const { repo, hooks, policy, logger } = this.d;
     hooks.participate("invalidated", async (trx, e) => {
       const n = await repo.invalidateDependents(e.connectionId, "credential_invalidated", `connection ${e.connectionId} is dead (${e.lastError.code}); the user must reconnect`, e.nowMs, trx);
+      await this.d.jobs.syncWithIntegrations(trx, e.nowMs, policy.parkWhenDisabled);
       if (n > 0) logger.warn({ connectionId: e.connectionId, integrations: n }, "integrations moved to ERROR: credential invalidated");
     });
     hooks.participate("reauthorized", async (trx, e) => {
       const n = await repo.resetAfterReauth(e.connectionId, policy.resetOnReauth, e.nowMs, trx);
+      const { replayed } = await this.d.jobs.syncWithIntegrations(trx, e.nowMs, policy.parkWhenDisabled);
+      if (replayed > 0) logger.info({ connectionId: e.connectionId, jobs: replayed }, "parked jobs replayed after re-authorization");
       if (n > 0) logger.info({ connectionId: e.connectionId, integrations: n }, "integrations re-enabled after re-authorization");
     });
     hooks.participate("deleted", async (trx, e) => {
       await repo.invalidateDependents(e.connectionId, "connection_deleted", `connection ${e.connectionId} was deleted`, e.nowMs, trx);
+      await this.d.jobs.syncWithIntegrations(trx, e.nowMs, policy.parkWhenDisabled);
     });
   }
 
@@ -102,6 +110,7 @@ export class IntegrationService {
           delivery: input.delivery ? JSON.stringify({ url: input.delivery.url, timeoutMs: input.delivery.timeoutMs ?? 10_000 }) : null,
           delivery_secret_ct: deliverySecret ? encryptor.encrypt(deliverySecret, `integration:${id}:delivery_secret`) : null,
           webhook_signing: signing,
+          delivery_target: input.delivery ? input.delivery.url : `handler:${input.name}`,
           webhook_secret_ct: input.webhook?.secret ? encryptor.encrypt(input.webhook.secret, `integration:${id}:webhook_secret`) : null,
           created_at: now,
           updated_at: now,
@@ -118,7 +127,7 @@ export class IntegrationService {
   async get(id: string): Promise<Integration> {
     const row = await this.d.repo.get(id);
     if (!row) throw notFound(id);
-    return toIntegration(row, (await this.d.repo.connectionIdsOf([id])).get(id) ?? []);
+    return toIntegration(row, (await this.d.repo.connectionIdsOf([id])).get(id) ?? [], (await this.d.jobs.parkedCounts([id])).get(id) ?? 0);
   }
 
   /** A page of integrations. `limit` 1..500 (default 100). */
@@ -127,7 +136,8 @@ export class IntegrationService {
     const rows = await this.d.repo.list(filter, page.cursor, limit + 1);
     const shown = rows.slice(0, limit);
     const deps = await this.d.repo.connectionIdsOf(shown.map((r) => r.id));
-    const items = shown.map((r) => toIntegration(r, deps.get(r.id) ?? []));
+    const parked = await this.d.jobs.parkedCounts(shown.map((r) => r.id));
+    const items = shown.map((r) => toIntegration(r, deps.get(r.id) ?? [], parked.get(r.id) ?? 0));
     return rows.length > limit ? { items, nextCursor: items[items.length - 1]!.id } : { items };
   }
 
@@ -139,6 +149,7 @@ export class IntegrationService {
       if (!row) throw notFound(id);
       if (row.status === "DISABLED") return;
       await repo.setStatus(id, row.status, { actor: "user", to: "DISABLED", reason: null, causeConnectionId: null, message: "disabled by the user", nowMs: clock.now() }, trx);
+      await this.d.jobs.syncWithIntegrations(trx, clock.now(), this.d.policy.parkWhenDisabled);
     });
     return this.get(id);
   }
@@ -159,6 +170,7 @@ export class IntegrationService {
         throw new ProblemError(409, "connection_error", "A connection needs re-authorization", `connection ${dead} is dead; reconnect it and the integration is enabled again`, { members: { connectionId: dead } });
       }
       await repo.setStatus(id, row.status, { actor: "user", to: "ENABLED", reason: null, causeConnectionId: null, message: `enabled by the user (was ${row.status}${row.status_reason ? ` ${row.status_reason}` : ""})`, nowMs: clock.now() }, trx);
+      await this.d.jobs.syncWithIntegrations(trx, clock.now(), this.d.policy.parkWhenDisabled);
     });
     return this.get(id);
   }

@@ -21,6 +21,12 @@ export interface LifecycleEventMap {
   "provider.misconfigured": { providerId: string; connectionId: string; lastError: LastError };
   /** A connection got a working grant from the connect flow or an import. `previousState` is undefined for a new one. */
   "connection.granted": { connectionId: string; providerId: string; entityId: string; previousState: string | undefined };
+  /** A job exhausted its attempts on infrastructure faults. */
+  "job.dead": { jobId: string; integrationId: string; attempts: number; lastError: { code: string; message: string } };
+  /** A delivery target's breaker opened; its integrations are in ERROR(circuit_open). */
+  "breaker.opened": { target: string; integrations: number };
+  /** A delivery target answered a probe; its integrations are ENABLED again. */
+  "breaker.closed": { target: string; integrations: number };
 }
 
 /**

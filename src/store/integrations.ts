@@ -98,39 +98,71 @@ export class IntegrationRepository {
   }
 
   /**
-   * Every ENABLED integration that depends on `connectionId` → ERROR(`reason`),
-   * caused by that connection. Two statements whatever the fan-out.
+   * Move every integration matching `where` to a new status, with one history
+   * entry each: one INSERT … SELECT and one UPDATE, whatever the fan-out.
    * @returns how many changed
    */
-  async invalidateDependents(connectionId: string, reason: string, message: string, nowMs: number, db: Db): Promise<number> {
-    const dependents = (eb: any) => eb.selectFrom("integration_connections").select("integration_id").where("connection_id", "=", connectionId);
+  private async bulkTransition(db: Db, where: (eb: any) => any, change: Omit<StatusChange, "causeConnectionId"> & { causeConnectionId?: string | null; causeTarget?: string | null }): Promise<number> {
+    const cause = change.causeConnectionId ? JSON.stringify({ connectionId: change.causeConnectionId }) : change.causeTarget ? JSON.stringify({ target: change.causeTarget }) : null;
     await db
       .insertInto("integration_events")
       .columns(["integration_id", "at", "actor", "from_status", "to_status", "reason", "cause", "message"])
       .expression((eb) =>
         eb
           .selectFrom("integrations")
-          .select((s) => [
-            "id",
-            s.val(nowMs).as("at"),
-            s.val("system").as("actor"),
-            "status",
-            s.val("ERROR").as("to_status"),
-            s.val(reason).as("reason"),
-            s.val(causeJson(connectionId)).as("cause"),
-            s.val(message).as("message"),
-          ])
-          .where("status", "=", "ENABLED")
-          .where("id", "in", dependents),
+          .select((s) => ["id", s.val(change.nowMs).as("at"), s.val(change.actor).as("actor"), "status", s.val(change.to).as("to_status"), s.val(change.reason).as("reason"), s.val(cause).as("cause"), s.val(change.message).as("message")])
+          .where(where),
       )
       .execute();
     const r = await db
       .updateTable("integrations")
-      .set({ status: "ERROR", status_reason: reason, status_cause_connection_id: connectionId, status_cause_target: null, updated_at: nowMs })
-      .where("status", "=", "ENABLED")
-      .where("id", "in", dependents)
+      .set({ status: change.to, status_reason: change.reason, status_cause_connection_id: change.causeConnectionId ?? null, status_cause_target: change.causeTarget ?? null, updated_at: change.nowMs })
+      .where(where)
       .executeTakeFirst();
     return Number(r.numUpdatedRows);
+  }
+
+  /**
+   * Every ENABLED integration that depends on `connectionId` → ERROR(`reason`),
+   * caused by that connection.
+   * @returns how many changed
+   */
+  async invalidateDependents(connectionId: string, reason: string, message: string, nowMs: number, db: Db): Promise<number> {
+    return this.bulkTransition(
+      db,
+      (eb) => eb.and([eb("status", "=", "ENABLED"), eb("id", "in", eb.selectFrom("integration_connections").select("integration_id").where("connection_id", "=", connectionId))]),
+      { actor: "system", to: "ERROR", reason, causeConnectionId: connectionId, message, nowMs },
+    );
+  }
+
+  /** A delivery target's breaker opened: its ENABLED integrations → ERROR(`circuit_open`, target). @returns how many changed */
+  async openCircuit(target: string, nowMs: number, db: Db): Promise<number> {
+    return this.bulkTransition(db, (eb) => eb.and([eb("status", "=", "ENABLED"), eb("delivery_target", "=", target)]), {
+      actor: "system",
+      to: "ERROR",
+      reason: "circuit_open",
+      causeTarget: target,
+      message: `delivery target failed repeatedly; paused until a probe succeeds`,
+      nowMs,
+    });
+  }
+
+  /** A delivery target's breaker closed: integrations in ERROR(`circuit_open`) for it → ENABLED. @returns how many changed */
+  async closeCircuit(target: string, nowMs: number, db: Db): Promise<number> {
+    return this.bulkTransition(db, (eb) => eb.and([eb("status", "=", "ERROR"), eb("status_reason", "=", "circuit_open"), eb("status_cause_target", "=", target)]), {
+      actor: "system",
+      to: "ENABLED",
+      reason: "circuit_closed",
+      causeTarget: target,
+      message: "delivery target answered a probe; resumed",
+      nowMs,
+    });
+  }
+
+  /** Integrations in ERROR(`circuit_open`) for a target (to pick a probe). */
+  async openCircuitIntegrations(target: string): Promise<string[]> {
+    const rows = await this.db.selectFrom("integrations").select("id").where("status", "=", "ERROR").where("status_reason", "=", "circuit_open").where("status_cause_target", "=", target).orderBy("id").execute();
+    return rows.map((r) => r.id);
   }
 
   /**

@@ -124,6 +124,47 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         for (const t of ["integration_events", "integration_connections", "integrations"]) await db.schema.dropTable(t).execute();
       },
     },
+    "0003_jobs": {
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable("integrations").addColumn("delivery_target", "text", (c) => c.notNull().defaultTo("")).execute();
+        await db.schema
+          .createTable("jobs")
+          .addColumn("seq", dialect === "postgres" ? "bigserial" : "integer", (c) => (dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn("id", "text", (c) => c.notNull().unique())
+          .addColumn("integration_id", "text", (c) => c.notNull())
+          .addColumn("state", "text", (c) => c.notNull().check(sql`state in ('queued','running','succeeded','failed','faulted','parked','dead','discarded')`))
+          .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("idempotency_key", "text")
+          .addColumn("headers", "text", (c) => c.notNull())
+          .addColumn("body", "text", (c) => c.notNull())
+          .addColumn("run_at", bigint, (c) => c.notNull())
+          .addColumn("lease_owner", "text")
+          .addColumn("lease_until", bigint)
+          .addColumn("last_error", "text")
+          .addColumn("probe", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("received_at", bigint, (c) => c.notNull())
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .addColumn("finished_at", bigint)
+          .addUniqueConstraint("jobs_idempotency", ["integration_id", "idempotency_key"])
+          .execute();
+        await db.schema.createIndex("jobs_claim").on("jobs").columns(["state", "run_at", "seq"]).execute();
+        await db.schema.createIndex("jobs_integration").on("jobs").columns(["integration_id", "state", "seq"]).execute();
+        await db.schema
+          .createTable("breakers")
+          .addColumn("target", "text", (c) => c.primaryKey())
+          .addColumn("state", "text", (c) => c.notNull())
+          .addColumn("consecutive_failures", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("opened_at", bigint)
+          .addColumn("cooldown_until", bigint)
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable("breakers").execute();
+        await db.schema.dropTable("jobs").execute();
+      },
+    },
   };
 }
 

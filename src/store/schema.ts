@@ -78,6 +78,8 @@ export interface IntegrationsTable {
   delivery_secret_ct: string | null;
   webhook_signing: string;
   webhook_secret_ct: string | null;
+  /** Breaker key of where this integration's jobs go: the delivery URL, or `handler:<name>`. */
+  delivery_target: string;
   created_at: number;
   updated_at: number;
 }
@@ -102,6 +104,45 @@ export interface IntegrationEventsTable {
   message: string;
 }
 
+export interface JobsTable {
+  /** Arrival order. */
+  seq: Generated<number>;
+  id: string;
+  integration_id: string;
+  /** queued | running | succeeded | failed | faulted | parked | dead | discarded */
+  state: string;
+  attempts: number;
+  idempotency_key: string | null;
+  /** JSON object of the delivery's headers (credentials removed). */
+  headers: string;
+  /** The raw body, base64. */
+  body: string;
+  /** When the job may next run, ms since the epoch. */
+  run_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  /** JSON {class, code, message, at} or null. */
+  last_error: string | null;
+  /** 1 for a half-open breaker probe: runs although its integration is in ERROR(circuit_open). */
+  probe: number;
+  received_at: number;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
+/** Per delivery target breaker, shared by every instance through the store. */
+export interface BreakersTable {
+  target: string;
+  /** closed | open */
+  state: string;
+  consecutive_failures: number;
+  opened_at: number | null;
+  /** No job for this target starts before this time (ms since the epoch), whatever the entry path. */
+  cooldown_until: number | null;
+  updated_at: number;
+}
+
 /** The whole schema. */
 export interface Database {
   providers: ProvidersTable;
@@ -111,4 +152,6 @@ export interface Database {
   integrations: IntegrationsTable;
   integration_connections: IntegrationConnectionsTable;
   integration_events: IntegrationEventsTable;
+  jobs: JobsTable;
+  breakers: BreakersTable;
 }

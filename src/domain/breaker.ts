@@ -1,0 +1,56 @@
+/**
+ * A breaker per delivery target, as pure transitions. The state lives in the
+ * store so every instance sees one breaker and one cooldown — cockatiel's
+ * CircuitBreakerPolicy keeps its state in memory and reads Date.now(), so it
+ * can neither be shared across instances nor driven by an injected clock.
+ * (The chat-agent incident: no breaker, and a cooldown some paths bypassed.)
+ */
+
+/** A breaker's persisted state. Times in ms since the epoch. */
+export type BreakerState =
+  | { state: "closed"; consecutiveFailures: number; cooldownUntil: number | null }
+  | { state: "open"; consecutiveFailures: number; openedAt: number; cooldownUntil: number };
+
+/** Breaker policy (config `breaker`). */
+export interface BreakerPolicy {
+  /** Consecutive faults that open the breaker. @defaultValue 3 */
+  maxConsecutiveFailures: number;
+  /** After each fault, no job for the target starts for this long, on any path. @defaultValue 120 000 ms */
+  cooldownMs: number;
+}
+
+/** A closed breaker with no history. */
+export const closedBreaker: BreakerState = { state: "closed", consecutiveFailures: 0, cooldownUntil: null };
+
+/** What a transition asks the caller to do besides storing the new state. */
+export interface BreakerTransition {
+  next: BreakerState;
+  /** The breaker just opened: integrations using the target → ERROR(circuit_open), ops alerted once. */
+  opened: boolean;
+  /** The breaker just closed: integrations in ERROR(circuit_open) for the target → ENABLED, parked jobs replay. */
+  closed: boolean;
+}
+
+/** After a fault: start a cooldown; open after `maxConsecutiveFailures`. */
+export function onFault(s: BreakerState, nowMs: number, p: BreakerPolicy): BreakerTransition {
+  const failures = s.consecutiveFailures + 1;
+  const cooldownUntil = nowMs + p.cooldownMs;
+  if (s.state === "open") return { next: { ...s, consecutiveFailures: failures, cooldownUntil }, opened: false, closed: false };
+  if (failures >= p.maxConsecutiveFailures) return { next: { state: "open", consecutiveFailures: failures, openedAt: nowMs, cooldownUntil }, opened: true, closed: false };
+  return { next: { state: "closed", consecutiveFailures: failures, cooldownUntil }, opened: false, closed: false };
+}
+
+/** After a success (a normal run, or the half-open probe): closed, no cooldown. */
+export function onSuccess(s: BreakerState): BreakerTransition {
+  return { next: closedBreaker, opened: false, closed: s.state === "open" };
+}
+
+/** True when jobs for the target may start at `nowMs` (no cooldown running). */
+export function mayStart(s: BreakerState, nowMs: number): boolean {
+  return s.cooldownUntil === null || s.cooldownUntil <= nowMs;
+}
+
+/** True when an open breaker's cooldown has passed and one probe may go through. */
+export function probeDue(s: BreakerState, nowMs: number): boolean {
+  return s.state === "open" && s.cooldownUntil <= nowMs;
+}

@@ -1,0 +1,84 @@
+/**
+ * What a library job handler receives: the job, and a context that hands out
+ * fresh tokens and calls the provider's API with them — refreshing once
+ * (single-flight) and retrying once on a 401 (design.md "API 401").
+ */
+import type { Grantkeeper } from "../grantkeeper.js";
+import type { JobRow } from "../store/jobs.js";
+import { AuthError } from "./errors.js";
+
+/** A job as a handler sees it. */
+export interface Job {
+  id: string;
+  integrationId: string;
+  /** This attempt's number, 1-based. */
+  attempt: number;
+  receivedAt: Date;
+  headers: Record<string, string>;
+  /** The raw body. */
+  body: Uint8Array;
+  /** The body as UTF-8 text. */
+  text(): string;
+  /** The body parsed as JSON. @throws SyntaxError when it is not JSON */
+  json<T = unknown>(): T;
+}
+
+/** The second argument of a handler. */
+export interface JobContext {
+  /** A fresh access token for a connection. @throws the lifecycle's 409/503 problems */
+  token(connectionId: string): Promise<string>;
+  /**
+   * Call the provider's API (`apiBaseUrl` + `path`) with a fresh bearer token.
+   * On a 401 the connection is refreshed (single-flight) and the call retried
+   * once; a second 401 throws {@link AuthError}.
+   */
+  fetch(connectionId: string, path: string, init?: RequestInit): Promise<Response>;
+  /** The connections this job's integration depends on. */
+  connectionIds: string[];
+}
+
+/** A job handler. Throw `UserError` for a user/workflow failure, `AuthError` for an upstream auth rejection; anything else is a fault. */
+export type JobHandler = (job: Job, ctx: JobContext) => Promise<void>;
+
+/** Build the handler's view of a job row. */
+export function jobOf(row: JobRow): Job {
+  const body = new Uint8Array(Buffer.from(row.body, "base64"));
+  return {
+    id: row.id,
+    integrationId: row.integration_id,
+    attempt: row.attempts,
+    receivedAt: new Date(row.received_at),
+    headers: JSON.parse(row.headers) as Record<string, string>,
+    body,
+    text: () => Buffer.from(body).toString("utf8"),
+    json: <T>() => JSON.parse(Buffer.from(body).toString("utf8")) as T,
+  };
+}
+
+/** Build a handler context over a grantkeeper instance. */
+export function contextOf(gk: Pick<Grantkeeper, "connections" | "providers">, fetchImpl: typeof fetch, connectionIds: string[]): JobContext {
+  const token = async (connectionId: string) => (await gk.connections.ensureFresh(connectionId)).accessToken;
+  return {
+    connectionIds,
+    token,
+    async fetch(connectionId, path, init = {}) {
+      const conn = await gk.connections.get(connectionId);
+      const provider = await gk.providers.get(conn.providerId);
+      if (!provider?.apiBaseUrl) throw new Error(`provider ${conn.providerId} has no apiBaseUrl`);
+      const url = new URL(path.replace(/^\//, ""), provider.apiBaseUrl.endsWith("/") ? provider.apiBaseUrl : `${provider.apiBaseUrl}/`);
+      const call = async (t: string) => {
+        const headers = new Headers(init.headers);
+        headers.set("authorization", `Bearer ${t}`);
+        return fetchImpl(url, { ...init, headers });
+      };
+      const first = await call(await token(connectionId));
+      if (first.status !== 401) return first;
+      await first.body?.cancel().catch(() => undefined);
+      await gk.connections.refresh(connectionId).catch(() => undefined);
+      const second = await call(await token(connectionId));
+      if (second.status !== 401) return second;
+      await second.body?.cancel().catch(() => undefined);
+      throw new AuthError(`the provider rejected a fresh token for ${connectionId}`, connectionId);
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Webhook ingress: size limit, signature per integration (constant time),
+ * idempotency, disposition by integration status, and a durable write before
+ * the 202 — grouped with other concurrent deliveries into one transaction.
+ */
+import { randomUUID } from "node:crypto";
+import type { Clock } from "../domain/clock.js";
+import { ProblemError } from "../http/problem.js";
+import type { Encryptor } from "../store/encryption.js";
+import type { IntegrationRepository } from "../store/integrations.js";
+import type { InsertResult, JobRepository, NewJobRow } from "../store/jobs.js";
+import type { Logger } from "../telemetry/logger.js";
+import { GroupCommit } from "./groupCommit.js";
+import { idempotencyKeyOf, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
+
+/** What `POST /v1/webhooks/{integrationId}` answers with its 202. */
+export interface Accepted {
+  jobId: string;
+  /** `queued` (will run), `parked` (kept until the integration is ENABLED), `discarded` (DISABLED and parkWhenDisabled is false; recorded), `duplicate` (already stored). */
+  disposition: "queued" | "parked" | "discarded" | "duplicate";
+}
+
+/** Headers never stored with a job (credentials and hop-by-hop headers). */
+const DROPPED_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "host", "connection", "content-length", "transfer-encoding", "keep-alive", "upgrade"]);
+
+/** Dependencies of {@link IngressService}. */
+export interface IngressDeps {
+  integrations: IntegrationRepository;
+  jobs: JobRepository;
+  encryptor: Encryptor;
+  clock: Clock;
+  logger: Logger;
+  /** Jobs of a DISABLED integration: park (true) or discard with a record (false). */
+  parkWhenDisabled: boolean;
+  /** Largest accepted body, bytes. @defaultValue 1 048 576 */
+  maxBodyBytes: number;
+  /** Called after new queued jobs committed (wakes the worker). */
+  onQueued: () => void;
+}
+
+/** Accepts webhook deliveries for integrations. */
+export class IngressService {
+  private readonly group: GroupCommit<NewJobRow, InsertResult>;
+
+  constructor(private readonly d: IngressDeps) {
+    this.group = new GroupCommit((rows) => d.jobs.insertGroup(rows));
+  }
+
+  /** Group commit statistics (groups written, items in them). */
+  get stats(): { groups: number; items: number } {
+    return this.group.stats;
+  }
+
+  /**
+   * Accept one delivery. Resolves only after the job is committed.
+   * @throws {@link ProblemError} 404 `integration_not_found`, 413 `payload_too_large`,
+   *   401 `invalid_signature`, 400 `invalid_idempotency_key`
+   */
+  async accept(integrationId: string, rawBody: Uint8Array, headers: Headers): Promise<Accepted> {
+    const { clock } = this.d;
+    if (rawBody.byteLength > this.d.maxBodyBytes) throw new ProblemError(413, "payload_too_large", "Payload too large", `webhook bodies are limited to ${this.d.maxBodyBytes} bytes`);
+    const integration = /^int_[a-zA-Z0-9]{1,64}$/.test(integrationId) ? await this.d.integrations.get(integrationId) : undefined;
+    if (!integration) throw new ProblemError(404, "integration_not_found", "Integration not found", `no integration ${JSON.stringify(integrationId)}`);
+    const scheme = integration.webhook_signing as SigningScheme;
+    const secret = integration.webhook_secret_ct ? this.d.encryptor.decrypt(integration.webhook_secret_ct, `integration:${integration.id}:webhook_secret`) : undefined;
+    const now = clock.now();
+    verifyWebhookSignature({ scheme, secret, rawBody, headers, nowMs: now });
+    const key = idempotencyKeyOf(scheme, headers, rawBody);
+    const state = integration.status === "ENABLED" ? "queued" : integration.status === "ERROR" || this.d.parkWhenDisabled ? "parked" : "discarded";
+    const kept: Record<string, string> = {};
+    headers.forEach((v, k) => {
+      if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
+    });
+    const result = await this.group.submit({
+      id: `job_${randomUUID().replaceAll("-", "").slice(0, 24)}`,
+      integration_id: integration.id,
+      state,
+      attempts: 0,
+      idempotency_key: key ?? null,
+      headers: JSON.stringify(kept),
+      body: Buffer.from(rawBody).toString("base64"),
+      run_at: now,
+      lease_owner: null,
+      lease_until: null,
+      last_error: state === "discarded" ? JSON.stringify({ class: "user", code: "integration_disabled", message: "discarded: the integration is disabled", at: new Date(now).toISOString() }) : null,
+      probe: 0,
+      received_at: now,
+      created_at: now,
+      updated_at: now,
+      finished_at: state === "discarded" ? now : null,
+    });
+    if (result.duplicate) return { jobId: result.id, disposition: "duplicate" };
+    if (state === "queued") this.d.onQueued();
+    return { jobId: result.id, disposition: state };
+  }
+}

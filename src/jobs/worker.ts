@@ -1,0 +1,302 @@
+/**
+ * The job worker: claims runnable jobs (leases with a TTL), runs them
+ * (delivery to a consumer, or a library handler), and records the outcome —
+ * awaiting the write before deciding what comes next. Errors while cleaning up
+ * are logged and recorded, never escape the loop (the background-jobs
+ * incident: a cleanup error escaped and took the recovery path down).
+ */
+import type { Clock } from "../domain/clock.js";
+import { onFault, onSuccess, type BreakerPolicy } from "../domain/breaker.js";
+import { classifyDelivery, jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
+import type { ConnectionService } from "../lifecycle/connections.js";
+import type { LifecycleHooks } from "../lifecycle/hooks.js";
+import type { Encryptor } from "../store/encryption.js";
+import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
+import type { JobRepository, JobRow } from "../store/jobs.js";
+import type { Logger } from "../telemetry/logger.js";
+import { contextOf, jobOf, type JobHandler } from "./context.js";
+import { deliver } from "./delivery.js";
+import { isAuthError, isUserError } from "./errors.js";
+import type { Grantkeeper } from "../grantkeeper.js";
+
+/** Worker tuning (config `jobs`, in milliseconds). */
+export interface WorkerOptions {
+  /** A claimed job's lease; a crashed worker's jobs are re-claimed after it. @defaultValue 60 000 */
+  leaseMs: number;
+  /** Attempts before a faulted job is `dead`. @defaultValue 5 */
+  maxAttempts: number;
+  /** First retry delay of a faulted job. @defaultValue 5 000 */
+  backoffBaseMs: number;
+  /** Retry delay cap. @defaultValue 300 000 */
+  backoffMaxMs: number;
+  /** Jobs run at once. @defaultValue 8 */
+  concurrency: number;
+  /** Longest sleep between looks at the queue (other instances' work, expired leases). @defaultValue 1 000 */
+  pollMs: number;
+  parkWhenDisabled: boolean;
+}
+
+/** Dependencies of {@link JobWorker}. */
+export interface WorkerDeps {
+  jobs: JobRepository;
+  integrations: IntegrationRepository;
+  connections: ConnectionService;
+  gk: () => Pick<Grantkeeper, "connections" | "providers">;
+  encryptor: Encryptor;
+  clock: Clock;
+  fetch: typeof fetch;
+  logger: Logger;
+  hooks: LifecycleHooks;
+  handlers: Map<string, JobHandler>;
+  breaker: BreakerPolicy;
+  options: WorkerOptions;
+  instanceId: string;
+  random: () => number;
+}
+
+/** Running totals (for status, metrics, benchmarks). */
+export interface WorkerStats {
+  claimed: number;
+  succeeded: number;
+  failed: number;
+  faulted: number;
+  dead: number;
+  parked: number;
+  cleanupErrors: number;
+}
+
+/** Works the queue. */
+export class JobWorker {
+  private timer: unknown;
+  private running: Promise<number> | undefined;
+  private again = false;
+  private started = false;
+  readonly stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
+
+  constructor(private readonly d: WorkerDeps) {}
+
+  /** Start polling (and run what is due now). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    void this.runDue();
+  }
+
+  /** Stop polling and wait for jobs in flight. */
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** New work arrived: run soon. */
+  wake(): void {
+    if (this.started) void this.runDue();
+  }
+
+  /**
+   * Sweep expired leases, queue due breaker probes, then claim and run jobs
+   * until none is runnable. Concurrent calls share one run.
+   * @returns jobs run by this call
+   */
+  runDue(): Promise<number> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.loop()
+      .catch((e: Error) => {
+        this.d.logger.error({ err: { name: e.name, message: e.message } }, "job worker loop failed; retrying at the next poll");
+        return 0;
+      })
+      .finally(() => {
+        this.running = undefined;
+        this.arm();
+      });
+    return this.running;
+  }
+
+  private arm(): void {
+    if (!this.started) return;
+    if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
+    this.timer = this.d.clock.setTimeout(() => {
+      this.timer = undefined;
+      void this.runDue();
+    }, this.d.options.pollMs);
+  }
+
+  private async loop(): Promise<number> {
+    const { jobs, clock, options, instanceId } = this.d;
+    let ran = 0;
+    do {
+      this.again = false;
+      const now = clock.now();
+      const swept = await jobs.sweepExpiredLeases(now);
+      if (swept > 0) this.d.logger.warn({ jobs: swept }, "re-queued jobs whose worker lease expired");
+      await this.queueProbes(now);
+      for (;;) {
+        const claimed = await jobs.claim(instanceId, clock.now(), options.leaseMs, options.concurrency, [...this.d.handlers.keys()]);
+        if (claimed.length === 0) break;
+        this.stats.claimed += claimed.length;
+        ran += claimed.length;
+        await Promise.all(claimed.map((job) => this.runOne(job)));
+      }
+    } while (this.again);
+    return ran;
+  }
+
+  /** An open breaker whose cooldown passed lets one parked job through as a probe. */
+  private async queueProbes(now: number): Promise<void> {
+    for (const target of await this.d.jobs.breakersDueForProbe(now)) {
+      for (const integrationId of await this.d.integrations.openCircuitIntegrations(target)) {
+        if (await this.d.jobs.queueProbe(integrationId, now)) break;
+      }
+    }
+  }
+
+  private async runOne(job: JobRow): Promise<void> {
+    let outcome: JobOutcome;
+    let integration: IntegrationRow | undefined;
+    try {
+      integration = await this.d.integrations.get(job.integration_id);
+      // Claims already skip targets in cooldown, so every entry path (retry, new job, replay) waits it out.
+      outcome = integration ? await this.execute(job, integration) : { kind: "failed", code: "integration_not_found", message: "the integration was deleted" };
+    } catch (e) {
+      outcome = { kind: "faulted", code: "worker_error", message: (e as Error).message };
+    }
+    try {
+      await this.record(job, integration, outcome);
+    } catch (e) {
+      // The recovery path is guarded: the lease expires and the sweep re-queues the job.
+      this.stats.cleanupErrors++;
+      this.d.logger.error({ jobId: job.id, integrationId: job.integration_id, outcome: outcome.kind, err: { name: (e as Error).name, message: (e as Error).message } }, "could not record a job outcome; its lease will expire and it will run again");
+    }
+  }
+
+  private async execute(job: JobRow, integration: IntegrationRow): Promise<JobOutcome> {
+    const { encryptor, clock } = this.d;
+    if (integration.delivery) {
+      const { url, timeoutMs } = JSON.parse(integration.delivery) as { url: string; timeoutMs: number };
+      const secret = integration.delivery_secret_ct ? encryptor.decrypt(integration.delivery_secret_ct, `integration:${integration.id}:delivery_secret`) : "";
+      return classifyDelivery(await deliver(this.d.fetch, url, secret, job, timeoutMs, clock.now()));
+    }
+    const handler = this.d.handlers.get(integration.name);
+    if (!handler) return { kind: "faulted", code: "no_handler", message: `no handler registered for ${integration.name}` };
+    const connectionIds = (await this.d.integrations.connectionIdsOf([integration.id])).get(integration.id) ?? [];
+    try {
+      await handler(jobOf(job), contextOf(this.d.gk(), this.d.fetch, connectionIds));
+      return { kind: "succeeded" };
+    } catch (e) {
+      if (isUserError(e)) return { kind: "failed", code: e.code, message: e.message };
+      if (isAuthError(e)) return { kind: "auth_failed", ...(e.connectionId ? { connectionId: e.connectionId } : {}), message: e.message };
+      // A lifecycle problem (grant dead, token unavailable) inside a handler is an auth matter, not a fault of the handler.
+      const code = (e as { code?: string }).code;
+      if (code === "connection_error") return { kind: "auth_failed", ...((e as any).extra?.members?.connectionId ? { connectionId: (e as any).extra.members.connectionId } : {}), message: (e as Error).message };
+      return { kind: "faulted", code: code === "token_unavailable" ? "token_unavailable" : "handler_error", message: (e as Error).message };
+    }
+  }
+
+  private async record(job: JobRow, integration: IntegrationRow | undefined, outcome: JobOutcome): Promise<void> {
+    const { jobs, clock, options, random, instanceId, logger } = this.d;
+    const now = clock.now();
+    const err = (cls: string, code: string, message: string) => JSON.stringify({ class: cls, code, message, at: new Date(now).toISOString() });
+    const target = integration?.delivery_target;
+    switch (outcome.kind) {
+      case "succeeded": {
+        await jobs.finish(job.id, instanceId, { state: "succeeded", finished_at: now, updated_at: now, last_error: null, probe: 0 });
+        this.stats.succeeded++;
+        if (target) await this.breakerSuccess(target, now);
+        return;
+      }
+      case "failed": {
+        await jobs.finish(job.id, instanceId, { state: "failed", finished_at: now, updated_at: now, last_error: err("user", outcome.code, outcome.message), probe: 0 });
+        this.stats.failed++;
+        logger.info({ jobId: job.id, integrationId: job.integration_id, code: outcome.code }, "job failed (user error; not retried)");
+        if (target) await this.breakerSuccess(target, now);
+        return;
+      }
+      case "auth_failed": {
+        const connectionId = outcome.connectionId ?? (await this.d.integrations.connectionIdsOf([job.integration_id])).get(job.integration_id)?.[0];
+        let dead = false;
+        if (connectionId) {
+          const after = await this.d.connections.refresh(connectionId).catch((e: { code?: string }) => (e.code === "connection_error" ? ({ state: "error" } as const) : undefined));
+          dead = after?.state === "error";
+        }
+        // A dead grant parks the job (its integration is ERROR by propagation); otherwise re-run with the fresh token.
+        const state = dead ? "parked" : job.attempts >= options.maxAttempts ? "dead" : "queued";
+        await jobs.finish(job.id, instanceId, { state, run_at: now, updated_at: now, last_error: err("auth", "auth_failed", outcome.message), probe: 0 });
+        if (state === "parked") this.stats.parked++;
+        if (state === "dead") await this.dead(job, "auth_failed", outcome.message);
+        return;
+      }
+      case "faulted": {
+        this.stats.faulted++;
+        const last = err("infra", outcome.code, outcome.message);
+        if (job.probe === 1) {
+          await jobs.finish(job.id, instanceId, { state: "parked", probe: 0, updated_at: now, last_error: last });
+        } else if (job.attempts >= options.maxAttempts) {
+          await jobs.finish(job.id, instanceId, { state: "dead", finished_at: now, updated_at: now, last_error: last });
+          await this.dead(job, outcome.code, outcome.message);
+        } else {
+          const delay = jobBackoffMs(job.attempts, options.backoffBaseMs, options.backoffMaxMs, random(), outcome.retryAfterMs);
+          await jobs.finish(job.id, instanceId, { state: "queued", run_at: now + delay, updated_at: now, last_error: last });
+        }
+        if (target && outcome.code !== "no_handler") await this.breakerFault(target, now);
+        return;
+      }
+    }
+  }
+
+  private async dead(job: JobRow, code: string, message: string): Promise<void> {
+    this.stats.dead++;
+    this.d.logger.error({ jobId: job.id, integrationId: job.integration_id, attempts: job.attempts, code }, "job dead after its last attempt");
+    await this.d.hooks.emit("job.dead", { jobId: job.id, integrationId: job.integration_id, attempts: job.attempts, lastError: { code, message } });
+  }
+
+  private async breakerFault(target: string, now: number): Promise<void> {
+    const { jobs, integrations } = this.d;
+    const t = onFault(await jobs.breaker(target), now, this.d.breaker);
+    let changed = 0;
+    await integrations.transaction(async (trx) => {
+      await jobs.saveBreaker(target, t.next, now, trx);
+      if (t.opened) {
+        changed = await integrations.openCircuit(target, now, trx);
+        await jobs.syncWithIntegrations(trx, now, this.d.options.parkWhenDisabled);
+      }
+    });
+    if (t.opened) {
+      this.d.logger.error({ target: redactTarget(target), integrations: changed }, "delivery breaker opened");
+      await this.d.hooks.emit("breaker.opened", { target, integrations: changed });
+    }
+  }
+
+  private async breakerSuccess(target: string, now: number): Promise<void> {
+    const { jobs, integrations } = this.d;
+    const current = await jobs.breaker(target);
+    if (current.state === "closed" && current.consecutiveFailures === 0 && current.cooldownUntil === null) return;
+    const t = onSuccess(current);
+    let changed = 0;
+    await integrations.transaction(async (trx) => {
+      await jobs.saveBreaker(target, t.next, now, trx);
+      if (t.closed) {
+        changed = await integrations.closeCircuit(target, now, trx);
+        await jobs.syncWithIntegrations(trx, now, this.d.options.parkWhenDisabled);
+      }
+    });
+    if (t.closed) {
+      this.d.logger.info({ target: redactTarget(target), integrations: changed }, "delivery breaker closed");
+      await this.d.hooks.emit("breaker.closed", { target, integrations: changed });
+    }
+  }
+}
+
+/** Targets are URLs that may carry credentials in their query: log origin and path only. */
+function redactTarget(target: string): string {
+  try {
+    const u = new URL(target);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return target;
+  }
+}
