@@ -24,6 +24,14 @@ export interface AppOptions {
   maxBodyBytes?: number;
 }
 
+/**
+ * 413, answered before the body was read: the connection is closed, or a
+ * client reusing it would send its next request into the unread rest.
+ */
+function tooLarge(options: AppOptions): ProblemError {
+  return new ProblemError(413, "payload_too_large", "Payload too large", `bodies are limited to ${options.maxBodyBytes ?? 1_048_576} bytes`, { headers: { connection: "close" } });
+}
+
 function isPublicRoute(method: string, path: string, query: URLSearchParams): boolean {
   if (!path.startsWith("/v1/")) return true;
   if (method === "GET" && path === "/v1/oauth/callback") return true;
@@ -49,7 +57,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.onError((err, c) => {
     if (isProblemError(err)) return err.toResponse();
     const status = (err as { status?: number }).status;
-    if (status === 413) return new ProblemError(413, "payload_too_large", "Payload too large", `bodies are limited to ${options.maxBodyBytes ?? 1_048_576} bytes`).toResponse();
+    if (status === 413) return tooLarge(options).toResponse();
     log.error({ path: new URL(c.req.url).pathname, err: { name: err.name, message: err.message, stack: err.stack } }, "unhandled error");
     return new ProblemError(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged").toResponse();
   });
@@ -70,7 +78,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     bodyLimit({
       maxSize: options.maxBodyBytes ?? 1_048_576,
       onError: () => {
-        throw new ProblemError(413, "payload_too_large", "Payload too large", `bodies are limited to ${options.maxBodyBytes ?? 1_048_576} bytes`);
+        throw tooLarge(options);
       },
     }),
   );

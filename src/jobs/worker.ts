@@ -140,7 +140,18 @@ export class JobWorker {
         if (claimed.length === 0) break;
         this.stats.claimed += claimed.length;
         ran += claimed.length;
-        await Promise.all(claimed.map((job) => this.runOne(job)));
+        // One integration's jobs run one after another, in arrival order; different integrations run side by side.
+        const byIntegration = new Map<string, JobRow[]>();
+        for (const job of claimed) byIntegration.set(job.integration_id, [...(byIntegration.get(job.integration_id) ?? []), job]);
+        await Promise.all(
+          [...byIntegration.values()].map(async (list) => {
+            for (const [n, job] of list.entries()) {
+              // A job that waited behind its predecessors gets a fresh lease, so the sweep does not re-run it meanwhile.
+              if (n > 0 && !(await jobs.renewLease(job.id, instanceId, clock.now() + options.leaseMs).catch(() => false))) continue;
+              await this.runOne(job);
+            }
+          }),
+        );
       }
     } while (this.again);
     return ran;

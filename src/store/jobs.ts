@@ -114,6 +114,12 @@ export class JobRepository {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /** Extend a running job's lease while `owner` still holds it. @returns false when the lease was lost */
+  async renewLease(id: string, owner: string, untilMs: number): Promise<boolean> {
+    const r = await this.db.updateTable("jobs").set({ lease_until: untilMs }).where("id", "=", id).where("lease_owner", "=", owner).where("state", "=", "running").executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
   /** Re-queue jobs whose lease expired (a crashed worker). @returns how many */
   async sweepExpiredLeases(nowMs: number): Promise<number> {
     const r = await this.db

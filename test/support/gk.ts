@@ -10,7 +10,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { ManualClock } from "../../src/domain/clock.js";
 import type { RefreshPolicy } from "../../src/domain/policy.js";
-import { createGrantkeeper, type Grantkeeper } from "../../src/grantkeeper.js";
+import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../../src/grantkeeper.js";
 import { createApp } from "../../src/http/app.js";
 import { listen, type RunningServer } from "../../src/http/server.js";
 import { REDACT_PATHS } from "../../src/telemetry/logger.js";
@@ -51,7 +51,7 @@ export interface GrantkeeperUnderTest {
  */
 export async function startGrantkeeper(
   db: TestDatabase,
-  opts: { refresh?: Partial<RefreshPolicy>; clock?: ManualClock; instanceId?: string; encryptionKey?: string; beforeFetch?: (url: string) => Promise<void>; logName?: string } = {},
+  opts: { refresh?: Partial<RefreshPolicy>; clock?: ManualClock; instanceId?: string; encryptionKey?: string; beforeFetch?: (url: string) => Promise<void>; logName?: string; extra?: Partial<GrantkeeperOptions> } = {},
 ): Promise<GrantkeeperUnderTest> {
   const clock = opts.clock ?? new ManualClock(Date.now());
   const port = await freePort();
@@ -82,6 +82,7 @@ export async function startGrantkeeper(
     random: () => 0.5,
     refresh: opts.refresh ?? {},
     ...(opts.instanceId ? { instanceId: opts.instanceId } : {}),
+    ...opts.extra,
   });
   const app = createApp(gk, { apiKey });
   const server = await listen(app, "127.0.0.1", port);
