@@ -86,6 +86,18 @@ export function openApiDocument(): object {
       "/v1/integrations/{id}/events": { get: { summary: "Status history, newest first", parameters: [idParam("id")], responses: { 200: { description: "{items: IntegrationEvent[], nextCursor?}" } } } },
       "/v1/integrations/{id}/disable": { post: { summary: "User intent: off, keep settings", parameters: [idParam("id")], responses: { 200: json("Integration") } } },
       "/v1/integrations/{id}/enable": { post: { summary: "User intent: on (409 while a dependency is dead)", parameters: [idParam("id")], responses: { 200: json("Integration"), 409: problem } } },
+      "/v1/webhooks/{integrationId}": {
+        post: {
+          summary: "Webhook ingress: raw body, signature checked per integration (github, slack, stripe, hmac-sha256, none); 202 only after the job is committed",
+          security: [],
+          parameters: [idParam("integrationId")],
+          requestBody: { required: true, content: { "*/*": { schema: {} } } },
+          responses: { 202: { description: "{jobId, disposition: queued|parked|discarded|duplicate}" }, 401: problem, 404: problem, 413: problem },
+        },
+      },
+      "/v1/jobs": { get: { summary: "List jobs in arrival order", parameters: ["integrationId", "state", "cursor", "limit"].map((n) => ({ name: n, in: "query", schema: { type: "string" } })), responses: { 200: { description: "{items: Job[], nextCursor?}" } } } },
+      "/v1/jobs/{id}": { get: { summary: "One job (never its body)", parameters: [idParam("id")], responses: { 200: { description: "Job {id, integrationId, state, attempts, idempotencyKey?, lastError?, receivedAt, createdAt, updatedAt}" }, 404: problem } } },
+      "/v1/integrations/{id}/replay": { post: { summary: "Run an ENABLED integration's parked and dead jobs again, in arrival order", parameters: [idParam("id")], responses: { 200: { description: "Integration plus {replayed}" }, 409: problem } } },
       "/v1/preflight": { post: { summary: "Which required providers are usable, missing or dead", requestBody: body(preflightSchema), responses: { 200: json("Preflight"), 422: problem } } },
       "/v1/oauth/callback": { get: { summary: "OAuth redirect endpoint", security: [], responses: { 302: { description: "To returnTo" }, 200: { description: "Connected page" }, 400: problem } } },
     },
