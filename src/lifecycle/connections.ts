@@ -133,7 +133,9 @@ export class ConnectionService {
    */
   async ensureFresh(id: string): Promise<AccessToken> {
     const { repo, clock, policy } = this.d;
-    let row = await repo.get(id);
+    // A refresh already running here answers every caller: no store read per caller.
+    const joined = this.d.engine.inFlightFor(id);
+    let row = joined ? (await joined).row : await repo.get(id);
     if (!row) throw connectionNotFound(id);
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
     if (!isFresh(row, clock.now(), policy.marginMs)) {

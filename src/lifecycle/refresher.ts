@@ -13,7 +13,7 @@ import type { RefreshPolicy } from "../domain/policy.js";
 import type { ConnectionState, LastError } from "../domain/states.js";
 import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
 import { isTokenEndpointError, refreshGrant, type TokenSet } from "../oauth/tokenEndpoint.js";
-import type { ProviderService } from "../providers/service.js";
+import type { ProviderForCall, ProviderService } from "../providers/service.js";
 import type { Transaction } from "kysely";
 import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../store/connections.js";
 import type { Database } from "../store/schema.js";
@@ -82,6 +82,11 @@ export class RefreshEngine {
     return this.deps.policy.timeoutMs + 5_000;
   }
 
+  /** The refresh of a connection in flight in this process, if any (callers join it instead of reading the store). */
+  inFlightFor(connectionId: string): Promise<RefreshResult> | undefined {
+    return this.inFlight.get(connectionId);
+  }
+
   /**
    * Refresh a connection, joining any refresh of it already in flight in this process.
    * @throws {@link ProblemError} 404 when the connection does not exist
@@ -133,7 +138,9 @@ export class RefreshEngine {
     const now = clock.now();
     if (row.state === "error") return this.release(row, "skipped");
     if (mode === "scheduled" && (row.next_refresh_at === null || row.next_refresh_at > now)) return this.release(row, "skipped");
-    const margin = await this.marginFor(row);
+    // Read once per refresh: another instance may have redefined the provider, so never cached across refreshes.
+    const provider = await this.deps.providers.forCall(row.provider_id);
+    const margin = provider.definition.refreshMarginSeconds !== undefined ? provider.definition.refreshMarginSeconds * 1000 : policy.marginMs;
     if (mode === "ensure" && isFresh(row, now, margin)) return this.release(row, "skipped");
     if (mode !== "scheduled" && row.last_attempt_at !== null && now - row.last_attempt_at < policy.minIntervalMs) {
       return this.release(row, "skipped", { rateLimitedForMs: row.last_attempt_at + policy.minIntervalMs - now });
@@ -144,18 +151,11 @@ export class RefreshEngine {
       }
       return this.commit(row, "skipped", { next_refresh_at: row.expires_at }, undefined);
     }
-    return this.callTokenEndpoint(row, now);
+    return this.callTokenEndpoint(row, provider, now);
   }
 
-  private async marginFor(row: ConnectionRow): Promise<number> {
-    const p = await this.deps.providers.forCall(row.provider_id).catch(() => undefined);
-    const s = p?.definition.refreshMarginSeconds;
-    return s !== undefined ? s * 1000 : this.deps.policy.marginMs;
-  }
-
-  private async callTokenEndpoint(row: ConnectionRow, startedAt: number): Promise<RefreshResult> {
-    const { providers, encryptor, policy, fetch } = this.deps;
-    const provider = await providers.forCall(row.provider_id);
+  private async callTokenEndpoint(row: ConnectionRow, provider: ProviderForCall, startedAt: number): Promise<RefreshResult> {
+    const { encryptor, policy, fetch } = this.deps;
     const refreshToken = encryptor.decrypt(row.refresh_token_ct!, tokenContext(row.id, "refresh_token"));
     const t0 = performance.now();
     this.tokenCalls++;
