@@ -13,6 +13,10 @@ import { JobService } from "./jobs/service.js";
 import { JobWorker, type WorkerOptions } from "./jobs/worker.js";
 import type { JobHandler } from "./jobs/context.js";
 import type { BreakerPolicy } from "./domain/breaker.js";
+import { AlertService } from "./alerts/service.js";
+import { LogSink, SlackSink, WebhookSink, type AlertSink, type SinkConfig } from "./alerts/sinks.js";
+import { defaultEpisodePolicy, type EpisodePolicy } from "./alerts/episodes.js";
+import { AlertRepository } from "./store/alerts.js";
 import { ConnectionService } from "./lifecycle/connections.js";
 import { deriveConnectKey, signConnectToken, type ConnectClaims } from "./lifecycle/connectToken.js";
 import { LifecycleHooks } from "./lifecycle/hooks.js";
@@ -29,6 +33,7 @@ import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
 import { JobRepository } from "./store/jobs.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
+import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
 /** Options of {@link createGrantkeeper}. */
 export interface GrantkeeperOptions {
@@ -49,6 +54,8 @@ export interface GrantkeeperOptions {
   jobs?: Partial<Omit<WorkerOptions, "parkWhenDisabled">> & { maxBodyBytes?: number };
   /** Per delivery target breaker. @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }` */
   breaker?: Partial<BreakerPolicy>;
+  /** Alert episodes and sinks. @defaultValue one log sink for operators */
+  alerts?: { sinks?: SinkConfig[]; policy?: Partial<EpisodePolicy>; maxPerMinutePerSink?: number };
   /** Origin users' browsers reach. @defaultValue "http://127.0.0.1:7420" */
   publicUrl?: string;
   /** Extra origins allowed for `returnTo`. */
@@ -64,6 +71,8 @@ export interface GrantkeeperOptions {
   migrate?: boolean;
   /** Lease owner id of this instance. @defaultValue a random UUID */
   instanceId?: string;
+  /** Metrics and tracer. One per instance: its store-backed gauges read this instance's store. @defaultValue `createTelemetry()` (own registry, global OTel tracer) */
+  telemetry?: Telemetry;
 }
 
 /** The object {@link createGrantkeeper} returns. */
@@ -72,6 +81,8 @@ export interface Grantkeeper {
   integrations: IntegrationService;
   /** Read and replay jobs. */
   jobs: JobService;
+  /** Episode alerts (`GET /v1/alerts`). */
+  alerts: AlertService;
   /** Webhook ingress (`POST /v1/webhooks/{id}` calls it). */
   ingress: IngressService;
   worker: JobWorker;
@@ -90,6 +101,8 @@ export interface Grantkeeper {
   logger: Logger;
   policy: RefreshPolicy;
   instanceId: string;
+  /** Metrics (`GET /metrics` renders them) and tracer of this instance. */
+  telemetry: Telemetry;
   /**
    * A connect link an end user can open without an API key.
    * @param ttlMs link lifetime, milliseconds @defaultValue 86 400 000 (24 h)
@@ -135,12 +148,13 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const instanceId = options.instanceId ?? randomUUID();
   const hooks = new LifecycleHooks(logger);
+  const telemetry = options.telemetry ?? createTelemetry();
   const repo = new ConnectionRepository(store.db);
   const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
     // A fixed client configuration retries, at once, the connections that failed on the old one.
     if (!created) await repo.rescheduleProvider(id, clock.now(), ["invalid_client", "unauthorized_client", "unsupported_grant_type"]);
   });
-  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId });
+  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId, telemetry });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 8, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
   const jobRepo = new JobRepository(store.db, store.dialect);
@@ -174,9 +188,26 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     options: { leaseMs: 60_000, maxAttempts: 5, backoffBaseMs: 5_000, backoffMaxMs: 300_000, concurrency: 8, pollMs: 1_000, ...options.jobs, parkWhenDisabled },
     instanceId,
     random,
+    telemetry,
+  });
+  // Store-backed gauges are read at scrape time, never per event. An open breaker always has a cooldown end, so "due by the end of time" lists every open one.
+  telemetry.metrics.attach({
+    jobsByState: () => jobRepo.countByState(),
+    connectionsByState: () => repo.countByState(),
+    openBreakers: async () => (await jobRepo.breakersDueForProbe(Number.MAX_SAFE_INTEGER)).length,
   });
   const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: () => worker.wake() });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
+  const sinks: AlertSink[] = [];
+  for (const config of options.alerts?.sinks ?? [{ type: "log", audience: "ops", minSeverity: "info" } satisfies SinkConfig]) {
+    if (config.type === "log") sinks.push(new LogSink(config, logger));
+    else if (config.type === "slack") sinks.push(new SlackSink(config, fetchImpl));
+    else {
+      const sink = new WebhookSink(config, { integrations: integrationRepo, jobs: jobRepo, encryptor, clock, wake: () => worker.wake() });
+      await sink.ensureIntegration();
+      sinks.push(sink);
+    }
+  }
   const publicUrl = (options.publicUrl ?? "http://127.0.0.1:7420").replace(/\/+$/, "");
   const authorization = new AuthorizationService({
     states: new OAuthStateRepository(store.db),
@@ -201,10 +232,24 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     u.searchParams.set("connectToken", signConnectToken(connectKey, claims));
     return u.toString();
   };
+  const alerts = new AlertService({
+    repo: new AlertRepository(store.db),
+    connections: repo,
+    providers,
+    hooks,
+    sinks,
+    clock,
+    logger,
+    policy: { ...defaultEpisodePolicy, ...options.alerts?.policy },
+    maxPerMinutePerSink: options.alerts?.maxPerMinutePerSink ?? 30,
+    connectUrl: (p, e) => connectUrl(p, e),
+  });
+  alerts.attach();
   self = {
     connections,
     integrations,
     jobs,
+    alerts,
     ingress,
     worker,
     handle(name, handler) {
@@ -221,6 +266,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     logger,
     policy,
     instanceId,
+    telemetry,
     connectKey,
     connectUrl,
     preflight: (entityId, providerIds) => preflight({ connections: repo, providers, connectUrl: (p, e) => connectUrl(p, e) }, entityId, providerIds),

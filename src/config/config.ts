@@ -44,7 +44,30 @@ export const configFileSchema = z
       .strict()
       .prefault({}),
     alerts: z
-      .object({ escalateAfter: z.number().int().min(1).default(3), alertOnFirstFailure: z.boolean().default(true), alertOnRecovery: z.boolean().default(true) })
+      .object({
+        escalateAfter: z.number().int().min(1).default(3),
+        alertOnFirstFailure: z.boolean().default(true),
+        alertOnRecovery: z.boolean().default(true),
+        flapWindowSeconds: seconds.default(600),
+        maxPerMinutePerSink: z.number().int().min(1).default(30),
+        sinks: z
+          .array(
+            z
+              .object({
+                type: z.enum(["log", "slack", "webhook"]),
+                name: z.string().min(1).optional(),
+                url: z.string().url().optional(),
+                secret: z.string().min(16).optional(),
+                audience: z.enum(["ops", "user"]).default("ops"),
+                minSeverity: z.enum(["info", "warning", "critical"]).default("info"),
+                kinds: z.array(z.string()).optional(),
+              })
+              .strict()
+              .refine((s) => s.type === "log" || s.url !== undefined, { message: "slack and webhook sinks need a url" })
+              .refine((s) => s.type !== "webhook" || s.secret !== undefined, { message: "webhook sinks need a secret (16+ characters) to sign with" }),
+          )
+          .default([{ type: "log", audience: "ops", minSeverity: "info" }]),
+      })
       .strict()
       .prefault({}),
     scheduler: z

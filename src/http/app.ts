@@ -15,6 +15,7 @@ import { isConnectWithToken, oauthRoutes } from "./routes/oauth.js";
 import { catalogueRoutes, providerRoutes } from "./routes/providers.js";
 import { integrationRoutes, preflightRoutes } from "./routes/integrations.js";
 import { jobRoutes, replayRoutes, webhookRoutes } from "./routes/jobs.js";
+import { alertRoutes } from "./routes/alerts.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -72,6 +73,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     return c.json({ status: ok ? "ready" : "not_ready", store: reachable ? "reachable" : "unreachable", pendingMigrations: pending }, ok ? 200 : 503);
   });
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  // Unauthenticated like /healthz, for scrapers: counts and states only, no ids or secrets in any label.
+  app.get("/metrics", async () => new Response(await gk.telemetry.metrics.render(), { headers: { "content-type": gk.telemetry.metrics.contentType } }));
 
   app.use(
     "/v1/*",
@@ -90,6 +93,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/integrations", integrationRoutes(gk));
   app.route("/v1/webhooks", webhookRoutes(gk));
   app.route("/v1/jobs", jobRoutes(gk));
+  app.route("/v1/alerts", alertRoutes(gk));
   app.route("/v1/preflight", preflightRoutes(gk));
   app.route("/v1", oauthRoutes(gk));
   return app;

@@ -36,7 +36,7 @@ export class IntegrationRepository {
   /** Insert an integration with its dependencies and its first history entry. */
   async insert(row: IntegrationRow, connectionIds: string[], message: string, db: Db): Promise<void> {
     await db.insertInto("integrations").values(row).execute();
-    await db.insertInto("integration_connections").values(connectionIds.map((connection_id) => ({ integration_id: row.id, connection_id }))).execute();
+    if (connectionIds.length > 0) await db.insertInto("integration_connections").values(connectionIds.map((connection_id) => ({ integration_id: row.id, connection_id }))).execute();
     await db
       .insertInto("integration_events")
       .values({ integration_id: row.id, at: row.created_at, actor: "user", from_status: null, to_status: row.status, reason: row.status_reason, cause: causeJson(row.status_cause_connection_id), message })

@@ -165,6 +165,33 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable("jobs").execute();
       },
     },
+    "0004_alerts": {
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable("alerts")
+          .addColumn("id", dialect === "postgres" ? "bigserial" : "integer", (c) => (dialect === "postgres" ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn("kind", "text", (c) => c.notNull())
+          .addColumn("subject_type", "text", (c) => c.notNull())
+          .addColumn("subject_id", "text", (c) => c.notNull())
+          .addColumn("severity", "text", (c) => c.notNull())
+          .addColumn("message", "text", (c) => c.notNull())
+          .addColumn("user_message", "text")
+          .addColumn("detail", "text")
+          .addColumn("at", bigint, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex("alerts_at").on("alerts").columns(["at", "id"]).execute();
+        await db.schema
+          .createTable("alert_episodes")
+          .addColumn("subject", "text", (c) => c.primaryKey())
+          .addColumn("episode", "text", (c) => c.notNull())
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable("alert_episodes").execute();
+        await db.schema.dropTable("alerts").execute();
+      },
+    },
   };
 }
 

@@ -143,6 +143,29 @@ export interface BreakersTable {
   updated_at: number;
 }
 
+export interface AlertsTable {
+  id: Generated<number>;
+  kind: string;
+  subject_type: string;
+  subject_id: string;
+  severity: string;
+  /** Text for operators (codes, ids, what to check). */
+  message: string;
+  /** Text for the end user, when the alert is user-facing (no codes, no provider bodies, no tokens). */
+  user_message: string | null;
+  /** JSON (reconnectUrl, durationMs, …) or null. */
+  detail: string | null;
+  at: number;
+}
+
+export interface AlertEpisodesTable {
+  /** `<subject_type>:<subject_id>` */
+  subject: string;
+  /** JSON of the episode. */
+  episode: string;
+  updated_at: number;
+}
+
 /** The whole schema. */
 export interface Database {
   providers: ProvidersTable;
@@ -154,4 +177,6 @@ export interface Database {
   integration_events: IntegrationEventsTable;
   jobs: JobsTable;
   breakers: BreakersTable;
+  alerts: AlertsTable;
+  alert_episodes: AlertEpisodesTable;
 }

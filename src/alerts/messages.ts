@@ -1,0 +1,102 @@
+/**
+ * Alert texts. Operator text carries codes, ids and what to check; user text
+ * is written for people — no codes, no JSON, no provider bodies, no tokens
+ * (the chat-agent incident posted raw 401 JSON to users). Nothing here ever
+ * reads a token; `lastError.message` is grantkeeper's own wording, built from
+ * an HTTP status and an RFC 6749 §5.2 `error` code, never from a body.
+ */
+import type { AlertKind } from "./episodes.js";
+
+/** Alert severities, lowest first. */
+export const SEVERITIES = ["info", "warning", "critical"] as const;
+/** One of {@link SEVERITIES}. */
+export type Severity = (typeof SEVERITIES)[number];
+
+/** What an alert is about. */
+export type AlertSubject = { connectionId: string } | { providerId: string } | { integrationId: string } | { target: string };
+
+/** Facts a message may use. */
+export interface AlertFacts {
+  subject: AlertSubject;
+  providerId?: string;
+  providerName?: string;
+  entityId?: string;
+  lastErrorCode?: string;
+  lastErrorMessage?: string;
+  consecutiveFailures?: number;
+  reconnectUrl?: string;
+  durationMs?: number;
+  integrations?: number;
+  jobId?: string;
+}
+
+/** A rendered alert. */
+export interface RenderedAlert {
+  kind: AlertKind;
+  severity: Severity;
+  /** For operators. */
+  message: string;
+  /** For the end user (only kinds that concern them). */
+  userMessage?: string;
+}
+
+const SEVERITY: Record<AlertKind, Severity> = {
+  refresh_failed: "info",
+  refresh_escalated: "warning",
+  recovery_entered: "warning",
+  grant_invalidated: "critical",
+  recovered: "info",
+  provider_misconfigured: "critical",
+  job_dead: "critical",
+  breaker_opened: "critical",
+  breaker_closed: "info",
+};
+
+function duration(ms: number | undefined): string {
+  if (ms === undefined) return "";
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.round(s / 60);
+  return m < 120 ? `${m} min` : `${(m / 60).toFixed(1)} h`;
+}
+
+function subjectText(f: AlertFacts): string {
+  const s = f.subject;
+  if ("connectionId" in s) return `connection ${s.connectionId}${f.providerId ? ` (${f.providerId}${f.entityId ? `, entity ${f.entityId}` : ""})` : ""}`;
+  if ("providerId" in s) return `provider ${s.providerId}`;
+  if ("integrationId" in s) return `integration ${s.integrationId}`;
+  return `delivery target ${s.target}`;
+}
+
+/** Render one alert for operators and, where it concerns them, for the end user. */
+export function renderAlert(kind: AlertKind, f: AlertFacts): RenderedAlert {
+  const who = subjectText(f);
+  const err = f.lastErrorCode ? ` Last error: ${f.lastErrorCode}${f.lastErrorMessage ? ` — ${f.lastErrorMessage}` : ""}.` : "";
+  const name = f.providerName ?? f.providerId ?? "the provider";
+  const severity = SEVERITY[kind];
+  switch (kind) {
+    case "refresh_failed":
+      return { kind, severity, message: `Token refresh failed for ${who}; retrying with backoff. The grant is still usable.${err}` };
+    case "refresh_escalated":
+      return { kind, severity, message: `Token refresh has failed ${f.consecutiveFailures ?? "several"} times in a row for ${who}. The grant is still usable; check the provider's status.${err}` };
+    case "recovery_entered":
+      return { kind, severity, message: `Retries exhausted for ${who}; active recovery: grantkeeper keeps trying at the recovery interval until it works or the grant turns out dead.${err}` };
+    case "grant_invalidated":
+      return {
+        kind,
+        severity,
+        message: `The grant of ${who} is dead; its integrations are in ERROR and their jobs parked until the user reconnects.${err}${f.reconnectUrl ? ` Reconnect link: ${f.reconnectUrl}` : ""}`,
+        userMessage: `Your ${name} connection has stopped working. Please reconnect your ${name} account${f.reconnectUrl ? `: ${f.reconnectUrl}` : "."}`,
+      };
+    case "recovered":
+      return { kind, severity, message: `All clear: ${who} works again after ${duration(f.durationMs)}.` };
+    case "provider_misconfigured":
+      return { kind, severity, message: `The client configuration of ${who} is rejected by its authorization server (${f.lastErrorCode ?? "client error"}). Users' grants are NOT invalidated; fix the client id/secret with PUT /v1/providers/${"providerId" in f.subject ? f.subject.providerId : ""} and refreshes resume at once.` };
+    case "job_dead":
+      return { kind, severity, message: `A job of ${who} gave up after its last attempt${f.jobId ? ` (${f.jobId})` : ""}; replay it with POST /v1/integrations/{id}/replay once the cause is fixed.${err}` };
+    case "breaker_opened":
+      return { kind, severity, message: `${who} failed repeatedly; ${f.integrations ?? 0} integration(s) paused (ERROR circuit_open), their jobs parked. A probe is sent after the cooldown.` };
+    case "breaker_closed":
+      return { kind, severity, message: `All clear: ${who} answered a probe after ${duration(f.durationMs)}; integrations resumed and parked jobs replaying.` };
+  }
+}
