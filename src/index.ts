@@ -18,6 +18,9 @@ export type { ProviderInput, ProviderDefinition } from "./providers/definition.j
 export type { ProviderView } from "./providers/service.js";
 export { loadConfig, ConfigError, type GrantkeeperConfig } from "./config/config.js";
 export { createLogger, type Logger } from "./telemetry/logger.js";
+export { Metrics, defaultMetricsOptions, type MetricsOptions, type MetricsSources } from "./telemetry/metrics.js";
+export { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
+export { startTracing, tracingOptionsFromEnv, SpanNames, TRACER_NAME, type TracingOptions, type TracingHandle } from "./telemetry/tracing.js";
 export { UserError, AuthError, isUserError, isAuthError } from "./jobs/errors.js";
 export type { Job, JobContext, JobHandler } from "./jobs/context.js";
 export type { JobView } from "./jobs/service.js";

@@ -1,12 +1,20 @@
 /** `grantkeeper serve`: API, connect flow and refresh scheduler in one process. */
 import { createApp } from "../http/app.js";
 import { listen } from "../http/server.js";
+import { createTelemetry } from "../telemetry/telemetry.js";
+import { startTracing, tracingOptionsFromEnv } from "../telemetry/tracing.js";
 import { openRuntime } from "./runtime.js";
 
-/** Run until SIGINT/SIGTERM, then stop the scheduler, finish in-flight work and close the store. */
+/**
+ * Run until SIGINT/SIGTERM, then stop the scheduler, finish in-flight work and close the store.
+ * Tracing is on only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
+ */
 export async function serveCommand(): Promise<void> {
-  const rt = await openRuntime();
+  // Before anything that could start a span; a bad endpoint stops the start with a RangeError naming it.
+  const tracing = await startTracing(tracingOptionsFromEnv());
+  const rt = await openRuntime({ telemetry: createTelemetry({ metrics: { processMetrics: true } }) });
   const { config, secrets, logger, gk } = rt;
+  if (tracing) logger.info({ otlpOrigin: new URL(tracing.tracesUrl).origin }, "tracing to OTLP/HTTP");
   for (const file of secrets.generated) logger.warn({ file }, "generated a secret into the data directory (mode 0600); set the environment variable to manage it yourself");
   const app = createApp(gk, { apiKey: secrets.apiKey, maxBodyBytes: config.file.jobs.maxBodyBytes });
   const server = await listen(app, config.host, config.port);
@@ -23,6 +31,7 @@ export async function serveCommand(): Promise<void> {
     logger.info({ signal }, "shutting down");
     await server.close();
     await gk.close();
+    await tracing?.shutdown().catch((e: Error) => logger.warn({ err: { name: e.name, message: e.message } }, "could not flush traces"));
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -3,8 +3,11 @@
  * fresh tokens and calls the provider's API with them — refreshing once
  * (single-flight) and retrying once on a 401 (design.md "API 401").
  */
+import { SpanStatusCode } from "@opentelemetry/api";
 import type { Grantkeeper } from "../grantkeeper.js";
 import type { JobRow } from "../store/jobs.js";
+import type { Telemetry } from "../telemetry/telemetry.js";
+import { inSpan, SpanNames } from "../telemetry/tracing.js";
 import { AuthError } from "./errors.js";
 
 /** A job as a handler sees it. */
@@ -55,8 +58,11 @@ export function jobOf(row: JobRow): Job {
   };
 }
 
-/** Build a handler context over a grantkeeper instance. */
-export function contextOf(gk: Pick<Grantkeeper, "connections" | "providers">, fetchImpl: typeof fetch, connectionIds: string[]): JobContext {
+/**
+ * Build a handler context over a grantkeeper instance.
+ * @param telemetry when given, each `fetch` runs in a `grantkeeper.api.call` span and every 401 counts in `grantkeeper_api_unauthorized_total`
+ */
+export function contextOf(gk: Pick<Grantkeeper, "connections" | "providers">, fetchImpl: typeof fetch, connectionIds: string[], telemetry?: Telemetry): JobContext {
   const token = async (connectionId: string) => (await gk.connections.ensureFresh(connectionId)).accessToken;
   return {
     connectionIds,
@@ -69,16 +75,30 @@ export function contextOf(gk: Pick<Grantkeeper, "connections" | "providers">, fe
       const call = async (t: string) => {
         const headers = new Headers(init.headers);
         headers.set("authorization", `Bearer ${t}`);
-        return fetchImpl(url, { ...init, headers });
+        const res = await fetchImpl(url, { ...init, headers });
+        if (res.status === 401) telemetry?.metrics.apiUnauthorized(conn.providerId);
+        return res;
       };
-      const first = await call(await token(connectionId));
-      if (first.status !== 401) return first;
-      await first.body?.cancel().catch(() => undefined);
-      await gk.connections.refresh(connectionId).catch(() => undefined);
-      const second = await call(await token(connectionId));
-      if (second.status !== 401) return second;
-      await second.body?.cancel().catch(() => undefined);
-      throw new AuthError(`the provider rejected a fresh token for ${connectionId}`, connectionId);
+      const run = async () => {
+        const first = await call(await token(connectionId));
+        if (first.status !== 401) return first;
+        await first.body?.cancel().catch(() => undefined);
+        await gk.connections.refresh(connectionId).catch(() => undefined);
+        const second = await call(await token(connectionId));
+        if (second.status !== 401) return second;
+        await second.body?.cancel().catch(() => undefined);
+        throw new AuthError(`the provider rejected a fresh token for ${connectionId}`, connectionId);
+      };
+      if (!telemetry) return run();
+      // No URL or path attribute: paths may carry record ids or personal data.
+      const attributes = { "grantkeeper.provider.id": conn.providerId, "grantkeeper.connection.id": connectionId, "http.request.method": (init.method ?? "GET").toUpperCase(), "server.address": url.hostname };
+      return inSpan(telemetry.tracer, SpanNames.apiCall, attributes, async (span) => {
+        const res = await run();
+        span.setAttribute("http.response.status_code", res.status);
+        // A provider's 5xx is a fault; its 4xx answers are the handler's to judge.
+        if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `provider API answered ${res.status}` });
+        return res;
+      });
     },
   };
 }

@@ -3,9 +3,11 @@
  * to a consumer"): POST JSON `{jobId, integrationId, receivedAt, headers,
  * body}` signed with `Grantkeeper-Signature` (the Stripe scheme).
  */
+import type { Tracer } from "@opentelemetry/api";
 import { parseRetryAfter } from "../domain/classify.js";
-import type { DeliveryObservation } from "../domain/jobOutcome.js";
+import { classifyDelivery, type DeliveryObservation, type JobOutcome } from "../domain/jobOutcome.js";
 import type { JobRow } from "../store/jobs.js";
+import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
 import { signDelivery } from "./signatures.js";
 
 /** The JSON a consumer receives. `body` is the raw text, or base64 with `bodyEncoding: "base64"` when it is not UTF-8. */
@@ -74,4 +76,29 @@ export async function deliver(fetchImpl: typeof fetch, url: string, secret: stri
   }
   const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"), nowMs);
   return { kind: "http", status: res.status, ...(code ? { code } : {}), ...(connectionId ? { connectionId } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+}
+
+/**
+ * {@link deliver} and classify the answer, in a `grantkeeper.job.deliver`
+ * span: a consumer's 4xx is recorded as a user error (status UNSET), a 5xx,
+ * timeout or refusal as a fault (ERROR). The span names the target's host
+ * only: a target URL may carry credentials in its path or query.
+ */
+export function deliverTraced(tracer: Tracer, fetchImpl: typeof fetch, url: string, secret: string, job: JobRow, timeoutMs: number, nowMs: number): Promise<JobOutcome> {
+  return inSpan(tracer, SpanNames.jobDeliver, { "server.address": hostOf(url), "grantkeeper.job.id": job.id }, async (span) => {
+    const observation = await deliver(fetchImpl, url, secret, job, timeoutMs, nowMs);
+    span.setAttribute("grantkeeper.delivery.result", observation.kind);
+    if (observation.kind === "http") span.setAttribute("http.response.status_code", observation.status);
+    const outcome = classifyDelivery(observation);
+    recordJobOutcome(span, outcome);
+    return outcome;
+  });
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return "invalid";
+  }
 }

@@ -7,15 +7,17 @@
  */
 import type { Clock } from "../domain/clock.js";
 import { onFault, onSuccess, type BreakerPolicy } from "../domain/breaker.js";
-import { classifyDelivery, jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
+import { jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
 import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import type { JobRepository, JobRow } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
+import type { Telemetry } from "../telemetry/telemetry.js";
+import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
 import { contextOf, jobOf, type JobHandler } from "./context.js";
-import { deliver } from "./delivery.js";
+import { deliverTraced } from "./delivery.js";
 import { isAuthError, isUserError } from "./errors.js";
 import type { Grantkeeper } from "../grantkeeper.js";
 
@@ -52,6 +54,8 @@ export interface WorkerDeps {
   options: WorkerOptions;
   instanceId: string;
   random: () => number;
+  /** Metrics and the tracer (spans `grantkeeper.job.run`, `grantkeeper.job.deliver`, `grantkeeper.api.call`). */
+  telemetry: Telemetry;
 }
 
 /** Running totals (for status, metrics, benchmarks). */
@@ -166,39 +170,49 @@ export class JobWorker {
     }
   }
 
-  private async runOne(job: JobRow): Promise<void> {
-    let outcome: JobOutcome;
-    let integration: IntegrationRow | undefined;
-    try {
-      integration = await this.d.integrations.get(job.integration_id);
-      // Claims already skip targets in cooldown, so every entry path (retry, new job, replay) waits it out.
-      outcome = integration ? await this.execute(job, integration) : { kind: "failed", code: "integration_not_found", message: "the integration was deleted" };
-    } catch (e) {
-      outcome = { kind: "faulted", code: "worker_error", message: (e as Error).message };
-    }
-    try {
-      await this.record(job, integration, outcome);
-    } catch (e) {
-      // The recovery path is guarded: the lease expires and the sweep re-queues the job.
-      this.stats.cleanupErrors++;
-      this.d.logger.error({ jobId: job.id, integrationId: job.integration_id, outcome: outcome.kind, err: { name: (e as Error).name, message: (e as Error).message } }, "could not record a job outcome; its lease will expire and it will run again");
-    }
+  private runOne(job: JobRow): Promise<void> {
+    const attributes = { "grantkeeper.job.id": job.id, "grantkeeper.integration.id": job.integration_id, "grantkeeper.job.attempt": job.attempts, "grantkeeper.job.probe": job.probe === 1 };
+    return inSpan(this.d.telemetry.tracer, SpanNames.jobRun, attributes, async (span) => {
+      let outcome: JobOutcome;
+      let integration: IntegrationRow | undefined;
+      // What a handler threw, kept for the span (the outcome keeps only its code and message).
+      const thrown: { error?: unknown } = {};
+      try {
+        integration = await this.d.integrations.get(job.integration_id);
+        if (integration) span.setAttribute("grantkeeper.integration.name", integration.name);
+        // Claims already skip targets in cooldown, so every entry path (retry, new job, replay) waits it out.
+        outcome = integration ? await this.execute(job, integration, thrown) : { kind: "failed", code: "integration_not_found", message: "the integration was deleted" };
+      } catch (e) {
+        thrown.error = e;
+        outcome = { kind: "faulted", code: "worker_error", message: (e as Error).message };
+      }
+      this.d.telemetry.metrics.jobRun(outcome.kind);
+      recordJobOutcome(span, outcome, thrown.error);
+      try {
+        await this.record(job, integration, outcome);
+      } catch (e) {
+        // The recovery path is guarded: the lease expires and the sweep re-queues the job.
+        this.stats.cleanupErrors++;
+        this.d.logger.error({ jobId: job.id, integrationId: job.integration_id, outcome: outcome.kind, err: { name: (e as Error).name, message: (e as Error).message } }, "could not record a job outcome; its lease will expire and it will run again");
+      }
+    });
   }
 
-  private async execute(job: JobRow, integration: IntegrationRow): Promise<JobOutcome> {
+  private async execute(job: JobRow, integration: IntegrationRow, thrown: { error?: unknown }): Promise<JobOutcome> {
     const { encryptor, clock } = this.d;
     if (integration.delivery) {
       const { url, timeoutMs } = JSON.parse(integration.delivery) as { url: string; timeoutMs: number };
       const secret = integration.delivery_secret_ct ? encryptor.decrypt(integration.delivery_secret_ct, `integration:${integration.id}:delivery_secret`) : "";
-      return classifyDelivery(await deliver(this.d.fetch, url, secret, job, timeoutMs, clock.now()));
+      return deliverTraced(this.d.telemetry.tracer, this.d.fetch, url, secret, job, timeoutMs, clock.now());
     }
     const handler = this.d.handlers.get(integration.name);
     if (!handler) return { kind: "faulted", code: "no_handler", message: `no handler registered for ${integration.name}` };
     const connectionIds = (await this.d.integrations.connectionIdsOf([integration.id])).get(integration.id) ?? [];
     try {
-      await handler(jobOf(job), contextOf(this.d.gk(), this.d.fetch, connectionIds));
+      await handler(jobOf(job), contextOf(this.d.gk(), this.d.fetch, connectionIds, this.d.telemetry));
       return { kind: "succeeded" };
     } catch (e) {
+      thrown.error = e;
       if (isUserError(e)) return { kind: "failed", code: e.code, message: e.message };
       if (isAuthError(e)) return { kind: "auth_failed", ...(e.connectionId ? { connectionId: e.connectionId } : {}), message: e.message };
       // A lifecycle problem (grant dead, token unavailable) inside a handler is an auth matter, not a fault of the handler.
@@ -261,6 +275,7 @@ export class JobWorker {
 
   private async dead(job: JobRow, code: string, message: string): Promise<void> {
     this.stats.dead++;
+    this.d.telemetry.metrics.jobDead();
     this.d.logger.error({ jobId: job.id, integrationId: job.integration_id, attempts: job.attempts, code }, "job dead after its last attempt");
     await this.d.hooks.emit("job.dead", { jobId: job.id, integrationId: job.integration_id, attempts: job.attempts, lastError: { code, message } });
   }
@@ -277,6 +292,7 @@ export class JobWorker {
       }
     });
     if (t.opened) {
+      this.d.telemetry.metrics.breakerTransition("open");
       this.d.logger.error({ target: redactTarget(target), integrations: changed }, "delivery breaker opened");
       await this.d.hooks.emit("breaker.opened", { target, integrations: changed });
     }
@@ -296,6 +312,7 @@ export class JobWorker {
       }
     });
     if (t.closed) {
+      this.d.telemetry.metrics.breakerTransition("closed");
       this.d.logger.info({ target: redactTarget(target), integrations: changed }, "delivery breaker closed");
       await this.d.hooks.emit("breaker.closed", { target, integrations: changed });
     }

@@ -19,7 +19,10 @@ import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../st
 import type { Database } from "../store/schema.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { Logger } from "../telemetry/logger.js";
+import type { Telemetry } from "../telemetry/telemetry.js";
+import { inSpan, recordRefreshResult, SpanNames } from "../telemetry/tracing.js";
 import { connectionNotFound } from "./errors.js";
+import { readFailureStreak, type FailureStreak } from "./failureStreak.js";
 import type { LifecycleHooks } from "./hooks.js";
 
 /** Why a refresh runs. `scheduled` skips when no longer due; `ensure` skips when fresh; `forced` always calls (rate limit permitting). */
@@ -55,6 +58,8 @@ export interface RefreshEngineDeps {
   random: () => number;
   /** Unique per process; the lease owner. */
   instanceId: string;
+  /** Metrics and the tracer (span `grantkeeper.refresh` per attempt). */
+  telemetry: Telemetry;
 }
 
 /** Associated-data context of a connection's token ciphertext. */
@@ -147,11 +152,21 @@ export class RefreshEngine {
     }
     if (row.refresh_token_ct === null) {
       if (row.expires_at !== null && row.expires_at <= now) {
-        return this.fail(row, classifyRefreshFailure({ kind: "not_refreshable" }), "access token expired and no refresh token was issued", now, 0);
+        return this.traced(row, mode, () => this.fail(row, classifyRefreshFailure({ kind: "not_refreshable" }), "access token expired and no refresh token was issued", now, 0));
       }
       return this.commit(row, "skipped", { next_refresh_at: row.expires_at }, undefined);
     }
-    return this.callTokenEndpoint(row, provider, now);
+    return this.traced(row, mode, () => this.callTokenEndpoint(row, provider, now));
+  }
+
+  /** One span per refresh attempt: ids, mode and result as attributes (never tokens); see {@link recordRefreshResult} for its status. */
+  private traced(row: ConnectionRow, mode: RefreshMode, attempt: () => Promise<RefreshResult>): Promise<RefreshResult> {
+    const attributes = { "grantkeeper.connection.id": row.id, "grantkeeper.provider.id": row.provider_id, "grantkeeper.refresh.mode": mode, "grantkeeper.refresh.consecutive_failures": row.consecutive_failures };
+    return inSpan(this.deps.telemetry.tracer, SpanNames.refresh, attributes, async (span) => {
+      const result = await attempt();
+      recordRefreshResult(span, result.outcome, result.verdict);
+      return result;
+    });
   }
 
   private async callTokenEndpoint(row: ConnectionRow, provider: ProviderForCall, startedAt: number): Promise<RefreshResult> {
@@ -159,15 +174,20 @@ export class RefreshEngine {
     const refreshToken = encryptor.decrypt(row.refresh_token_ct!, tokenContext(row.id, "refresh_token"));
     const t0 = performance.now();
     this.tokenCalls++;
+    const { metrics } = this.deps.telemetry;
     let tokens: TokenSet;
     try {
       tokens = await refreshGrant({ provider: provider.definition, clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: startedAt }, refreshToken);
     } catch (e) {
       if (!isTokenEndpointError(e)) throw e;
       const verdict = classifyRefreshFailure(e.observation, provider.definition.errorClassOverrides);
-      return this.fail(row, verdict, e.message, startedAt, performance.now() - t0);
+      const durationMs = performance.now() - t0;
+      metrics.refreshCallDuration(verdict.class, durationMs / 1000);
+      return this.fail(row, verdict, e.message, startedAt, durationMs);
     }
-    return this.succeed(row, tokens, provider.definition.refreshMarginSeconds, startedAt, performance.now() - t0);
+    const durationMs = performance.now() - t0;
+    metrics.refreshCallDuration("none", durationMs / 1000);
+    return this.succeed(row, tokens, provider.definition.refreshMarginSeconds, startedAt, durationMs);
   }
 
   private async succeed(row: ConnectionRow, tokens: TokenSet, marginSeconds: number | undefined, startedAt: number, durationMs: number): Promise<RefreshResult> {
@@ -204,9 +224,14 @@ export class RefreshEngine {
       },
       ...(unchanged ? [{ type: "suspicious_refresh", message: "refresh succeeded but returned the same access token", detail: null }] : []),
     ];
+    // Read before the commit appends "refreshed", which ends the streak in the history.
+    const streak = row.state === "degraded" && row.consecutive_failures > 0 ? await this.failureStreak(row) : undefined;
     const result = await this.commit(row, "refreshed", patch, events);
     this.log(row, result.outcome, undefined, durationMs, next.nextRefreshAtMs, unchanged ? { suspicious: true } : {});
     if (result.outcome === "refreshed") {
+      const { metrics } = this.deps.telemetry;
+      if (row.expires_at !== null) metrics.refreshExpiryLead((row.expires_at - now) / 1000);
+      if (streak) metrics.connectionRecovered((now - streak.firstFailureAtMs) / 1000, streak.recoveryEnteredAtMs !== undefined ? (now - streak.recoveryEnteredAtMs) / 1000 : undefined);
       await this.deps.hooks.emit("connection.refreshed", { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id });
     }
     return result;
@@ -245,6 +270,7 @@ export class RefreshEngine {
     const result = await this.commit(row, "failed", patch, events, verdict, participants);
     this.log(row, result.outcome, verdict, durationMs, t.nextRefreshAtMs, { phase: t.phase, consecutiveFailures: t.consecutiveFailures });
     if (result.outcome === "failed") {
+      if (t.enteredRecovery) this.deps.telemetry.metrics.recoveryActivated();
       const base = { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id, lastError };
       if (t.state === "error") await hooks.emit("connection.invalidated", base);
       else if (verdict.class === "permanent") await hooks.emit("provider.misconfigured", { providerId: row.provider_id, connectionId: row.id, lastError });
@@ -289,7 +315,19 @@ export class RefreshEngine {
     return { outcome, row: after, ...(verdict ? { verdict } : {}) };
   }
 
-  private log(row: ConnectionRow, result: string, verdict: Classification | undefined, durationMs: number, nextMs: number | null, extra: Record<string, unknown> = {}): void {
+  /** The failure streak a recovering connection ends; a history that cannot be read costs the metric, never the refresh. */
+  private async failureStreak(row: ConnectionRow): Promise<FailureStreak | undefined> {
+    try {
+      return await readFailureStreak((id, before, limit) => this.deps.repo.listEvents(id, before, limit), row.id, row.consecutive_failures);
+    } catch (e) {
+      this.deps.logger.warn({ connectionId: row.id, err: { name: (e as Error).name, message: (e as Error).message } }, "could not read the failure streak for recovery metrics");
+      return undefined;
+    }
+  }
+
+  /** The "refresh attempt" log line and its counter: one of each per attempt. */
+  private log(row: ConnectionRow, result: RefreshResult["outcome"], verdict: Classification | undefined, durationMs: number, nextMs: number | null, extra: Record<string, unknown> = {}): void {
+    this.deps.telemetry.metrics.refreshAttempt(result, verdict?.class ?? "none", verdict?.reason ?? "ok");
     const level = verdict === undefined ? "info" : verdict.class === "permanent" ? "error" : "warn";
     this.deps.logger[level](
       {
