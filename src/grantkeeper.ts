@@ -155,7 +155,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     if (!created) await repo.rescheduleProvider(id, clock.now(), ["invalid_client", "unauthorized_client", "unsupported_grant_type"]);
   });
   const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId, telemetry });
-  const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 8, maxSleepMs: 30_000, ...options.scheduler });
+  const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
   const jobRepo = new JobRepository(store.db, store.dialect);
   const integrationRepo = new IntegrationRepository(store.db);

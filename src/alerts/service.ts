@@ -79,6 +79,8 @@ export class AlertService {
     hooks.on("connection.degraded", (e) => this.enqueue(conn(e.connectionId), [{ type: "failure", consecutiveFailures: e.consecutiveFailures }, ...(e.enteredRecovery ? [{ type: "recovery_entered" } as const] : [])], { lastErrorCode: e.lastError.code, lastErrorMessage: e.lastError.message, consecutiveFailures: e.consecutiveFailures }));
     hooks.on("connection.invalidated", (e) => this.enqueue(conn(e.connectionId), [{ type: "invalidated" }], { lastErrorCode: e.lastError.code, lastErrorMessage: e.lastError.message }));
     hooks.on("connection.refreshed", (e) => {
+      // A routine refresh ends no episode: skip the store entirely (this runs for every refresh).
+      if (e.previousFailures === 0) return;
       this.enqueue(conn(e.connectionId), [{ type: "success" }], {});
       this.enqueue({ providerId: e.providerId }, [{ type: "success" }], {});
     });

@@ -71,7 +71,7 @@ export const configFileSchema = z
       .strict()
       .prefault({}),
     scheduler: z
-      .object({ batchSize: z.number().int().min(1).max(10_000).default(200), concurrency: z.number().int().min(1).max(256).default(8), maxSleepSeconds: z.number().positive().default(30) })
+      .object({ batchSize: z.number().int().min(1).max(10_000).default(200), concurrency: z.number().int().min(1).max(256).default(32), maxSleepSeconds: z.number().positive().default(30) })
       .strict()
       .prefault({}),
     connect: z.object({ stateTtlSeconds: z.number().int().min(30).default(600) }).strict().prefault({}),

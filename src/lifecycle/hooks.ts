@@ -12,7 +12,7 @@ import type { LastError } from "../domain/states.js";
 /** Event payloads by name. */
 export interface LifecycleEventMap {
   /** A refresh succeeded. */
-  "connection.refreshed": { connectionId: string; providerId: string; entityId: string };
+  "connection.refreshed": { connectionId: string; providerId: string; entityId: string; /** Consecutive failures this success ended (0 on a routine refresh). */ previousFailures: number };
   /** A transient failure left the connection `degraded`. */
   "connection.degraded": { connectionId: string; providerId: string; entityId: string; lastError: LastError; consecutiveFailures: number; enteredRecovery: boolean };
   /** A permanent failure: the grant is dead (state `error`). */

@@ -232,7 +232,7 @@ export class RefreshEngine {
       const { metrics } = this.deps.telemetry;
       if (row.expires_at !== null) metrics.refreshExpiryLead((row.expires_at - now) / 1000);
       if (streak) metrics.connectionRecovered((now - streak.firstFailureAtMs) / 1000, streak.recoveryEnteredAtMs !== undefined ? (now - streak.recoveryEnteredAtMs) / 1000 : undefined);
-      await this.deps.hooks.emit("connection.refreshed", { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id });
+      await this.deps.hooks.emit("connection.refreshed", { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id, previousFailures: row.consecutive_failures });
     }
     return result;
   }
@@ -305,14 +305,14 @@ export class RefreshEngine {
       await participants?.(trx);
       return true;
     });
+    if (written) return { outcome, row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, ...(verdict ? { verdict } : {}) };
     const after = await repo.get(row.id);
     if (!after) throw connectionNotFound(row.id);
-    if (!written) {
+    {
       // Someone stored newer tokens while we were calling (our lease had expired): theirs win.
       await repo.releaseLease(row.id, this.deps.instanceId, {});
       return { outcome: "adopted", row: after, ...(verdict ? { verdict } : {}) };
     }
-    return { outcome, row: after, ...(verdict ? { verdict } : {}) };
   }
 
   /** The failure streak a recovering connection ends; a history that cannot be read costs the metric, never the refresh. */

@@ -14,7 +14,7 @@ import type { RefreshEngine } from "./refresher.js";
 export interface SchedulerOptions {
   /** Due connections fetched per query. @defaultValue 200 */
   batchSize: number;
-  /** Refreshes run at once. @defaultValue 8 */
+  /** Refreshes run at once (they wait on the provider, not the CPU). @defaultValue 32 */
   concurrency: number;
   /** Longest sleep between looks at the store, in milliseconds (picks up work scheduled by other instances). @defaultValue 30 000 */
   maxSleepMs: number;
