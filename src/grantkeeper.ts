@@ -243,6 +243,8 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     policy: { ...defaultEpisodePolicy, ...options.alerts?.policy },
     maxPerMinutePerSink: options.alerts?.maxPerMinutePerSink ?? 30,
     connectUrl: (p, e) => connectUrl(p, e),
+    onSent: (kind, sink) => telemetry.metrics.alertSent(kind, sink),
+    onSendFailed: (kind, sink) => telemetry.metrics.alertSendFailed(kind, sink),
   });
   alerts.attach();
   self = {

@@ -31,6 +31,8 @@ export interface AlertServiceDeps {
   connectUrl: (providerId: string, entityId: string) => string;
   /** Told about every alert a sink accepted (metrics). */
   onSent?: (kind: AlertKind, sink: string) => void;
+  /** Told about every alert a sink failed to take (metrics). */
+  onSendFailed?: (kind: AlertKind, sink: string) => void;
 }
 
 /** An alert as `GET /v1/alerts` shows it. */
@@ -159,6 +161,7 @@ export class AlertService {
         await sink.send(alert);
         this.d.onSent?.(kind, sink.name);
       } catch (e) {
+        this.d.onSendFailed?.(kind, sink.name);
         this.d.logger.error({ sink: sink.name, kind, alertId: id, err: { message: (e as Error).message } }, "alert sink failed");
       }
     }

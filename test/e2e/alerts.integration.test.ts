@@ -145,4 +145,11 @@ describe("episode alerts and sinks", () => {
     const logs = t.logText();
     for (const s of t.secrets) expect(logs.includes(s)).toBe(false);
   });
+
+  it("counts alerts sent per kind and sink in /metrics", async () => {
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    const invalidated = (await t.gk.alerts.list(0)).filter((a) => a.kind === "grant_invalidated").length;
+    expect(text).toContain(`grantkeeper_alerts_sent_total{kind="grant_invalidated",sink="user-slack"} ${invalidated}`);
+    expect(text).toMatch(/grantkeeper_alerts_sent_total\{kind="refresh_failed",sink="ops-slack"\} [1-9]/);
+  });
 });
