@@ -16,6 +16,7 @@ import { catalogueRoutes, providerRoutes } from "./routes/providers.js";
 import { integrationRoutes, preflightRoutes } from "./routes/integrations.js";
 import { jobRoutes, replayRoutes, webhookRoutes } from "./routes/jobs.js";
 import { alertRoutes } from "./routes/alerts.js";
+import { proxyRoutes } from "./routes/proxy.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -94,6 +95,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/webhooks", webhookRoutes(gk));
   app.route("/v1/jobs", jobRoutes(gk));
   app.route("/v1/alerts", alertRoutes(gk));
+  app.route("/v1/proxy", proxyRoutes(gk));
   app.route("/v1/preflight", preflightRoutes(gk));
   app.route("/v1", oauthRoutes(gk));
   return app;

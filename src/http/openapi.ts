@@ -98,6 +98,10 @@ export function openApiDocument(): object {
       "/v1/jobs": { get: { summary: "List jobs in arrival order", parameters: ["integrationId", "state", "cursor", "limit"].map((n) => ({ name: n, in: "query", schema: { type: "string" } })), responses: { 200: { description: "{items: Job[], nextCursor?}" } } } },
       "/v1/jobs/{id}": { get: { summary: "One job (never its body)", parameters: [idParam("id")], responses: { 200: { description: "Job {id, integrationId, state, attempts, idempotencyKey?, lastError?, receivedAt, createdAt, updatedAt}" }, 404: problem } } },
       "/v1/integrations/{id}/replay": { post: { summary: "Run an ENABLED integration's parked and dead jobs again, in arrival order", parameters: [idParam("id")], responses: { 200: { description: "Integration plus {replayed}" }, 409: problem } } },
+      "/v1/proxy/{connectionId}/{path}": {
+        get: { summary: "Call the provider's API with a fresh token (any method; 401 → refresh once, retry once)", parameters: [idParam("connectionId"), idParam("path")], responses: { 200: { description: "The provider's answer, streamed" }, 400: problem, 409: problem } },
+      },
+      "/v1/alerts": { get: { summary: "Recent alerts, one per episode phase", parameters: [{ name: "since", in: "query", schema: { type: "string", format: "date-time" } }], responses: { 200: { description: "{items: Alert[]}" } } } },
       "/v1/preflight": { post: { summary: "Which required providers are usable, missing or dead", requestBody: body(preflightSchema), responses: { 200: json("Preflight"), 422: problem } } },
       "/v1/oauth/callback": { get: { summary: "OAuth redirect endpoint", security: [], responses: { 302: { description: "To returnTo" }, 200: { description: "Connected page" }, 400: problem } } },
     },
