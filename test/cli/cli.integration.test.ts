@@ -16,6 +16,8 @@ describe("grantkeeper CLI", async () => {
   let ep: ScriptedTokenEndpoint;
   let env: Record<string, string>;
   let connectionId: string;
+  let deadIntegration: string;
+  let disabledIntegration: string;
 
   /** Run the CLI without blocking this process (the token endpoint it calls lives here). */
   function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -33,10 +35,17 @@ describe("grantkeeper CLI", async () => {
     db = await testDatabase();
     ep = await startScriptedTokenEndpoint();
     env = { GRANTKEEPER_DATABASE_URL: db.url, GRANTKEEPER_API_KEY: "cli-api-key", GRANTKEEPER_ENCRYPTION_KEY: testKey(), GRANTKEEPER_LOG_LEVEL: "warn" };
-    const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, providers: { acme: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "cli-client-secret" } } });
+    const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, jobs: { maxAttempts: 1 }, providers: { acme: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "cli-client-secret" } } });
     const { connection } = await gk.connections.storeGrant({ providerId: "acme", entityId: "cli-user", source: "import", tokens: { accessToken: "cli-at", tokenType: "Bearer", refreshToken: "cli-rt", expiresInSeconds: 3600 } });
     connectionId = connection.id;
-    await gk.connections.storeGrant({ providerId: "acme", entityId: "happy", source: "import", tokens: { accessToken: "happy-at", tokenType: "Bearer" } });
+    const happy = await gk.connections.storeGrant({ providerId: "acme", entityId: "happy", source: "import", tokens: { accessToken: "happy-at", tokenType: "Bearer" } });
+    // Two jobs that die at once (nothing listens on port 9), and an integration that is DISABLED.
+    const dead = await gk.integrations.create({ name: "dead-letters", entityId: "happy", connectionIds: [happy.connection.id], delivery: { url: "http://127.0.0.1:9/hook", timeoutMs: 500 } });
+    deadIntegration = dead.integration.id;
+    for (const n of [1, 2]) await gk.ingress.accept(deadIntegration, new TextEncoder().encode(`{"n":${n}}`), new Headers());
+    await gk.worker.runDue();
+    disabledIntegration = (await gk.integrations.create({ name: "paused", entityId: "happy", connectionIds: [happy.connection.id] })).integration.id;
+    await gk.integrations.disable(disabledIntegration);
     await gk.close();
   });
 
@@ -63,7 +72,7 @@ describe("grantkeeper CLI", async () => {
     const j = JSON.parse(r.stdout);
     expect(j.connections.total).toBe(2);
     expect(j.connections.items.find((c: any) => c.id === connectionId)).toMatchObject({ state: "pending", usable: true });
-    expect(j.integrations).toMatchObject({ total: 0 });
+    expect(j.integrations).toMatchObject({ total: 2 });
     expect(r.stdout).not.toContain("cli-at");
     expect(r.stdout).not.toContain("cli-rt");
   });
@@ -97,6 +106,16 @@ describe("grantkeeper CLI", async () => {
     const missing = await run(["preflight", "--entity", "someone-else", "--providers", "acme"]);
     expect(missing.code).toBe(3);
     expect(missing.stdout).toMatch(/acme\s+no\s+missing\s+connect\s+http:\/\/127\.0\.0\.1:7420\/v1\/connect\/acme\?connectToken=/);
+  });
+
+  it("replay re-queues dead jobs with progress; a DISABLED integration is refused with exit 1", async () => {
+    const r = await run(["replay", deadIntegration]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("replayed 2 job(s)");
+    expect(r.stdout).toContain(`2 job(s) queued again for ${deadIntegration}`);
+    const refused = await run(["replay", disabledIntegration]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("is DISABLED");
   });
 
   it("connections show of an unknown id exits 4 with a clear message", async () => {
