@@ -35,17 +35,8 @@ export interface AlertServiceDeps {
   onSendFailed?: (kind: AlertKind, sink: string) => void;
 }
 
-/** An alert as `GET /v1/alerts` shows it. */
-export interface AlertView {
-  id: number;
-  kind: AlertKind;
-  subject: AlertSubject;
-  severity: Severity;
-  message: string;
-  userMessage?: string;
-  at: string;
-  detail?: Record<string, unknown>;
-}
+/** An alert as `GET /v1/alerts` shows it: the same record sinks receive. */
+export type AlertView = AlertRecord;
 
 function subjectKey(s: AlertSubject): string {
   const [k, v] = Object.entries(s)[0]!;

@@ -9,6 +9,16 @@ import { serveCommand } from "./serve.js";
 import { openRuntime } from "./runtime.js";
 import { printConnections, printStatus, printPreflight, doctor } from "./report.js";
 
+/** Open grantkeeper for one command and always close it, whatever the command does. */
+async function withRuntime(fn: (rt: Awaited<ReturnType<typeof openRuntime>>) => Promise<void>): Promise<void> {
+  const rt = await openRuntime({ logLevel: "warn" });
+  try {
+    await fn(rt);
+  } finally {
+    await rt.gk.close();
+  }
+}
+
 const program = new Command();
 program.name("grantkeeper").description("Keeps third-party OAuth 2.0 grants alive and the integrations on top of them healthy.").version("0.1.0");
 
@@ -36,38 +46,29 @@ connections
   .addOption(new Option("--state <state>").choices(["pending", "syncing", "ready", "degraded", "error"]))
   .option("--json", "print JSON")
   .action(async (o: { entity?: string; provider?: string; state?: string; json?: boolean }) => {
-    const rt = await openRuntime({ logLevel: "warn" });
-    try {
+    await withRuntime(async (rt) => {
       await printConnections(rt.gk, { ...(o.entity ? { entityId: o.entity } : {}), ...(o.provider ? { providerId: o.provider } : {}), ...(o.state ? { state: o.state } : {}) }, o.json === true);
-    } finally {
-      await rt.gk.close();
-    }
+    });
   });
 connections
   .command("show <id>")
   .description("one connection and its recent history")
   .action(async (id: string) => {
-    const rt = await openRuntime({ logLevel: "warn" });
-    try {
+    await withRuntime(async (rt) => {
       const c = await rt.gk.connections.get(id);
       const ev = await rt.gk.connections.events(id, { limit: 20 });
       process.stdout.write(JSON.stringify({ connection: c, recentEvents: ev.items }, null, 2) + "\n");
-    } finally {
-      await rt.gk.close();
-    }
+    });
   });
 connections
   .command("refresh <id>")
   .description("refresh now (single-flight, rate limited)")
   .action(async (id: string) => {
-    const rt = await openRuntime({ logLevel: "warn" });
-    try {
+    await withRuntime(async (rt) => {
       const c = await rt.gk.connections.refresh(id);
       process.stdout.write(`${c.id} ${c.state}${c.lastError ? ` (${c.lastError.class} ${c.lastError.code})` : ""} next refresh ${c.nextRefreshAt ?? "never"}\n`);
       if (c.state === "error") process.exitCode = 3;
-    } finally {
-      await rt.gk.close();
-    }
+    });
   });
 
 program
@@ -75,26 +76,20 @@ program
   .description("connections with state, reason, next refresh, failures")
   .option("--json", "print JSON")
   .action(async (o: { json?: boolean }) => {
-    const rt = await openRuntime({ logLevel: "warn" });
-    try {
+    await withRuntime(async (rt) => {
       await printStatus(rt.gk, o.json === true);
-    } finally {
-      await rt.gk.close();
-    }
+    });
   });
 
 program
   .command("replay <integrationId>")
   .description("run an ENABLED integration's parked and dead jobs again, in arrival order")
   .action(async (integrationId: string) => {
-    const rt = await openRuntime({ logLevel: "warn" });
-    try {
+    await withRuntime(async (rt) => {
       const n = await rt.gk.jobs.replay(integrationId, (done) => process.stderr.write(`\rreplayed ${done} job(s)…`));
       process.stderr.write("\n");
       process.stdout.write(`${n} job(s) queued again for ${integrationId}; a running grantkeeper serve delivers them\n`);
-    } finally {
-      await rt.gk.close();
-    }
+    });
   });
 
 program
@@ -104,15 +99,12 @@ program
   .requiredOption("--providers <ids>", "comma-separated provider ids")
   .option("--json", "print JSON")
   .action(async (o: { entity: string; providers: string; json?: boolean }) => {
-    const rt = await openRuntime({ logLevel: "warn" });
-    try {
+    await withRuntime(async (rt) => {
       const ids = o.providers.split(",").map((p) => p.trim()).filter(Boolean);
       const result = await rt.gk.preflight(o.entity, ids);
       printPreflight(result, o.json === true);
       process.exitCode = result.ok ? 0 : 3;
-    } finally {
-      await rt.gk.close();
-    }
+    });
   });
 
 program

@@ -16,6 +16,7 @@ import type { JobRepository, JobRow } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
+import { CoalescedRun } from "../lifecycle/coalescedRun.js";
 import { contextOf, jobOf, type JobHandler } from "./context.js";
 import { deliverTraced } from "./delivery.js";
 import { isAuthError, isUserError } from "./errors.js";
@@ -72,12 +73,20 @@ export interface WorkerStats {
 /** Works the queue. */
 export class JobWorker {
   private timer: unknown;
-  private running: Promise<number> | undefined;
-  private again = false;
+  private readonly runner: CoalescedRun;
   private started = false;
   readonly stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
-  constructor(private readonly d: WorkerDeps) {}
+  constructor(private readonly d: WorkerDeps) {
+    this.runner = new CoalescedRun(
+      () => this.pass(),
+      () => this.arm(),
+      (e) => {
+        this.d.logger.error({ err: { name: e.name, message: e.message } }, "job worker loop failed; retrying at the next poll");
+        return 0;
+      },
+    );
+  }
 
   /** Start polling (and run what is due now). */
   start(): void {
@@ -91,7 +100,7 @@ export class JobWorker {
     this.started = false;
     if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
     this.timer = undefined;
-    await this.running?.catch(() => undefined);
+    await this.runner.settled();
   }
 
   /** New work arrived: run soon. */
@@ -105,20 +114,7 @@ export class JobWorker {
    * @returns jobs run by this call
    */
   runDue(): Promise<number> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = this.loop()
-      .catch((e: Error) => {
-        this.d.logger.error({ err: { name: e.name, message: e.message } }, "job worker loop failed; retrying at the next poll");
-        return 0;
-      })
-      .finally(() => {
-        this.running = undefined;
-        this.arm();
-      });
-    return this.running;
+    return this.runner.run();
   }
 
   private arm(): void {
@@ -130,11 +126,10 @@ export class JobWorker {
     }, this.d.options.pollMs);
   }
 
-  private async loop(): Promise<number> {
+  private async pass(): Promise<number> {
     const { jobs, clock, options, instanceId } = this.d;
     let ran = 0;
-    do {
-      this.again = false;
+    {
       const now = clock.now();
       const swept = await jobs.sweepExpiredLeases(now);
       if (swept > 0) this.d.logger.warn({ jobs: swept }, "re-queued jobs whose worker lease expired");
@@ -157,7 +152,7 @@ export class JobWorker {
           }),
         );
       }
-    } while (this.again);
+    }
     return ran;
   }
 

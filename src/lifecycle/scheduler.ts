@@ -8,6 +8,7 @@
 import type { Clock } from "../domain/clock.js";
 import type { ConnectionRepository } from "../store/connections.js";
 import type { Logger } from "../telemetry/logger.js";
+import { CoalescedRun } from "./coalescedRun.js";
 import type { RefreshEngine } from "./refresher.js";
 
 /** Scheduler tuning. */
@@ -34,8 +35,7 @@ export interface SchedulerStats {
 export class RefreshScheduler {
   private timer: unknown;
   private timerAt: number | undefined;
-  private running: Promise<number> | undefined;
-  private again = false;
+  private readonly runner: CoalescedRun;
   private started = false;
   readonly stats: SchedulerStats = { ticks: 0, started: 0, maxLatenessMs: 0, totalLatenessMs: 0 };
 
@@ -45,7 +45,16 @@ export class RefreshScheduler {
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly options: SchedulerOptions,
-  ) {}
+  ) {
+    this.runner = new CoalescedRun(
+      () => this.pass(),
+      () => void this.rearm(),
+      (e) => {
+        this.logger.error({ err: { name: e.name, message: e.message } }, "scheduler pass failed; retrying at the next wake-up");
+        return 0;
+      },
+    );
+  }
 
   /** Start: run what is due, then sleep until the next due time. */
   start(): void {
@@ -60,7 +69,7 @@ export class RefreshScheduler {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = undefined;
-    await this.running?.catch(() => undefined);
+    await this.runner.settled();
   }
 
   /**
@@ -78,37 +87,26 @@ export class RefreshScheduler {
    * @returns refreshes started by this run
    */
   runDue(): Promise<number> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = this.loop().finally(() => {
-      this.running = undefined;
-      void this.rearm();
-    });
-    return this.running;
+    return this.runner.run();
   }
 
-  private async loop(): Promise<number> {
+  private async pass(): Promise<number> {
     let startedHere = 0;
-    do {
-      this.again = false;
-      for (;;) {
-        this.stats.ticks++;
-        const now = this.clock.now();
-        let due: Array<{ id: string; next_refresh_at: number | null }>;
-        try {
-          due = await this.repo.due(now, this.options.batchSize);
-        } catch (e) {
-          this.logger.error({ err: { message: (e as Error).message } }, "scheduler could not read due connections");
-          return startedHere;
-        }
-        if (due.length === 0) break;
-        startedHere += due.length;
-        await this.runBatch(due, now);
-        if (due.length < this.options.batchSize) break;
+    for (;;) {
+      this.stats.ticks++;
+      const now = this.clock.now();
+      let due: Array<{ id: string; next_refresh_at: number | null }>;
+      try {
+        due = await this.repo.due(now, this.options.batchSize);
+      } catch (e) {
+        this.logger.error({ err: { message: (e as Error).message } }, "scheduler could not read due connections");
+        return startedHere;
       }
-    } while (this.again);
+      if (due.length === 0) break;
+      startedHere += due.length;
+      await this.runBatch(due, now);
+      if (due.length < this.options.batchSize) break;
+    }
     return startedHere;
   }
 
