@@ -6,7 +6,8 @@
  * incident: a cleanup error escaped and took the recovery path down).
  */
 import type { Clock } from "../domain/clock.js";
-import { onFault, onSuccess, type BreakerPolicy } from "../domain/breaker.js";
+import { onFault, onSuccess, type BreakerPolicy, type BreakerState } from "../domain/breaker.js";
+import { GroupCommit } from "./groupCommit.js";
 import { jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
 import type { LifecycleHooks } from "../lifecycle/hooks.js";
@@ -59,6 +60,16 @@ export interface WorkerDeps {
   telemetry: Telemetry;
 }
 
+/** What one claimed batch shares, read once for all its jobs. */
+interface BatchContext {
+  integrations: Map<string, IntegrationRow>;
+  connectionIds: Map<string, string[]>;
+  /** Breaker states of the batch's targets, kept current by this batch's own faults and successes. */
+  breakers: Map<string, BreakerState>;
+}
+
+type FinishItem = { id: string; owner: string; patch: Partial<Omit<JobRow, "seq" | "id">> };
+
 /** Running totals (for status, metrics, benchmarks). */
 export interface WorkerStats {
   claimed: number;
@@ -74,10 +85,20 @@ export interface WorkerStats {
 export class JobWorker {
   private timer: unknown;
   private readonly runner: CoalescedRun;
+  private readonly finisher: GroupCommit<FinishItem, boolean | Error>;
   private started = false;
   readonly stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
   constructor(private readonly d: WorkerDeps) {
+    // Outcomes of jobs finishing together are written in one transaction; each job still awaits its own write.
+    // If that transaction fails, each outcome is retried alone so one bad row cannot un-record the others.
+    this.finisher = new GroupCommit<FinishItem, boolean | Error>(async (items) => {
+      try {
+        return await d.jobs.finishMany(items);
+      } catch {
+        return Promise.all(items.map((i) => d.jobs.finish(i.id, i.owner, i.patch).catch((e: Error) => e)));
+      }
+    });
     this.runner = new CoalescedRun(
       () => this.pass(),
       () => this.arm(),
@@ -142,12 +163,19 @@ export class JobWorker {
         // One integration's jobs run one after another, in arrival order; different integrations run side by side.
         const byIntegration = new Map<string, JobRow[]>();
         for (const job of claimed) byIntegration.set(job.integration_id, [...(byIntegration.get(job.integration_id) ?? []), job]);
+        const ids = [...byIntegration.keys()];
+        const rows = await this.d.integrations.getMany(ids);
+        const batch: BatchContext = {
+          integrations: rows,
+          connectionIds: await this.d.integrations.connectionIdsOf(ids),
+          breakers: await jobs.breakers([...new Set([...rows.values()].map((r) => r.delivery_target))]),
+        };
         await Promise.all(
           [...byIntegration.values()].map(async (list) => {
             for (const [n, job] of list.entries()) {
               // A job that waited behind its predecessors gets a fresh lease, so the sweep does not re-run it meanwhile.
               if (n > 0 && !(await jobs.renewLease(job.id, instanceId, clock.now() + options.leaseMs).catch(() => false))) continue;
-              await this.runOne(job);
+              await this.runOne(job, batch);
             }
           }),
         );
@@ -165,7 +193,7 @@ export class JobWorker {
     }
   }
 
-  private runOne(job: JobRow): Promise<void> {
+  private runOne(job: JobRow, batch: BatchContext): Promise<void> {
     const attributes = { "grantkeeper.job.id": job.id, "grantkeeper.integration.id": job.integration_id, "grantkeeper.job.attempt": job.attempts, "grantkeeper.job.probe": job.probe === 1 };
     return inSpan(this.d.telemetry.tracer, SpanNames.jobRun, attributes, async (span) => {
       let outcome: JobOutcome;
@@ -173,10 +201,10 @@ export class JobWorker {
       // What a handler threw, kept for the span (the outcome keeps only its code and message).
       const thrown: { error?: unknown } = {};
       try {
-        integration = await this.d.integrations.get(job.integration_id);
+        integration = batch.integrations.get(job.integration_id);
         if (integration) span.setAttribute("grantkeeper.integration.name", integration.name);
         // Claims already skip targets in cooldown, so every entry path (retry, new job, replay) waits it out.
-        outcome = integration ? await this.execute(job, integration, thrown) : { kind: "failed", code: "integration_not_found", message: "the integration was deleted" };
+        outcome = integration ? await this.execute(job, integration, batch, thrown) : { kind: "failed", code: "integration_not_found", message: "the integration was deleted" };
       } catch (e) {
         thrown.error = e;
         outcome = { kind: "faulted", code: "worker_error", message: (e as Error).message };
@@ -184,7 +212,7 @@ export class JobWorker {
       this.d.telemetry.metrics.jobRun(outcome.kind);
       recordJobOutcome(span, outcome, thrown.error);
       try {
-        await this.record(job, integration, outcome);
+        await this.record(job, integration, outcome, batch);
       } catch (e) {
         // The recovery path is guarded: the lease expires and the sweep re-queues the job.
         this.stats.cleanupErrors++;
@@ -193,7 +221,7 @@ export class JobWorker {
     });
   }
 
-  private async execute(job: JobRow, integration: IntegrationRow, thrown: { error?: unknown }): Promise<JobOutcome> {
+  private async execute(job: JobRow, integration: IntegrationRow, batch: BatchContext, thrown: { error?: unknown }): Promise<JobOutcome> {
     const { encryptor, clock } = this.d;
     if (integration.delivery) {
       const { url, timeoutMs } = JSON.parse(integration.delivery) as { url: string; timeoutMs: number };
@@ -202,7 +230,7 @@ export class JobWorker {
     }
     const handler = this.d.handlers.get(integration.name);
     if (!handler) return { kind: "faulted", code: "no_handler", message: `no handler registered for ${integration.name}` };
-    const connectionIds = (await this.d.integrations.connectionIdsOf([integration.id])).get(integration.id) ?? [];
+    const connectionIds = batch.connectionIds.get(integration.id) ?? [];
     try {
       await handler(jobOf(job), contextOf(this.d.gk(), this.d.fetch, connectionIds, this.d.telemetry));
       return { kind: "succeeded" };
@@ -217,27 +245,33 @@ export class JobWorker {
     }
   }
 
-  private async record(job: JobRow, integration: IntegrationRow | undefined, outcome: JobOutcome): Promise<void> {
-    const { jobs, clock, options, random, instanceId, logger } = this.d;
+  /** Write a job's outcome (grouped with other jobs finishing now) and wait until it is committed. */
+  private async finish(id: string, patch: FinishItem["patch"]): Promise<void> {
+    const r = await this.finisher.submit({ id, owner: this.d.instanceId, patch });
+    if (r instanceof Error) throw r;
+  }
+
+  private async record(job: JobRow, integration: IntegrationRow | undefined, outcome: JobOutcome, batch: BatchContext): Promise<void> {
+    const { clock, options, random, logger } = this.d;
     const now = clock.now();
     const err = (cls: string, code: string, message: string) => JSON.stringify({ class: cls, code, message, at: new Date(now).toISOString() });
     const target = integration?.delivery_target;
     switch (outcome.kind) {
       case "succeeded": {
-        await jobs.finish(job.id, instanceId, { state: "succeeded", finished_at: now, updated_at: now, last_error: null, probe: 0 });
+        await this.finish(job.id, { state: "succeeded", finished_at: now, updated_at: now, last_error: null, probe: 0 });
         this.stats.succeeded++;
-        if (target) await this.breakerSuccess(target, now);
+        if (target) await this.breakerSuccess(target, now, batch);
         return;
       }
       case "failed": {
-        await jobs.finish(job.id, instanceId, { state: "failed", finished_at: now, updated_at: now, last_error: err("user", outcome.code, outcome.message), probe: 0 });
+        await this.finish(job.id, { state: "failed", finished_at: now, updated_at: now, last_error: err("user", outcome.code, outcome.message), probe: 0 });
         this.stats.failed++;
         logger.info({ jobId: job.id, integrationId: job.integration_id, code: outcome.code }, "job failed (user error; not retried)");
-        if (target) await this.breakerSuccess(target, now);
+        if (target) await this.breakerSuccess(target, now, batch);
         return;
       }
       case "auth_failed": {
-        const connectionId = outcome.connectionId ?? (await this.d.integrations.connectionIdsOf([job.integration_id])).get(job.integration_id)?.[0];
+        const connectionId = outcome.connectionId ?? batch.connectionIds.get(job.integration_id)?.[0];
         let dead = false;
         if (connectionId) {
           const after = await this.d.connections.refresh(connectionId).catch((e: { code?: string }) => (e.code === "connection_error" ? ({ state: "error" } as const) : undefined));
@@ -245,7 +279,7 @@ export class JobWorker {
         }
         // A dead grant parks the job (its integration is ERROR by propagation); otherwise re-run with the fresh token.
         const state = dead ? "parked" : job.attempts >= options.maxAttempts ? "dead" : "queued";
-        await jobs.finish(job.id, instanceId, { state, run_at: now, updated_at: now, last_error: err("auth", "auth_failed", outcome.message), probe: 0 });
+        await this.finish(job.id, { state, run_at: now, updated_at: now, last_error: err("auth", "auth_failed", outcome.message), probe: 0 });
         if (state === "parked") this.stats.parked++;
         if (state === "dead") await this.dead(job, "auth_failed", outcome.message);
         return;
@@ -254,15 +288,15 @@ export class JobWorker {
         this.stats.faulted++;
         const last = err("infra", outcome.code, outcome.message);
         if (job.probe === 1) {
-          await jobs.finish(job.id, instanceId, { state: "parked", probe: 0, updated_at: now, last_error: last });
+          await this.finish(job.id, { state: "parked", probe: 0, updated_at: now, last_error: last });
         } else if (job.attempts >= options.maxAttempts) {
-          await jobs.finish(job.id, instanceId, { state: "dead", finished_at: now, updated_at: now, last_error: last });
+          await this.finish(job.id, { state: "dead", finished_at: now, updated_at: now, last_error: last });
           await this.dead(job, outcome.code, outcome.message);
         } else {
           const delay = jobBackoffMs(job.attempts, options.backoffBaseMs, options.backoffMaxMs, random(), outcome.retryAfterMs);
-          await jobs.finish(job.id, instanceId, { state: "queued", run_at: now + delay, updated_at: now, last_error: last });
+          await this.finish(job.id, { state: "queued", run_at: now + delay, updated_at: now, last_error: last });
         }
-        if (target && outcome.code !== "no_handler") await this.breakerFault(target, now);
+        if (target && outcome.code !== "no_handler") await this.breakerFault(target, now, batch);
         return;
       }
     }
@@ -275,9 +309,10 @@ export class JobWorker {
     await this.d.hooks.emit("job.dead", { jobId: job.id, integrationId: job.integration_id, attempts: job.attempts, lastError: { code, message } });
   }
 
-  private async breakerFault(target: string, now: number): Promise<void> {
+  private async breakerFault(target: string, now: number, batch: BatchContext): Promise<void> {
     const { jobs, integrations } = this.d;
     const t = onFault(await jobs.breaker(target), now, this.d.breaker);
+    batch.breakers.set(target, t.next);
     let changed = 0;
     await integrations.transaction(async (trx) => {
       await jobs.saveBreaker(target, t.next, now, trx);
@@ -293,11 +328,15 @@ export class JobWorker {
     }
   }
 
-  private async breakerSuccess(target: string, now: number): Promise<void> {
+  private async breakerSuccess(target: string, now: number, batch: BatchContext): Promise<void> {
     const { jobs, integrations } = this.d;
+    const clean = (b: BreakerState | undefined) => b !== undefined && b.state === "closed" && b.consecutiveFailures === 0 && b.cooldownUntil === null;
+    // The hot path: a healthy target needs no store access (the batch read its breaker once).
+    if (clean(batch.breakers.get(target))) return;
     const current = await jobs.breaker(target);
-    if (current.state === "closed" && current.consecutiveFailures === 0 && current.cooldownUntil === null) return;
+    if (clean(current)) return;
     const t = onSuccess(current);
+    batch.breakers.set(target, t.next);
     let changed = 0;
     await integrations.transaction(async (trx) => {
       await jobs.saveBreaker(target, t.next, now, trx);

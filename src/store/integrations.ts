@@ -48,6 +48,13 @@ export class IntegrationRepository {
     return db.selectFrom("integrations").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
+  /** Several rows by id (missing ids are absent from the map). */
+  async getMany(ids: string[]): Promise<Map<string, IntegrationRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.selectFrom("integrations").selectAll().where("id", "in", ids).execute();
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
   /** A page ordered by id. */
   async list(filter: { entityId?: string; status?: string; connectionId?: string }, after: string | undefined, limit: number): Promise<IntegrationRow[]> {
     let q = this.db.selectFrom("integrations").selectAll().orderBy("id").limit(limit);

@@ -114,6 +114,30 @@ export class JobRepository {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /**
+   * Record many jobs' ends in ONE transaction (group commit of outcomes).
+   * @returns per job, whether its lease was still held
+   */
+  async finishMany(items: Array<{ id: string; owner: string; patch: Partial<Omit<JobRow, "seq" | "id">> }>): Promise<boolean[]> {
+    return this.db.transaction().execute(async (trx) => {
+      const out: boolean[] = [];
+      for (const i of items) out.push(await this.finish(i.id, i.owner, i.patch, trx));
+      return out;
+    });
+  }
+
+  /** Breakers of several targets at once (closed when never seen). */
+  async breakers(targets: string[]): Promise<Map<string, BreakerState>> {
+    const out = new Map<string, BreakerState>();
+    for (const t of targets) out.set(t, { state: "closed", consecutiveFailures: 0, cooldownUntil: null });
+    if (targets.length === 0) return out;
+    const rows = await this.db.selectFrom("breakers").selectAll().where("target", "in", targets).execute();
+    for (const r of rows) {
+      out.set(r.target, r.state === "open" ? { state: "open", consecutiveFailures: r.consecutive_failures, openedAt: r.opened_at ?? 0, cooldownUntil: r.cooldown_until ?? 0 } : { state: "closed", consecutiveFailures: r.consecutive_failures, cooldownUntil: r.cooldown_until });
+    }
+    return out;
+  }
+
   /** Extend a running job's lease while `owner` still holds it. @returns false when the lease was lost */
   async renewLease(id: string, owner: string, untilMs: number): Promise<boolean> {
     const r = await this.db.updateTable("jobs").set({ lease_until: untilMs }).where("id", "=", id).where("lease_owner", "=", owner).where("state", "=", "running").executeTakeFirst();
