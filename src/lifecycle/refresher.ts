@@ -82,6 +82,11 @@ export class RefreshEngine {
 
   constructor(private readonly deps: RefreshEngineDeps) {}
 
+  /** The lease owner id of this engine (the instance id). */
+  get owner(): string {
+    return this.deps.instanceId;
+  }
+
   /** Lease lifetime: one call's timeout plus slack, in milliseconds. */
   get leaseTtlMs(): number {
     return this.deps.policy.timeoutMs + 5_000;
@@ -104,9 +109,24 @@ export class RefreshEngine {
     return p;
   }
 
-  private async run(id: string, mode: RefreshMode): Promise<RefreshResult> {
+  /**
+   * Refresh connections whose leases the caller already took in one statement
+   * (the scheduler's batch), joining the in-process single-flight map.
+   * @param rows rows returned by {@link ConnectionRepository.acquireLeases} for this instance
+   */
+  refreshLeased(rows: ConnectionRow[], mode: RefreshMode): Array<Promise<RefreshResult>> {
+    return rows.map((row) => {
+      const existing = this.inFlight.get(row.id);
+      if (existing) return existing;
+      const p = this.run(row.id, mode, row).finally(() => this.inFlight.delete(row.id));
+      this.inFlight.set(row.id, p);
+      return p;
+    });
+  }
+
+  private async run(id: string, mode: RefreshMode, leased?: ConnectionRow): Promise<RefreshResult> {
     const { repo, clock, instanceId } = this.deps;
-    let row = await repo.acquireLease(id, instanceId, clock.now(), this.leaseTtlMs);
+    let row = leased ?? (await repo.acquireLease(id, instanceId, clock.now(), this.leaseTtlMs));
     if (!row) {
       const current = await repo.get(id);
       if (!current) throw connectionNotFound(id);

@@ -6,7 +6,7 @@
  * came from a refresh scheduled by an external command that failed.)
  */
 import type { Clock } from "../domain/clock.js";
-import type { ConnectionRepository } from "../store/connections.js";
+import type { ConnectionRepository, ConnectionRow } from "../store/connections.js";
 import type { Logger } from "../telemetry/logger.js";
 import { CoalescedRun } from "./coalescedRun.js";
 import type { RefreshEngine } from "./refresher.js";
@@ -111,25 +111,46 @@ export class RefreshScheduler {
   }
 
   private async runBatch(due: Array<{ id: string; next_refresh_at: number | null }>, now: number): Promise<void> {
+    // Leases are taken a few rows at a time in one statement each: one commit per chunk instead of per
+    // connection, and no lease is held long before its refresh starts (it would expire under a slow provider).
+    const chunk = Math.max(1, Math.ceil(this.options.concurrency / 4));
+    const leased: ConnectionRow[] = [];
     let next = 0;
+    let refilling: Promise<void> | undefined;
+    const take = async (): Promise<ConnectionRow | undefined> => {
+      while (leased.length === 0) {
+        if (next >= due.length) return undefined;
+        refilling ??= (async () => {
+          const ids = due.slice(next, next + chunk).map((d) => d.id);
+          next += ids.length;
+          leased.push(...(await this.repo.acquireLeases(ids, this.engine.owner, this.clock.now(), this.engine.leaseTtlMs)));
+        })().finally(() => (refilling = undefined));
+        await refilling;
+      }
+      return leased.shift();
+    };
     const worker = async () => {
-      while (next < due.length) {
-        const item = due[next++]!;
-        const lateness = Math.max(0, this.clock.now() - (item.next_refresh_at ?? now));
+      for (let row = await take(); row !== undefined; row = await take()) {
+        const lateness = Math.max(0, this.clock.now() - (row.next_refresh_at ?? now));
         this.stats.started++;
         this.stats.totalLatenessMs += lateness;
         this.stats.maxLatenessMs = Math.max(this.stats.maxLatenessMs, lateness);
         try {
-          await this.engine.refresh(item.id, "scheduled");
+          await this.engine.refreshLeased([row], "scheduled")[0];
         } catch (e) {
           // A refresh that throws (provider deleted, store hiccup) must never stop the scheduler.
-          this.logger.error({ connectionId: item.id, err: { name: (e as Error).name, message: (e as Error).message } }, "scheduled refresh crashed");
+          this.logger.error({ connectionId: row.id, err: { name: (e as Error).name, message: (e as Error).message } }, "scheduled refresh crashed");
           // Push it back so a connection that always crashes cannot spin the scheduler.
-          await this.repo.update(item.id, { next_refresh_at: this.clock.now() + this.options.maxSleepMs }).catch(() => undefined);
+          await this.repo.update(row.id, { next_refresh_at: this.clock.now() + this.options.maxSleepMs }).catch(() => undefined);
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, due.length) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.options.concurrency, due.length) }, worker));
+    } finally {
+      // Leases taken but not started (a store error mid-batch): give them back rather than wait for the TTL.
+      for (const row of leased) await this.repo.releaseLease(row.id, this.engine.owner, {}).catch(() => undefined);
+    }
   }
 
   private async rearm(): Promise<void> {

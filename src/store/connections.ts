@@ -129,6 +129,22 @@ export class ConnectionRepository {
   }
 
   /**
+   * Take the refresh leases of many connections in one statement (the
+   * scheduler's batch: one commit instead of one per connection).
+   * @returns the rows whose lease this call took (others are held elsewhere)
+   */
+  async acquireLeases(ids: string[], owner: string, nowMs: number, ttlMs: number): Promise<ConnectionRow[]> {
+    if (ids.length === 0) return [];
+    return this.db
+      .updateTable("connections")
+      .set({ lease_owner: owner, lease_until: nowMs + ttlMs })
+      .where("id", "in", ids)
+      .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<=", nowMs)]))
+      .returningAll()
+      .execute();
+  }
+
+  /**
    * Write `patch` and release the lease in one statement, only while `owner`
    * still holds it.
    * @returns false when the lease was lost (expired and taken by another instance)
