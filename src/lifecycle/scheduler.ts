@@ -157,7 +157,7 @@ export class RefreshScheduler {
     if (!this.started) return;
     let nextDue: number | undefined;
     try {
-      nextDue = await this.repo.nextDueAt();
+      nextDue = await this.repo.nextDueAt(this.clock.now());
     } catch (e) {
       this.logger.error({ err: { message: (e as Error).message } }, "scheduler could not read the next due time");
     }

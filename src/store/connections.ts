@@ -175,13 +175,19 @@ export class ConnectionRepository {
       .execute();
   }
 
-  /** Earliest `next_refresh_at` of a connection not in `error`, or undefined. */
-  async nextDueAt(): Promise<number | undefined> {
+  /**
+   * Earliest `next_refresh_at` of a connection not in `error` whose lease is
+   * free at `nowMs`, or undefined. Leased rows are left out like `due()` does:
+   * counting them would arm the timer in the past and spin while another
+   * instance holds the lease.
+   */
+  async nextDueAt(nowMs: number): Promise<number | undefined> {
     const r = await this.db
       .selectFrom("connections")
       .select("next_refresh_at")
       .where("next_refresh_at", "is not", null)
       .where("state", "!=", "error")
+      .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<=", nowMs)]))
       .orderBy("next_refresh_at")
       .limit(1)
       .executeTakeFirst();

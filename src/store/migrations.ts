@@ -192,6 +192,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable("alerts").execute();
       },
     },
+    "0005_provider_state_index": {
+      async up(db: Kysely<any>) {
+        // Redefining a provider retries its degraded connections: read only those, not every grant of the provider.
+        await db.schema.createIndex("connections_provider_state").on("connections").columns(["provider_id", "state"]).execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropIndex("connections_provider_state").execute();
+      },
+    },
   };
 }
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "kysely";
 import { ManualClock } from "../../src/domain/clock.js";
+import { ConnectionRepository } from "../../src/store/connections.js";
 import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
@@ -78,5 +79,17 @@ describe("two instances on one store", () => {
     // Lease released: nothing holds the row.
     const row = await sql<{ lease_owner: string | null }>`select lease_owner from connections where id = ${id}`.execute(a.gk.store.db);
     expect(row.rows[0]?.lease_owner).toBeNull();
+  });
+
+  it("a grant leased by another instance does not make this scheduler spin: its next wake-up ignores leased rows", async () => {
+    const id = await connect("lease-user");
+    const repo = new ConnectionRepository(a.gk.store.db);
+    const now = a.clock.now();
+    await a.gk.store.db.updateTable("connections").set({ next_refresh_at: now - 1_000 }).where("id", "=", id).execute();
+    expect(await repo.nextDueAt(now)).toBeLessThanOrEqual(now - 1_000);
+    await repo.acquireLease(id, "some-other-instance", now, 30_000);
+    const next = await repo.nextDueAt(now);
+    expect(next === undefined || next > now).toBe(true);
+    expect(await repo.nextDueAt(now + 30_000)).toBe(now - 1_000); // the lease expired: due again
   });
 });
