@@ -71,7 +71,7 @@ export class JobRepository {
   }
 
   /**
-   * Claim up to `limit` runnable jobs in arrival order: queued, due, of an
+   * Claim up to `limit` runnable jobs, earliest due first and in arrival order among equals: queued, due, of an
    * ENABLED integration (or a breaker probe), whose target has no cooldown
    * running, and that this process can run (a delivery URL, or a handler it
    * registered). Sets `running`, the lease and `attempts + 1`.
@@ -89,6 +89,9 @@ export class JobRepository {
         .where((eb) =>
           eb.not(eb.exists(eb.selectFrom("breakers as b").select("b.target").whereRef("b.target", "=", "i.delivery_target").where("b.cooldown_until", ">", nowMs))),
         )
+        // (run_at, seq) is the order of the jobs_claim index, so the LIMIT stops early instead of sorting every
+        // queued job on each claim (a 100k replay was O(n²)). Replayed jobs share one run_at: arrival order holds.
+        .orderBy("j.run_at")
         .orderBy("j.seq")
         .limit(limit);
       if (this.dialect === "postgres") q = q.forUpdate("j").skipLocked();
