@@ -87,6 +87,8 @@ export class JobWorker {
   private readonly runner: CoalescedRun;
   private readonly finisher: GroupCommit<FinishItem, boolean | Error>;
   private started = false;
+  /** Set by stop(): the claim loop ends after the jobs in hand instead of draining the queue. */
+  private stopping = false;
   readonly stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
   constructor(private readonly d: WorkerDeps) {
@@ -113,12 +115,14 @@ export class JobWorker {
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.stopping = false;
     void this.runDue();
   }
 
   /** Stop polling and wait for jobs in flight. */
   async stop(): Promise<void> {
     this.started = false;
+    this.stopping = true;
     if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.runner.settled();
@@ -155,7 +159,7 @@ export class JobWorker {
       const swept = await jobs.sweepExpiredLeases(now);
       if (swept > 0) this.d.logger.warn({ jobs: swept }, "re-queued jobs whose worker lease expired");
       await this.queueProbes(now);
-      for (;;) {
+      while (!this.stopping) {
         const claimed = await jobs.claim(instanceId, clock.now(), options.leaseMs, options.concurrency, [...this.d.handlers.keys()]);
         if (claimed.length === 0) break;
         this.stats.claimed += claimed.length;

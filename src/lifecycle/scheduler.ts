@@ -37,6 +37,8 @@ export class RefreshScheduler {
   private timerAt: number | undefined;
   private readonly runner: CoalescedRun;
   private started = false;
+  /** Set by stop(): the pass ends after the refreshes in hand instead of working off everything due. */
+  private stopping = false;
   readonly stats: SchedulerStats = { ticks: 0, started: 0, maxLatenessMs: 0, totalLatenessMs: 0 };
 
   constructor(
@@ -60,12 +62,14 @@ export class RefreshScheduler {
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.stopping = false;
     void this.runDue();
   }
 
   /** Stop the timer and wait for refreshes in flight. */
   async stop(): Promise<void> {
     this.started = false;
+    this.stopping = true;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = undefined;
@@ -92,7 +96,7 @@ export class RefreshScheduler {
 
   private async pass(): Promise<number> {
     let startedHere = 0;
-    for (;;) {
+    while (!this.stopping) {
       this.stats.ticks++;
       const now = this.clock.now();
       let due: Array<{ id: string; next_refresh_at: number | null }>;

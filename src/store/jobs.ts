@@ -4,7 +4,7 @@
  * with `FOR UPDATE SKIP LOCKED`; on SQLite one process works the queue and a
  * claim is one write transaction. Parking and replay are set-based.
  */
-import { type Kysely, type Selectable, type Transaction } from "kysely";
+import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
 import type { BreakerState } from "../domain/breaker.js";
 import type { Dialect } from "./database.js";
 import type { BreakersTable, Database, JobsTable } from "./schema.js";
@@ -163,7 +163,6 @@ export class JobRepository {
    * integrations that are not ENABLED are parked (DISABLED ones discarded
    * when `parkWhenDisabled` is false); parked jobs of ENABLED integrations
    * are queued again, in arrival order (replay).
-   * @param scope only these integrations (a subquery of ids), or all
    */
   async syncWithIntegrations(db: Db, nowMs: number, parkWhenDisabled: boolean): Promise<{ parked: number; replayed: number }> {
     const notEnabled = db.selectFrom("integrations").select("id").where("status", "!=", "ENABLED");
@@ -178,6 +177,8 @@ export class JobRepository {
       .where("state", "=", "parked")
       .where("integration_id", "in", db.selectFrom("integrations").select("id").where("status", "=", "ENABLED"))
       .executeTakeFirst();
+    const moved = Number(parked.numUpdatedRows) + Number(replayed.numUpdatedRows);
+    await this.refreshStatistics(db, moved);
     return { parked: Number(parked.numUpdatedRows), replayed: Number(replayed.numUpdatedRows) };
   }
 
@@ -199,8 +200,21 @@ export class JobRepository {
       const n = Number(r.numUpdatedRows);
       done += n;
       onBatch?.(done);
-      if (n < batchSize) return done;
+      if (n < batchSize) {
+        await this.refreshStatistics(this.db, done);
+        return done;
+      }
     }
+  }
+
+  /**
+   * After a mass state change on PostgreSQL, refresh the planner statistics of
+   * `jobs`: with stale ones every claim after a 100k re-queue sorted all queued
+   * rows (220–350 ms a claim, 38 jobs/s) instead of walking the claim index
+   * (0.5 ms). SQLite's planner needs no statistics for this.
+   */
+  private async refreshStatistics(db: Db, rowsChanged: number): Promise<void> {
+    if (this.dialect === "postgres" && rowsChanged >= 1000) await sql`analyze jobs`.execute(db);
   }
 
   /** Parked job counts by integration. */
