@@ -1,0 +1,151 @@
+/**
+ * Baselines of the jobs benchmark (bench/jobsThroughput.ts), measured in the
+ * same run: raw single-row commits on SQLite (better-sqlite3 directly) and on
+ * PostgreSQL (one pg client), each writing the row ingress writes into a table
+ * with the `jobs` table's own DDL; and BullMQ end to end on the local Redis.
+ */
+import { randomUUID } from "node:crypto";
+import SQLite from "better-sqlite3";
+import { Queue, Worker } from "bullmq";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { fmt, progress, removeSqlite, withTimeout } from "./common.js";
+
+/** Size of every job body, bytes. */
+export const BODY_BYTES = 1024;
+
+/** A 1 KB JSON body, distinct per `i`. */
+export function jobBody(i: number): string {
+  const head = `{"i":${i},"pad":"`;
+  return `${head}${"x".repeat(BODY_BYTES - head.length - 2)}"}`;
+}
+
+/** Run `fn(0..n-1)` with `inFlight` calls at a time (each loop takes the next index). */
+export async function pump(n: number, inFlight: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(inFlight, n) }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
+}
+
+/** A rate measurement. */
+export interface Rate {
+  rows: number;
+  ms: number;
+  perSec: number;
+}
+
+const COLUMNS = ["id", "integration_id", "state", "attempts", "idempotency_key", "headers", "body", "run_at", "lease_owner", "lease_until", "last_error", "probe", "received_at", "created_at", "updated_at", "finished_at"];
+
+/** The values of the row ingress inserts for job `i` (same columns, same encodings). */
+function rowValues(i: number): unknown[] {
+  const now = Date.now();
+  const body = Buffer.from(jobBody(i)).toString("base64");
+  return [`job_${randomUUID().replaceAll("-", "").slice(0, 24)}`, "int_rawbaseline", "queued", 0, null, JSON.stringify({ "content-type": "application/json" }), body, now, null, null, null, 0, now, now, now, null];
+}
+
+/**
+ * Raw single-row commits/s on SQLite: better-sqlite3 directly, WAL,
+ * synchronous=FULL (grantkeeper's setting), one INSERT … ON CONFLICT DO
+ * NOTHING RETURNING per transaction, sequential, until `maxRows` or `maxMs`.
+ * @param ddl the CREATE statements of grantkeeper's `jobs` table and its indexes
+ */
+export function rawSqliteCommits(file: string, ddl: string[], maxRows: number, maxMs: number): Rate {
+  removeSqlite(file);
+  const db = new SQLite(file);
+  try {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    for (const stmt of ddl) db.exec(stmt);
+    const insert = db.prepare(`INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map(() => "?").join(", ")}) ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`);
+    for (let i = 0; i < 200; i++) insert.get(...rowValues(i)); // warm-up
+    const t0 = performance.now();
+    let rows = 0;
+    while (rows < maxRows && performance.now() - t0 < maxMs) insert.get(...rowValues(rows++));
+    const ms = performance.now() - t0;
+    return { rows, ms, perSec: rows / (ms / 1000) };
+  } finally {
+    db.close();
+    removeSqlite(file);
+  }
+}
+
+/**
+ * Raw single-row commits/s on PostgreSQL: one pg client, autocommit INSERTs
+ * one after another into a copy of grantkeeper's `jobs` table (`LIKE … INCLUDING ALL`).
+ */
+export async function rawPostgresCommits(connectionString: string, schema: string, maxRows: number, maxMs: number): Promise<Rate> {
+  const client = new pg.Client({ connectionString, options: `-c search_path=${schema}` });
+  await client.connect();
+  try {
+    await client.query("CREATE TABLE jobs_raw (LIKE jobs INCLUDING ALL)");
+    const text = `INSERT INTO jobs_raw (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map((_, k) => `$${k + 1}`).join(", ")}) ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`;
+    for (let i = 0; i < 200; i++) await client.query(text, rowValues(i));
+    const t0 = performance.now();
+    let rows = 0;
+    while (rows < maxRows && performance.now() - t0 < maxMs) await client.query(text, rowValues(rows++));
+    const ms = performance.now() - t0;
+    await client.query("DROP TABLE jobs_raw");
+    return { rows, ms, perSec: rows / (ms / 1000) };
+  } finally {
+    await client.end();
+  }
+}
+
+/** Result of the BullMQ end-to-end run. */
+export interface BullResult extends Rate {
+  completed: number;
+  redis: string;
+}
+
+/**
+ * BullMQ on the local Redis, Queue and Worker in this process: `n` 1 KB jobs
+ * added by `adders` concurrent loops, a Worker with `concurrency`, a no-op
+ * processor that counts; first add → last processed. A warm-up of `warmup`
+ * jobs runs first.
+ */
+export async function bullmqEndToEnd(n: number, adders: number, concurrency: number, warmup: number, timeoutMs: number): Promise<BullResult> {
+  const connection = { host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null };
+  const admin = new Redis(connection);
+  const name = `grantkeeper-bench-${process.pid}`;
+  const queue = new Queue(name, { connection });
+  let processed = 0;
+  let target = 0;
+  let fire: () => void = () => undefined;
+  const worker = new Worker(
+    name,
+    async () => {
+      if (++processed === target) fire();
+    },
+    { connection, concurrency },
+  );
+  const round = async (count: number, offset: number) => {
+    processed = 0;
+    target = count;
+    const done = new Promise<void>((r) => (fire = r));
+    const t0 = performance.now();
+    await pump(count, adders, (i) => queue.add("job", { body: jobBody(offset + i) }));
+    await withTimeout(done, timeoutMs, "BullMQ jobs");
+    return performance.now() - t0;
+  };
+  try {
+    await worker.waitUntilReady();
+    const info = await admin.info("server");
+    const persistence = await admin.config("GET", "appendonly");
+    const save = await admin.config("GET", "save");
+    const redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? "?"}, appendonly ${String((persistence as string[])[1])}, save "${String((save as string[])[1])}"`;
+    await round(warmup, 0);
+    progress(`jobs: BullMQ warm-up of ${fmt(warmup)} done; ${redis}`);
+    const ms = await round(n, warmup);
+    const counts = await queue.getJobCounts("completed", "failed", "waiting", "active");
+    if (counts.completed !== warmup + n) progress(`jobs: BullMQ counts ${JSON.stringify(counts)}`);
+    return { rows: n, ms, perSec: n / (ms / 1000), completed: counts.completed ?? 0, redis };
+  } finally {
+    await worker.close();
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+    await admin.quit();
+  }
+}
