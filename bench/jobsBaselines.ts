@@ -6,8 +6,11 @@
  */
 import { randomUUID } from "node:crypto";
 import SQLite from "better-sqlite3";
-import { Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
+// BullMQ is only this benchmark's baseline: `npm run bench` installs it on demand (prebench) instead of the
+// lockfile, because its optional native helper (msgpackr-extract) is not on every registry mirror and would
+// break `npm ci` for everyone. Loaded dynamically so the project compiles without it.
+const BULLMQ = "bullmq";
+const IOREDIS = "ioredis";
 import pg from "pg";
 import { fmt, progress, removeSqlite, withTimeout } from "./common.js";
 
@@ -107,6 +110,8 @@ export interface BullResult extends Rate {
  * jobs runs first.
  */
 export async function bullmqEndToEnd(n: number, adders: number, concurrency: number, warmup: number, timeoutMs: number): Promise<BullResult> {
+  const { Queue, Worker } = (await import(BULLMQ)) as any;
+  const { Redis } = (await import(IOREDIS)) as any;
   const connection = { host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null };
   const admin = new Redis(connection);
   const name = `grantkeeper-bench-${process.pid}`;
