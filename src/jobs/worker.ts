@@ -6,7 +6,7 @@
  * incident: a cleanup error escaped and took the recovery path down).
  */
 import type { Clock } from "../domain/clock.js";
-import { onFault, onSuccess, type BreakerPolicy, type BreakerState } from "../domain/breaker.js";
+import { onFault, onSuccess, type BreakerPolicy, type BreakerState, type BreakerTransition } from "../domain/breaker.js";
 import { GroupCommit } from "./groupCommit.js";
 import { jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
@@ -314,46 +314,41 @@ export class JobWorker {
   }
 
   private async breakerFault(target: string, now: number, batch: BatchContext): Promise<void> {
-    const { jobs, integrations } = this.d;
-    const t = onFault(await jobs.breaker(target), now, this.d.breaker);
-    batch.breakers.set(target, t.next);
-    let changed = 0;
-    await integrations.transaction(async (trx) => {
-      await jobs.saveBreaker(target, t.next, now, trx);
-      if (t.opened) {
-        changed = await integrations.openCircuit(target, now, trx);
-        await jobs.syncWithIntegrations(trx, now, this.d.options.parkWhenDisabled);
-      }
-    });
-    if (t.opened) {
-      this.d.telemetry.metrics.breakerTransition("open");
-      this.d.logger.error({ target: redactTarget(target), integrations: changed }, "delivery breaker opened");
-      await this.d.hooks.emit("breaker.opened", { target, integrations: changed });
-    }
+    await this.applyBreaker(target, onFault(await this.d.jobs.breaker(target), now, this.d.breaker), now, batch);
   }
 
   private async breakerSuccess(target: string, now: number, batch: BatchContext): Promise<void> {
-    const { jobs, integrations } = this.d;
     const clean = (b: BreakerState | undefined) => b !== undefined && b.state === "closed" && b.consecutiveFailures === 0 && b.cooldownUntil === null;
     // The hot path: a healthy target needs no store access (the batch read its breaker once).
     if (clean(batch.breakers.get(target))) return;
-    const current = await jobs.breaker(target);
+    const current = await this.d.jobs.breaker(target);
     if (clean(current)) return;
-    const t = onSuccess(current);
+    await this.applyBreaker(target, onSuccess(current), now, batch);
+  }
+
+  /**
+   * Store a breaker transition; when it opened or closed, flip the target's
+   * integrations and re-sync their jobs in the same transaction, then tell
+   * metrics, the log and subscribers.
+   */
+  private async applyBreaker(target: string, t: BreakerTransition, now: number, batch: BatchContext): Promise<void> {
+    const { jobs, integrations } = this.d;
     batch.breakers.set(target, t.next);
+    const flipped = t.opened ? "open" : t.closed ? "closed" : undefined;
     let changed = 0;
     await integrations.transaction(async (trx) => {
       await jobs.saveBreaker(target, t.next, now, trx);
-      if (t.closed) {
-        changed = await integrations.closeCircuit(target, now, trx);
+      if (flipped) {
+        changed = flipped === "open" ? await integrations.openCircuit(target, now, trx) : await integrations.closeCircuit(target, now, trx);
         await jobs.syncWithIntegrations(trx, now, this.d.options.parkWhenDisabled);
       }
     });
-    if (t.closed) {
-      this.d.telemetry.metrics.breakerTransition("closed");
-      this.d.logger.info({ target: redactTarget(target), integrations: changed }, "delivery breaker closed");
-      await this.d.hooks.emit("breaker.closed", { target, integrations: changed });
-    }
+    if (!flipped) return;
+    this.d.telemetry.metrics.breakerTransition(flipped);
+    const fields = { target: redactTarget(target), integrations: changed };
+    if (flipped === "open") this.d.logger.error(fields, "delivery breaker opened");
+    else this.d.logger.info(fields, "delivery breaker closed");
+    await this.d.hooks.emit(flipped === "open" ? "breaker.opened" : "breaker.closed", { target, integrations: changed });
   }
 }
 
