@@ -7,7 +7,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, sql } from "kysely";
-import { FifoSqliteDialect } from "./fifoSqlite.js";
+import { cachingDatabase, FifoSqliteDialect } from "./fifoSqlite.js";
 import pg from "pg";
 import type { Database } from "./schema.js";
 
@@ -60,7 +60,7 @@ export async function openStore(url: string): Promise<Store> {
     database.pragma("synchronous = FULL");
     database.pragma("busy_timeout = 5000");
     database.pragma("foreign_keys = ON");
-    const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database }) });
+    const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database: cachingDatabase(database) }) });
     return { db, dialect: "sqlite", location: `sqlite:${path}`, close: once(() => db.destroy()) };
   }
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
