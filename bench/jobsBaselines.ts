@@ -40,20 +40,22 @@ export interface Rate {
   perSec: number;
 }
 
-const COLUMNS = ["id", "integration_id", "state", "attempts", "idempotency_key", "headers", "body", "run_at", "lease_owner", "lease_until", "last_error", "probe", "received_at", "created_at", "updated_at", "finished_at"];
+const COLUMNS = ["id", "integration_id", "state", "attempts", "idempotency_key", "run_at", "lease_owner", "lease_until", "last_error", "probe", "received_at", "created_at", "updated_at", "finished_at"];
 
-/** The values of the row ingress inserts for job `i` (same columns, same encodings). */
-function rowValues(i: number): unknown[] {
+/** The values of the rows ingress inserts for job `i` (same columns, same encodings): the `jobs` row, then the `job_payloads` row. */
+function rowValues(i: number): { job: unknown[]; payload: unknown[] } {
   const now = Date.now();
+  const id = `job_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
   const body = Buffer.from(jobBody(i)).toString("base64");
-  return [`job_${randomUUID().replaceAll("-", "").slice(0, 24)}`, "int_rawbaseline", "queued", 0, null, JSON.stringify({ "content-type": "application/json" }), body, now, null, null, null, 0, now, now, now, null];
+  return { job: [id, "int_rawbaseline", "queued", 0, null, now, null, null, null, 0, now, now, now, null], payload: [id, JSON.stringify({ "content-type": "application/json" }), body] };
 }
 
 /**
- * Raw single-row commits/s on SQLite: better-sqlite3 directly, WAL,
- * synchronous=FULL (grantkeeper's setting), one INSERT … ON CONFLICT DO
- * NOTHING RETURNING per transaction, sequential, until `maxRows` or `maxMs`.
- * @param ddl the CREATE statements of grantkeeper's `jobs` table and its indexes
+ * Raw single-job commits/s on SQLite: better-sqlite3 directly, WAL,
+ * synchronous=FULL (grantkeeper's setting), one transaction per job holding
+ * what ingress writes for it — `INSERT … ON CONFLICT DO NOTHING RETURNING`
+ * into `jobs` and the INSERT of its payload — sequential, until `maxRows` or `maxMs`.
+ * @param ddl the CREATE statements of grantkeeper's `jobs` and `job_payloads` tables and their indexes
  */
 export function rawSqliteCommits(file: string, ddl: string[], maxRows: number, maxMs: number): Rate {
   removeSqlite(file);
@@ -63,10 +65,15 @@ export function rawSqliteCommits(file: string, ddl: string[], maxRows: number, m
     db.pragma("synchronous = FULL");
     for (const stmt of ddl) db.exec(stmt);
     const insert = db.prepare(`INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map(() => "?").join(", ")}) ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`);
-    for (let i = 0; i < 200; i++) insert.get(...rowValues(i)); // warm-up
+    const payload = db.prepare("INSERT INTO job_payloads (job_id, headers, body) VALUES (?, ?, ?)");
+    const commitOne = db.transaction((v: { job: unknown[]; payload: unknown[] }) => {
+      insert.get(...v.job);
+      payload.run(...v.payload);
+    });
+    for (let i = 0; i < 200; i++) commitOne(rowValues(i)); // warm-up
     const t0 = performance.now();
     let rows = 0;
-    while (rows < maxRows && performance.now() - t0 < maxMs) insert.get(...rowValues(rows++));
+    while (rows < maxRows && performance.now() - t0 < maxMs) commitOne(rowValues(rows++));
     const ms = performance.now() - t0;
     return { rows, ms, perSec: rows / (ms / 1000) };
   } finally {
@@ -76,21 +83,27 @@ export function rawSqliteCommits(file: string, ddl: string[], maxRows: number, m
 }
 
 /**
- * Raw single-row commits/s on PostgreSQL: one pg client, autocommit INSERTs
- * one after another into a copy of grantkeeper's `jobs` table (`LIKE … INCLUDING ALL`).
+ * Raw single-job commits/s on PostgreSQL: one pg client, one autocommit
+ * statement per job, one after another, inserting the job and its payload
+ * into copies of grantkeeper's tables (`LIKE … INCLUDING ALL`).
  */
 export async function rawPostgresCommits(connectionString: string, schema: string, maxRows: number, maxMs: number): Promise<Rate> {
   const client = new pg.Client({ connectionString, options: `-c search_path=${schema}` });
   await client.connect();
   try {
-    await client.query("CREATE TABLE jobs_raw (LIKE jobs INCLUDING ALL)");
-    const text = `INSERT INTO jobs_raw (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map((_, k) => `$${k + 1}`).join(", ")}) ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`;
-    for (let i = 0; i < 200; i++) await client.query(text, rowValues(i));
+    await client.query("CREATE TABLE jobs_raw (LIKE jobs INCLUDING ALL); CREATE TABLE job_payloads_raw (LIKE job_payloads INCLUDING ALL)");
+    const n = COLUMNS.length;
+    const text = `WITH j AS (INSERT INTO jobs_raw (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map((_, k) => `$${k + 1}`).join(", ")}) ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state), p AS (INSERT INTO job_payloads_raw (job_id, headers, body) SELECT $${n + 1}::text, $${n + 2}::text, $${n + 3}::text FROM j) SELECT id, state FROM j`;
+    const one = (i: number) => {
+      const v = rowValues(i);
+      return client.query(text, [...v.job, ...v.payload]);
+    };
+    for (let i = 0; i < 200; i++) await one(i);
     const t0 = performance.now();
     let rows = 0;
-    while (rows < maxRows && performance.now() - t0 < maxMs) await client.query(text, rowValues(rows++));
+    while (rows < maxRows && performance.now() - t0 < maxMs) await one(rows++);
     const ms = performance.now() - t0;
-    await client.query("DROP TABLE jobs_raw");
+    await client.query("DROP TABLE jobs_raw; DROP TABLE job_payloads_raw");
     return { rows, ms, perSec: rows / (ms / 1000) };
   } finally {
     await client.end();
@@ -109,7 +122,7 @@ export interface BullResult extends Rate {
  * processor that counts; first add → last processed. A warm-up of `warmup`
  * jobs runs first.
  */
-export async function bullmqEndToEnd(n: number, adders: number, concurrency: number, warmup: number, timeoutMs: number): Promise<BullResult> {
+export async function bullmqEndToEnd(n: number, adders: number, concurrency: number, warmup: number, timeoutMs: number, aof: boolean): Promise<BullResult> {
   const { Queue, Worker } = (await import(BULLMQ)) as any;
   const { Redis } = (await import(IOREDIS)) as any;
   const connection = { host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null };
@@ -135,12 +148,19 @@ export async function bullmqEndToEnd(n: number, adders: number, concurrency: num
     await withTimeout(done, timeoutMs, "BullMQ jobs");
     return performance.now() - t0;
   };
+  // stack.md's baseline runs Redis with AOF, fsync every second; the reference run persists nothing. The machine's
+  // own settings are put back afterwards.
+  const before = { appendonly: String(((await admin.config("GET", "appendonly")) as string[])[1]), appendfsync: String(((await admin.config("GET", "appendfsync")) as string[])[1]) };
   try {
+    await admin.config("SET", "appendfsync", "everysec");
+    await admin.config("SET", "appendonly", aof ? "yes" : "no");
+    if (aof) await waitForAofRewrite(admin);
     await worker.waitUntilReady();
     const info = await admin.info("server");
     const persistence = await admin.config("GET", "appendonly");
     const save = await admin.config("GET", "save");
-    const redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? "?"}, appendonly ${String((persistence as string[])[1])}, save "${String((save as string[])[1])}"`;
+    const fsync = await admin.config("GET", "appendfsync");
+    const redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? "?"}, appendonly ${String((persistence as string[])[1])}${aof ? `, appendfsync ${String((fsync as string[])[1])}` : ""}, save "${String((save as string[])[1])}"`;
     await round(warmup, 0);
     progress(`jobs: BullMQ warm-up of ${fmt(warmup)} done; ${redis}`);
     const ms = await round(n, warmup);
@@ -151,6 +171,17 @@ export async function bullmqEndToEnd(n: number, adders: number, concurrency: num
     await worker.close();
     await queue.obliterate({ force: true }).catch(() => undefined);
     await queue.close();
+    await admin.config("SET", "appendonly", before.appendonly).catch(() => undefined);
+    await admin.config("SET", "appendfsync", before.appendfsync).catch(() => undefined);
     await admin.quit();
+  }
+}
+
+/** Turning AOF on starts a background rewrite; wait (bounded) until it is done so it does not overlap the measurement. */
+async function waitForAofRewrite(admin: { info(section: string): Promise<string> }): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (/aof_rewrite_in_progress:1|aof_rewrite_scheduled:1/.test(await admin.info("persistence"))) {
+    if (Date.now() > deadline) throw new Error("Redis AOF rewrite did not finish in 30 s");
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -157,7 +157,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId, telemetry });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
-  const jobRepo = new JobRepository(store.db, store.dialect);
+  const jobRepo = new JobRepository(store.db, store.dialect, store.workerDb);
   const integrationRepo = new IntegrationRepository(store.db);
   const integrations = new IntegrationService({
     repo: integrationRepo,
@@ -185,7 +185,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     hooks,
     handlers,
     breaker: { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker },
-    options: { leaseMs: 60_000, maxAttempts: 5, backoffBaseMs: 5_000, backoffMaxMs: 300_000, concurrency: 8, pollMs: 1_000, ...options.jobs, parkWhenDisabled },
+    options: { leaseMs: 60_000, maxAttempts: 5, backoffBaseMs: 5_000, backoffMaxMs: 300_000, concurrency: 8, batchSize: 64, pollMs: 1_000, ...options.jobs, parkWhenDisabled },
     instanceId,
     random,
     telemetry,

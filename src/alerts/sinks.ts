@@ -4,11 +4,11 @@
  * and a receiver that is down for a while). Each sink has an audience and a
  * minimum severity; user-facing sinks receive only the user text.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { Clock } from "../domain/clock.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository } from "../store/integrations.js";
-import type { JobRepository } from "../store/jobs.js";
+import { newJobId, type JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { AlertKind } from "./episodes.js";
 import { SEVERITIES, type AlertSubject, type Severity } from "./messages.js";
@@ -162,7 +162,7 @@ export class WebhookSink implements AlertSink {
     const body = { id: a.id, kind: a.kind, subject: a.subject, severity: a.severity, message: textFor(this.config, a), at: a.at, ...(a.detail ? { detail: a.detail } : {}) };
     await this.deps.jobs.insertGroup([
       {
-        id: `job_${randomUUID().replaceAll("-", "").slice(0, 24)}`,
+        id: newJobId(now),
         integration_id: this.integrationId,
         state: "queued",
         attempts: 0,

@@ -5,7 +5,7 @@
  */
 import { SpanStatusCode } from "@opentelemetry/api";
 import type { Grantkeeper } from "../grantkeeper.js";
-import type { JobRow } from "../store/jobs.js";
+import type { ClaimedJob } from "../store/jobs.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import { inSpan, SpanNames } from "../telemetry/tracing.js";
 import { AuthError } from "./errors.js";
@@ -44,7 +44,7 @@ export interface JobContext {
 export type JobHandler = (job: Job, ctx: JobContext) => Promise<void>;
 
 /** Build the handler's view of a job row. */
-export function jobOf(row: JobRow): Job {
+export function jobOf(row: ClaimedJob): Job {
   const body = new Uint8Array(Buffer.from(row.body, "base64"));
   return {
     id: row.id,

@@ -6,7 +6,7 @@
 import type { Tracer } from "@opentelemetry/api";
 import { parseRetryAfter } from "../domain/classify.js";
 import { classifyDelivery, type DeliveryObservation, type JobOutcome } from "../domain/jobOutcome.js";
-import type { JobRow } from "../store/jobs.js";
+import type { ClaimedJob } from "../store/jobs.js";
 import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
 import { signDelivery } from "./signatures.js";
 
@@ -22,7 +22,7 @@ export interface DeliveryPayload {
 }
 
 /** Build the payload of a job. */
-export function payloadOf(job: JobRow): DeliveryPayload {
+export function payloadOf(job: ClaimedJob): DeliveryPayload {
   const raw = Buffer.from(job.body, "base64");
   const text = new TextDecoder("utf-8", { fatal: true });
   let body: string;
@@ -50,7 +50,7 @@ export function payloadOf(job: JobRow): DeliveryPayload {
  * @param nowMs current time, ms since the epoch (signature timestamp, Retry-After dates)
  * @returns what the consumer answered, reduced to what the classifier reads
  */
-export async function deliver(fetchImpl: typeof fetch, url: string, secret: string, job: JobRow, timeoutMs: number, nowMs: number): Promise<DeliveryObservation> {
+export async function deliver(fetchImpl: typeof fetch, url: string, secret: string, job: ClaimedJob, timeoutMs: number, nowMs: number): Promise<DeliveryObservation> {
   const body = JSON.stringify(payloadOf(job));
   let res: Response;
   try {
@@ -84,7 +84,7 @@ export async function deliver(fetchImpl: typeof fetch, url: string, secret: stri
  * timeout or refusal as a fault (ERROR). The span names the target's host
  * only: a target URL may carry credentials in its path or query.
  */
-export function deliverTraced(tracer: Tracer, fetchImpl: typeof fetch, url: string, secret: string, job: JobRow, timeoutMs: number, nowMs: number): Promise<JobOutcome> {
+export function deliverTraced(tracer: Tracer, fetchImpl: typeof fetch, url: string, secret: string, job: ClaimedJob, timeoutMs: number, nowMs: number): Promise<JobOutcome> {
   return inSpan(tracer, SpanNames.jobDeliver, { "server.address": hostOf(url), "grantkeeper.job.id": job.id }, async (span) => {
     const observation = await deliver(fetchImpl, url, secret, job, timeoutMs, nowMs);
     span.setAttribute("grantkeeper.delivery.result", observation.kind);

@@ -3,13 +3,14 @@
  * idempotency, disposition by integration status, and a durable write before
  * the 202 — grouped with other concurrent deliveries into one transaction.
  */
-import { randomUUID } from "node:crypto";
 import type { Clock } from "../domain/clock.js";
 import { ProblemError } from "../http/problem.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository } from "../store/integrations.js";
-import type { InsertResult, JobRepository, NewJobRow } from "../store/jobs.js";
+import { newJobId, type InsertResult, type JobRepository, type NewJob } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
+import DataLoader from "dataloader";
+import type { IntegrationRow } from "../store/integrations.js";
 import { GroupCommit } from "./groupCommit.js";
 import { idempotencyKeyOf, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
 
@@ -40,10 +41,19 @@ export interface IngressDeps {
 
 /** Accepts webhook deliveries for integrations. */
 export class IngressService {
-  private readonly group: GroupCommit<NewJobRow, InsertResult>;
+  private readonly group: GroupCommit<NewJob, InsertResult>;
+  /** Integration reads of deliveries arriving together, batched into one query (never cached: status is read fresh). */
+  private readonly integrationLoader: DataLoader<string, IntegrationRow | undefined>;
 
   constructor(private readonly d: IngressDeps) {
     this.group = new GroupCommit((rows) => d.jobs.insertGroup(rows));
+    this.integrationLoader = new DataLoader(
+      async (ids) => {
+        const rows = await d.integrations.getMany([...new Set(ids)]);
+        return ids.map((id) => rows.get(id));
+      },
+      { cache: false, maxBatchSize: 256 },
+    );
   }
 
   /** Group commit statistics (groups written, items in them). */
@@ -59,7 +69,7 @@ export class IngressService {
   async accept(integrationId: string, rawBody: Uint8Array, headers: Headers): Promise<Accepted> {
     const { clock } = this.d;
     if (rawBody.byteLength > this.d.maxBodyBytes) throw new ProblemError(413, "payload_too_large", "Payload too large", `webhook bodies are limited to ${this.d.maxBodyBytes} bytes`);
-    const integration = /^int_[a-zA-Z0-9]{1,64}$/.test(integrationId) ? await this.d.integrations.get(integrationId) : undefined;
+    const integration = /^int_[a-zA-Z0-9]{1,64}$/.test(integrationId) ? await this.integrationLoader.load(integrationId) : undefined;
     if (!integration) throw new ProblemError(404, "integration_not_found", "Integration not found", `no integration ${JSON.stringify(integrationId)}`);
     const scheme = integration.webhook_signing as SigningScheme;
     const secret = integration.webhook_secret_ct ? this.d.encryptor.decrypt(integration.webhook_secret_ct, `integration:${integration.id}:webhook_secret`) : undefined;
@@ -72,7 +82,7 @@ export class IngressService {
       if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
     });
     const result = await this.group.submit({
-      id: `job_${randomUUID().replaceAll("-", "").slice(0, 24)}`,
+      id: newJobId(now),
       integration_id: integration.id,
       state,
       attempts: 0,
