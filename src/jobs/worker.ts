@@ -94,6 +94,8 @@ export class JobWorker {
   private readonly runner: CoalescedRun;
   private readonly finisher: GroupCommit<JobFinish, boolean | Error>;
   private started = false;
+  /** Planner statistics refreshed once, before the first claim (PostgreSQL). */
+  private analyzed = false;
   /** Set by stop(): the claim loop ends after the jobs in hand instead of draining the queue. */
   private stopping = false;
   readonly stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
@@ -161,6 +163,10 @@ export class JobWorker {
   private async pass(): Promise<number> {
     const { jobs, clock, options, instanceId } = this.d;
     let ran = 0;
+    if (!this.analyzed) {
+      await jobs.analyze();
+      this.analyzed = true;
+    }
     {
       const now = clock.now();
       const swept = await jobs.sweepExpiredLeases(now);
