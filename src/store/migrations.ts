@@ -274,6 +274,21 @@ export async function migrateToLatest(store: Store): Promise<MigrationReport> {
   return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
 }
 
+/**
+ * Migrate up or down to the named migration (for upgrade tests and manual
+ * rollbacks; `migrateToLatest` is what start-up runs).
+ * @param name a migration name, e.g. `0005_provider_state_index`
+ * @throws Error with the failing migration's name when one fails
+ */
+export async function migrateTo(store: Store, name: string): Promise<MigrationReport> {
+  const { error, results } = await newMigrator(store).migrateTo(name);
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error");
+    throw new Error(`migration ${failed?.migrationName ?? "(unknown)"} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
+  }
+  return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
+}
+
 /** Names of migrations not yet applied (for `/readyz` and `grantkeeper doctor`). */
 export async function pendingMigrations(store: Store): Promise<string[]> {
   const migrator = newMigrator(store);

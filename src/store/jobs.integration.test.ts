@@ -1,0 +1,65 @@
+/**
+ * The queue's SQL on a real store: group inserts with duplicates, claims in
+ * arrival order, outcomes only under a held lease, and (SQLite) worker writes
+ * that leave the connection durable for the next accept.
+ */
+import { sql } from "kysely";
+import { afterEach, describe, expect, it } from "vitest";
+import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
+import { openStore, type Store } from "./database.js";
+import { JobRepository, newJobId, type NewJob } from "./jobs.js";
+import { migrateToLatest } from "./migrations.js";
+
+const T = 1_700_000_000_000;
+
+function job(id: string, key: string | null): NewJob {
+  return { id, integration_id: "int_q", state: "queued", attempts: 0, idempotency_key: key, headers: "{}", body: Buffer.from(id).toString("base64"), run_at: T, lease_owner: null, lease_until: null, last_error: null, probe: 0, received_at: T, created_at: T, updated_at: T, finished_at: null };
+}
+
+describe("JobRepository on a real store", () => {
+  let tdb: TestDatabase | undefined;
+  let store: Store | undefined;
+  afterEach(async () => {
+    await store?.close();
+    await tdb?.cleanup();
+  });
+
+  it("stores a group once per idempotency key, claims in arrival order, and records outcomes only under the lease", async () => {
+    tdb = await testDatabase();
+    store = await openStore(tdb.url);
+    await migrateToLatest(store);
+    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
+    const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+    const ids = [0, 1, 2, 3].map((i) => newJobId(T + i));
+    expect(new Set(ids).size).toBe(4);
+    expect([...ids].sort()).toEqual(ids);
+
+    const results = await repo.insertGroup([job(ids[0]!, "d-1"), job(ids[1]!, "d-2"), job(ids[2]!, "d-1"), job(ids[3]!, null)]);
+    expect(results).toEqual([
+      { id: ids[0], duplicate: false, state: "queued" },
+      { id: ids[1], duplicate: false, state: "queued" },
+      { id: ids[0], duplicate: true, state: "queued" },
+      { id: ids[3], duplicate: false, state: "queued" },
+    ]);
+    expect(await repo.insertGroup([job(newJobId(T), "d-2")])).toEqual([{ id: ids[1], duplicate: true, state: "queued" }]);
+
+    const claimed = await repo.claim("worker-a", T, 60_000, 10, ["q"]);
+    expect(claimed.map((j) => j.id)).toEqual([ids[0], ids[1], ids[3]]);
+    expect((await repo.payloads([ids[1]!])).get(ids[1]!)).toEqual({ headers: "{}", body: Buffer.from(ids[1]!).toString("base64") });
+
+    const held = await repo.finishMany([
+      { id: ids[0]!, owner: "worker-a", state: "succeeded", runAt: null, finishedAt: T + 5, updatedAt: T + 5, lastError: null },
+      { id: ids[1]!, owner: "worker-b", state: "succeeded", runAt: null, finishedAt: T + 5, updatedAt: T + 5, lastError: null },
+      { id: ids[3]!, owner: "worker-a", state: "queued", runAt: T + 9_000, finishedAt: null, updatedAt: T + 5, lastError: '{"code":"x"}' },
+    ]);
+    expect(held).toEqual([true, false, true]);
+    expect(await repo.get(ids[0]!)).toMatchObject({ state: "succeeded", finished_at: T + 5, lease_owner: null });
+    expect(await repo.get(ids[1]!)).toMatchObject({ state: "running", lease_owner: "worker-a" });
+    expect(await repo.get(ids[3]!)).toMatchObject({ state: "queued", run_at: T + 9_000, last_error: '{"code":"x"}', attempts: 1 });
+
+    if (store.dialect === "sqlite") {
+      // Claims and outcomes ran with synchronous=NORMAL; the connection must be back to FULL (2) for the next accept.
+      expect((await sql<{ synchronous: number }>`pragma synchronous`.execute(store.db)).rows[0]?.synchronous).toBe(2);
+    }
+  });
+});
