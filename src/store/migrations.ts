@@ -3,7 +3,7 @@
  * at start). One schema for SQLite and PostgreSQL; the only dialect branch is
  * the auto-increment column type.
  */
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from "kysely";
 import type { Dialect, Store } from "./database.js";
 
 function migrations(dialect: Dialect): Record<string, Migration> {
@@ -263,15 +263,7 @@ export interface MigrationReport {
  * @throws Error with the failing migration's name when one fails (nothing after it runs)
  */
 export async function migrateToLatest(store: Store): Promise<MigrationReport> {
-  const migrator = newMigrator(store);
-  const { error, results } = await migrator.migrateToLatest();
-  const failed = results?.find((r) => r.status === "Error");
-  if (error) {
-    throw new Error(`migration ${failed?.migrationName ?? "(unknown)"} failed: ${(error as Error).message ?? String(error)}`, {
-      cause: error,
-    });
-  }
-  return { applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName) };
+  return reportOf(await newMigrator(store).migrateToLatest());
 }
 
 /**
@@ -281,7 +273,10 @@ export async function migrateToLatest(store: Store): Promise<MigrationReport> {
  * @throws Error with the failing migration's name when one fails
  */
 export async function migrateTo(store: Store, name: string): Promise<MigrationReport> {
-  const { error, results } = await newMigrator(store).migrateTo(name);
+  return reportOf(await newMigrator(store).migrateTo(name));
+}
+
+function reportOf({ error, results }: MigrationResultSet): MigrationReport {
   if (error) {
     const failed = results?.find((r) => r.status === "Error");
     throw new Error(`migration ${failed?.migrationName ?? "(unknown)"} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
