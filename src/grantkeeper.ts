@@ -31,6 +31,7 @@ import { migrateToLatest } from "./store/migrations.js";
 import { OAuthStateRepository } from "./store/oauthStates.js";
 import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
+import { BreakerRepository } from "./store/breakers.js";
 import { JobRepository } from "./store/jobs.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
@@ -173,8 +174,10 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
   const handlers = new Map<string, JobHandler>();
   let self: Grantkeeper | undefined;
+  const breakerRepo = new BreakerRepository(store.db);
   const worker = new JobWorker({
     jobs: jobRepo,
+    breakerStore: breakerRepo,
     integrations: integrationRepo,
     connections,
     gk: () => self!,
@@ -194,7 +197,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   telemetry.metrics.attach({
     jobsByState: () => jobRepo.countByState(),
     connectionsByState: () => repo.countByState(),
-    openBreakers: async () => (await jobRepo.breakersDueForProbe(Number.MAX_SAFE_INTEGER)).length,
+    openBreakers: async () => (await breakerRepo.breakersDueForProbe(Number.MAX_SAFE_INTEGER)).length,
   });
   const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: () => worker.wake() });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());

@@ -14,6 +14,7 @@ import type { ConnectionService } from "../lifecycle/connections.js";
 import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
+import type { BreakerRepository } from "../store/breakers.js";
 import type { ClaimedJob, JobFinish, JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
@@ -51,6 +52,8 @@ export interface WorkerOptions {
 /** Dependencies of {@link JobWorker}. */
 export interface WorkerDeps {
   jobs: JobRepository;
+  /** Per target breakers (shared by instances). */
+  breakerStore: BreakerRepository;
   integrations: IntegrationRepository;
   connections: ConnectionService;
   gk: () => Pick<Grantkeeper, "connections" | "providers">;
@@ -182,7 +185,7 @@ export class JobWorker {
         const ids = [...new Set(claimed.map((j) => j.integration_id))];
         // The batch's reads are independent: on PostgreSQL they run side by side on the pool.
         const [rows, connectionIds, payloads] = await Promise.all([this.d.integrations.getMany(ids), this.d.integrations.connectionIdsOf(ids), jobs.payloads(claimed.map((j) => j.id))]);
-        const batch: BatchContext = { integrations: rows, connectionIds, breakers: await jobs.breakers([...new Set([...rows.values()].map((r) => r.delivery_target))]) };
+        const batch: BatchContext = { integrations: rows, connectionIds, breakers: await this.d.breakerStore.breakers([...new Set([...rows.values()].map((r) => r.delivery_target))]) };
         for (const job of claimed) {
           const payload = payloads.get(job.id) ?? { headers: "{}", body: "" };
           byIntegration.set(job.integration_id, [...(byIntegration.get(job.integration_id) ?? []), { ...job, ...payload }]);
@@ -205,7 +208,7 @@ export class JobWorker {
 
   /** An open breaker whose cooldown passed lets one parked job through as a probe. */
   private async queueProbes(now: number): Promise<void> {
-    for (const target of await this.d.jobs.breakersDueForProbe(now)) {
+    for (const target of await this.d.breakerStore.breakersDueForProbe(now)) {
       for (const integrationId of await this.d.integrations.openCircuitIntegrations(target)) {
         if (await this.d.jobs.queueProbe(integrationId, now)) break;
       }
@@ -329,14 +332,14 @@ export class JobWorker {
   }
 
   private async breakerFault(target: string, now: number, batch: BatchContext): Promise<void> {
-    await this.applyBreaker(target, onFault(await this.d.jobs.breaker(target), now, this.d.breaker), now, batch);
+    await this.applyBreaker(target, onFault(await this.d.breakerStore.breaker(target), now, this.d.breaker), now, batch);
   }
 
   private async breakerSuccess(target: string, now: number, batch: BatchContext): Promise<void> {
     const clean = (b: BreakerState | undefined) => b !== undefined && b.state === "closed" && b.consecutiveFailures === 0 && b.cooldownUntil === null;
     // The hot path: a healthy target needs no store access (the batch read its breaker once).
     if (clean(batch.breakers.get(target))) return;
-    const current = await this.d.jobs.breaker(target);
+    const current = await this.d.breakerStore.breaker(target);
     if (clean(current)) return;
     await this.applyBreaker(target, onSuccess(current), now, batch);
   }
@@ -352,7 +355,7 @@ export class JobWorker {
     const flipped = t.opened ? "open" : t.closed ? "closed" : undefined;
     let changed = 0;
     await integrations.transaction(async (trx) => {
-      await jobs.saveBreaker(target, t.next, now, trx);
+      await this.d.breakerStore.saveBreaker(target, t.next, now, trx);
       if (flipped) {
         changed = flipped === "open" ? await integrations.openCircuit(target, now, trx) : await integrations.closeCircuit(target, now, trx);
         await jobs.syncWithIntegrations(trx, now, this.d.options.parkWhenDisabled);

@@ -6,9 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
-import type { BreakerState } from "../domain/breaker.js";
 import type { Dialect } from "./database.js";
-import type { BreakersTable, Database, JobsTable } from "./schema.js";
+import type { Database, JobsTable } from "./schema.js";
 
 /** A `jobs` row: the job's state, without its payload. */
 export type JobRow = Selectable<JobsTable>;
@@ -66,7 +65,7 @@ export function newJobId(nowMs: number): string {
 /** Largest number of rows one INSERT or outcome UPDATE carries (bounds statement size and SQL variety). */
 const INSERT_CHUNK = 128;
 
-/** Reads and writes of `jobs`, `job_payloads` and `breakers`. */
+/** Reads and writes of `jobs` and `job_payloads`. */
 export class JobRepository {
   /**
    * @param db the store's handle
@@ -259,18 +258,6 @@ export class JobRepository {
     return items.map((f) => held.has(f.id));
   }
 
-  /** Breakers of several targets at once (closed when never seen). */
-  async breakers(targets: string[]): Promise<Map<string, BreakerState>> {
-    const out = new Map<string, BreakerState>();
-    for (const t of targets) out.set(t, { state: "closed", consecutiveFailures: 0, cooldownUntil: null });
-    if (targets.length === 0) return out;
-    const rows = await this.db.selectFrom("breakers").selectAll().where("target", "in", targets).execute();
-    for (const r of rows) {
-      out.set(r.target, r.state === "open" ? { state: "open", consecutiveFailures: r.consecutive_failures, openedAt: r.opened_at ?? 0, cooldownUntil: r.cooldown_until ?? 0 } : { state: "closed", consecutiveFailures: r.consecutive_failures, cooldownUntil: r.cooldown_until });
-    }
-    return out;
-  }
-
   /** Extend a running job's lease while `owner` still holds it. @returns false when the lease was lost */
   async renewLease(id: string, owner: string, untilMs: number): Promise<boolean> {
     const r = await this.db.updateTable("jobs").set({ lease_until: untilMs }).where("id", "=", id).where("lease_owner", "=", owner).where("state", "=", "running").executeTakeFirst();
@@ -382,24 +369,4 @@ export class JobRepository {
     return r?.id;
   }
 
-  /** A target's breaker (closed when never seen). */
-  async breaker(target: string, db: Db = this.db): Promise<BreakerState> {
-    const r = await db.selectFrom("breakers").selectAll().where("target", "=", target).executeTakeFirst();
-    if (!r) return { state: "closed", consecutiveFailures: 0, cooldownUntil: null };
-    return r.state === "open"
-      ? { state: "open", consecutiveFailures: r.consecutive_failures, openedAt: r.opened_at ?? 0, cooldownUntil: r.cooldown_until ?? 0 }
-      : { state: "closed", consecutiveFailures: r.consecutive_failures, cooldownUntil: r.cooldown_until };
-  }
-
-  /** Store a target's breaker. */
-  async saveBreaker(target: string, s: BreakerState, nowMs: number, db: Db = this.db): Promise<void> {
-    const row: BreakersTable = { target, state: s.state, consecutive_failures: s.consecutiveFailures, opened_at: s.state === "open" ? s.openedAt : null, cooldown_until: s.cooldownUntil, updated_at: nowMs };
-    await db.insertInto("breakers").values(row).onConflict((oc) => oc.column("target").doUpdateSet({ state: row.state, consecutive_failures: row.consecutive_failures, opened_at: row.opened_at, cooldown_until: row.cooldown_until, updated_at: nowMs })).execute();
-  }
-
-  /** Open breakers whose cooldown has passed (a probe is due). */
-  async breakersDueForProbe(nowMs: number): Promise<string[]> {
-    const rows = await this.db.selectFrom("breakers").select("target").where("state", "=", "open").where("cooldown_until", "<=", nowMs).execute();
-    return rows.map((r) => r.target);
-  }
 }
