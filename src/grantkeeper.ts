@@ -160,6 +160,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
   const jobRepo = new JobRepository(store.db, store.dialect, store.workerDb);
   const integrationRepo = new IntegrationRepository(store.db);
+  const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
   const integrations = new IntegrationService({
     repo: integrationRepo,
     jobs: jobRepo,
@@ -168,10 +169,9 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     clock,
     logger,
     hooks,
-    policy: { resetOnReauth: options.integrations?.resetOnReauth ?? ["ERROR"], parkWhenDisabled: options.integrations?.parkWhenDisabled ?? true },
+    policy: { resetOnReauth: options.integrations?.resetOnReauth ?? ["ERROR"], parkWhenDisabled },
   });
   integrations.attach();
-  const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
   const handlers = new Map<string, JobHandler>();
   let self: Grantkeeper | undefined;
   const breakerRepo = new BreakerRepository(store.db);

@@ -3,14 +3,13 @@
  * idempotency, disposition by integration status, and a durable write before
  * the 202 — grouped with other concurrent deliveries into one transaction.
  */
+import DataLoader from "dataloader";
 import type { Clock } from "../domain/clock.js";
 import { ProblemError } from "../http/problem.js";
 import type { Encryptor } from "../store/encryption.js";
-import type { IntegrationRepository } from "../store/integrations.js";
+import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import { newJobId, type InsertResult, type JobRepository, type NewJob } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
-import DataLoader from "dataloader";
-import type { IntegrationRow } from "../store/integrations.js";
 import { GroupCommit } from "./groupCommit.js";
 import { idempotencyKeyOf, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
 

@@ -5,9 +5,9 @@
  * are logged and recorded, never escape the loop (the background-jobs
  * incident: a cleanup error escaped and took the recovery path down).
  */
+import pLimit from "p-limit";
 import type { Clock } from "../domain/clock.js";
 import { onFault, onSuccess, type BreakerPolicy, type BreakerState, type BreakerTransition } from "../domain/breaker.js";
-import pLimit from "p-limit";
 import { GroupCommit } from "./groupCommit.js";
 import { jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
@@ -188,7 +188,9 @@ export class JobWorker {
         const batch: BatchContext = { integrations: rows, connectionIds, breakers: await this.d.breakerStore.breakers([...new Set([...rows.values()].map((r) => r.delivery_target))]) };
         for (const job of claimed) {
           const payload = payloads.get(job.id) ?? { headers: "{}", body: "" };
-          byIntegration.set(job.integration_id, [...(byIntegration.get(job.integration_id) ?? []), { ...job, ...payload }]);
+          const list = byIntegration.get(job.integration_id) ?? [];
+          list.push({ ...job, ...payload });
+          byIntegration.set(job.integration_id, list);
         }
         const slot = pLimit(options.concurrency);
         await Promise.all(

@@ -1,9 +1,18 @@
 /** Per delivery target breakers (`breakers`), shared by every instance on the store. */
-import type { Kysely, Transaction } from "kysely";
+import type { Kysely, Selectable, Transaction } from "kysely";
 import type { BreakerState } from "../domain/breaker.js";
 import type { BreakersTable, Database } from "./schema.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
+
+/** A target never seen: closed, no failures. */
+const NEVER_SEEN: BreakerState = Object.freeze({ state: "closed", consecutiveFailures: 0, cooldownUntil: null });
+
+function stateOf(r: Selectable<BreakersTable>): BreakerState {
+  return r.state === "open"
+    ? { state: "open", consecutiveFailures: r.consecutive_failures, openedAt: r.opened_at ?? 0, cooldownUntil: r.cooldown_until ?? 0 }
+    : { state: "closed", consecutiveFailures: r.consecutive_failures, cooldownUntil: r.cooldown_until };
+}
 
 /** Reads and writes of `breakers`. Times are milliseconds since the epoch. */
 export class BreakerRepository {
@@ -12,22 +21,17 @@ export class BreakerRepository {
   /** Breakers of several targets at once (closed when never seen). */
   async breakers(targets: string[]): Promise<Map<string, BreakerState>> {
     const out = new Map<string, BreakerState>();
-    for (const t of targets) out.set(t, { state: "closed", consecutiveFailures: 0, cooldownUntil: null });
+    for (const t of targets) out.set(t, NEVER_SEEN);
     if (targets.length === 0) return out;
     const rows = await this.db.selectFrom("breakers").selectAll().where("target", "in", targets).execute();
-    for (const r of rows) {
-      out.set(r.target, r.state === "open" ? { state: "open", consecutiveFailures: r.consecutive_failures, openedAt: r.opened_at ?? 0, cooldownUntil: r.cooldown_until ?? 0 } : { state: "closed", consecutiveFailures: r.consecutive_failures, cooldownUntil: r.cooldown_until });
-    }
+    for (const r of rows) out.set(r.target, stateOf(r));
     return out;
   }
 
   /** A target's breaker (closed when never seen). */
   async breaker(target: string, db: Db = this.db): Promise<BreakerState> {
     const r = await db.selectFrom("breakers").selectAll().where("target", "=", target).executeTakeFirst();
-    if (!r) return { state: "closed", consecutiveFailures: 0, cooldownUntil: null };
-    return r.state === "open"
-      ? { state: "open", consecutiveFailures: r.consecutive_failures, openedAt: r.opened_at ?? 0, cooldownUntil: r.cooldown_until ?? 0 }
-      : { state: "closed", consecutiveFailures: r.consecutive_failures, cooldownUntil: r.cooldown_until };
+    return r ? stateOf(r) : NEVER_SEEN;
   }
 
   /** Store a target's breaker. */

@@ -239,21 +239,21 @@ export class JobRepository {
     if (items.length === 0) return [];
     const held = new Set<string>();
     await this.workerWrite(async (db) => {
-    for (let i = 0; i < items.length; i += INSERT_CHUNK) {
-      const chunk = items.slice(i, i + INSERT_CHUNK);
-      // A VALUES list joined to jobs: standard SQL that SQLite (≥ 3.33, UPDATE … FROM) and PostgreSQL both run.
-      const values = sql.join(
-        chunk.map((f) => sql`(cast(${f.id} as text), cast(${f.owner} as text), cast(${f.state} as text), cast(${f.runAt} as bigint), cast(${f.finishedAt} as bigint), cast(${f.updatedAt} as bigint), cast(${f.lastError} as text))`),
-      );
-      const r = await sql<{ id: string }>`
-        with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
-        update jobs set state = v.state, run_at = coalesce(v.run_at, jobs.run_at), finished_at = v.finished_at, updated_at = v.updated_at,
-          last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
-        from v
-        where jobs.id = v.id and jobs.lease_owner = v.owner and jobs.state = 'running'
-        returning jobs.id`.execute(db);
-      for (const row of r.rows) held.add(row.id);
-    }
+      for (let i = 0; i < items.length; i += INSERT_CHUNK) {
+        const chunk = items.slice(i, i + INSERT_CHUNK);
+        // A VALUES list joined to jobs: standard SQL that SQLite (≥ 3.33, UPDATE … FROM) and PostgreSQL both run.
+        const values = sql.join(
+          chunk.map((f) => sql`(cast(${f.id} as text), cast(${f.owner} as text), cast(${f.state} as text), cast(${f.runAt} as bigint), cast(${f.finishedAt} as bigint), cast(${f.updatedAt} as bigint), cast(${f.lastError} as text))`),
+        );
+        const r = await sql<{ id: string }>`
+          with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
+          update jobs set state = v.state, run_at = coalesce(v.run_at, jobs.run_at), finished_at = v.finished_at, updated_at = v.updated_at,
+            last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
+          from v
+          where jobs.id = v.id and jobs.lease_owner = v.owner and jobs.state = 'running'
+          returning jobs.id`.execute(db);
+        for (const row of r.rows) held.add(row.id);
+      }
     });
     return items.map((f) => held.has(f.id));
   }
