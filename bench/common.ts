@@ -10,6 +10,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import type { ProviderInput } from "../src/providers/definition.js";
 
 /** One benchmark's contribution to docs/benchmarks.md. */
@@ -250,4 +251,18 @@ export function ratio(ours: number, baseline: number): string {
 export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+/** The local PostgreSQL every benchmark uses (stack.md: 127.0.0.1:5432, trust auth, database `test`). */
+export const PG_BASE = "postgres://postgres@127.0.0.1:5432/test";
+
+/** Drop (and so empty) a PostgreSQL schema. */
+export async function dropSchema(schema: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: PG_BASE });
+  await admin.connect();
+  try {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await admin.end();
+  }
 }

@@ -8,9 +8,9 @@
 import { join } from "node:path";
 import { sql } from "kysely";
 import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../src/grantkeeper.js";
-import { benchKey, benchProvider, fmt, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
+import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
 import { bullmqEndToEnd, jobBody, pump, rawPostgresCommits, rawSqliteCommits, type BullResult, type Rate } from "./jobsBaselines.js";
-import { benchGrant, dropSchema, PG_BASE, startInvalidGrantServer } from "./propagation.js";
+import { benchGrant, startInvalidGrantServer } from "./propagation.js";
 
 const ACCEPTS_IN_FLIGHT = 64;
 const ADDERS = 16;

@@ -14,14 +14,12 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Kysely, Transaction } from "kysely";
-import pg from "pg";
 import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
 import type { GrantInput } from "../src/lifecycle/connections.js";
 import { IntegrationRepository } from "../src/store/integrations.js";
 import type { Database } from "../src/store/schema.js";
-import { benchKey, benchProvider, fmt, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
+import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
 
-export const PG_BASE = "postgres://postgres@127.0.0.1:5432/test";
 const PG_SCHEMA = "bench_propagation";
 const ROUNDS = 3;
 
@@ -55,16 +53,6 @@ export async function startInvalidGrantServer(): Promise<InvalidGrantServer> {
   };
 }
 
-/** Drop (and so empty) a PostgreSQL schema. */
-export async function dropSchema(schema: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: PG_BASE });
-  await admin.connect();
-  try {
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } finally {
-    await admin.end();
-  }
-}
 
 /** The grant every round imports (and re-imports) for the one connection. */
 export function benchGrant(entityId: string): GrantInput {

@@ -7,13 +7,11 @@
  * without single-flight, called the same number of times at once.
  */
 import { join } from "node:path";
-import pg from "pg";
 import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
 import { tokenContext } from "../src/lifecycle/refresher.js";
 import { Encryptor, parseEncryptionKey } from "../src/store/encryption.js";
-import { BenchChild, benchKey, benchProvider, fmt, progress, ratio, removeSqlite, scratchDir, startTokenServer, table, withTimeout, type BenchOptions, type BenchReport, type TokenServer } from "./common.js";
+import { BenchChild, benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, startTokenServer, table, withTimeout, type BenchOptions, type BenchReport, type TokenServer } from "./common.js";
 
-const PG_BASE = "postgres://postgres@127.0.0.1:5432/test";
 const PG_SCHEMA = "bench_single_flight";
 const PROCESSES = 4;
 const TOKEN_DELAY_MS = 20;
@@ -66,7 +64,7 @@ async function sqliteGroup(server: TokenServer, key: string, calls: number): Pro
 
 /** (b) {@link PROCESSES} processes on one PostgreSQL schema, `calls` in total. */
 async function postgresGroup(server: TokenServer, key: string, calls: number): Promise<GroupResult> {
-  await dropSchema();
+  await dropSchema(PG_SCHEMA);
   const databaseUrl = `${PG_BASE}?schema=${PG_SCHEMA}`;
   const setup = await createGrantkeeper({ databaseUrl, encryptionKey: key, providers: { bench: benchProvider(server.origin) }, instanceId: "bench-setup" });
   const id = await importExpired(setup, "pg-user");
@@ -91,19 +89,10 @@ async function postgresGroup(server: TokenServer, key: string, calls: number): P
     return r;
   } finally {
     await Promise.all(children.map((c) => c.stop()));
-    await dropSchema();
+    await dropSchema(PG_SCHEMA);
   }
 }
 
-async function dropSchema(): Promise<void> {
-  const admin = new pg.Client({ connectionString: PG_BASE });
-  await admin.connect();
-  try {
-    await admin.query(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
-  } finally {
-    await admin.end();
-  }
-}
 
 /**
  * Baseline: "refresh if expired" with no single-flight — read the expiry from
