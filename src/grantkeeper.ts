@@ -192,6 +192,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     instanceId,
     random,
     telemetry,
+    committedGroups: () => ingress.committedGroups(),
   });
   // Store-backed gauges are read at scrape time, never per event. An open breaker always has a cooldown end, so "due by the end of time" lists every open one.
   telemetry.metrics.attach({
@@ -199,7 +200,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     connectionsByState: () => repo.countByState(),
     openBreakers: async () => (await breakerRepo.breakersDueForProbe(Number.MAX_SAFE_INTEGER)).length,
   });
-  const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: () => worker.wake() });
+  const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: (committed) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
   const sinks: AlertSink[] = [];
   for (const config of options.alerts?.sinks ?? [{ type: "log", audience: "ops", minSeverity: "info" } satisfies SinkConfig]) {

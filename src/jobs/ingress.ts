@@ -34,8 +34,13 @@ export interface IngressDeps {
   parkWhenDisabled: boolean;
   /** Largest accepted body, bytes. @defaultValue 1 048 576 */
   maxBodyBytes: number;
-  /** Called after new queued jobs committed (wakes the worker). */
-  onQueued: () => void;
+  /**
+   * Called after a new queued job committed (wakes the worker), with the
+   * number of groups committed so far — this job's group included — so a
+   * worker whose claim already began after that commit can ignore the call
+   * (see {@link IngressService.committedGroups}).
+   */
+  onQueued: (committedGroups: number) => void;
 }
 
 /** Accepts webhook deliveries for integrations. */
@@ -58,6 +63,15 @@ export class IngressService {
   /** Group commit statistics (groups written, items in them). */
   get stats(): { groups: number; items: number } {
     return this.group.stats;
+  }
+
+  /**
+   * Groups committed so far by this instance; it grows by one as each group's
+   * transaction commits, before any of that group's callers resume. A claim
+   * that starts after reading N sees every job of the first N groups.
+   */
+  committedGroups(): number {
+    return this.group.stats.groups;
   }
 
   /**
@@ -99,7 +113,7 @@ export class IngressService {
       finished_at: state === "discarded" ? now : null,
     });
     if (result.duplicate) return { jobId: result.id, disposition: "duplicate" };
-    if (state === "queued") this.d.onQueued();
+    if (state === "queued") this.d.onQueued(this.group.stats.groups);
     return { jobId: result.id, disposition: state };
   }
 }

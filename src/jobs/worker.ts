@@ -69,6 +69,8 @@ export interface WorkerDeps {
   random: () => number;
   /** Metrics and the tracer (spans `grantkeeper.job.run`, `grantkeeper.job.deliver`, `grantkeeper.api.call`). */
   telemetry: Telemetry;
+  /** Ingress groups committed so far by this instance (`IngressService.committedGroups`); lets {@link JobWorker.wake} skip wake-ups a claim already covered. */
+  committedGroups?: () => number;
 }
 
 /** What one claimed batch shares, read once for all its jobs. */
@@ -82,6 +84,8 @@ interface BatchContext {
 
 /** Running totals (for status, metrics, benchmarks). */
 export interface WorkerStats {
+  /** Passes over the queue (sweep, probes, claims until none is runnable). */
+  passes: number;
   claimed: number;
   succeeded: number;
   failed: number;
@@ -101,7 +105,15 @@ export class JobWorker {
   private analyzed = false;
   /** Set by stop(): the claim loop ends after the jobs in hand instead of draining the queue. */
   private stopping = false;
-  readonly stats: WorkerStats = { claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
+  /**
+   * Ingress groups committed before the latest claim that came back short
+   * (fewer jobs than it asked for, so it took every runnable job it could see):
+   * a wake-up for one of those groups has nothing left to find.
+   */
+  private claimedThrough = 0;
+  /** The latest ingress group a wake-up has already started (or extended) a run for. */
+  private wokenThrough = 0;
+  readonly stats: WorkerStats = { passes: 0, claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
   constructor(private readonly d: WorkerDeps) {
     // Outcomes of jobs finishing together are written in one transaction; each job still awaits its own write.
@@ -140,9 +152,24 @@ export class JobWorker {
     await this.runner.settled();
   }
 
-  /** New work arrived: run soon. */
-  wake(): void {
-    if (this.started) void this.runDue();
+  /**
+   * New work arrived: run soon.
+   * @param committedGroups for a wake-up by ingress, the groups committed up to
+   *   the new job's (see {@link WorkerDeps.committedGroups}). A group's jobs
+   *   need one pass: the first wake-up for it starts one (or makes the running
+   *   one go again), and that pass's claims begin after the commit. Later
+   *   wake-ups for the same or an earlier group are skipped, as are those for a
+   *   group committed before a claim that came back short began (the worker
+   *   usually claims a group's jobs before its callers resume). Without this,
+   *   each group of 16 accepts cost two more passes that found nothing.
+   */
+  wake(committedGroups?: number): void {
+    if (!this.started) return;
+    if (committedGroups !== undefined) {
+      if (committedGroups <= this.claimedThrough || committedGroups <= this.wokenThrough) return;
+      this.wokenThrough = committedGroups;
+    }
+    void this.runDue();
   }
 
   /**
@@ -166,6 +193,7 @@ export class JobWorker {
   private async pass(): Promise<number> {
     const { jobs, clock, options, instanceId } = this.d;
     let ran = 0;
+    this.stats.passes++;
     if (!this.analyzed) {
       await jobs.analyze();
       this.analyzed = true;
@@ -176,7 +204,10 @@ export class JobWorker {
       if (swept > 0) this.d.logger.warn({ jobs: swept }, "re-queued jobs whose worker lease expired");
       await this.queueProbes(now);
       while (!this.stopping) {
-        const claimed = await jobs.claim(instanceId, clock.now(), options.leaseMs, Math.max(options.batchSize, options.concurrency), [...this.d.handlers.keys()]);
+        const limit = Math.max(options.batchSize, options.concurrency);
+        const through = this.d.committedGroups?.() ?? 0;
+        const claimed = await jobs.claim(instanceId, clock.now(), options.leaseMs, limit, [...this.d.handlers.keys()]);
+        if (claimed.length < limit) this.claimedThrough = Math.max(this.claimedThrough, through);
         if (claimed.length === 0) break;
         this.stats.claimed += claimed.length;
         ran += claimed.length;

@@ -1,0 +1,66 @@
+/**
+ * How ingress wakes the worker, on a real store: every accepted job runs
+ * without waiting for the poll (the clock is manual and never advanced, so
+ * the poll never fires), and a group of concurrent accepts costs one pass
+ * over the queue instead of one per accept.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { testDatabase, testKey, type TestDatabase } from "../../test/support/backend.js";
+import { waitFor } from "../../test/support/wait.js";
+import { ManualClock } from "../domain/clock.js";
+import { createGrantkeeper, type Grantkeeper } from "../grantkeeper.js";
+
+const json = new Headers({ "content-type": "application/json" });
+const body = (n: number) => new TextEncoder().encode(JSON.stringify({ n }));
+
+describe("worker wake-ups from ingress", () => {
+  let tdb: TestDatabase | undefined;
+  let gk: Grantkeeper | undefined;
+  afterEach(async () => {
+    await gk?.close();
+    await tdb?.cleanup();
+  });
+
+  async function start(): Promise<Grantkeeper> {
+    tdb = await testDatabase();
+    gk = await createGrantkeeper({ databaseUrl: tdb.url, encryptionKey: testKey(), clock: new ManualClock(Date.now()), jobs: { pollMs: 3_600_000, concurrency: 4 } });
+    return gk;
+  }
+
+  it("runs every accepted job with one pass per group of concurrent accepts, never waiting for the poll", async () => {
+    const gk = await start();
+    const { integration } = await gk.integrations.create({ name: "wake", entityId: "e", connectionIds: [] });
+    const ran: number[] = [];
+    gk.handle("wake", async (job) => void ran.push(job.json<{ n: number }>().n));
+    await gk.start();
+    await waitFor("the start-up pass to end", async () => (await gk.worker.runDue()) === 0);
+    for (let wave = 0; wave < 3; wave++) {
+      const passes = gk.worker.stats.passes;
+      const accepted = await Promise.all(Array.from({ length: 16 }, (_, k) => gk.ingress.accept(integration.id, body(wave * 16 + k), json)));
+      expect(accepted.every((a) => a.disposition === "queued")).toBe(true);
+      await waitFor(`wave ${wave} to run`, async () => ran.length === (wave + 1) * 16);
+      await waitFor(`wave ${wave}'s outcomes`, async () => (await gk.jobs.list({ integrationId: integration.id, state: "succeeded" })).items.length === (wave + 1) * 16);
+      expect(gk.worker.stats.passes - passes).toBe(1);
+    }
+    // One integration's jobs run one at a time, in arrival order.
+    expect(ran).toEqual(Array.from({ length: 48 }, (_, n) => n));
+  });
+
+  it("runs a job accepted while a pass is running (its wake-up is not skipped)", async () => {
+    const gk = await start();
+    const first = (await gk.integrations.create({ name: "outer", entityId: "e", connectionIds: [] })).integration;
+    const second = (await gk.integrations.create({ name: "inner", entityId: "e", connectionIds: [] })).integration;
+    const ran: string[] = [];
+    // The outer job accepts the inner one and waits for its commit, so that commit lands after the pass's claim began.
+    gk.handle("outer", async () => {
+      ran.push("outer");
+      expect((await gk.ingress.accept(second.id, body(2), json)).disposition).toBe("queued");
+    });
+    gk.handle("inner", async () => void ran.push("inner"));
+    await gk.start();
+    await waitFor("the start-up pass to end", async () => (await gk.worker.runDue()) === 0);
+    await gk.ingress.accept(first.id, body(1), json);
+    await waitFor("both jobs to run", async () => ran.length === 2);
+    expect(ran).toEqual(["outer", "inner"]);
+  });
+});
