@@ -185,3 +185,205 @@ async function waitForAofRewrite(admin: { info(section: string): Promise<string>
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * The floor of a durable queue on SQLite on this machine, for reference: a
+ * hand-written queue on better-sqlite3 directly, in this process, with
+ * grantkeeper's DDL and none of its rules (no integration status, breaker,
+ * handler or lease checks; no query builder). `adders` concurrent loops each
+ * await their job's group commit (`synchronous=FULL`, one multi-row INSERT of
+ * jobs and one of payloads per group, as ingress writes them); a worker loop
+ * woken by each commit claims up to 64 queued jobs (`UPDATE … RETURNING`,
+ * `synchronous=NORMAL` as grantkeeper's worker writes), reads their payloads,
+ * calls a no-op handler for each, and records every outcome of the batch in
+ * one UPDATE. First add → last outcome written, in jobs/s; a warm-up of
+ * `warmup` jobs runs first.
+ * @param ddl the CREATE statements of grantkeeper's `jobs` and `job_payloads` tables and their indexes
+ */
+export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: number, adders: number, warmup: number, timeoutMs: number): Promise<Rate> {
+  removeSqlite(file);
+  const db = new SQLite(file);
+  try {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    for (const stmt of ddl) db.exec(stmt);
+    const inserts = new Map<number, { jobs: SQLite.Statement; payloads: SQLite.Statement }>();
+    const insertsFor = (k: number) => {
+      let s = inserts.get(k);
+      if (!s) {
+        const row = `(${COLUMNS.map(() => "?").join(", ")})`;
+        s = {
+          jobs: db.prepare(`INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES ${Array(k).fill(row).join(", ")} ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`),
+          payloads: db.prepare(`INSERT INTO job_payloads (job_id, headers, body) VALUES ${Array(k).fill("(?, ?, ?)").join(", ")}`),
+        };
+        inserts.set(k, s);
+      }
+      return s;
+    };
+    const writeGroup = db.transaction((group: Array<{ job: unknown[]; payload: unknown[] }>) => {
+      const s = insertsFor(group.length);
+      s.jobs.all(...group.flatMap((g) => g.job));
+      s.payloads.run(...group.flatMap((g) => g.payload));
+    });
+    const claim = db.prepare("UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE seq IN (SELECT seq FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, seq LIMIT 64) RETURNING *");
+    const payloadsOf = new Map<number, SQLite.Statement>();
+    const finishes = new Map<number, SQLite.Statement>();
+    const prepared = (cache: Map<number, SQLite.Statement>, k: number, text: (k: number) => string) => {
+      let s = cache.get(k);
+      if (!s) cache.set(k, (s = db.prepare(text(k))));
+      return s;
+    };
+    const marks = (k: number) => Array(k).fill("?").join(", ");
+    // Group commit: what arrives while a group is written goes into the next one.
+    let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
+    let scheduled = false;
+    let handled = 0;
+    let target = 0;
+    let fire: () => void = () => undefined;
+    let working = false;
+    let again = false;
+    const work = () => {
+      if (working) return void (again = true);
+      working = true;
+      setImmediate(async () => {
+        do {
+          again = false;
+          for (;;) {
+            const now = Date.now();
+            db.pragma("synchronous = NORMAL");
+            const jobs = claim.all("floor", now + 60_000, now, now) as Array<{ id: string }>;
+            db.pragma("synchronous = FULL");
+            if (jobs.length === 0) break;
+            const ids = jobs.map((j) => j.id);
+            prepared(payloadsOf, ids.length, (k) => `SELECT * FROM job_payloads WHERE job_id IN (${marks(k)})`).all(...ids);
+            await Promise.all(jobs.map(async () => undefined));
+            db.pragma("synchronous = NORMAL");
+            prepared(finishes, ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids);
+            db.pragma("synchronous = FULL");
+            handled += jobs.length;
+            if (handled >= target) fire();
+          }
+        } while (again);
+        working = false;
+      });
+    };
+    const add = (i: number) =>
+      new Promise<void>((done) => {
+        pending.push({ v: rowValues(i), done });
+        if (scheduled) return;
+        scheduled = true;
+        setImmediate(() => {
+          scheduled = false;
+          const group = pending;
+          pending = [];
+          writeGroup(group.map((g) => g.v));
+          for (const g of group) g.done();
+          work();
+        });
+      });
+    const round = async (count: number, offset: number) => {
+      handled = 0;
+      target = count;
+      const done = new Promise<void>((r) => (fire = r));
+      const t0 = performance.now();
+      await pump(count, adders, (i) => add(offset + i));
+      await withTimeout(done, timeoutMs, "raw SQLite queue jobs");
+      return performance.now() - t0;
+    };
+    await round(warmup, 0);
+    const ms = await round(n, warmup);
+    return { rows: n, ms, perSec: n / (ms / 1000) };
+  } finally {
+    db.close();
+    removeSqlite(file);
+  }
+}
+
+/**
+ * The floor of a durable queue on PostgreSQL on this machine, for reference:
+ * the shape of {@link rawSqliteQueueEndToEnd} with pg directly on copies of
+ * grantkeeper's tables in `schema` (`LIKE … INCLUDING ALL`): one client adds
+ * (each group of concurrent adds is one INSERT of jobs and payloads in one
+ * statement, committed before its adds resolve), a second client works the
+ * queue with `synchronous_commit=off` (claim `FOR UPDATE SKIP LOCKED`, payload
+ * read, no-op handlers, one UPDATE of the batch's outcomes). No integration,
+ * breaker, handler or lease rules; no query builder.
+ */
+export async function rawPostgresQueueEndToEnd(connectionString: string, schema: string, n: number, adders: number, warmup: number, timeoutMs: number): Promise<Rate> {
+  const adder = new pg.Client({ connectionString, options: `-c search_path=${schema}` });
+  const worker = new pg.Client({ connectionString, options: `-c search_path=${schema} -c synchronous_commit=off` });
+  await adder.connect();
+  await worker.connect();
+  try {
+    await adder.query("CREATE TABLE jobs_floor (LIKE jobs INCLUDING ALL); CREATE TABLE job_payloads_floor (LIKE job_payloads INCLUDING ALL)");
+    const insertText = (k: number) => {
+      const w = COLUMNS.length + 3;
+      const rows = Array.from({ length: k }, (_, r) => `(${COLUMNS.map((_, c) => `$${r * w + c + 1}`).join(", ")})`);
+      const payloads = Array.from({ length: k }, (_, r) => `($${r * w + COLUMNS.length + 1}::text, $${r * w + COLUMNS.length + 2}::text, $${r * w + COLUMNS.length + 3}::text)`);
+      return `WITH j AS (INSERT INTO jobs_floor (${COLUMNS.join(", ")}) VALUES ${rows.join(", ")} ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state), p AS (INSERT INTO job_payloads_floor (job_id, headers, body) SELECT v.job_id, v.headers, v.body FROM (VALUES ${payloads.join(", ")}) AS v (job_id, headers, body) JOIN j ON j.id = v.job_id) SELECT id, state FROM j`;
+    };
+    const claimText = "UPDATE jobs_floor SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 WHERE seq IN (SELECT seq FROM jobs_floor WHERE state = 'queued' AND run_at <= $3 ORDER BY run_at, seq LIMIT 64 FOR UPDATE SKIP LOCKED) RETURNING *";
+    let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
+    let flushing = false;
+    let handled = 0;
+    let target = 0;
+    let fire: () => void = () => undefined;
+    let working: Promise<void> | undefined;
+    let again = false;
+    const work = () => {
+      if (working) return void (again = true);
+      working = workLoop().finally(() => (working = undefined));
+    };
+    const workLoop = async () => {
+      do {
+        again = false;
+        for (;;) {
+          const now = Date.now();
+          const jobs = (await worker.query(claimText, ["floor", now + 60_000, now])).rows as Array<{ id: string }>;
+          if (jobs.length === 0) break;
+          const ids = jobs.map((j) => j.id);
+          await worker.query("SELECT * FROM job_payloads_floor WHERE job_id = ANY($1)", [ids]);
+          await Promise.all(jobs.map(async () => undefined));
+          await worker.query("UPDATE jobs_floor SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = $1, updated_at = $1 WHERE state = 'running' AND id = ANY($2)", [Date.now(), ids]);
+          handled += jobs.length;
+          if (handled >= target) fire();
+        }
+      } while (again);
+    };
+    const flush = async () => {
+      flushing = true;
+      while (pending.length > 0) {
+        const group = pending.splice(0, 128);
+        await adder.query(insertText(group.length), group.flatMap((g) => [...g.v.job, ...g.v.payload]));
+        for (const g of group) g.done();
+        work();
+      }
+      flushing = false;
+    };
+    const add = (i: number) =>
+      new Promise<void>((done) => {
+        pending.push({ v: rowValues(i), done });
+        if (!flushing) {
+          flushing = true;
+          setImmediate(() => void flush());
+        }
+      });
+    const round = async (count: number, offset: number) => {
+      handled = 0;
+      target = count;
+      const done = new Promise<void>((r) => (fire = r));
+      const t0 = performance.now();
+      await pump(count, adders, (i) => add(offset + i));
+      await withTimeout(done, timeoutMs, "raw PostgreSQL queue jobs");
+      return performance.now() - t0;
+    };
+    await round(warmup, 0);
+    const ms = await round(n, warmup);
+    await working;
+    await adder.query("DROP TABLE jobs_floor; DROP TABLE job_payloads_floor");
+    return { rows: n, ms, perSec: n / (ms / 1000) };
+  } finally {
+    await adder.end();
+    await worker.end();
+  }
+}

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../src/grantkeeper.js";
 import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
-import { bullmqEndToEnd, jobBody, pump, rawPostgresCommits, rawSqliteCommits, type BullResult, type Rate } from "./jobsBaselines.js";
+import { bullmqEndToEnd, jobBody, pump, rawPostgresCommits, rawPostgresQueueEndToEnd, rawSqliteCommits, rawSqliteQueueEndToEnd, type BullResult, type Rate } from "./jobsBaselines.js";
 import { benchGrant, startInvalidGrantServer } from "./propagation.js";
 
 const ACCEPTS_IN_FLIGHT = 64;
@@ -217,6 +217,7 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
   const accept = new Map<string, AcceptResult>();
   let rawSqlite: Rate | undefined;
   let rawPg: Rate | undefined;
+  let sqliteDdl: string[] = [];
   for (const engine of engines) {
     progress(`jobs: (a) ${engine.label}: ${fmt(nAccept)} accepts, ${ACCEPTS_IN_FLIGHT} in flight`);
     const { result, ddl, raw } = await acceptPhase(engine, nAccept);
@@ -224,6 +225,7 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
     progress(`jobs: (a) ${engine.label}: ${fmt(result.perSec)} accepts/s, mean group ${fmt(result.meanGroup, 1)}, p50 ${fmt(result.p50, 1)} ms, p99 ${fmt(result.p99, 1)} ms`);
     if (raw) rawPg = raw;
     if (engine.label === "SQLite") {
+      sqliteDdl = ddl;
       rawSqlite = rawSqliteCommits(join(scratchDir(), "jobs-raw.db"), ddl, nAccept, 15_000);
       progress(`jobs: (a) baseline: raw SQLite ${fmt(rawSqlite.perSec)} commits/s (${fmt(rawSqlite.rows)} rows)`);
     }
@@ -243,6 +245,19 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
   progress(`jobs: (b) reference: BullMQ without persistence, ${fmt(nE2e)} jobs`);
   const bullMemory: BullResult = await bullmqEndToEnd(nE2e, ADDERS, CONCURRENCY, warmup, WAIT_MS, false);
   progress(`jobs: (b) BullMQ (no persistence): ${fmt(bullMemory.perSec)} jobs/s (${fmt(bullMemory.ms)} ms)`);
+  const floor = new Map<string, Rate>();
+  progress(`jobs: (b) reference: hand-written durable queue floor, SQLite, ${fmt(nE2e)} jobs`);
+  floor.set("SQLite", await rawSqliteQueueEndToEnd(join(scratchDir(), "jobs-floor.db"), sqliteDdl, nE2e, ADDERS, warmup, WAIT_MS));
+  progress(`jobs: (b) floor, SQLite: ${fmt(floor.get("SQLite")!.perSec)} jobs/s`);
+  progress(`jobs: (b) reference: hand-written durable queue floor, PostgreSQL, ${fmt(nE2e)} jobs`);
+  // A fresh schema holding grantkeeper's tables, for the floor's copies of them.
+  await (await postgresEngine.open("floor")).close();
+  try {
+    floor.set("PostgreSQL", await rawPostgresQueueEndToEnd(PG_BASE, "bench_jobs_floor", nE2e, ADDERS, warmup, WAIT_MS));
+  } finally {
+    await postgresEngine.cleanup("floor");
+  }
+  progress(`jobs: (b) floor, PostgreSQL: ${fmt(floor.get("PostgreSQL")!.perSec)} jobs/s`);
   // (c)
   const replay = new Map<string, ReplayResult>();
   const server = await startInvalidGrantServer();
@@ -256,10 +271,17 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
   } finally {
     await server.close();
   }
-  return render({ nAccept, nE2e, warmup, nReplay, accept, rawSqlite: rawSqlite!, rawPg: rawPg!, e2e, bull, bullMemory, replay });
+  return render({ nAccept, nE2e, warmup, nReplay, accept, rawSqlite: rawSqlite!, rawPg: rawPg!, e2e, bull, bullMemory, floor, replay });
 }
 
-function render(r: { nAccept: number; nE2e: number; warmup: number; nReplay: number; accept: Map<string, AcceptResult>; rawSqlite: Rate; rawPg: Rate; e2e: Map<string, Rate>; bull: BullResult; bullMemory: BullResult; replay: Map<string, ReplayResult> }): BenchReport {
+/** The floor's reading: whether the goal is within reach of any queue that commits before it answers, on this machine. */
+function floorVerdict(r: { floor: Map<string, Rate>; bull: BullResult }): string {
+  const below = [...r.floor].filter(([, f]) => f.perSec < r.bull.perSec).map(([l]) => l);
+  if (below.length === 0) return "Both floors are above the BullMQ baseline here: the goal is within reach of a durable queue on this machine.";
+  return `The floor on ${below.join(" and ")} is itself below the BullMQ baseline here: on this machine no queue that commits each accept before answering reaches the goal on ${below.length === 2 ? "either engine" : "that engine"} (BullMQ acknowledges an add before it is on disk).`;
+}
+
+function render(r: { nAccept: number; nE2e: number; warmup: number; nReplay: number; accept: Map<string, AcceptResult>; rawSqlite: Rate; rawPg: Rate; e2e: Map<string, Rate>; bull: BullResult; bullMemory: BullResult; floor: Map<string, Rate>; replay: Map<string, ReplayResult> }): BenchReport {
   const labels = ["SQLite", "PostgreSQL"];
   const goalA = labels.every((l) => r.accept.get(l)!.perSec >= 0.5 * r.rawSqlite.perSec);
   const goalB = labels.every((l) => r.e2e.get(l)!.perSec >= r.bull.perSec);
@@ -288,16 +310,22 @@ function render(r: { nAccept: number; nE2e: number; warmup: number; nReplay: num
     "",
     `**Measures**: end-to-end jobs/s, from the first add to the last handler call, of ${fmt(r.nE2e)} jobs (after a warm-up of ${fmt(r.warmup)}), added by ${ADDERS} concurrent loops. grantkeeper: \`gk.ingress.accept\` round-robin onto ${INTEGRATIONS} integrations served by one in-process \`gk.handle\` handler that only counts, \`jobs.concurrency\` ${CONCURRENCY}, \`pollMs\` ${POLL_MS}, \`gk.start()\` before the first add; every job's outcome is recorded (\`succeeded\` verified by count). By design the jobs of ONE integration run one at a time, in arrival order — with a single integration the worker would run one job at a time; ${INTEGRATIONS} integrations let ${CONCURRENCY} run side by side. **Baseline (same run)**: BullMQ ${"6.7.0"} with ioredis 5.9.2 on the local ${r.bull.redis} — stack.md's baseline, Redis with AOF and an fsync every second: \`queue.add\` by ${ADDERS} concurrent loops, one Worker with concurrency ${CONCURRENCY} and a no-op processor that counts, Queue and Worker in this process. Reference (same run, same code): the same Redis with persistence off (${r.bullMemory.redis}). Note on durability: with AOF everysec a BullMQ add is acknowledged before it is on disk (up to a second of adds can be lost); every grantkeeper accept is fsynced (SQLite \`synchronous=FULL\`, PostgreSQL commit) before it resolves. grantkeeper's claims and outcomes are written without waiting for the disk (SQLite \`synchronous=NORMAL\` for those statements, PostgreSQL \`synchronous_commit=off\` on the worker's sessions): a process crash loses none of them, an OS crash can roll back the last ones, and those jobs then run again. **Goal**: ≥ 1× the BullMQ baseline on both engines. ${verdict(goalB)}`,
     "",
+    `**Floor (reference, same run)**: what any queue that commits each accept durably before answering can reach here with ${ADDERS} adders — a hand-written queue on the driver directly (better-sqlite3; pg with one adding and one working client), grantkeeper's tables, the same writes (group-committed INSERT of jobs and payloads at \`synchronous=FULL\` / a PostgreSQL commit; claim of up to 64 by \`UPDATE … RETURNING\`, \`FOR UPDATE SKIP LOCKED\` on PostgreSQL; payload read; one UPDATE of a batch's outcomes without waiting for the disk), no-op handlers, and none of grantkeeper's rules (integration status, breakers, handler names, lease renewal, duplicate look-ups, tracing) and no query builder. ${floorVerdict(r)}`,
+    "",
     table(
-      ["queue", "jobs", "wall time (ms)", "jobs/s", "vs BullMQ (AOF everysec)"],
+      ["queue", "jobs", "wall time (ms)", "jobs/s", "vs BullMQ (AOF everysec)", "vs the floor of the same engine"],
       labels
         .map((l) => {
           const e = r.e2e.get(l)!;
-          return [`grantkeeper, ${l}`, fmt(e.rows), fmt(e.ms), fmt(e.perSec), ratio(e.perSec, r.bull.perSec)];
+          return [`grantkeeper, ${l}`, fmt(e.rows), fmt(e.ms), fmt(e.perSec), ratio(e.perSec, r.bull.perSec), ratio(e.perSec, r.floor.get(l)!.perSec)];
         })
         .concat([
-          ["baseline: BullMQ, Redis with AOF everysec", fmt(r.bull.rows), fmt(r.bull.ms), fmt(r.bull.perSec), "1× (baseline)"],
-          ["reference: BullMQ, Redis without persistence", fmt(r.bullMemory.rows), fmt(r.bullMemory.ms), fmt(r.bullMemory.perSec), ratio(r.bullMemory.perSec, r.bull.perSec)],
+          ["baseline: BullMQ, Redis with AOF everysec", fmt(r.bull.rows), fmt(r.bull.ms), fmt(r.bull.perSec), "1× (baseline)", ""],
+          ["reference: BullMQ, Redis without persistence", fmt(r.bullMemory.rows), fmt(r.bullMemory.ms), fmt(r.bullMemory.perSec), ratio(r.bullMemory.perSec, r.bull.perSec), ""],
+          ...labels.map((l) => {
+            const f = r.floor.get(l)!;
+            return [`reference: floor, hand-written durable queue, ${l}`, fmt(f.rows), fmt(f.ms), fmt(f.perSec), ratio(f.perSec, r.bull.perSec), "1×"];
+          }),
         ]),
     ),
     "",
