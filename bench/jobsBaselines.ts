@@ -42,12 +42,16 @@ export interface Rate {
 
 const COLUMNS = ["id", "integration_id", "state", "attempts", "idempotency_key", "run_at", "lease_owner", "lease_until", "last_error", "probe", "received_at", "created_at", "updated_at", "finished_at"];
 
-/** The values of the rows ingress inserts for job `i` (same columns, same encodings): the `jobs` row, then the `job_payloads` row. */
-function rowValues(i: number): { job: unknown[]; payload: unknown[] } {
+/**
+ * The values of the rows ingress inserts for job `i` (same columns, same encodings): the `jobs` row, then the
+ * `job_payloads` row. Ids are time-ordered like ingress's (`newJobId`).
+ * @param integrations jobs go round-robin onto this many integrations (index entries land where ingress's would)
+ */
+function rowValues(i: number, integrations = 1): { job: unknown[]; payload: unknown[] } {
   const now = Date.now();
-  const id = `job_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
+  const id = `job_${now.toString(16).padStart(12, "0")}${randomUUID().replaceAll("-", "").slice(0, 12)}`;
   const body = Buffer.from(jobBody(i)).toString("base64");
-  return { job: [id, "int_rawbaseline", "queued", 0, null, now, null, null, null, 0, now, now, now, null], payload: [id, JSON.stringify({ "content-type": "application/json" }), body] };
+  return { job: [id, `int_rawbaseline${i % integrations}`, "queued", 0, null, now, null, null, null, 0, now, now, now, null], payload: [id, JSON.stringify({ "content-type": "application/json" }), body] };
 }
 
 /**
@@ -196,11 +200,12 @@ async function waitForAofRewrite(admin: { info(section: string): Promise<string>
  * woken by each commit claims up to 64 queued jobs (`UPDATE … RETURNING`,
  * `synchronous=NORMAL` as grantkeeper's worker writes), reads their payloads,
  * calls a no-op handler for each, and records every outcome of the batch in
- * one UPDATE. First add → last outcome written, in jobs/s; a warm-up of
+ * one UPDATE. Jobs go round-robin onto `integrations` integration ids, as in
+ * grantkeeper's run. First add → last outcome written, in jobs/s; a warm-up of
  * `warmup` jobs runs first.
  * @param ddl the CREATE statements of grantkeeper's `jobs` and `job_payloads` tables and their indexes
  */
-export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: number, adders: number, warmup: number, timeoutMs: number): Promise<Rate> {
+export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: number, adders: number, integrations: number, warmup: number, timeoutMs: number): Promise<Rate> {
   removeSqlite(file);
   const db = new SQLite(file);
   try {
@@ -269,7 +274,7 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
     };
     const add = (i: number) =>
       new Promise<void>((done) => {
-        pending.push({ v: rowValues(i), done });
+        pending.push({ v: rowValues(i, integrations), done });
         if (scheduled) return;
         scheduled = true;
         setImmediate(() => {
@@ -309,7 +314,7 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
  * read, no-op handlers, one UPDATE of the batch's outcomes). No integration,
  * breaker, handler or lease rules; no query builder.
  */
-export async function rawPostgresQueueEndToEnd(connectionString: string, schema: string, n: number, adders: number, warmup: number, timeoutMs: number): Promise<Rate> {
+export async function rawPostgresQueueEndToEnd(connectionString: string, schema: string, n: number, adders: number, integrations: number, warmup: number, timeoutMs: number): Promise<Rate> {
   const adder = new pg.Client({ connectionString, options: `-c search_path=${schema}` });
   const worker = new pg.Client({ connectionString, options: `-c search_path=${schema} -c synchronous_commit=off` });
   await adder.connect();
@@ -362,7 +367,7 @@ export async function rawPostgresQueueEndToEnd(connectionString: string, schema:
     };
     const add = (i: number) =>
       new Promise<void>((done) => {
-        pending.push({ v: rowValues(i), done });
+        pending.push({ v: rowValues(i, integrations), done });
         if (!flushing) {
           flushing = true;
           setImmediate(() => void flush());
