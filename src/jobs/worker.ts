@@ -105,13 +105,9 @@ export class JobWorker {
   private analyzed = false;
   /** Set by stop(): the claim loop ends after the jobs in hand instead of draining the queue. */
   private stopping = false;
-  /**
-   * Ingress groups committed before the latest claim that came back short
-   * (fewer jobs than it asked for, so it took every runnable job it could see):
-   * a wake-up for one of those groups has nothing left to find.
-   */
+  /** Ingress groups committed before the latest claim that came back short (it took every runnable job it saw). */
   private claimedThrough = 0;
-  /** The latest ingress group a wake-up has already started (or extended) a run for. */
+  /** The latest ingress group a wake-up already started (or extended) a run for. */
   private wokenThrough = 0;
   readonly stats: WorkerStats = { passes: 0, claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
@@ -154,14 +150,10 @@ export class JobWorker {
 
   /**
    * New work arrived: run soon.
-   * @param committedGroups for a wake-up by ingress, the groups committed up to
-   *   the new job's (see {@link WorkerDeps.committedGroups}). A group's jobs
-   *   need one pass: the first wake-up for it starts one (or makes the running
-   *   one go again), and that pass's claims begin after the commit. Later
-   *   wake-ups for the same or an earlier group are skipped, as are those for a
-   *   group committed before a claim that came back short began (the worker
-   *   usually claims a group's jobs before its callers resume). Without this,
-   *   each group of 16 accepts cost two more passes that found nothing.
+   * @param committedGroups for a wake-up by ingress, the groups committed up to the new job's. The first wake-up
+   *   for a group starts a pass (or makes the running one go again) whose claims begin after the commit; later
+   *   ones for that group or an earlier one are skipped, as are those for a group committed before a claim that
+   *   came back short began. Without this, each group of 16 accepts cost two more passes that found nothing.
    */
   wake(committedGroups?: number): void {
     if (!this.started) return;

@@ -9,7 +9,7 @@ export class CoalescedRun {
   private again = false;
 
   /**
-   * @param pass one pass over due work; returns how many items it started
+   * @param pass one pass over due work (an async function: it reports failure by rejecting); returns how many items it started
    * @param onSettled called after every run (success or not), e.g. to re-arm a timer
    * @param onError turns a pass that threw into a count (and logs it); a run never rejects
    */
@@ -25,20 +25,26 @@ export class CoalescedRun {
       this.again = true;
       return this.running;
     }
-    this.running = (async () => {
-      let total = 0;
+    const run = this.loop().finally(() => this.onSettled());
+    this.running = run;
+    return run;
+  }
+
+  private async loop(): Promise<number> {
+    let total = 0;
+    try {
       do {
         this.again = false;
         total += await this.pass();
       } while (this.again);
-      return total;
-    })()
-      .catch((e: Error) => this.onError(e))
-      .finally(() => {
-        this.running = undefined;
-        this.onSettled();
-      });
-    return this.running;
+    } catch (e) {
+      total += this.onError(e as Error);
+    } finally {
+      // In the same turn as the last look at `again`: a call from here on starts a new run instead of joining
+      // one that has no pass left (such a call used to be lost until the next timer).
+      this.running = undefined;
+    }
+    return total;
   }
 
   /** Resolves when the run in progress, if any, has ended. */
