@@ -33,6 +33,33 @@ export async function pump(n: number, inFlight: number, fn: (i: number) => Promi
   );
 }
 
+/**
+ * Timed rounds of an end-to-end run: `round` adds `count` jobs with `adders`
+ * concurrent loops and resolves, with its wall time in ms, once `handled`
+ * has counted `count` jobs done.
+ */
+function endToEndRounds(adders: number, timeoutMs: number, what: string) {
+  let handled = 0;
+  let target = 0;
+  let fire: () => void = () => undefined;
+  return {
+    /** Count `k` more jobs done. */
+    handled(k = 1): void {
+      handled += k;
+      if (handled >= target) fire();
+    },
+    async round(count: number, add: (i: number) => Promise<unknown>): Promise<number> {
+      handled = 0;
+      target = count;
+      const done = new Promise<void>((r) => (fire = r));
+      const t0 = performance.now();
+      await pump(count, adders, add);
+      await withTimeout(done, timeoutMs, what);
+      return performance.now() - t0;
+    },
+  };
+}
+
 /** A rate measurement. */
 export interface Rate {
   rows: number;
@@ -133,25 +160,13 @@ export async function bullmqEndToEnd(n: number, adders: number, concurrency: num
   const admin = new Redis(connection);
   const name = `grantkeeper-bench-${process.pid}`;
   const queue = new Queue(name, { connection });
-  let processed = 0;
-  let target = 0;
-  let fire: () => void = () => undefined;
+  const rounds = endToEndRounds(adders, timeoutMs, "BullMQ jobs");
   const worker = new Worker(
     name,
-    async () => {
-      if (++processed === target) fire();
-    },
+    async () => rounds.handled(),
     { connection, concurrency },
   );
-  const round = async (count: number, offset: number) => {
-    processed = 0;
-    target = count;
-    const done = new Promise<void>((r) => (fire = r));
-    const t0 = performance.now();
-    await pump(count, adders, (i) => queue.add("job", { body: jobBody(offset + i) }));
-    await withTimeout(done, timeoutMs, "BullMQ jobs");
-    return performance.now() - t0;
-  };
+  const round = (count: number, offset: number) => rounds.round(count, (i) => queue.add("job", { body: jobBody(offset + i) }));
   // stack.md's baseline runs Redis with AOF, fsync every second; the reference run persists nothing. The machine's
   // own settings are put back afterwards.
   const before = { appendonly: String(((await admin.config("GET", "appendonly")) as string[])[1]), appendfsync: String(((await admin.config("GET", "appendfsync")) as string[])[1]) };
@@ -242,9 +257,7 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
     // Group commit: what arrives while a group is written goes into the next one.
     let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
     let scheduled = false;
-    let handled = 0;
-    let target = 0;
-    let fire: () => void = () => undefined;
+    const rounds = endToEndRounds(adders, timeoutMs, "raw SQLite queue jobs");
     let working = false;
     let again = false;
     const work = () => {
@@ -265,8 +278,7 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
             db.pragma("synchronous = NORMAL");
             prepared(finishes, ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids);
             db.pragma("synchronous = FULL");
-            handled += jobs.length;
-            if (handled >= target) fire();
+            rounds.handled(jobs.length);
           }
         } while (again);
         working = false;
@@ -286,17 +298,8 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
           work();
         });
       });
-    const round = async (count: number, offset: number) => {
-      handled = 0;
-      target = count;
-      const done = new Promise<void>((r) => (fire = r));
-      const t0 = performance.now();
-      await pump(count, adders, (i) => add(offset + i));
-      await withTimeout(done, timeoutMs, "raw SQLite queue jobs");
-      return performance.now() - t0;
-    };
-    await round(warmup, 0);
-    const ms = await round(n, warmup);
+    await rounds.round(warmup, add);
+    const ms = await rounds.round(n, (i) => add(warmup + i));
     return { rows: n, ms, perSec: n / (ms / 1000) };
   } finally {
     db.close();
@@ -330,9 +333,7 @@ export async function rawPostgresQueueEndToEnd(connectionString: string, schema:
     const claimText = "UPDATE jobs_floor SET state = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 WHERE seq IN (SELECT seq FROM jobs_floor WHERE state = 'queued' AND run_at <= $3 ORDER BY run_at, seq LIMIT 64 FOR UPDATE SKIP LOCKED) RETURNING *";
     let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
     let flushing = false;
-    let handled = 0;
-    let target = 0;
-    let fire: () => void = () => undefined;
+    const rounds = endToEndRounds(adders, timeoutMs, "raw PostgreSQL queue jobs");
     let working: Promise<void> | undefined;
     let again = false;
     const work = () => {
@@ -350,8 +351,7 @@ export async function rawPostgresQueueEndToEnd(connectionString: string, schema:
           await worker.query("SELECT * FROM job_payloads_floor WHERE job_id = ANY($1)", [ids]);
           await Promise.all(jobs.map(async () => undefined));
           await worker.query("UPDATE jobs_floor SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = $1, updated_at = $1 WHERE state = 'running' AND id = ANY($2)", [Date.now(), ids]);
-          handled += jobs.length;
-          if (handled >= target) fire();
+          rounds.handled(jobs.length);
         }
       } while (again);
     };
@@ -373,17 +373,8 @@ export async function rawPostgresQueueEndToEnd(connectionString: string, schema:
           setImmediate(() => void flush());
         }
       });
-    const round = async (count: number, offset: number) => {
-      handled = 0;
-      target = count;
-      const done = new Promise<void>((r) => (fire = r));
-      const t0 = performance.now();
-      await pump(count, adders, (i) => add(offset + i));
-      await withTimeout(done, timeoutMs, "raw PostgreSQL queue jobs");
-      return performance.now() - t0;
-    };
-    await round(warmup, 0);
-    const ms = await round(n, warmup);
+    await rounds.round(warmup, add);
+    const ms = await rounds.round(n, (i) => add(warmup + i));
     await working;
     await adder.query("DROP TABLE jobs_floor; DROP TABLE job_payloads_floor");
     return { rows: n, ms, perSec: n / (ms / 1000) };
