@@ -1,3 +1,4 @@
+/** One run at a time of a "work off what is due" pass (job worker, refresh scheduler): sharing, one more pass on demand, no lost call. */
 import { describe, expect, it } from "vitest";
 import { CoalescedRun } from "./coalescedRun.js";
 
