@@ -7,7 +7,7 @@
  */
 import pLimit from "p-limit";
 import type { Clock } from "../domain/clock.js";
-import { onFault, onSuccess, type BreakerPolicy, type BreakerState, type BreakerTransition } from "../domain/breaker.js";
+import type { BreakerPolicy, BreakerState } from "../domain/breaker.js";
 import { GroupCommit } from "./groupCommit.js";
 import { jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
@@ -23,6 +23,7 @@ import { CoalescedRun } from "../lifecycle/coalescedRun.js";
 import { contextOf, jobOf, type JobHandler } from "./context.js";
 import { deliverTraced } from "./delivery.js";
 import { isAuthError, isUserError } from "./errors.js";
+import { TargetBreakers } from "./targetBreakers.js";
 import type { Grantkeeper } from "../grantkeeper.js";
 
 /** Worker tuning (config `jobs`, in milliseconds). */
@@ -100,6 +101,7 @@ export class JobWorker {
   private timer: unknown;
   private readonly runner: CoalescedRun;
   private readonly finisher: GroupCommit<JobFinish, boolean | Error>;
+  private readonly targetBreakers: TargetBreakers;
   private started = false;
   /** Planner statistics refreshed once, before the first claim (PostgreSQL). */
   private analyzed = false;
@@ -112,6 +114,7 @@ export class JobWorker {
   readonly stats: WorkerStats = { passes: 0, claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
   constructor(private readonly d: WorkerDeps) {
+    this.targetBreakers = new TargetBreakers({ ...d, parkWhenDisabled: d.options.parkWhenDisabled });
     // Outcomes of jobs finishing together are written in one transaction; each job still awaits its own write.
     // If that transaction fails, each outcome is retried alone so one bad row cannot un-record the others.
     this.finisher = new GroupCommit<JobFinish, boolean | Error>(async (items) => {
@@ -307,14 +310,14 @@ export class JobWorker {
       case "succeeded": {
         await this.finish(job.id, { state: "succeeded", runAt: null, finishedAt: now, lastError: null }, now);
         this.stats.succeeded++;
-        if (target) await this.breakerSuccess(target, now, batch);
+        if (target) await this.targetBreakers.success(target, now, batch.breakers);
         return;
       }
       case "failed": {
         await this.finish(job.id, { state: "failed", runAt: null, finishedAt: now, lastError: err("user", outcome.code, outcome.message) }, now);
         this.stats.failed++;
         logger.info({ jobId: job.id, integrationId: job.integration_id, code: outcome.code }, "job failed (user error; not retried)");
-        if (target) await this.breakerSuccess(target, now, batch);
+        if (target) await this.targetBreakers.success(target, now, batch.breakers);
         return;
       }
       case "auth_failed": {
@@ -343,7 +346,7 @@ export class JobWorker {
           const delay = jobBackoffMs(job.attempts, options.backoffBaseMs, options.backoffMaxMs, random(), outcome.retryAfterMs);
           await this.finish(job.id, { state: "queued", runAt: now + delay, finishedAt: null, lastError: last }, now);
         }
-        if (target && outcome.code !== "no_handler") await this.breakerFault(target, now, batch);
+        if (target && outcome.code !== "no_handler") await this.targetBreakers.fault(target, now, batch.breakers);
         return;
       }
     }
@@ -354,53 +357,5 @@ export class JobWorker {
     this.d.telemetry.metrics.jobDead();
     this.d.logger.error({ jobId: job.id, integrationId: job.integration_id, attempts: job.attempts, code }, "job dead after its last attempt");
     await this.d.hooks.emit("job.dead", { jobId: job.id, integrationId: job.integration_id, attempts: job.attempts, lastError: { code, message } });
-  }
-
-  private async breakerFault(target: string, now: number, batch: BatchContext): Promise<void> {
-    await this.applyBreaker(target, onFault(await this.d.breakerStore.breaker(target), now, this.d.breaker), now, batch);
-  }
-
-  private async breakerSuccess(target: string, now: number, batch: BatchContext): Promise<void> {
-    const clean = (b: BreakerState | undefined) => b !== undefined && b.state === "closed" && b.consecutiveFailures === 0 && b.cooldownUntil === null;
-    // The hot path: a healthy target needs no store access (the batch read its breaker once).
-    if (clean(batch.breakers.get(target))) return;
-    const current = await this.d.breakerStore.breaker(target);
-    if (clean(current)) return;
-    await this.applyBreaker(target, onSuccess(current), now, batch);
-  }
-
-  /**
-   * Store a breaker transition; when it opened or closed, flip the target's
-   * integrations and re-sync their jobs in the same transaction, then tell
-   * metrics, the log and subscribers.
-   */
-  private async applyBreaker(target: string, t: BreakerTransition, now: number, batch: BatchContext): Promise<void> {
-    const { jobs, integrations } = this.d;
-    batch.breakers.set(target, t.next);
-    const flipped = t.opened ? "open" : t.closed ? "closed" : undefined;
-    let changed = 0;
-    await integrations.transaction(async (trx) => {
-      await this.d.breakerStore.saveBreaker(target, t.next, now, trx);
-      if (flipped) {
-        changed = flipped === "open" ? await integrations.openCircuit(target, now, trx) : await integrations.closeCircuit(target, now, trx);
-        await jobs.syncWithIntegrations(trx, now, this.d.options.parkWhenDisabled);
-      }
-    });
-    if (!flipped) return;
-    this.d.telemetry.metrics.breakerTransition(flipped);
-    const fields = { target: redactTarget(target), integrations: changed };
-    if (flipped === "open") this.d.logger.error(fields, "delivery breaker opened");
-    else this.d.logger.info(fields, "delivery breaker closed");
-    await this.d.hooks.emit(flipped === "open" ? "breaker.opened" : "breaker.closed", { target, integrations: changed });
-  }
-}
-
-/** Targets are URLs that may carry credentials in their query: log origin and path only. */
-function redactTarget(target: string): string {
-  try {
-    const u = new URL(target);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return target;
   }
 }
