@@ -107,10 +107,11 @@ export class JobWorker {
   private analyzed = false;
   /** Set by stop(): the claim loop ends after the jobs in hand instead of draining the queue. */
   private stopping = false;
-  /** Ingress groups committed before the latest claim that came back short (it took every runnable job it saw). */
-  private claimedThrough = 0;
-  /** The latest ingress group a wake-up already started (or extended) a run for. */
-  private wokenThrough = 0;
+  /**
+   * The latest ingress group whose jobs a pass already covers: one a wake-up started (or extended) a run for, or one
+   * committed before a claim that came back short (it took every runnable job it saw) began.
+   */
+  private coveredThrough = 0;
   readonly stats: WorkerStats = { passes: 0, claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
   constructor(private readonly d: WorkerDeps) {
@@ -161,8 +162,8 @@ export class JobWorker {
   wake(committedGroups?: number): void {
     if (!this.started) return;
     if (committedGroups !== undefined) {
-      if (committedGroups <= this.claimedThrough || committedGroups <= this.wokenThrough) return;
-      this.wokenThrough = committedGroups;
+      if (committedGroups <= this.coveredThrough) return;
+      this.coveredThrough = committedGroups;
     }
     void this.runDue();
   }
@@ -202,7 +203,7 @@ export class JobWorker {
         const limit = Math.max(options.batchSize, options.concurrency);
         const through = this.d.committedGroups?.() ?? 0;
         const claimed = await jobs.claim(instanceId, clock.now(), options.leaseMs, limit, [...this.d.handlers.keys()]);
-        if (claimed.length < limit) this.claimedThrough = Math.max(this.claimedThrough, through);
+        if (claimed.length < limit) this.coveredThrough = Math.max(this.coveredThrough, through);
         if (claimed.length === 0) break;
         this.stats.claimed += claimed.length;
         ran += claimed.length;
