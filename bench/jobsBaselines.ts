@@ -81,6 +81,16 @@ function rowValues(i: number, integrations = 1): { job: unknown[]; payload: unkn
   return { job: [id, `int_rawbaseline${i % integrations}`, "queued", 0, null, now, null, null, null, 0, now, now, now, null], payload: [id, JSON.stringify({ "content-type": "application/json" }), body] };
 }
 
+/** A new SQLite file as grantkeeper opens one (WAL, `synchronous=FULL`) holding `ddl`; any earlier file is removed. */
+function freshSqlite(file: string, ddl: string[]): SQLite.Database {
+  removeSqlite(file);
+  const db = new SQLite(file);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  for (const stmt of ddl) db.exec(stmt);
+  return db;
+}
+
 /**
  * Raw single-job commits/s on SQLite: better-sqlite3 directly, WAL,
  * synchronous=FULL (grantkeeper's setting), one transaction per job holding
@@ -89,12 +99,8 @@ function rowValues(i: number, integrations = 1): { job: unknown[]; payload: unkn
  * @param ddl the CREATE statements of grantkeeper's `jobs` and `job_payloads` tables and their indexes
  */
 export function rawSqliteCommits(file: string, ddl: string[], maxRows: number, maxMs: number): Rate {
-  removeSqlite(file);
-  const db = new SQLite(file);
+  const db = freshSqlite(file, ddl);
   try {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = FULL");
-    for (const stmt of ddl) db.exec(stmt);
     const insert = db.prepare(`INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map(() => "?").join(", ")}) ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`);
     const payload = db.prepare("INSERT INTO job_payloads (job_id, headers, body) VALUES (?, ?, ?)");
     const commitOne = db.transaction((v: { job: unknown[]; payload: unknown[] }) => {
@@ -221,38 +227,21 @@ async function waitForAofRewrite(admin: { info(section: string): Promise<string>
  * @param ddl the CREATE statements of grantkeeper's `jobs` and `job_payloads` tables and their indexes
  */
 export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: number, adders: number, integrations: number, warmup: number, timeoutMs: number): Promise<Rate> {
-  removeSqlite(file);
-  const db = new SQLite(file);
+  const db = freshSqlite(file, ddl);
   try {
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = FULL");
-    for (const stmt of ddl) db.exec(stmt);
-    const inserts = new Map<number, { jobs: SQLite.Statement; payloads: SQLite.Statement }>();
-    const insertsFor = (k: number) => {
-      let s = inserts.get(k);
-      if (!s) {
-        const row = `(${COLUMNS.map(() => "?").join(", ")})`;
-        s = {
-          jobs: db.prepare(`INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES ${Array(k).fill(row).join(", ")} ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`),
-          payloads: db.prepare(`INSERT INTO job_payloads (job_id, headers, body) VALUES ${Array(k).fill("(?, ?, ?)").join(", ")}`),
-        };
-        inserts.set(k, s);
-      }
+    // Statements by the number of rows they carry, prepared once each.
+    const statements = new Map<string, SQLite.Statement>();
+    const prepared = (kind: string, k: number, text: (k: number) => string) => {
+      let s = statements.get(`${kind}/${k}`);
+      if (!s) statements.set(`${kind}/${k}`, (s = db.prepare(text(k))));
       return s;
     };
+    const row = `(${COLUMNS.map(() => "?").join(", ")})`;
     const writeGroup = db.transaction((group: Array<{ job: unknown[]; payload: unknown[] }>) => {
-      const s = insertsFor(group.length);
-      s.jobs.all(...group.flatMap((g) => g.job));
-      s.payloads.run(...group.flatMap((g) => g.payload));
+      prepared("jobs", group.length, (k) => `INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES ${Array(k).fill(row).join(", ")} ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`).all(...group.flatMap((g) => g.job));
+      prepared("payloads", group.length, (k) => `INSERT INTO job_payloads (job_id, headers, body) VALUES ${Array(k).fill("(?, ?, ?)").join(", ")}`).run(...group.flatMap((g) => g.payload));
     });
     const claim = db.prepare("UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE seq IN (SELECT seq FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, seq LIMIT 64) RETURNING *");
-    const payloadsOf = new Map<number, SQLite.Statement>();
-    const finishes = new Map<number, SQLite.Statement>();
-    const prepared = (cache: Map<number, SQLite.Statement>, k: number, text: (k: number) => string) => {
-      let s = cache.get(k);
-      if (!s) cache.set(k, (s = db.prepare(text(k))));
-      return s;
-    };
     const marks = (k: number) => Array(k).fill("?").join(", ");
     // Group commit: what arrives while a group is written goes into the next one.
     let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
@@ -273,10 +262,10 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
             db.pragma("synchronous = FULL");
             if (jobs.length === 0) break;
             const ids = jobs.map((j) => j.id);
-            prepared(payloadsOf, ids.length, (k) => `SELECT * FROM job_payloads WHERE job_id IN (${marks(k)})`).all(...ids);
+            prepared("payloadsOf", ids.length, (k) => `SELECT * FROM job_payloads WHERE job_id IN (${marks(k)})`).all(...ids);
             await Promise.all(jobs.map(async () => undefined));
             db.pragma("synchronous = NORMAL");
-            prepared(finishes, ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids);
+            prepared("finish", ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids);
             db.pragma("synchronous = FULL");
             rounds.handled(jobs.length);
           }
