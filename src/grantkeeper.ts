@@ -112,7 +112,7 @@ export interface Grantkeeper {
   /**
    * Which of an entity's required providers are usable, missing or dead, with
    * signed connect links for those that are not.
-   * @throws {@link ProblemError} 422 `provider_not_found`
+   * @throws {@link GrantkeeperError} 422 `provider_not_found`
    */
   preflight(entityId: string, providerIds: string[]): Promise<PreflightResult>;
   /** Signing key of connect links (derived from the encryption key). */

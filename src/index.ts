@@ -5,7 +5,30 @@
 export { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "./grantkeeper.js";
 export { createApp, type AppOptions } from "./http/app.js";
 export { listen, type RunningServer } from "./http/server.js";
-export { ProblemError, isProblemError, type ProblemBody } from "./http/problem.js";
+export { ProblemError, isProblemError, problemOf, STATUS_BY_KIND, type ProblemBody } from "./http/problem.js";
+export {
+  GrantkeeperError,
+  ErrorCode,
+  ERROR_KINDS,
+  isGrantkeeperError,
+  isNotFoundError,
+  isInvalidInputError,
+  isMalformedRequestError,
+  isUnauthorizedError,
+  isConflictError,
+  isGoneError,
+  isTooLargeError,
+  isRateLimitedError,
+  isUnavailableError,
+  isUpstreamFailedError,
+  isUpstreamTimeoutError,
+  isMisconfiguredError,
+  type ErrorKind,
+  type ErrorCodeValue,
+  type FieldIssue,
+  type ErrorDetails,
+  type GrantkeeperErrorOptions,
+} from "./domain/errors.js";
 export { systemClock, ManualClock, type Clock } from "./domain/clock.js";
 export { classifyRefreshFailure, parseRetryAfter, type Classification, type RefreshObservation, type ErrorClassOverrides } from "./domain/classify.js";
 export { CONNECTION_STATES, HOST_REPORTED_STATES, isUsable, type ConnectionState, type HostReportedState, type LastError, type FailureClass } from "./domain/states.js";

@@ -2,6 +2,7 @@
 /** The `grantkeeper` command line (commander). */
 import { Command, Option } from "commander";
 import { ConfigError } from "../config/config.js";
+import { isGrantkeeperError } from "../domain/errors.js";
 import { migrateToLatest } from "../store/migrations.js";
 import { openStore } from "../store/database.js";
 import { loadConfig } from "../config/config.js";
@@ -115,14 +116,14 @@ program
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  const err = e as Error & { code?: string; status?: number };
+  const err = e as Error & { code?: string };
   if (err instanceof ConfigError || err.code === "invalid_config" || err.code === "invalid_database_url" || err.code === "invalid_encryption_key") {
     process.stderr.write(`grantkeeper: ${err.message}\n`);
     process.exit(2);
   }
-  if (typeof err.status === "number") {
-    process.stderr.write(`grantkeeper: ${err.message} (${err.code})\n`);
-    process.exit(err.status === 404 ? 4 : 1);
+  if (isGrantkeeperError(e)) {
+    process.stderr.write(`grantkeeper: ${e.message} (${e.code})\n`);
+    process.exit(e.kind === "not_found" ? 4 : 1);
   }
   process.stderr.write(`grantkeeper: ${err.stack ?? String(err)}\n`);
   process.exit(1);

@@ -1,17 +1,19 @@
 /**
- * The HTTP application: health, readiness, the `/v1` API behind a bearer
- * key, and one central RFC 9457 error handler.
+ * The HTTP application: health, readiness, the `/v1` API behind the API-key
+ * gate (deny by default), and one central RFC 9457 error handler.
  */
-import { Hono } from "hono";
+import type { IncomingMessage } from "node:http";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Grantkeeper } from "../grantkeeper.js";
 import { isReachable } from "../store/database.js";
 import { pendingMigrations } from "../store/migrations.js";
-import { requireApiKey } from "./auth.js";
+import { apiKeyGate, parseApiKeys, publicRoute } from "./auth.js";
+import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
-import { isProblemError, ProblemError } from "./problem.js";
+import { ProblemError, toProblem } from "./problem.js";
 import { connectionRoutes } from "./routes/connections.js";
-import { isConnectWithToken, oauthRoutes } from "./routes/oauth.js";
+import { oauthRoutes } from "./routes/oauth.js";
 import { catalogueRoutes, providerRoutes } from "./routes/providers.js";
 import { integrationRoutes, preflightRoutes } from "./routes/integrations.js";
 import { jobRoutes, replayRoutes, webhookRoutes } from "./routes/jobs.js";
@@ -20,8 +22,12 @@ import { proxyRoutes } from "./routes/proxy.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
-  /** Bearer key required on `/v1` (except the callback, webhooks and signed connect links). */
-  apiKey: string;
+  /**
+   * Bearer key(s) required on every route that is not explicitly public; a
+   * comma-separated string (as in `GRANTKEEPER_API_KEY`) or a list: all are
+   * valid at once, so a key can be rotated without downtime.
+   */
+  apiKey: string | readonly string[];
   /** Largest accepted JSON body, bytes. @defaultValue 1 048 576 */
   maxBodyBytes?: number;
 }
@@ -34,20 +40,30 @@ function tooLarge(options: AppOptions): ProblemError {
   return new ProblemError(413, "payload_too_large", "Payload too large", `bodies are limited to ${options.maxBodyBytes ?? 1_048_576} bytes`, { headers: { connection: "close" } });
 }
 
-function isPublicRoute(method: string, path: string, query: URLSearchParams): boolean {
-  if (!path.startsWith("/v1/")) return true;
-  if (method === "GET" && path === "/v1/oauth/callback") return true;
-  if (method === "POST" && path.startsWith("/v1/webhooks/")) return true;
-  return isConnectWithToken(method, path, query);
+/** The request target exactly as the client sent it: Node's raw `url` when served by @hono/node-server, else the Request's URL. */
+function rawTarget(c: Context): string {
+  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.url ?? c.req.url;
 }
 
 /**
  * Build the Hono app over a {@link Grantkeeper}. Test it in process with
  * `app.request()` or serve it with {@link ./server.ts}.
+ *
+ * Order matters and is fixed here: (1) non-canonical paths are refused
+ * before anything reads the path, (2) the request log, (3) body limits,
+ * (4) the API-key gate, deciding on the routes the router matched, (5) the
+ * routes. Only handlers wrapped in {@link publicRoute} answer without a key.
  */
 export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   const app = new Hono();
   const log = gk.logger;
+  const apiKeys = parseApiKeys(options.apiKey);
+
+  app.use("*", async (c, next) => {
+    const reason = nonCanonicalReason(rawPathOf(rawTarget(c)));
+    if (reason) throw new ProblemError(400, "non_canonical_path", "Non-canonical path", `the request path is not in canonical form (${reason.replaceAll("_", " ")}); send it without percent-encoded unreserved characters, encoded slashes, dot segments or empty segments`, { members: { reason } });
+    return next();
+  });
 
   app.use("*", async (c, next) => {
     const t0 = performance.now();
@@ -57,7 +73,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   });
 
   app.onError((err, c) => {
-    if (isProblemError(err)) return err.toResponse();
+    const problem = toProblem(err);
+    if (problem) return problem.toResponse();
     const status = (err as { status?: number }).status;
     if (status === 413) return tooLarge(options).toResponse();
     log.error({ path: new URL(c.req.url).pathname, err: { name: err.name, message: err.message, stack: err.stack } }, "unhandled error");
@@ -65,17 +82,6 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   });
 
   app.notFound((c) => new ProblemError(404, "not_found", "Not found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`).toResponse());
-
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", async (c) => {
-    const reachable = await isReachable(gk.store);
-    const pending = reachable ? await pendingMigrations(gk.store).catch(() => ["(unknown)"]) : ["(unknown)"];
-    const ok = reachable && pending.length === 0;
-    return c.json({ status: ok ? "ready" : "not_ready", store: reachable ? "reachable" : "unreachable", pendingMigrations: pending }, ok ? 200 : 503);
-  });
-  app.get("/openapi.json", (c) => c.json(openApiDocument()));
-  // Unauthenticated like /healthz, for scrapers: counts and states only, no ids or secrets in any label.
-  app.get("/metrics", async () => new Response(await gk.telemetry.metrics.render(), { headers: { "content-type": gk.telemetry.metrics.contentType } }));
 
   app.use(
     "/v1/*",
@@ -86,7 +92,23 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
       },
     }),
   );
-  app.use("/v1/*", requireApiKey(options.apiKey, isPublicRoute));
+  // Deny by default: from here on, only publicRoute handlers answer without a key.
+  app.use("*", apiKeyGate(apiKeys));
+
+  app.get("/healthz", publicRoute((c: Context) => c.json({ status: "ok" })));
+  app.get(
+    "/readyz",
+    publicRoute(async (c: Context) => {
+      const reachable = await isReachable(gk.store);
+      const pending = reachable ? await pendingMigrations(gk.store).catch(() => ["(unknown)"]) : ["(unknown)"];
+      const ok = reachable && pending.length === 0;
+      return c.json({ status: ok ? "ready" : "not_ready", store: reachable ? "reachable" : "unreachable", pendingMigrations: pending }, ok ? 200 : 503);
+    }),
+  );
+  app.get("/openapi.json", publicRoute((c: Context) => c.json(openApiDocument())));
+  // For scrapers: counts and states only, no ids or secrets in any label.
+  app.get("/metrics", publicRoute(async () => new Response(await gk.telemetry.metrics.render(), { headers: { "content-type": gk.telemetry.metrics.contentType } })));
+
   app.route("/v1/providers", providerRoutes(gk));
   app.route("/v1/catalogue", catalogueRoutes());
   app.route("/v1/connections", connectionRoutes(gk));
@@ -97,6 +119,6 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/alerts", alertRoutes(gk));
   app.route("/v1/proxy", proxyRoutes(gk));
   app.route("/v1/preflight", preflightRoutes(gk));
-  app.route("/v1", oauthRoutes(gk));
+  app.route("/v1", oauthRoutes(gk, { apiKeys }));
   return app;
 }

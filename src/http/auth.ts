@@ -1,9 +1,21 @@
 /**
- * Bearer API key check for `/v1`, in constant time (SHA-256 both sides, then
- * `timingSafeEqual`, so neither content nor length leaks through timing).
+ * The API-key gate (api-contract.md v1.1): deny by default.
+ *
+ * Every route needs `Authorization: Bearer <key>` unless its handler was
+ * registered through {@link publicRoute}. The decision is taken on the routes
+ * the router matched for this request — never on a path string — so no
+ * spelling of a path can reach a handler the router would not also have
+ * matched for the canonical spelling (the `/%761/connections` bypass compared
+ * raw `URL.pathname` prefixes). A path nobody registered answers 401 without
+ * a key: routes are not enumerable anonymously.
+ *
+ * Keys are compared in constant time (SHA-256 of both sides, then
+ * `timingSafeEqual`, so neither content nor length leaks through timing);
+ * several keys may be valid at once (rotation without downtime).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import { ProblemError } from "./problem.js";
 
 /** True when `given` equals `expected`, compared in constant time. */
@@ -14,20 +26,75 @@ export function constantTimeEquals(given: string, expected: string): boolean {
 }
 
 /**
- * Middleware requiring `Authorization: Bearer <apiKey>`, except where `isPublic` says so.
+ * True when `given` equals one of `keys`. Every key is compared (no early
+ * exit), so timing does not tell which one matched or how many there are.
+ */
+export function matchesAnyKey(given: string, keys: readonly string[]): boolean {
+  let ok = false;
+  for (const k of keys) ok = constantTimeEquals(given, k) || ok;
+  return ok;
+}
+
+/**
+ * Split `GRANTKEEPER_API_KEY` into its keys: comma-separated, blanks ignored.
+ * @throws RangeError when no key is left (an empty key list would lock everyone out, or worse, be compared with "")
+ */
+export function parseApiKeys(value: string | readonly string[]): string[] {
+  const keys = (typeof value === "string" ? value.split(",") : [...value]).map((k) => k.trim()).filter(Boolean);
+  if (keys.length === 0) throw new RangeError("at least one API key is required");
+  return keys;
+}
+
+const PUBLIC = Symbol.for("grantkeeper.publicRoute");
+/** hono wraps a sub-app's handler when that sub-app has its own error handler, keeping the original here. */
+const COMPOSED_HANDLER = "__COMPOSED_HANDLER";
+
+type Marked = { [PUBLIC]?: true; [COMPOSED_HANDLER]?: Marked };
+
+/**
+ * Mark a route handler as public: the gate lets requests through to it
+ * without the API key. The handler then authenticates the caller itself
+ * (a webhook signature, a single-use `state`, a signed connect link) or
+ * serves nothing secret (`/healthz`). Keep the list short; docs/security.md
+ * lists every public route.
+ */
+export function publicRoute<H extends (...args: any[]) => unknown>(handler: H): H {
+  (handler as unknown as Marked)[PUBLIC] = true;
+  return handler;
+}
+
+/** True when a handler (or the handler hono wrapped) was marked by {@link publicRoute}. */
+export function isPublicHandler(handler: unknown): boolean {
+  const h = handler as Marked | undefined;
+  return h?.[PUBLIC] === true || h?.[COMPOSED_HANDLER]?.[PUBLIC] === true;
+}
+
+/** The 401 of a missing or wrong key. */
+export function unauthorized(): ProblemError {
+  return new ProblemError(401, "unauthorized", "Unauthorized", "send Authorization: Bearer <GRANTKEEPER_API_KEY>", {
+    headers: { "www-authenticate": 'Bearer realm="grantkeeper"' },
+  });
+}
+
+/** True when the request carries one of `keys` as a bearer token. */
+export function hasApiKey(c: Context, keys: readonly string[]): boolean {
+  const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(c.req.header("authorization") ?? "");
+  return m !== null && matchesAnyKey(m[1]!, keys);
+}
+
+/**
+ * The gate. Register it with `app.use("*", …)` before every route: it lets a
+ * request through without a key only when every route the router matched
+ * after it is a {@link publicRoute} handler — so a public handler that shares
+ * a path with a protected one never opens the protected one.
+ * @param keys the valid API keys (see {@link parseApiKeys})
  * @throws {@link ProblemError} 401 `unauthorized` with `WWW-Authenticate: Bearer`
  */
-export function requireApiKey(apiKey: string, isPublic: (method: string, path: string, query: URLSearchParams) => boolean): MiddlewareHandler {
+export function apiKeyGate(keys: readonly string[]): MiddlewareHandler {
   return async (c, next) => {
-    const url = new URL(c.req.url);
-    if (isPublic(c.req.method, url.pathname, url.searchParams)) return next();
-    const header = c.req.header("authorization") ?? "";
-    const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (!m || !constantTimeEquals(m[1]!.trim(), apiKey)) {
-      throw new ProblemError(401, "unauthorized", "Unauthorized", "send Authorization: Bearer <GRANTKEEPER_API_KEY>", {
-        headers: { "www-authenticate": 'Bearer realm="grantkeeper"' },
-      });
-    }
+    const after = matchedRoutes(c).slice(c.req.routeIndex + 1);
+    const allPublic = after.length > 0 && after.every((r) => isPublicHandler(r.handler));
+    if (!allPublic && !hasApiKey(c, keys)) throw unauthorized();
     return next();
   };
 }

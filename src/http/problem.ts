@@ -3,6 +3,7 @@
  * rendered by one central handler ({@link ./app.ts}).
  */
 import type { z } from "zod";
+import { isGrantkeeperError, type ErrorKind, type GrantkeeperError } from "../domain/errors.js";
 
 /** The JSON body of an `application/problem+json` answer, with grantkeeper's stable `code`. */
 export interface ProblemBody {
@@ -72,4 +73,43 @@ export class ProblemError extends Error {
 /** Guard that does not depend on `instanceof` across module copies. */
 export function isProblemError(e: unknown): e is ProblemError {
   return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "ProblemError" && typeof (e as ProblemError).toResponse === "function";
+}
+
+/** HTTP status of each {@link ErrorKind}: the one place the core's errors meet HTTP. */
+export const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze({
+  not_found: 404,
+  invalid_input: 422,
+  malformed_request: 400,
+  unauthorized: 401,
+  conflict: 409,
+  gone: 410,
+  too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+  upstream_failed: 502,
+  upstream_timeout: 504,
+  misconfigured: 500,
+});
+
+/**
+ * The RFC 9457 problem of a core {@link GrantkeeperError}: status from its
+ * kind, `Retry-After` (whole seconds, at least 1) from `retryAfterMs`, its
+ * details as extension members and its field issues as `errors`.
+ */
+export function problemOf(e: GrantkeeperError): ProblemError {
+  const headers: Record<string, string> = {};
+  if (e.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
+  const members = Object.fromEntries(Object.entries(e.details).filter(([, v]) => v !== undefined));
+  return new ProblemError(STATUS_BY_KIND[e.kind], e.code, e.title, e.message, {
+    headers,
+    ...(e.fields ? { errors: e.fields } : {}),
+    ...(Object.keys(members).length ? { members } : {}),
+  });
+}
+
+/** The problem for anything thrown that is a {@link ProblemError} or a {@link GrantkeeperError}; undefined otherwise. */
+export function toProblem(e: unknown): ProblemError | undefined {
+  if (isProblemError(e)) return e;
+  if (isGrantkeeperError(e)) return problemOf(e);
+  return undefined;
 }

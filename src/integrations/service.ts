@@ -8,7 +8,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Transaction } from "kysely";
 import type { Clock } from "../domain/clock.js";
-import { ProblemError } from "../http/problem.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { ConnectionRepository } from "../store/connections.js";
 import type { Encryptor } from "../store/encryption.js";
@@ -47,8 +47,8 @@ export interface IntegrationServiceDeps {
   policy: IntegrationPolicy;
 }
 
-function notFound(id: string): ProblemError {
-  return new ProblemError(404, "integration_not_found", "Integration not found", `no integration ${JSON.stringify(id)}`);
+function notFound(id: string): GrantkeeperError {
+  return new GrantkeeperError(ErrorCode.integrationNotFound, `no integration ${JSON.stringify(id)}`);
 }
 
 /** The integration API (`gk.integrations`). */
@@ -80,17 +80,17 @@ export class IntegrationService {
    * if one of its connections is already dead, so the invariant "a dead grant
    * means its integrations are in ERROR" holds from the start.
    * @returns the integration, plus the delivery secret when one was generated (shown once)
-   * @throws {@link ProblemError} 422 `connection_not_found` listing unknown connection ids; 422 `validation_failed` for a signing scheme without a secret
+   * @throws {@link GrantkeeperError} 422 `connection_not_found` listing unknown connection ids; 422 `validation_failed` for a signing scheme without a secret
    */
   async create(input: NewIntegration): Promise<{ integration: Integration; deliverySecret?: string }> {
     const { repo, connections, encryptor, clock } = this.d;
     const ids = [...new Set(input.connectionIds)];
     const missing: string[] = [];
     for (const id of ids) if (!(await connections.getSummary(id))) missing.push(id);
-    if (missing.length) throw new ProblemError(422, "connection_not_found", "Connection not found", `unknown connectionIds: ${missing.join(", ")}`, { members: { missing } });
+    if (missing.length) throw new GrantkeeperError(ErrorCode.connectionNotFound, `unknown connectionIds: ${missing.join(", ")}`, { kind: "invalid_input", details: { missing } });
     const signing = input.webhook?.signing ?? "none";
     if (signing !== "none" && !input.webhook?.secret) {
-      throw new ProblemError(422, "validation_failed", "Request validation failed", `webhook.signing ${signing} needs webhook.secret`, { errors: [{ path: "webhook.secret", message: "required unless signing is none" }] });
+      throw new GrantkeeperError(ErrorCode.validationFailed, `webhook.signing ${signing} needs webhook.secret`, { fields: [{ path: "webhook.secret", message: "required unless signing is none" }] });
     }
     const id = `int_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
     const generated = input.delivery && !input.delivery.secret ? `whsec_${randomBytes(24).toString("base64url")}` : undefined;
@@ -123,7 +123,7 @@ export class IntegrationService {
     return { integration: await this.get(id), ...(generated ? { deliverySecret: generated } : {}) };
   }
 
-  /** One integration. @throws {@link ProblemError} 404 `integration_not_found` */
+  /** One integration. @throws {@link GrantkeeperError} 404 `integration_not_found` */
   async get(id: string): Promise<Integration> {
     const row = await this.d.repo.get(id);
     if (!row) throw notFound(id);
@@ -141,7 +141,7 @@ export class IntegrationService {
     return rows.length > limit ? { items, nextCursor: items[items.length - 1]!.id } : { items };
   }
 
-  /** User intent: off, keep settings. Never set by the system. @throws {@link ProblemError} 404 */
+  /** User intent: off, keep settings. Never set by the system. @throws {@link GrantkeeperError} 404 */
   async disable(id: string): Promise<Integration> {
     const { repo, clock } = this.d;
     await repo.transaction(async (trx) => {
@@ -157,7 +157,7 @@ export class IntegrationService {
   /**
    * User intent: on. Refused while a dependency is dead (the user must
    * reconnect it first).
-   * @throws {@link ProblemError} 404; 409 `connection_error` naming the dead connection
+   * @throws {@link GrantkeeperError} 404; 409 `connection_error` naming the dead connection
    */
   async enable(id: string): Promise<Integration> {
     const { repo, clock } = this.d;
@@ -167,7 +167,7 @@ export class IntegrationService {
       if (row.status === "ENABLED") return;
       const dead = await repo.deadDependency(id, trx);
       if (dead) {
-        throw new ProblemError(409, "connection_error", "A connection needs re-authorization", `connection ${dead} is dead; reconnect it and the integration is enabled again`, { members: { connectionId: dead } });
+        throw new GrantkeeperError(ErrorCode.connectionError, `connection ${dead} is dead; reconnect it and the integration is enabled again`, { details: { connectionId: dead } });
       }
       await repo.setStatus(id, row.status, { actor: "user", to: "ENABLED", reason: null, causeConnectionId: null, message: `enabled by the user (was ${row.status}${row.status_reason ? ` ${row.status_reason}` : ""})`, nowMs: clock.now() }, trx);
       await this.d.jobs.syncWithIntegrations(trx, clock.now(), this.d.policy.parkWhenDisabled);
@@ -175,7 +175,7 @@ export class IntegrationService {
     return this.get(id);
   }
 
-  /** An integration's status history, newest first. @throws {@link ProblemError} 404 */
+  /** An integration's status history, newest first. @throws {@link GrantkeeperError} 404 */
   async events(id: string, page: { cursor?: string; limit?: number } = {}): Promise<{ items: IntegrationEvent[]; nextCursor?: string }> {
     if (!(await this.d.repo.get(id))) throw notFound(id);
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);

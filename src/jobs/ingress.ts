@@ -5,7 +5,7 @@
  */
 import DataLoader from "dataloader";
 import type { Clock } from "../domain/clock.js";
-import { ProblemError } from "../http/problem.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import { newJobId, type InsertResult, type JobRepository, type NewJob } from "../store/jobs.js";
@@ -76,14 +76,14 @@ export class IngressService {
 
   /**
    * Accept one delivery. Resolves only after the job is committed.
-   * @throws {@link ProblemError} 404 `integration_not_found`, 413 `payload_too_large`,
+   * @throws {@link GrantkeeperError} 404 `integration_not_found`, 413 `payload_too_large`,
    *   401 `invalid_signature`, 400 `invalid_idempotency_key`
    */
   async accept(integrationId: string, rawBody: Uint8Array, headers: Headers): Promise<Accepted> {
     const { clock } = this.d;
-    if (rawBody.byteLength > this.d.maxBodyBytes) throw new ProblemError(413, "payload_too_large", "Payload too large", `webhook bodies are limited to ${this.d.maxBodyBytes} bytes`);
+    if (rawBody.byteLength > this.d.maxBodyBytes) throw new GrantkeeperError(ErrorCode.payloadTooLarge, `webhook bodies are limited to ${this.d.maxBodyBytes} bytes`);
     const integration = /^int_[a-zA-Z0-9]{1,64}$/.test(integrationId) ? await this.integrationLoader.load(integrationId) : undefined;
-    if (!integration) throw new ProblemError(404, "integration_not_found", "Integration not found", `no integration ${JSON.stringify(integrationId)}`);
+    if (!integration) throw new GrantkeeperError(ErrorCode.integrationNotFound, `no integration ${JSON.stringify(integrationId)}`);
     const scheme = integration.webhook_signing as SigningScheme;
     const secret = integration.webhook_secret_ct ? this.d.encryptor.decrypt(integration.webhook_secret_ct, `integration:${integration.id}:webhook_secret`) : undefined;
     const now = clock.now();

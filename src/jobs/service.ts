@@ -1,6 +1,6 @@
 /** The job API (`gk.jobs`): read jobs, replay by hand. */
 import type { Clock } from "../domain/clock.js";
-import { ProblemError } from "../http/problem.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import type { JobRepository, JobRow } from "../store/jobs.js";
 
@@ -43,10 +43,10 @@ export class JobService {
     private readonly wake: () => void,
   ) {}
 
-  /** One job. @throws {@link ProblemError} 404 `job_not_found` */
+  /** One job. @throws {@link GrantkeeperError} 404 `job_not_found` */
   async get(id: string): Promise<JobView> {
     const r = await this.jobs.get(id);
-    if (!r) throw new ProblemError(404, "job_not_found", "Job not found", `no job ${JSON.stringify(id)}`);
+    if (!r) throw new GrantkeeperError(ErrorCode.jobNotFound, `no job ${JSON.stringify(id)}`);
     return view(r);
   }
 
@@ -63,13 +63,13 @@ export class JobService {
    * Replay by hand: parked and dead jobs of an ENABLED integration run again, in arrival order.
    * @param onProgress called after each batch with the running total
    * @returns how many were re-queued
-   * @throws {@link ProblemError} 404 `integration_not_found`; 409 `integration_not_enabled` (they would only be parked again)
+   * @throws {@link GrantkeeperError} 404 `integration_not_found`; 409 `integration_not_enabled` (they would only be parked again)
    */
   async replay(integrationId: string, onProgress?: (done: number) => void): Promise<number> {
     const integration = await this.integrations.get(integrationId);
-    if (!integration) throw new ProblemError(404, "integration_not_found", "Integration not found", `no integration ${JSON.stringify(integrationId)}`);
+    if (!integration) throw new GrantkeeperError(ErrorCode.integrationNotFound, `no integration ${JSON.stringify(integrationId)}`);
     if (integration.status !== "ENABLED") {
-      throw new ProblemError(409, "integration_not_enabled", "Integration is not enabled", `integration ${integrationId} is ${integration.status}${integration.status_reason ? ` (${integration.status_reason})` : ""}; its jobs would only be parked again`);
+      throw new GrantkeeperError(ErrorCode.integrationNotEnabled, `integration ${integrationId} is ${integration.status}${integration.status_reason ? ` (${integration.status_reason})` : ""}; its jobs would only be parked again`);
     }
     const n = await this.jobs.replay(integrationId, this.clock.now(), 1000, onProgress);
     if (n > 0) this.wake();

@@ -2,7 +2,7 @@ import { createHmac } from "node:crypto";
 import { sign as githubSign } from "@octokit/webhooks-methods";
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
-import { isProblemError, ProblemError } from "../http/problem.js";
+import { GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
 import {
   idempotencyKeyOf,
   signDelivery,
@@ -29,20 +29,20 @@ function tamper(body: Uint8Array, at = 0): Uint8Array {
   return copy;
 }
 
-function caught(fn: () => unknown): ProblemError {
+function caught(fn: () => unknown): GrantkeeperError {
   try {
     fn();
   } catch (e) {
-    expect(isProblemError(e)).toBe(true);
-    return e as ProblemError;
+    expect(isGrantkeeperError(e)).toBe(true);
+    return e as GrantkeeperError;
   }
-  throw new Error("expected a ProblemError");
+  throw new Error("expected a GrantkeeperError");
 }
 
-function expectRejected(input: VerifyInput, reason: SignatureFailureReason): ProblemError {
+function expectRejected(input: VerifyInput, reason: SignatureFailureReason): GrantkeeperError {
   const e = caught(() => verifyWebhookSignature(input));
-  expect(e).toBeInstanceOf(ProblemError);
-  expect({ status: e.status, code: e.code, reason: e.toBody().reason }).toEqual({ status: 401, code: "invalid_signature", reason });
+  expect(e).toBeInstanceOf(GrantkeeperError);
+  expect({ kind: e.kind, code: e.code, reason: e.details.reason }).toEqual({ kind: "unauthorized", code: "invalid_signature", reason });
   return e;
 }
 
@@ -92,7 +92,7 @@ describe("github (vectors from @octokit/webhooks-methods)", () => {
   it("never puts the expected signature in the problem", async () => {
     const expected = (await githubSign(SECRET, payload)).slice("sha256=".length);
     const e = expectRejected(await input({ rawBody: bytes(payload), headers: new Headers({ "X-Hub-Signature-256": `sha256=${"0".repeat(64)}` }) }), "mismatch");
-    expect(JSON.stringify(e.toBody()) + e.message).not.toContain(expected);
+    expect(JSON.stringify({ ...e, details: e.details }) + e.message).not.toContain(expected);
   });
 });
 
@@ -229,7 +229,7 @@ describe("scheme none and misconfiguration", () => {
     for (const scheme of ["github", "slack", "stripe", "hmac-sha256"] as const) {
       for (const secret of [undefined, ""]) {
         const e = caught(() => verifyWebhookSignature({ scheme, secret, rawBody: bytes("x"), headers: new Headers(), nowMs: NOW_MS }));
-        expect({ status: e.status, code: e.code }).toEqual({ status: 500, code: "signing_misconfigured" });
+        expect({ kind: e.kind, code: e.code }).toEqual({ kind: "misconfigured", code: "signing_misconfigured" });
       }
     }
   });
@@ -270,7 +270,7 @@ describe("idempotencyKeyOf", () => {
       ["stripe", h(), bytes(JSON.stringify({ id: "e".repeat(201) }))],
     ] as const) {
       const e = caught(() => idempotencyKeyOf(scheme, headers, body));
-      expect({ status: e.status, code: e.code }).toEqual({ status: 400, code: "invalid_idempotency_key" });
+      expect({ kind: e.kind, code: e.code }).toEqual({ kind: "malformed_request", code: "invalid_idempotency_key" });
     }
   });
 });

@@ -8,7 +8,7 @@
  * are compared as decoded digests with `crypto.timingSafeEqual`, never as strings.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { ProblemError } from "../http/problem.js";
+import { GrantkeeperError } from "../domain/errors.js";
 
 /** How an integration's inbound webhooks are signed (api-contract.md `webhook.signing`). */
 export type SigningScheme = "github" | "slack" | "stripe" | "hmac-sha256" | "none";
@@ -153,8 +153,8 @@ function checkTolerancePositive(toleranceMs: number): void {
  * @see https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
  * @see https://api.slack.com/authentication/verifying-requests-from-slack
  * @see https://docs.stripe.com/webhooks#verify-manually
- * @throws {@link ProblemError} 401 `invalid_signature`, with member `reason`: {@link SignatureFailureReason}
- * @throws {@link ProblemError} 500 `signing_misconfigured` when a scheme other than `none` has no (or an empty) secret
+ * @throws {@link GrantkeeperError} `invalid_signature` (kind `unauthorized`), with `details.reason`: {@link SignatureFailureReason}
+ * @throws {@link GrantkeeperError} `signing_misconfigured` (kind `misconfigured`) when a scheme other than `none` has no (or an empty) secret
  * @throws RangeError when `toleranceMs` is negative or not finite
  */
 export function verifyWebhookSignature(input: VerifyInput): void {
@@ -164,7 +164,7 @@ export function verifyWebhookSignature(input: VerifyInput): void {
   if (scheme === "none") return;
   // An empty key is as good as none: anyone can compute HMAC("", body).
   if (!secret) {
-    throw new ProblemError(500, SignatureErrorCode.signingMisconfigured, "Webhook signing is misconfigured", `the integration uses signing scheme ${scheme} but has no webhook secret`);
+    throw new GrantkeeperError(SignatureErrorCode.signingMisconfigured, `the integration uses signing scheme ${scheme} but has no webhook secret`);
   }
   let failure: Failure | undefined;
   switch (scheme) {
@@ -182,7 +182,7 @@ export function verifyWebhookSignature(input: VerifyInput): void {
       break;
   }
   if (failure) {
-    throw new ProblemError(401, SignatureErrorCode.invalidSignature, "Invalid webhook signature", failure.detail, { members: { reason: failure.reason } });
+    throw new GrantkeeperError(SignatureErrorCode.invalidSignature, failure.detail, { details: { reason: failure.reason } });
   }
 }
 
@@ -208,7 +208,7 @@ function jsonStringMember(rawBody: Uint8Array, member: string): string | undefin
  * @see https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers
  * @see https://docs.stripe.com/webhooks#handle-duplicate-events
  * @see https://api.slack.com/apis/events-api#retries
- * @throws {@link ProblemError} 400 `invalid_idempotency_key` when the key is longer than {@link maxIdempotencyKeyLength} characters
+ * @throws {@link GrantkeeperError} `invalid_idempotency_key` (kind `malformed_request`) when the key is longer than {@link maxIdempotencyKeyLength} characters
  */
 export function idempotencyKeyOf(scheme: SigningScheme, headers: Headers, rawBody: Uint8Array): string | undefined {
   let key: string | undefined;
@@ -217,7 +217,7 @@ export function idempotencyKeyOf(scheme: SigningScheme, headers: Headers, rawBod
   else if (scheme === "slack") key = jsonStringMember(rawBody, "event_id");
   key ??= headers.get("idempotency-key")?.trim() || undefined;
   if (key !== undefined && key.length > maxIdempotencyKeyLength) {
-    throw new ProblemError(400, SignatureErrorCode.invalidIdempotencyKey, "Invalid idempotency key", `the idempotency key is ${key.length} characters; at most ${maxIdempotencyKeyLength} are allowed`);
+    throw new GrantkeeperError(SignatureErrorCode.invalidIdempotencyKey, `the idempotency key is ${key.length} characters; at most ${maxIdempotencyKeyLength} are allowed`);
   }
   return key;
 }

@@ -6,7 +6,7 @@
  */
 import type { Clock } from "../domain/clock.js";
 import type { RefreshPolicy } from "../domain/policy.js";
-import { ProblemError } from "../http/problem.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 import { buildAuthorizationRequest } from "../oauth/pkce.js";
 import { exchangeCode, isTokenEndpointError } from "../oauth/tokenEndpoint.js";
 import type { ProviderService } from "../providers/service.js";
@@ -58,7 +58,7 @@ export class AuthorizationService {
 
   /**
    * Check that `returnTo` is an absolute URL on an allowed origin.
-   * @throws {@link ProblemError} 422 `invalid_return_to`
+   * @throws {@link GrantkeeperError} 422 `invalid_return_to`
    */
   checkReturnTo(returnTo: string | undefined): string | undefined {
     if (returnTo === undefined || returnTo === "") return undefined;
@@ -66,17 +66,17 @@ export class AuthorizationService {
     try {
       origin = new URL(returnTo).origin;
     } catch {
-      throw new ProblemError(422, "invalid_return_to", "returnTo is not allowed", "returnTo must be an absolute URL");
+      throw new GrantkeeperError(ErrorCode.invalidReturnTo, "returnTo must be an absolute URL");
     }
     if (!this.d.allowedReturnOrigins.includes(origin)) {
-      throw new ProblemError(422, "invalid_return_to", "returnTo is not allowed", `returnTo must be on an allowed origin (${this.d.allowedReturnOrigins.join(", ")})`);
+      throw new GrantkeeperError(ErrorCode.invalidReturnTo, `returnTo must be on an allowed origin (${this.d.allowedReturnOrigins.join(", ")})`);
     }
     return returnTo;
   }
 
   /**
    * Begin: store a single-use state and return the provider's authorization URL.
-   * @throws {@link ProblemError} 404 `provider_not_found`, 422 `invalid_return_to`
+   * @throws {@link GrantkeeperError} 404 `provider_not_found`, 422 `invalid_return_to`
    */
   async begin(providerId: string, entityId: string, opts: { returnTo?: string; scopes?: string[] } = {}): Promise<{ url: string; expiresAt: string }> {
     const returnTo = this.checkReturnTo(opts.returnTo);
@@ -107,32 +107,32 @@ export class AuthorizationService {
    * Complete: check the state (known, unused, unexpired — consumed atomically),
    * exchange the code with the stored verifier, store the grant.
    * @param query the callback's query parameters
-   * @throws {@link ProblemError} 400 `invalid_state` (missing, unknown, used, expired),
+   * @throws {@link GrantkeeperError} 400 `invalid_state` (missing, unknown, used, expired),
    *   400 `authorization_denied` (the provider redirected with `error`),
    *   400 `issuer_mismatch` (RFC 9207), 502 `code_exchange_failed`
    */
   async complete(query: URLSearchParams): Promise<CallbackResult> {
     const state = query.get("state");
-    if (!state) throw new ProblemError(400, "invalid_state", "Invalid state", "the callback has no state parameter");
+    if (!state) throw new GrantkeeperError(ErrorCode.invalidState, "the callback has no state parameter");
     const consumed = await this.d.states.consume(state, this.d.clock.now());
     if (!consumed.ok) {
       const why = { unknown: "is unknown", used: "was already used", expired: "has expired" }[consumed.reason];
-      throw new ProblemError(400, "invalid_state", "Invalid state", `the state ${why}; start the connection again`, { members: { reason: consumed.reason } });
+      throw new GrantkeeperError(ErrorCode.invalidState, `the state ${why}; start the connection again`, { details: { reason: consumed.reason } });
     }
     const pending = consumed.row;
     const error = query.get("error");
     if (error) {
       this.d.logger.info({ providerId: pending.provider_id, error }, "authorization denied at provider");
-      throw new ProblemError(400, "authorization_denied", "Authorization was not granted", `the provider answered ${error}`, { members: { error, returnTo: pending.return_to ?? undefined } });
+      throw new GrantkeeperError(ErrorCode.authorizationDenied, `the provider answered ${error}`, { details: { error, returnTo: pending.return_to ?? undefined } });
     }
     const provider = await this.d.providers.forCall(pending.provider_id).catch(() => {
-      throw providerNotFound(pending.provider_id, 422);
+      throw providerNotFound(pending.provider_id, "body");
     });
     const iss = query.get("iss");
     if (provider.definition.issuer !== undefined && iss !== null && iss !== provider.definition.issuer) {
-      throw new ProblemError(400, "issuer_mismatch", "Issuer mismatch", "the authorization response came from another issuer (RFC 9207)");
+      throw new GrantkeeperError(ErrorCode.issuerMismatch, "the authorization response came from another issuer (RFC 9207)");
     }
-    if (!query.get("code")) throw new ProblemError(400, "invalid_callback", "Invalid callback", "the callback has no code parameter");
+    if (!query.get("code")) throw new GrantkeeperError(ErrorCode.invalidCallback, "the callback has no code parameter");
     const verifier = this.d.encryptor.decrypt(pending.code_verifier_ct, `oauth_state:${pending.state_hash}:code_verifier`);
     let tokens;
     try {
@@ -145,7 +145,7 @@ export class AuthorizationService {
     } catch (e) {
       if (!isTokenEndpointError(e)) throw e;
       this.d.logger.warn({ providerId: pending.provider_id, reason: e.message }, "code exchange failed");
-      throw new ProblemError(502, "code_exchange_failed", "The provider did not issue a grant", e.message);
+      throw new GrantkeeperError(ErrorCode.codeExchangeFailed, e.message);
     }
     const { connection, created } = await this.d.connections.storeGrant({ providerId: pending.provider_id, entityId: pending.entity_id, tokens, source: "connect" });
     return { connection, created, returnTo: pending.return_to ?? undefined };

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ProblemError } from "../http/problem.js";
+import { GrantkeeperError } from "../domain/errors.js";
 import { deriveConnectKey, signConnectToken, verifyConnectToken, type ConnectClaims } from "./connectToken.js";
 
 const key = deriveConnectKey(randomBytes(32));
@@ -14,8 +14,8 @@ function expectInvalid(fn: () => unknown): void {
   } catch (e) {
     caught = e;
   }
-  expect(caught).toBeInstanceOf(ProblemError);
-  expect(caught).toMatchObject({ status: 401, code: "invalid_connect_token" });
+  expect(caught).toBeInstanceOf(GrantkeeperError);
+  expect(caught).toMatchObject({ kind: "unauthorized", code: "invalid_connect_token" });
 }
 
 /** Replace the first character of a base64url string with another base64url character. */

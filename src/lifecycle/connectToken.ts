@@ -4,7 +4,7 @@
  * HMAC-SHA256 over the claims, checked in constant time.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
-import { ProblemError } from "../http/problem.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 
 /** What a connect token authorizes: one provider, one entity, until `exp` (seconds since the epoch). */
 export interface ConnectClaims {
@@ -29,10 +29,10 @@ export function signConnectToken(key: Buffer, claims: ConnectClaims): string {
 /**
  * Verify a token for a provider.
  * @param nowMs current time, milliseconds since the epoch
- * @throws {@link ProblemError} 401 `invalid_connect_token` (bad signature, wrong provider, expired)
+ * @throws {@link GrantkeeperError} 401 `invalid_connect_token` (bad signature, wrong provider, expired)
  */
 export function verifyConnectToken(key: Buffer, token: string, providerId: string, nowMs: number): ConnectClaims {
-  const fail = (why: string) => new ProblemError(401, "invalid_connect_token", "Invalid connect link", why);
+  const fail = (why: string) => new GrantkeeperError(ErrorCode.invalidConnectToken, why);
   const [body, sig] = token.split(".");
   if (!body || !sig) throw fail("malformed connect token");
   const expected = createHmac("sha256", key).update(body).digest();

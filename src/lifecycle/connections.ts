@@ -7,7 +7,7 @@ import type { Clock } from "../domain/clock.js";
 import type { RefreshPolicy } from "../domain/policy.js";
 import type { ConnectionState, HostReportedState } from "../domain/states.js";
 import { applyHostReport, nextRefreshAfterSuccess } from "../domain/transitions.js";
-import { ProblemError } from "../http/problem.js";
+import { GrantkeeperError } from "../domain/errors.js";
 import { revokeToken, type TokenSet } from "../oauth/tokenEndpoint.js";
 import type { ProviderService } from "../providers/service.js";
 import { newConnectionId, type ConnectionFilter, type ConnectionRepository, type ConnectionRow } from "../store/connections.js";
@@ -61,11 +61,11 @@ export class ConnectionService {
    * gives the entity's existing one its new tokens (re-authorization: state
    * back to `pending`, failures cleared).
    * @returns the connection and whether it was created
-   * @throws {@link ProblemError} 422 `provider_not_found`
+   * @throws {@link GrantkeeperError} 422 `provider_not_found`
    */
   async storeGrant(input: GrantInput): Promise<{ connection: Connection; created: boolean }> {
     const { repo, encryptor, clock, policy, random } = this.d;
-    if (!(await this.d.providers.get(input.providerId))) throw providerNotFound(input.providerId, 422);
+    if (!(await this.d.providers.get(input.providerId))) throw providerNotFound(input.providerId, "body");
     const now = clock.now();
     const t = input.tokens;
     const assumed = input.expiresAtMs === undefined && t.expiresInSeconds === undefined && t.refreshToken !== undefined;
@@ -109,7 +109,7 @@ export class ConnectionService {
     return { connection: toConnection(row), created };
   }
 
-  /** One connection. @throws {@link ProblemError} 404 */
+  /** One connection. @throws {@link GrantkeeperError} 404 */
   async get(id: string): Promise<Connection> {
     const row = await this.d.repo.getSummary(id);
     if (!row) throw connectionNotFound(id);
@@ -128,7 +128,7 @@ export class ConnectionService {
    * A usable access token: refreshed first when expired or within the margin
    * (single-flight). A still-valid token is returned even when that refresh
    * fails transiently.
-   * @throws {@link ProblemError} 404 `connection_not_found`; 409 `connection_error` (grant dead);
+   * @throws {@link GrantkeeperError} 404 `connection_not_found`; 409 `connection_error` (grant dead);
    *   503 `token_unavailable` with `Retry-After` (expired and the provider is unreachable; still usable)
    */
   async ensureFresh(id: string): Promise<AccessToken> {
@@ -153,7 +153,7 @@ export class ConnectionService {
   /**
    * Refresh now (single-flight; counts against the per-connection rate limit).
    * @returns the connection after the attempt, whatever its result (see `lastError`)
-   * @throws {@link ProblemError} 404; 409 `connection_error`; 429 `refresh_rate_limited` with `Retry-After`
+   * @throws {@link GrantkeeperError} 404; 409 `connection_error`; 429 `refresh_rate_limited` with `Retry-After`
    */
   async refresh(id: string): Promise<Connection> {
     const row = await this.d.repo.getSummary(id);
@@ -166,7 +166,7 @@ export class ConnectionService {
 
   /**
    * Host-reported state (`pending` | `syncing` | `ready`).
-   * @throws {@link ProblemError} 404; 409 `connection_error` or `connection_degraded` when grantkeeper owns the state
+   * @throws {@link GrantkeeperError} 404; 409 `connection_error` or `connection_degraded` when grantkeeper owns the state
    */
   async reportState(id: string, reported: HostReportedState): Promise<Connection> {
     const { repo, clock } = this.d;
@@ -174,7 +174,7 @@ export class ConnectionService {
     if (!row) throw connectionNotFound(id);
     const r = applyHostReport(row.state as ConnectionState, reported);
     if (!r.ok) {
-      throw new ProblemError(409, r.code, "State owned by grantkeeper", r.code === "connection_error" ? `connection ${id} is in error; the user must reconnect` : `connection ${id} is degraded; it returns to ready on the next successful refresh`);
+      throw new GrantkeeperError(r.code, r.code === "connection_error" ? `connection ${id} is in error; the user must reconnect` : `connection ${id} is degraded; it returns to ready on the next successful refresh`);
     }
     const now = clock.now();
     await repo.transaction(async (trx) => {
@@ -189,7 +189,7 @@ export class ConnectionService {
    * has a revocation endpoint, then delete. A failed revocation is logged and
    * reported, and the connection is deleted anyway (the user asked to forget it).
    * @returns whether the provider confirmed the revocation
-   * @throws {@link ProblemError} 404
+   * @throws {@link GrantkeeperError} 404
    */
   async delete(id: string): Promise<{ revoked: boolean; revocationError?: string }> {
     const { repo, encryptor, providers, policy, clock, fetch } = this.d;
@@ -213,7 +213,7 @@ export class ConnectionService {
     return revocationError ? { revoked, revocationError } : { revoked };
   }
 
-  /** A connection's history, newest first. @throws {@link ProblemError} 404 */
+  /** A connection's history, newest first. @throws {@link GrantkeeperError} 404 */
   async events(id: string, page: { cursor?: string; limit?: number } = {}): Promise<{ items: ConnectionEvent[]; nextCursor?: string }> {
     if (!(await this.d.repo.getSummary(id))) throw connectionNotFound(id);
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);

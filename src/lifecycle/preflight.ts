@@ -31,7 +31,7 @@ export interface PreflightResult {
 
 /**
  * @param connectUrl makes a signed connect link for (providerId, entityId)
- * @throws {@link ProblemError} 422 `provider_not_found` for providers that are not defined
+ * @throws {@link GrantkeeperError} 422 `provider_not_found` for providers that are not defined
  */
 export async function preflight(
   deps: { connections: ConnectionRepository; providers: ProviderService; connectUrl: (providerId: string, entityId: string) => string },
@@ -39,7 +39,7 @@ export async function preflight(
   providerIds: string[],
 ): Promise<PreflightResult> {
   const unique = [...new Set(providerIds)];
-  for (const p of unique) if (!(await deps.providers.get(p))) throw providerNotFound(p, 422);
+  for (const p of unique) if (!(await deps.providers.get(p))) throw providerNotFound(p, "body");
   const items: PreflightItem[] = [];
   for (const providerId of unique) {
     const row = await deps.connections.findByEntity(providerId, entityId);

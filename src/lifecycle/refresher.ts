@@ -99,7 +99,7 @@ export class RefreshEngine {
 
   /**
    * Refresh a connection, joining any refresh of it already in flight in this process.
-   * @throws {@link ProblemError} 404 when the connection does not exist
+   * @throws {@link GrantkeeperError} 404 when the connection does not exist
    */
   refresh(connectionId: string, mode: RefreshMode): Promise<RefreshResult> {
     const existing = this.inFlight.get(connectionId);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ProblemError } from "../http/problem.js";
+import { GrantkeeperError, type ErrorKind } from "../domain/errors.js";
 import { loadCatalogue, resolveProviderInput } from "./catalogue.js";
 import type { ProviderDefinition, ProviderInput } from "./definition.js";
 
@@ -12,16 +12,16 @@ function paramsFor(placeholders: readonly string[] | undefined): Record<string, 
   return Object.fromEntries((placeholders ?? []).map((p) => [p, SAMPLE_PARAMS[p] ?? `sample-${p}`]));
 }
 
-function expectProblem(fn: () => unknown, status: number, code: string): ProblemError {
+function expectProblem(fn: () => unknown, kind: ErrorKind, code: string): GrantkeeperError {
   let caught: unknown;
   try {
     fn();
   } catch (e) {
     caught = e;
   }
-  expect(caught).toBeInstanceOf(ProblemError);
-  expect(caught).toMatchObject({ status, code });
-  return caught as ProblemError;
+  expect(caught).toBeInstanceOf(GrantkeeperError);
+  expect(caught).toMatchObject({ kind, code });
+  return caught as GrantkeeperError;
 }
 
 const endpointsOf = (d: ProviderDefinition) =>
@@ -76,16 +76,16 @@ describe("resolveProviderInput from a template", () => {
   });
 
   it.each(withPlaceholders.map((t) => [t.id] as const))("%s without templateParams → 422 template_param_missing", (id) => {
-    const e = expectProblem(() => resolveProviderInput(id, { template: id, clientId: "x", clientSecret: "y" }), 422, "template_param_missing");
-    expect(e.detail).toMatch(/templateParams\./);
+    const e = expectProblem(() => resolveProviderInput(id, { template: id, clientId: "x", clientSecret: "y" }), "invalid_input", "template_param_missing");
+    expect(e.message).toMatch(/templateParams\./);
   });
 
   it("an unknown template → 422 unknown_template", () => {
-    expectProblem(() => resolveProviderInput("acme", { template: "no-such-provider", clientId: "x", clientSecret: "y" }), 422, "unknown_template");
+    expectProblem(() => resolveProviderInput("acme", { template: "no-such-provider", clientId: "x", clientSecret: "y" }), "invalid_input", "unknown_template");
   });
 
   it("a template whose auth method needs a secret, without clientSecret → 422 invalid_provider", () => {
-    expectProblem(() => resolveProviderInput("gh", { template: "github", clientId: "x" }), 422, "invalid_provider");
+    expectProblem(() => resolveProviderInput("gh", { template: "github", clientId: "x" }), "invalid_input", "invalid_provider");
   });
 
   it("body fields override template fields; maps are merged", () => {
@@ -169,8 +169,8 @@ describe("resolveProviderInput from a plain definition", () => {
   });
 
   it("refuses an http token endpoint on a non-loopback host → 422 invalid_provider naming the field", () => {
-    const e = expectProblem(() => resolveProviderInput("acme", plain({ tokenEndpoint: "http://example.com/token" })), 422, "invalid_provider");
-    expect(e.extra.errors?.map((x) => x.path)).toContain("tokenEndpoint");
+    const e = expectProblem(() => resolveProviderInput("acme", plain({ tokenEndpoint: "http://example.com/token" })), "invalid_input", "invalid_provider");
+    expect(e.fields?.map((x) => x.path)).toContain("tokenEndpoint");
   });
 
   it("accepts http on loopback", () => {
@@ -180,15 +180,15 @@ describe("resolveProviderInput from a plain definition", () => {
 
   it("client_secret_basic without clientSecret → 422 invalid_provider", () => {
     const { clientSecret: _unused, ...noSecret } = plain({ tokenEndpointAuthMethod: "client_secret_basic" });
-    expectProblem(() => resolveProviderInput("acme", noSecret), 422, "invalid_provider");
+    expectProblem(() => resolveProviderInput("acme", noSecret), "invalid_input", "invalid_provider");
   });
 
   it("without a token endpoint → 422 invalid_provider", () => {
     const { tokenEndpoint: _unused, ...noToken } = plain({});
-    expectProblem(() => resolveProviderInput("acme", noToken), 422, "invalid_provider");
+    expectProblem(() => resolveProviderInput("acme", noToken), "invalid_input", "invalid_provider");
   });
 
   it("an id that is not lowercase letters, digits, '-' and '_' → 422 invalid_provider", () => {
-    expectProblem(() => resolveProviderInput("Acme Corp", plain({})), 422, "invalid_provider");
+    expectProblem(() => resolveProviderInput("Acme Corp", plain({})), "invalid_input", "invalid_provider");
   });
 });

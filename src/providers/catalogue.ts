@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { ProblemError } from "../http/problem.js";
+import { ErrorCode, fieldIssuesOf, GrantkeeperError, invalidInput } from "../domain/errors.js";
 import { errorClassOverridesSchema, providerDefinitionSchema, quirksSchema, TOKEN_ENDPOINT_AUTH_METHODS, type ProviderDefinition, type ProviderInput } from "./definition.js";
 
 /** One catalogue entry. URLs may hold `{placeholders}` listed in `placeholders`. */
@@ -71,7 +71,7 @@ function fill(url: string | undefined, params: Record<string, string>, field: st
   return url.replace(/\{([a-zA-Z_]+)\}/g, (_, name: string) => {
     const v = params[name];
     if (v === undefined) {
-      throw new ProblemError(422, "template_param_missing", "Template parameter missing", `${field} needs templateParams.${name}`);
+      throw new GrantkeeperError(ErrorCode.templateParamMissing, `${field} needs templateParams.${name}`);
     }
     return v;
   });
@@ -80,14 +80,14 @@ function fill(url: string | undefined, params: Record<string, string>, field: st
 /**
  * Build a full provider definition from a `PUT` body, starting from its
  * template when it names one. Fields given in the body win over the template.
- * @throws {@link ProblemError} 422 `unknown_template`, `template_param_missing` or `invalid_provider`
+ * @throws {@link GrantkeeperError} `unknown_template`, `template_param_missing` or `invalid_provider` (kind `invalid_input`)
  */
 export function resolveProviderInput(id: string, input: ProviderInput): ProviderDefinition {
   let base: Partial<ProviderDefinition> = {};
   if (input.template !== undefined) {
     const t = loadCatalogue().get(input.template);
     if (!t) {
-      throw new ProblemError(422, "unknown_template", "Unknown provider template", `no template ${JSON.stringify(input.template)}; known: ${[...loadCatalogue().keys()].join(", ")}`);
+      throw new GrantkeeperError(ErrorCode.unknownTemplate, `no template ${JSON.stringify(input.template)}; known: ${[...loadCatalogue().keys()].join(", ")}`);
     }
     const params = input.templateParams ?? {};
     base = {
@@ -121,10 +121,10 @@ export function resolveProviderInput(id: string, input: ProviderInput): Provider
   };
   const result = providerDefinitionSchema.safeParse(merged);
   if (!result.success) {
-    throw ProblemError.fromZod(result.error, "invalid_provider", "Invalid provider definition");
+    throw invalidInput(fieldIssuesOf(result.error.issues), ErrorCode.invalidProvider);
   }
   if (result.data.tokenEndpointAuthMethod !== "none" && !input.clientSecret) {
-    throw new ProblemError(422, "invalid_provider", "Invalid provider definition", `tokenEndpointAuthMethod ${result.data.tokenEndpointAuthMethod} needs a clientSecret`);
+    throw new GrantkeeperError(ErrorCode.invalidProvider, `tokenEndpointAuthMethod ${result.data.tokenEndpointAuthMethod} needs a clientSecret`);
   }
   return result.data;
 }

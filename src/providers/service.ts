@@ -29,7 +29,7 @@ export class ProviderService {
 
   /**
    * Create or replace a provider (PUT semantics: the body is the whole definition).
-   * @throws {@link ProblemError} 422 for an invalid definition or unknown template
+   * @throws {@link GrantkeeperError} 422 for an invalid definition or unknown template
    */
   async put(id: string, input: ProviderInput): Promise<{ provider: ProviderView; created: boolean }> {
     const def = resolveProviderInput(id, input);
@@ -53,7 +53,7 @@ export class ProviderService {
   /**
    * Definition plus decrypted secret, read fresh from the store (another
    * instance may have changed it).
-   * @throws {@link ProblemError} 404 `provider_not_found`
+   * @throws {@link GrantkeeperError} 404 `provider_not_found`
    */
   async forCall(id: string): Promise<ProviderForCall> {
     const p = await this.repo.get(id);

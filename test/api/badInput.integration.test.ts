@@ -272,10 +272,10 @@ describe("reading connections", () => {
     await expectProblem(await authed("/v1/connections/conn_doesnotexist"), 404, "connection_not_found");
   });
 
-  it("answers 404 for a malformed id", async () => {
-    // Encoded, the id reaches the route as "../../etc"; raw, the URL is normalized away from /v1/connections.
-    await expectProblem(await authed(`/v1/connections/${encodeURIComponent("../../etc")}`), 404, "connection_not_found");
-    await expectProblem(await authed("/v1/connections/../../etc"), 404);
+  it("refuses an encoded traversal as a non-canonical path, and answers 404 for a malformed id", async () => {
+    // Encoded, "../../etc" has a second spelling of the path: refused before routing.
+    await expectProblem(await authed(`/v1/connections/${encodeURIComponent("../../etc")}`), 400, "non_canonical_path");
+    await expectProblem(await authed("/v1/connections/not-an-id"), 404, "connection_not_found");
   });
 
   it("answers 422 invalid_query for an unknown state filter", async () => {
@@ -401,7 +401,9 @@ describe("GET /v1/connect/{providerId}", () => {
 describe("everything else", () => {
   it("answers an unknown route with a 404 not_found problem", async () => {
     await expectProblem(await authed("/v1/nothing-here"), 404, "not_found");
-    await expectProblem(await request("/no/such/page"), 404, "not_found");
+    await expectProblem(await authed("/no/such/page"), 404, "not_found");
+    // Deny by default: without the key, a path nobody registered is not even confirmed missing.
+    await expectProblem(await request("/no/such/page"), 401, "unauthorized");
   });
 
   it("hands out the imported, unexpired token without refreshing, uncached", async () => {

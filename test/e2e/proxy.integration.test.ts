@@ -69,6 +69,6 @@ describe("proxy", () => {
     expect(ep.requests).toHaveLength(1);
     const escape = await fetch(`${t.url}/v1/proxy/${conn.id}/..%2F..%2Fetc`, { headers: { authorization: `Bearer ${t.apiKey}` } });
     expect(escape.status).toBe(400);
-    expect(((await escape.json()) as any).code).toBe("invalid_proxy_path");
+    expect(((await escape.json()) as any).code).toBe("non_canonical_path");
   });
 });

@@ -1,8 +1,9 @@
 /** `POST /v1/webhooks/{integrationId}`, `/v1/jobs*`, `/v1/integrations/{id}/replay`. */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { Grantkeeper } from "../../grantkeeper.js";
 import { JOB_STATES } from "../../jobs/service.js";
+import { publicRoute } from "../auth.js";
 import { queryParams } from "../validation.js";
 
 const listQuery = z
@@ -12,16 +13,20 @@ const listQuery = z
 /** Webhook ingress, mounted at `/v1/webhooks` (authenticated by each integration's signature scheme, not the API key). */
 export function webhookRoutes(gk: Grantkeeper): Hono {
   const app = new Hono();
-  app.post("/:integrationId", async (c) => {
+  // Public: each integration's signature scheme authenticates the sender, not the API key.
+  app.post(
+    "/:integrationId",
+    publicRoute(async (c: Context) => {
     const raw = new Uint8Array(await c.req.arrayBuffer());
-    const accepted = await gk.ingress.accept(c.req.param("integrationId"), raw, c.req.raw.headers);
+    const accepted = await gk.ingress.accept(c.req.param("integrationId")!, raw, c.req.raw.headers);
     // Slack's URL verification handshake must be answered with its challenge.
     if (accepted.disposition !== "duplicate" && c.req.header("content-type")?.includes("json")) {
       const challenge = slackChallenge(raw);
       if (challenge !== undefined) return c.json({ challenge, ...accepted }, 200);
     }
     return c.json(accepted, 202);
-  });
+    }),
+  );
   return app;
 }
 

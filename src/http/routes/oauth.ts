@@ -7,7 +7,9 @@ import { html } from "hono/html";
 import { z } from "zod";
 import type { Grantkeeper } from "../../grantkeeper.js";
 import { verifyConnectToken } from "../../lifecycle/connectToken.js";
-import { isProblemError, ProblemError } from "../problem.js";
+import { isGrantkeeperError, ErrorCode, invalidInput } from "../../domain/errors.js";
+import { hasApiKey, publicRoute, unauthorized } from "../auth.js";
+import { STATUS_BY_KIND } from "../problem.js";
 import { queryParams } from "../validation.js";
 
 const connectQuery = z
@@ -18,11 +20,6 @@ const connectQuery = z
     connectToken: z.string().max(4096).optional(),
   })
   .strict();
-
-/** True when a `/v1/connect` request carries a connect token (then it needs no API key; the token is verified in the route). */
-export function isConnectWithToken(method: string, path: string, query: URLSearchParams): boolean {
-  return method === "GET" && path.startsWith("/v1/connect/") && query.has("connectToken");
-}
 
 function wantsHtml(c: Context): boolean {
   return (c.req.header("accept") ?? "").includes("text/html");
@@ -36,13 +33,19 @@ function page(title: string, message: string) {
 </head><body><h1>${title}</h1><p>${message}</p></body></html>`;
 }
 
-/** Routes mounted at `/v1`. */
-export function oauthRoutes(gk: Grantkeeper): Hono {
+/**
+ * Routes mounted at `/v1`. Both are public routes: the connect link is
+ * authenticated by its signed `connectToken` (or, for server-side use, the
+ * API key checked here), the callback by its single-use `state`.
+ * @param opts.apiKeys the valid API keys, for `GET /v1/connect/{providerId}` without a connect token
+ */
+export function oauthRoutes(gk: Grantkeeper, opts: { apiKeys: readonly string[] }): Hono {
   const app = new Hono();
 
-  app.get("/connect/:providerId", async (c) => {
-    const providerId = c.req.param("providerId");
+  app.get("/connect/:providerId", publicRoute(async (c: Context) => {
+    const providerId = c.req.param("providerId")!;
     const q = queryParams(c, connectQuery);
+    if (q.connectToken === undefined && !hasApiKey(c, opts.apiKeys)) throw unauthorized();
     let entityId = q.entityId;
     let returnTo = q.returnTo;
     if (q.connectToken !== undefined) {
@@ -50,14 +53,14 @@ export function oauthRoutes(gk: Grantkeeper): Hono {
       entityId = claims.entityId;
       returnTo = claims.returnTo;
     }
-    if (entityId === undefined) throw new ProblemError(422, "validation_failed", "Request validation failed", "entityId is required", { errors: [{ path: "entityId", message: "required" }] });
+    if (entityId === undefined) throw invalidInput([{ path: "entityId", message: "required" }]);
     const scopes = q.scope ? q.scope.split(/[ ,]+/).filter(Boolean) : undefined;
     const { url } = await gk.authorization.begin(providerId, entityId, { ...(returnTo ? { returnTo } : {}), ...(scopes ? { scopes } : {}) });
     c.header("cache-control", "no-store");
     return c.redirect(url, 302);
-  });
+  }));
 
-  app.get("/oauth/callback", async (c) => {
+  app.get("/oauth/callback", publicRoute(async (c: Context) => {
     const query = new URL(c.req.url).searchParams;
     try {
       const r = await gk.authorization.complete(query);
@@ -71,8 +74,8 @@ export function oauthRoutes(gk: Grantkeeper): Hono {
       if (!wantsHtml(c)) return c.json({ status: "connected", connection: r.connection });
       return c.html(page("Connected", `Your ${r.connection.providerId} account is connected. You can close this window.`));
     } catch (e) {
-      if (!isProblemError(e)) throw e;
-      const returnTo = e.extra.members?.returnTo;
+      if (!isGrantkeeperError(e)) throw e;
+      const returnTo = e.details.returnTo;
       if (typeof returnTo === "string") {
         const to = new URL(returnTo);
         to.searchParams.set("status", "error");
@@ -81,10 +84,10 @@ export function oauthRoutes(gk: Grantkeeper): Hono {
       }
       if (!wantsHtml(c)) throw e;
       // Written for the person in the browser: no codes from the provider, no stack, no JSON.
-      const message = e.code === "invalid_state" ? "This sign-in link has expired or was already used. Please start connecting again." : "The connection could not be completed. Please try again.";
-      return c.html(page("Connection not completed", message), e.status as 400);
+      const message = e.code === ErrorCode.invalidState ? "This sign-in link has expired or was already used. Please start connecting again." : "The connection could not be completed. Please try again.";
+      return c.html(page("Connection not completed", message), STATUS_BY_KIND[e.kind] as 400);
     }
-  });
+  }));
 
   return app;
 }
