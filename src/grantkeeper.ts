@@ -15,7 +15,7 @@ import type { JobHandler } from "./jobs/context.js";
 import type { BreakerPolicy } from "./domain/breaker.js";
 import { AlertService } from "./alerts/service.js";
 import { LogSink, SlackSink, WebhookSink, type AlertSink, type SinkConfig } from "./alerts/sinks.js";
-import { defaultEpisodePolicy, type EpisodePolicy } from "./alerts/episodes.js";
+import { defaultEpisodePolicy, type EpisodePolicy } from "./domain/alertEpisodes.js";
 import { AlertRepository } from "./store/alerts.js";
 import { ConnectionService } from "./lifecycle/connections.js";
 import { deriveConnectKey, signConnectToken, type ConnectClaims } from "./lifecycle/connectToken.js";
@@ -173,14 +173,13 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   });
   integrations.attach();
   const handlers = new Map<string, JobHandler>();
-  let self: Grantkeeper | undefined;
   const breakerRepo = new BreakerRepository(store.db);
   const worker = new JobWorker({
     jobs: jobRepo,
     breakerStore: breakerRepo,
     integrations: integrationRepo,
     connections,
-    gk: () => self!,
+    providers,
     encryptor,
     clock,
     fetch: fetchImpl,
@@ -251,7 +250,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     onSendFailed: (kind, sink) => telemetry.metrics.alertSendFailed(kind, sink),
   });
   alerts.attach();
-  self = {
+  return {
     connections,
     integrations,
     jobs,
@@ -288,5 +287,4 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       await store.close();
     },
   };
-  return self;
 }

@@ -5,7 +5,7 @@
  * reads a token; `lastError.message` is grantkeeper's own wording, built from
  * an HTTP status and an RFC 6749 §5.2 `error` code, never from a body.
  */
-import type { AlertKind } from "./episodes.js";
+import type { AlertKind } from "../domain/alertEpisodes.js";
 
 /** Alert severities, lowest first. */
 export const SEVERITIES = ["info", "warning", "critical"] as const;

@@ -11,7 +11,7 @@ import type { ProviderService } from "../providers/service.js";
 import type { AlertRepository, AlertRow } from "../store/alerts.js";
 import type { ConnectionRepository } from "../store/connections.js";
 import type { Logger } from "../telemetry/logger.js";
-import { stepEpisode, type AlertKind, type EpisodeInput, type EpisodePolicy } from "./episodes.js";
+import { stepEpisode, type AlertKind, type EpisodeInput, type EpisodePolicy } from "../domain/alertEpisodes.js";
 import { renderAlert, type AlertFacts, type AlertSubject, type Severity } from "./messages.js";
 import { routes, type AlertRecord, type AlertSink } from "./sinks.js";
 

@@ -10,7 +10,7 @@ import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import { newJobId, type JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
-import type { AlertKind } from "./episodes.js";
+import type { AlertKind } from "../domain/alertEpisodes.js";
 import { SEVERITIES, type AlertSubject, type Severity } from "./messages.js";
 
 /** An alert as sinks receive it. */

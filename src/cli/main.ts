@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 /** The `grantkeeper` command line (commander). */
 import { Command, Option } from "commander";
-import { ConfigError } from "../config/config.js";
-import { isGrantkeeperError } from "../domain/errors.js";
+import { ErrorCode, isGrantkeeperError, type ErrorCodeValue } from "../domain/errors.js";
 import { migrateToLatest } from "../store/migrations.js";
 import { openStore } from "../store/database.js";
 import { loadConfig } from "../config/config.js";
@@ -115,9 +114,13 @@ program
     process.exitCode = await doctor();
   });
 
+/** Codes of a configuration that keeps grantkeeper from starting (exit 2). */
+const STARTUP_CODES: ReadonlySet<ErrorCodeValue> = new Set([ErrorCode.invalidConfig, ErrorCode.invalidDatabaseUrl, ErrorCode.invalidEncryptionKey]);
+
 program.parseAsync(process.argv).catch((e: unknown) => {
-  const err = e as Error & { code?: string };
-  if (err instanceof ConfigError || err.code === "invalid_config" || err.code === "invalid_database_url" || err.code === "invalid_encryption_key") {
+  const err = e as Error;
+  // A configuration the operator must fix before anything can run: exit 2, the message names what to fix.
+  if (isGrantkeeperError(e) && STARTUP_CODES.has(e.code)) {
     process.stderr.write(`grantkeeper: ${err.message}\n`);
     process.exit(2);
   }

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { resolveRefreshPolicy, type RefreshPolicy } from "../domain/policy.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 
 const seconds = z.number().finite().min(0);
 
@@ -102,11 +103,14 @@ export interface GrantkeeperConfig {
   configPath: string | undefined;
 }
 
-/** Thrown for an invalid config file or environment. `code` is stable; `message` names the bad key. */
-export class ConfigError extends Error {
-  readonly code = "invalid_config";
+/**
+ * An invalid config file or environment: a {@link GrantkeeperError} with code
+ * `invalid_config`, kind `misconfigured`; `message` names the bad key.
+ */
+export class ConfigError extends GrantkeeperError {
+  /** @param message names the bad key or variable and what is wrong with it */
   constructor(message: string) {
-    super(message);
+    super(ErrorCode.invalidConfig, message);
     this.name = "ConfigError";
   }
 }

@@ -69,6 +69,11 @@ export const ErrorCode = {
   invalidSignature: "invalid_signature",
   signingMisconfigured: "signing_misconfigured",
   invalidIdempotencyKey: "invalid_idempotency_key",
+  invalidConfig: "invalid_config",
+  invalidDatabaseUrl: "invalid_database_url",
+  invalidEncryptionKey: "invalid_encryption_key",
+  decryptionFailed: "decryption_failed",
+  tokenEndpointError: "token_endpoint_error",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -100,6 +105,11 @@ export const ERROR_DEFINITIONS: Readonly<Record<ErrorCodeValue, { kind: ErrorKin
   invalid_signature: { kind: "unauthorized", title: "Invalid webhook signature" },
   signing_misconfigured: { kind: "misconfigured", title: "Webhook signing is misconfigured" },
   invalid_idempotency_key: { kind: "malformed_request", title: "Invalid idempotency key" },
+  invalid_config: { kind: "misconfigured", title: "Invalid configuration" },
+  invalid_database_url: { kind: "misconfigured", title: "Invalid database URL" },
+  invalid_encryption_key: { kind: "misconfigured", title: "Invalid encryption key" },
+  decryption_failed: { kind: "misconfigured", title: "A stored secret cannot be decrypted" },
+  token_endpoint_error: { kind: "upstream_failed", title: "The token endpoint call failed" },
 });
 
 /** A field-level problem of an input (`path` is dotted, `(root)` for the whole value). */

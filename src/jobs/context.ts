@@ -4,7 +4,8 @@
  * (single-flight) and retrying once on a 401 (design.md "API 401").
  */
 import { SpanStatusCode } from "@opentelemetry/api";
-import type { Grantkeeper } from "../grantkeeper.js";
+import type { ConnectionService } from "../lifecycle/connections.js";
+import type { ProviderService } from "../providers/service.js";
 import type { ClaimedJob } from "../store/jobs.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import { inSpan, SpanNames } from "../telemetry/tracing.js";
@@ -58,11 +59,17 @@ export function jobOf(row: ClaimedJob): Job {
   };
 }
 
+/** The services a handler context uses: given to it, never the whole Grantkeeper object (no import cycle). */
+export interface JobContextServices {
+  connections: Pick<ConnectionService, "ensureFresh" | "get" | "refresh">;
+  providers: Pick<ProviderService, "get">;
+}
+
 /**
- * Build a handler context over a grantkeeper instance.
+ * Build a handler context over the lifecycle's services.
  * @param telemetry when given, each `fetch` runs in a `grantkeeper.api.call` span and every 401 counts in `grantkeeper_api_unauthorized_total`
  */
-export function contextOf(gk: Pick<Grantkeeper, "connections" | "providers">, fetchImpl: typeof fetch, connectionIds: string[], telemetry?: Telemetry): JobContext {
+export function contextOf(gk: JobContextServices, fetchImpl: typeof fetch, connectionIds: string[], telemetry?: Telemetry): JobContext {
   const token = async (connectionId: string) => (await gk.connections.ensureFresh(connectionId)).accessToken;
   return {
     connectionIds,

@@ -1,38 +1,72 @@
 /**
  * Errors a job handler throws to say what kind of failure it was
- * (api-contract.md "Library"). Anything else a handler throws is a fault.
+ * (api-contract.md "Library"; design.md "Jobs and delivery"). Anything else a
+ * handler throws is a fault.
+ *
+ * These are not {@link GrantkeeperError}s, on purpose: a GrantkeeperError is
+ * what grantkeeper's core throws *to* its callers, with a code from the closed
+ * {@link ErrorCode} list and a kind the HTTP edge maps to a status. These
+ * travel the other way — the host app's handler throws them *into* the worker,
+ * with codes the host app owns (`UserError("…", "invalid_record")`) — and the
+ * worker turns them into a job outcome (`failed`, `auth_failed`), never into
+ * an HTTP answer. Like GrantkeeperError they carry a stable `code` and have
+ * guards that do not depend on `instanceof` across module copies.
+ *
+ * @see the sim background-jobs incident (every user error alerted ops)
  */
+import type { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 
-/** A user or workflow error: recorded as `failed`, never retried, no ops alert. */
+const USER_ERROR = Symbol.for("grantkeeper.userError");
+const AUTH_ERROR = Symbol.for("grantkeeper.authError");
+
+/** A user or workflow error: the job is recorded as `failed`, never retried, no ops alert. */
 export class UserError extends Error {
+  /** Stable, machine-readable, chosen by the host app (e.g. `invalid_record`). @defaultValue "user_error" */
   readonly code: string;
-  /** @param code stable, machine-readable (e.g. `invalid_record`) */
+  declare readonly [USER_ERROR]: true;
+
+  /**
+   * @param message for the job's `lastError` (shown to operators and in the API; no secrets)
+   * @param code stable, machine-readable (e.g. `invalid_record`)
+   */
   constructor(message: string, code = "user_error") {
     super(message);
     this.name = "UserError";
     this.code = code;
+    Object.defineProperty(this, USER_ERROR, { value: true, enumerable: false });
   }
 }
 
-/** An upstream auth rejection: the connection is refreshed (single-flight) and the job re-run, or parked if the grant is dead. */
+/**
+ * An upstream auth rejection: the connection is refreshed (single-flight) and
+ * the job re-run with the fresh token, or parked when the grant is dead or no
+ * fresh token can be had right now — never retried to death.
+ */
 export class AuthError extends Error {
+  /** Always `auth_failed`. */
   readonly code = "auth_failed";
-  /** @param connectionId the connection whose token was rejected */
+  declare readonly [AUTH_ERROR]: true;
+
+  /**
+   * @param message for the job's `lastError` (no tokens)
+   * @param connectionId the connection whose token was rejected; without it the integration's first connection is refreshed
+   */
   constructor(
     message: string,
     readonly connectionId?: string,
   ) {
     super(message);
     this.name = "AuthError";
+    Object.defineProperty(this, AUTH_ERROR, { value: true, enumerable: false });
   }
 }
 
-/** Guard that does not depend on `instanceof` across module copies. */
+/** True for a {@link UserError}, whichever copy of the module made it. */
 export function isUserError(e: unknown): e is UserError {
-  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "UserError";
+  return typeof e === "object" && e !== null && (e as { [USER_ERROR]?: unknown })[USER_ERROR] === true;
 }
 
-/** Guard that does not depend on `instanceof` across module copies. */
+/** True for an {@link AuthError}, whichever copy of the module made it. */
 export function isAuthError(e: unknown): e is AuthError {
-  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "AuthError";
+  return typeof e === "object" && e !== null && (e as { [AUTH_ERROR]?: unknown })[AUTH_ERROR] === true;
 }

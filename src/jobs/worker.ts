@@ -19,12 +19,13 @@ import type { ClaimedJob, JobFinish, JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
-import { CoalescedRun } from "../lifecycle/coalescedRun.js";
+import { CoalescedRun } from "../concurrency/coalescedRun.js";
 import { contextOf, jobOf, type JobHandler } from "./context.js";
 import { deliverTraced } from "./delivery.js";
 import { isAuthError, isUserError } from "./errors.js";
+import { ErrorCode, isGrantkeeperError } from "../domain/errors.js";
 import { TargetBreakers } from "./targetBreakers.js";
-import type { Grantkeeper } from "../grantkeeper.js";
+import type { ProviderService } from "../providers/service.js";
 
 /** Worker tuning (config `jobs`, in milliseconds). */
 export interface WorkerOptions {
@@ -56,8 +57,10 @@ export interface WorkerDeps {
   /** Per target breakers (shared by instances). */
   breakerStore: BreakerRepository;
   integrations: IntegrationRepository;
+  /** Fresh tokens and forced refreshes (auth failures, handler contexts). */
   connections: ConnectionService;
-  gk: () => Pick<Grantkeeper, "connections" | "providers">;
+  /** Provider definitions (a handler context's `fetch` resolves `apiBaseUrl`). */
+  providers: ProviderService;
   encryptor: Encryptor;
   clock: Clock;
   fetch: typeof fetch;
@@ -283,16 +286,20 @@ export class JobWorker {
     if (!handler) return { kind: "faulted", code: "no_handler", message: `no handler registered for ${integration.name}` };
     const connectionIds = batch.connectionIds.get(integration.id) ?? [];
     try {
-      await handler(jobOf(job), contextOf(this.d.gk(), this.d.fetch, connectionIds, this.d.telemetry));
+      await handler(jobOf(job), contextOf(this.d, this.d.fetch, connectionIds, this.d.telemetry));
       return { kind: "succeeded" };
     } catch (e) {
       thrown.error = e;
       if (isUserError(e)) return { kind: "failed", code: e.code, message: e.message };
       if (isAuthError(e)) return { kind: "auth_failed", ...(e.connectionId ? { connectionId: e.connectionId } : {}), message: e.message };
-      // A lifecycle problem (grant dead, token unavailable) inside a handler is an auth matter, not a fault of the handler.
-      const code = (e as { code?: string }).code;
-      if (code === "connection_error") return { kind: "auth_failed", ...((e as any).extra?.members?.connectionId ? { connectionId: (e as any).extra.members.connectionId } : {}), message: (e as Error).message };
-      return { kind: "faulted", code: code === "token_unavailable" ? "token_unavailable" : "handler_error", message: (e as Error).message };
+      // A dead grant inside a handler is an auth matter, not a fault of the handler: refresh (or park for) the connection it names.
+      if (isGrantkeeperError(e, ErrorCode.connectionError)) {
+        const connectionId = e.details.connectionId;
+        return { kind: "auth_failed", ...(typeof connectionId === "string" ? { connectionId } : {}), message: e.message };
+      }
+      // An expired token while the provider is down: retry no sooner than the refresh that may bring a new one.
+      if (isGrantkeeperError(e, ErrorCode.tokenUnavailable)) return { kind: "faulted", code: e.code, message: e.message, ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}) };
+      return { kind: "faulted", code: "handler_error", message: (e as Error).message };
     }
   }
 

@@ -8,7 +8,7 @@
 import type { Clock } from "../domain/clock.js";
 import type { ConnectionRepository, ConnectionRow } from "../store/connections.js";
 import type { Logger } from "../telemetry/logger.js";
-import { CoalescedRun } from "./coalescedRun.js";
+import { CoalescedRun } from "../concurrency/coalescedRun.js";
 import type { RefreshEngine } from "./refresher.js";
 
 /** Scheduler tuning. */

@@ -7,6 +7,7 @@
 import * as oauth from "oauth4webapi";
 import { timeout, TimeoutStrategy, TaskCancelledError } from "cockatiel";
 import { parseRetryAfter, type RefreshObservation } from "../domain/classify.js";
+import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
 import { isLoopbackUrl, type ProviderDefinition } from "../providers/definition.js";
 
 /** The parts of a token response grantkeeper keeps. */
@@ -34,21 +35,31 @@ export interface TokenEndpointContext {
   nowMs: number;
 }
 
-/** A failed token endpoint call, reduced to its observation. `code` is stable. */
-export class TokenEndpointError extends Error {
-  readonly code = "token_endpoint_error";
+/**
+ * A failed token endpoint call (RFC 6749 §5.2), reduced to its observation: a
+ * {@link GrantkeeperError} with code `token_endpoint_error`, kind
+ * `upstream_timeout` for a call that timed out and `upstream_failed` otherwise.
+ * The refresher and the connect flow classify `observation` and turn it into
+ * their own outcome; it reaches a caller only if something forgot to.
+ * The message holds the status and the RFC 6749 `error` code, never a body.
+ */
+export class TokenEndpointError extends GrantkeeperError {
+  /**
+   * @param observation the facts the classifier reads (src/domain/classify.ts)
+   * @param message status and `error` code only
+   */
   constructor(
     readonly observation: RefreshObservation,
     message: string,
   ) {
-    super(message);
+    super(ErrorCode.tokenEndpointError, message, observation.kind === "timeout" ? { kind: "upstream_timeout" } : {});
     this.name = "TokenEndpointError";
   }
 }
 
-/** Guard that does not depend on `instanceof` across module copies. */
+/** True for a {@link TokenEndpointError}, whichever copy of the module made it. */
 export function isTokenEndpointError(e: unknown): e is TokenEndpointError {
-  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "TokenEndpointError";
+  return isGrantkeeperError(e, ErrorCode.tokenEndpointError);
 }
 
 function authServer(p: ProviderDefinition): oauth.AuthorizationServer {

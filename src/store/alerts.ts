@@ -1,6 +1,6 @@
 /** SQL for alerts and alert episodes. */
 import type { Kysely, Selectable } from "kysely";
-import type { Episode } from "../alerts/episodes.js";
+import type { Episode } from "../domain/alertEpisodes.js";
 import type { AlertsTable, Database } from "./schema.js";
 
 /** An `alerts` row. */

@@ -10,6 +10,7 @@ import { Kysely, PostgresDialect, sql } from "kysely";
 import { cachingDatabase, FifoSqliteDialect } from "./fifoSqlite.js";
 import pg from "pg";
 import type { Database } from "./schema.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 
 /** Which SQL engine is behind a {@link Store}. */
 export type Dialect = "sqlite" | "postgres";
@@ -37,11 +38,14 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** Thrown for a database URL grantkeeper cannot use. `code` is stable. */
-export class DatabaseUrlError extends Error {
-  readonly code = "invalid_database_url";
+/**
+ * A database URL grantkeeper cannot use: a {@link GrantkeeperError} with code
+ * `invalid_database_url`, kind `misconfigured`. The message never contains a password.
+ */
+export class DatabaseUrlError extends GrantkeeperError {
+  /** @param message what is wrong with the URL */
   constructor(message: string) {
-    super(message);
+    super(ErrorCode.invalidDatabaseUrl, message);
     this.name = "DatabaseUrlError";
   }
 }

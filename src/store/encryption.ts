@@ -7,21 +7,31 @@
  * Format: `v1.<keyId>.<iv>.<tag>.<ciphertext>` (base64url parts).
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 
-/** Thrown when a ciphertext cannot be decrypted (unknown key id, tampered data). Stable `code`. */
-export class DecryptionError extends Error {
-  readonly code = "decryption_failed";
+/**
+ * A ciphertext cannot be decrypted (unknown key id, tampered data): a
+ * {@link GrantkeeperError} with code `decryption_failed`, kind `misconfigured`
+ * (the keyring is missing a key, or the row was altered). The message never
+ * contains key material or plaintext.
+ */
+export class DecryptionError extends GrantkeeperError {
+  /** @param message what failed (never key material) */
   constructor(message: string) {
-    super(message);
+    super(ErrorCode.decryptionFailed, message);
     this.name = "DecryptionError";
   }
 }
 
-/** Thrown for an encryption key that is not 32 bytes of base64. Stable `code`. */
-export class EncryptionKeyError extends Error {
-  readonly code = "invalid_encryption_key";
+/**
+ * An encryption key that is not 32 bytes of base64: a {@link GrantkeeperError}
+ * with code `invalid_encryption_key`, kind `misconfigured`. The message never
+ * contains the key.
+ */
+export class EncryptionKeyError extends GrantkeeperError {
+  /** @param message what is wrong with the key (its length, never its bytes) */
   constructor(message: string) {
-    super(message);
+    super(ErrorCode.invalidEncryptionKey, message);
     this.name = "EncryptionKeyError";
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { defaultEpisodePolicy, stepEpisode, type AlertKind, type Episode, type EpisodeInput } from "./episodes.js";
+import { defaultEpisodePolicy, stepEpisode, type AlertKind, type Episode, type EpisodeInput } from "./alertEpisodes.js";
 
 const MIN = 60_000;
 
