@@ -33,6 +33,7 @@ import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
 import { BreakerRepository } from "./store/breakers.js";
 import { JobRepository } from "./store/jobs.js";
+import { UnitsOfWork } from "./store/unitOfWork.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
@@ -151,15 +152,17 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const hooks = new LifecycleHooks(logger);
   const telemetry = options.telemetry ?? createTelemetry();
   const repo = new ConnectionRepository(store.db);
+  const jobRepo = new JobRepository(store.db, store.dialect, store.workerDb);
+  const integrationRepo = new IntegrationRepository(store.db);
+  const breakerRepo = new BreakerRepository(store.db);
+  const units = new UnitsOfWork(store.db, { integrations: integrationRepo, jobs: jobRepo, breakers: breakerRepo });
   const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
     // A fixed client configuration retries, at once, the connections that failed on the old one.
     if (!created) await repo.rescheduleProvider(id, clock.now(), ["invalid_client", "unauthorized_client", "unsupported_grant_type"]);
   });
-  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random, instanceId, telemetry });
+  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
-  const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, random });
-  const jobRepo = new JobRepository(store.db, store.dialect, store.workerDb);
-  const integrationRepo = new IntegrationRepository(store.db);
+  const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random });
   const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
   const integrations = new IntegrationService({
     repo: integrationRepo,
@@ -173,10 +176,10 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   });
   integrations.attach();
   const handlers = new Map<string, JobHandler>();
-  const breakerRepo = new BreakerRepository(store.db);
   const worker = new JobWorker({
     jobs: jobRepo,
     breakerStore: breakerRepo,
+    units,
     integrations: integrationRepo,
     connections,
     providers,

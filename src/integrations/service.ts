@@ -57,21 +57,21 @@ export class IntegrationService {
 
   /** Register the in-transaction propagation with the connection lifecycle. Called once at start. */
   attach(): void {
-    const { repo, hooks, policy, logger } = this.d;
-    hooks.participate("invalidated", async (trx, e) => {
-      const n = await repo.invalidateDependents(e.connectionId, "credential_invalidated", `connection ${e.connectionId} is dead (${e.lastError.code}); the user must reconnect`, e.nowMs, trx);
-      await this.d.jobs.syncWithIntegrations(trx, e.nowMs, policy.parkWhenDisabled);
+    const { hooks, policy, logger } = this.d;
+    hooks.participate("invalidated", async (uow, e) => {
+      const n = await uow.integrations.invalidateDependents(e.connectionId, "credential_invalidated", `connection ${e.connectionId} is dead (${e.lastError.code}); the user must reconnect`, e.nowMs);
+      await uow.jobs.syncWithIntegrations(e.nowMs, policy.parkWhenDisabled);
       if (n > 0) logger.warn({ connectionId: e.connectionId, integrations: n }, "integrations moved to ERROR: credential invalidated");
     });
-    hooks.participate("reauthorized", async (trx, e) => {
-      const n = await repo.resetAfterReauth(e.connectionId, policy.resetOnReauth, e.nowMs, trx);
-      const { replayed } = await this.d.jobs.syncWithIntegrations(trx, e.nowMs, policy.parkWhenDisabled);
+    hooks.participate("reauthorized", async (uow, e) => {
+      const n = await uow.integrations.resetAfterReauth(e.connectionId, policy.resetOnReauth, e.nowMs);
+      const { replayed } = await uow.jobs.syncWithIntegrations(e.nowMs, policy.parkWhenDisabled);
       if (replayed > 0) logger.info({ connectionId: e.connectionId, jobs: replayed }, "parked jobs replayed after re-authorization");
       if (n > 0) logger.info({ connectionId: e.connectionId, integrations: n }, "integrations re-enabled after re-authorization");
     });
-    hooks.participate("deleted", async (trx, e) => {
-      await repo.invalidateDependents(e.connectionId, "connection_deleted", `connection ${e.connectionId} was deleted`, e.nowMs, trx);
-      await this.d.jobs.syncWithIntegrations(trx, e.nowMs, policy.parkWhenDisabled);
+    hooks.participate("deleted", async (uow, e) => {
+      await uow.integrations.invalidateDependents(e.connectionId, "connection_deleted", `connection ${e.connectionId} was deleted`, e.nowMs);
+      await uow.jobs.syncWithIntegrations(e.nowMs, policy.parkWhenDisabled);
     });
   }
 

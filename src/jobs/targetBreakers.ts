@@ -9,16 +9,14 @@
 import { onFault, onSuccess, type BreakerPolicy, type BreakerState, type BreakerTransition } from "../domain/breaker.js";
 import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { BreakerRepository } from "../store/breakers.js";
-import type { IntegrationRepository } from "../store/integrations.js";
-import type { JobRepository } from "../store/jobs.js";
+import type { UnitsOfWork } from "../store/unitOfWork.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 
 /** Dependencies of {@link TargetBreakers}. */
 export interface TargetBreakerDeps {
   breakerStore: BreakerRepository;
-  integrations: IntegrationRepository;
-  jobs: JobRepository;
+  units: UnitsOfWork;
   breaker: BreakerPolicy;
   parkWhenDisabled: boolean;
   logger: Logger;
@@ -57,15 +55,14 @@ export class TargetBreakers {
    * metrics, the log and subscribers.
    */
   private async apply(target: string, t: BreakerTransition, now: number, known: Map<string, BreakerState>): Promise<void> {
-    const { jobs, integrations } = this.d;
     known.set(target, t.next);
     const flipped = t.opened ? "open" : t.closed ? "closed" : undefined;
     let changed = 0;
-    await integrations.transaction(async (trx) => {
-      await this.d.breakerStore.saveBreaker(target, t.next, now, trx);
+    await this.d.units.run(async (uow) => {
+      await uow.breakers.save(target, t.next, now);
       if (flipped) {
-        changed = flipped === "open" ? await integrations.openCircuit(target, now, trx) : await integrations.closeCircuit(target, now, trx);
-        await jobs.syncWithIntegrations(trx, now, this.d.parkWhenDisabled);
+        changed = flipped === "open" ? await uow.integrations.openCircuit(target, now) : await uow.integrations.closeCircuit(target, now);
+        await uow.jobs.syncWithIntegrations(now, this.d.parkWhenDisabled);
       }
     });
     if (!flipped) return;

@@ -15,6 +15,7 @@ import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import type { BreakerRepository } from "../store/breakers.js";
+import type { UnitsOfWork } from "../store/unitOfWork.js";
 import type { ClaimedJob, JobFinish, JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
@@ -56,6 +57,8 @@ export interface WorkerDeps {
   jobs: JobRepository;
   /** Per target breakers (shared by instances). */
   breakerStore: BreakerRepository;
+  /** Units of work: a breaker flip and its integrations' jobs commit together. */
+  units: UnitsOfWork;
   integrations: IntegrationRepository;
   /** Fresh tokens and forced refreshes (auth failures, handler contexts). */
   connections: ConnectionService;

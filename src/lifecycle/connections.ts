@@ -12,6 +12,7 @@ import { revokeToken, type TokenSet } from "../oauth/tokenEndpoint.js";
 import type { ProviderService } from "../providers/service.js";
 import { newConnectionId, type ConnectionFilter, type ConnectionRepository, type ConnectionRow } from "../store/connections.js";
 import type { Encryptor } from "../store/encryption.js";
+import type { UnitsOfWork } from "../store/unitOfWork.js";
 import type { Logger } from "../telemetry/logger.js";
 import { connectionInError, connectionNotFound, providerNotFound, refreshRateLimited, tokenUnavailable } from "./errors.js";
 import type { LifecycleHooks } from "./hooks.js";
@@ -49,6 +50,8 @@ export interface ConnectionServiceDeps {
   logger: Logger;
   policy: RefreshPolicy;
   hooks: LifecycleHooks;
+  /** Units of work for what other parts write in a connection change's transaction. */
+  units: UnitsOfWork;
   random: () => number;
 }
 
@@ -93,7 +96,7 @@ export class ConnectionService {
         const keep: ConnectionState = existing.state === "syncing" || existing.state === "ready" ? existing.state : "pending";
         await repo.update(id, { ...fields, state: keep, token_version: existing.token_version + 1 }, trx);
         await repo.appendEvent({ connectionId: id, atMs: now, type: "reauthorized", message: `new grant stored by ${input.source}; was ${existing.state}`, detail: { source: input.source, previousState: existing.state } }, trx);
-        await this.d.hooks.inTransaction("reauthorized", trx, { connectionId: id, previousState: existing.state, nowMs: now });
+        await this.d.hooks.inTransaction("reauthorized", this.d.units.of(trx), { connectionId: id, previousState: existing.state, nowMs: now });
       } else {
         await repo.insert(
           { id, provider_id: input.providerId, entity_id: input.entityId, state: "pending", ...fields, last_refreshed_at: null, last_attempt_at: null, token_version: 1, created_at: now },
@@ -208,7 +211,7 @@ export class ConnectionService {
         this.d.logger.warn({ connectionId: id, providerId: row.provider_id, reason: revocationError }, "revocation failed; deleting anyway");
       }
     }
-    await repo.delete(id, (trx) => this.d.hooks.inTransaction("deleted", trx, { connectionId: id, nowMs: clock.now() }));
+    await repo.delete(id, (trx) => this.d.hooks.inTransaction("deleted", this.d.units.of(trx), { connectionId: id, nowMs: clock.now() }));
     this.d.logger.info({ connectionId: id, providerId: row.provider_id, revoked }, "connection deleted");
     return revocationError ? { revoked, revocationError } : { revoked };
   }

@@ -4,8 +4,7 @@
  * never changes the refresh result (design.md "Permanent failure … the
  * notification is best-effort").
  */
-import type { Transaction } from "kysely";
-import type { Database } from "../store/schema.js";
+import type { UnitOfWork } from "../store/unitOfWork.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { LastError } from "../domain/states.js";
 
@@ -44,8 +43,8 @@ export interface TransactionPayloads {
   deleted: { connectionId: string; nowMs: number };
 }
 
-/** A function run inside the transaction of a connection change. */
-export type TransactionParticipant<K extends keyof TransactionPayloads> = (trx: Transaction<Database>, payload: TransactionPayloads[K]) => Promise<void>;
+/** A function run inside the transaction of a connection change, given what it may write there. */
+export type TransactionParticipant<K extends keyof TransactionPayloads> = (uow: UnitOfWork, payload: TransactionPayloads[K]) => Promise<void>;
 
 /** Name of a lifecycle event. */
 export type LifecycleEventName = keyof LifecycleEventMap;
@@ -62,9 +61,13 @@ export class LifecycleHooks {
     this.participants.set(kind, [...(this.participants.get(kind) ?? []), fn]);
   }
 
-  /** Run the participants of `kind` inside `trx`; an error propagates and rolls the transaction back. */
-  async inTransaction<K extends keyof TransactionPayloads>(kind: K, trx: Transaction<Database>, payload: TransactionPayloads[K]): Promise<void> {
-    for (const fn of this.participants.get(kind) ?? []) await fn(trx, payload);
+  /**
+   * Run the participants of `kind` in the caller's transaction.
+   * @param uow the unit of work of that transaction
+   * @throws whatever a participant throws; the caller's transaction then rolls back
+   */
+  async inTransaction<K extends keyof TransactionPayloads>(kind: K, uow: UnitOfWork, payload: TransactionPayloads[K]): Promise<void> {
+    for (const fn of this.participants.get(kind) ?? []) await fn(uow, payload);
   }
 
   constructor(private readonly logger: Logger) {}

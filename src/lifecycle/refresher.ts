@@ -17,6 +17,7 @@ import type { ProviderForCall, ProviderService } from "../providers/service.js";
 import type { Transaction } from "kysely";
 import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../store/connections.js";
 import type { Database } from "../store/schema.js";
+import type { UnitsOfWork } from "../store/unitOfWork.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
@@ -54,6 +55,8 @@ export interface RefreshEngineDeps {
   logger: Logger;
   policy: RefreshPolicy;
   hooks: LifecycleHooks;
+  /** Units of work for what other parts write in a refresh's transaction (a dead grant's integrations). */
+  units: UnitsOfWork;
   /** Number in [0, 1) for jitter. */
   random: () => number;
   /** Unique per process; the lease owner. */
@@ -286,7 +289,7 @@ export class RefreshEngine {
       ...(t.enteredRecovery ? [{ type: "recovery_entered", class: verdict.class, code: verdict.code, message: `retries exhausted; trying every ${Math.round(policy.recoveryIntervalMs / 1000)} s until it works or turns permanent`, detail: null }] : []),
       ...(t.state === "error" ? [{ type: "invalidated", class: verdict.class, code: verdict.code, message: "grant is dead; the user must reconnect", detail: null }] : []),
     ];
-    const participants = t.state === "error" ? (trx: Transaction<Database>) => hooks.inTransaction("invalidated", trx, { connectionId: row.id, nowMs: now, lastError }) : undefined;
+    const participants = t.state === "error" ? (trx: Transaction<Database>) => hooks.inTransaction("invalidated", this.deps.units.of(trx), { connectionId: row.id, nowMs: now, lastError }) : undefined;
     const result = await this.commit(row, "failed", patch, events, verdict, participants);
     this.log(row, result.outcome, verdict, durationMs, t.nextRefreshAtMs, { phase: t.phase, consecutiveFailures: t.consecutiveFailures });
     if (result.outcome === "failed") {
