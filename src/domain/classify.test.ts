@@ -125,6 +125,90 @@ const overrideTable: Row[] = [
   },
 ];
 
+/** An answer with `WWW-Authenticate` challenges (and a JSON body when `error` is given). */
+const challenged = (status: number, challenges: Array<{ scheme: string; error?: string }>, body?: { error?: string }): RefreshObservation => ({
+  kind: "http",
+  status,
+  json: body !== undefined,
+  challenges,
+  ...(body?.error !== undefined ? { error: body.error } : {}),
+});
+/** A 2xx JSON body with an `error` (GitHub, Slack). */
+const ok200 = (error: string): RefreshObservation => ({ kind: "http", status: 200, json: true, error });
+
+const providerDown = (error: string) => ({ class: "permanent", scope: "provider", reason: error, code: error }) as const;
+
+// Shapes with a WWW-Authenticate challenge, a 2xx error body, or structured provider codes.
+const challengeTable: Row[] = [
+  {
+    name: "401 + Basic challenge error=invalid_client + JSON invalid_client (oidc-provider, RFC 6749 §5.2) → permanent provider",
+    obs: challenged(401, [{ scheme: "basic", error: "invalid_client" }], { error: "invalid_client" }),
+    expected: providerDown("invalid_client"),
+  },
+  {
+    name: "401 + Basic challenge without error, JSON invalid_client → permanent provider",
+    obs: challenged(401, [{ scheme: "basic" }], { error: "invalid_client" }),
+    expected: providerDown("invalid_client"),
+  },
+  {
+    name: "401 + Basic realm challenge, no body → permanent provider invalid_client (client authentication failed)",
+    obs: challenged(401, [{ scheme: "basic" }]),
+    expected: providerDown("invalid_client"),
+  },
+  {
+    name: "401 + Basic challenge error=invalid_client, HTML body → permanent provider (the header is structured)",
+    obs: { kind: "http", status: 401, json: false, challenges: [{ scheme: "basic", error: "invalid_client" }] },
+    expected: providerDown("invalid_client"),
+  },
+  {
+    name: "401 + Bearer challenge error=invalid_grant, no body → permanent grant",
+    obs: challenged(401, [{ scheme: "bearer", error: "invalid_grant" }]),
+    expected: grantDead,
+  },
+  {
+    name: "401 + Bearer challenge without error, no body → transient (not client authentication)",
+    obs: challenged(401, [{ scheme: "bearer" }]),
+    expected: { class: "transient", reason: "non_json_response", code: "http_401" },
+  },
+  {
+    name: "401 + Bearer challenge error=invalid_token → transient unexpected_error (a resource-server code at a token endpoint)",
+    obs: challenged(401, [{ scheme: "bearer", error: "invalid_token" }]),
+    expected: { class: "transient", reason: "unexpected_error", code: "invalid_token" },
+  },
+  {
+    name: "the body's error wins over the challenge's",
+    obs: challenged(401, [{ scheme: "basic", error: "invalid_request" }], { error: "invalid_client" }),
+    expected: providerDown("invalid_client"),
+  },
+  {
+    name: "503 + Basic challenge → transient server_error (5xx is never permanent)",
+    obs: challenged(503, [{ scheme: "basic" }]),
+    expected: { class: "transient", reason: "server_error", code: "http_503" },
+  },
+  {
+    name: "403 + Basic challenge, no error → transient (only 401 means client authentication failed)",
+    obs: challenged(403, [{ scheme: "basic" }]),
+    expected: { class: "transient", reason: "non_json_response", code: "http_403" },
+  },
+  { name: "200 {error: invalid_grant} → permanent grant", obs: ok200("invalid_grant"), expected: grantDead },
+  { name: "200 {error: invalid_client} → permanent provider", obs: ok200("invalid_client"), expected: providerDown("invalid_client") },
+  { name: "200 {error: bad_refresh_token} without an override → transient", obs: ok200("bad_refresh_token"), expected: { class: "transient", reason: "unexpected_error", code: "bad_refresh_token" } },
+];
+
+const aadsts = (error: string, codes: string[], status = 400): RefreshObservation => ({ kind: "http", status, json: true, error, providerCodes: codes });
+const microsoft: ErrorClassOverrides = { AADSTS70008: "permanent", AADSTS50196: "transient", AADSTS7000215: "provider" };
+
+const providerCodeTable: Array<Row & { codeClasses?: ErrorClassOverrides }> = [
+  { name: "invalid_grant + AADSTS70008 listed permanent → permanent grant, code AADSTS70008", obs: aadsts("invalid_grant", ["AADSTS70008"]), codeClasses: microsoft, expected: { class: "permanent", scope: "grant", reason: "provider_code", code: "AADSTS70008" } },
+  { name: "invalid_grant + AADSTS50196 listed transient → transient, although invalid_grant", obs: aadsts("invalid_grant", ["AADSTS50196"]), codeClasses: microsoft, expected: { class: "transient", reason: "provider_code", code: "AADSTS50196" } },
+  { name: "invalid_client + AADSTS7000215 listed provider → permanent provider", obs: aadsts("invalid_client", ["AADSTS7000215"], 401), codeClasses: microsoft, expected: { class: "permanent", scope: "provider", reason: "provider_code", code: "AADSTS7000215" } },
+  { name: "an unlisted code falls back to the error: invalid_grant + AADSTS99999 → permanent grant", obs: aadsts("invalid_grant", ["AADSTS99999"]), codeClasses: microsoft, expected: grantDead },
+  { name: "the first listed code of several decides", obs: aadsts("invalid_grant", ["AADSTS99999", "AADSTS50196", "AADSTS70008"]), codeClasses: microsoft, expected: { class: "transient", reason: "provider_code", code: "AADSTS50196" } },
+  { name: "codes without codeClasses change nothing", obs: aadsts("invalid_grant", ["AADSTS50196"]), expected: grantDead },
+  { name: "a code named like an Object.prototype key is not a class", obs: aadsts("invalid_grant", ["constructor"]), codeClasses: microsoft, expected: grantDead },
+  { name: "a provider code beats an error override", obs: aadsts("invalid_grant", ["AADSTS50196"]), overrides: { invalid_grant: "provider" }, codeClasses: microsoft, expected: { class: "transient", reason: "provider_code", code: "AADSTS50196" } },
+];
+
 describe("classifyRefreshFailure", () => {
   it.each(defaultTable)("$name", ({ obs, overrides, expected }) => {
     expect(classifyRefreshFailure(obs, overrides)).toStrictEqual(expected);
@@ -132,6 +216,14 @@ describe("classifyRefreshFailure", () => {
 
   it.each(overrideTable)("override: $name", ({ obs, overrides, expected }) => {
     expect(classifyRefreshFailure(obs, overrides)).toStrictEqual(expected);
+  });
+
+  it.each(challengeTable)("challenge / 2xx body: $name", ({ obs, overrides, expected }) => {
+    expect(classifyRefreshFailure(obs, overrides)).toStrictEqual(expected);
+  });
+
+  it.each(providerCodeTable)("provider code: $name", ({ obs, overrides, codeClasses, expected }) => {
+    expect(classifyRefreshFailure(obs, overrides, codeClasses)).toStrictEqual(expected);
   });
 });
 

@@ -203,7 +203,7 @@ export class RefreshEngine {
       tokens = await refreshGrant({ provider: provider.definition, clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: startedAt }, refreshToken);
     } catch (e) {
       if (!isTokenEndpointError(e)) throw e;
-      const verdict = classifyRefreshFailure(e.observation, provider.definition.errorClassOverrides);
+      const verdict = classifyRefreshFailure(e.observation, provider.definition.errorClassOverrides, provider.definition.providerErrorCodes?.classes);
       const durationMs = performance.now() - t0;
       metrics.refreshCallDuration(verdict.class, durationMs / 1000);
       return this.fail(row, verdict, e.message, startedAt, durationMs);

@@ -6,7 +6,7 @@
  */
 import * as oauth from "oauth4webapi";
 import { timeout, TimeoutStrategy, TaskCancelledError } from "cockatiel";
-import { parseRetryAfter, type RefreshObservation } from "../domain/classify.js";
+import { parseRetryAfter, type ChallengeObservation, type RefreshObservation } from "../domain/classify.js";
 import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
 import { isLoopbackUrl, type ProviderDefinition } from "../providers/definition.js";
 
@@ -87,15 +87,23 @@ function clientAuth(p: ProviderDefinition, secret: string | undefined): oauth.Cl
 interface Recorded {
   /** The request itself failed (DNS, refused, reset, aborted): no HTTP answer. */
   transportError?: boolean;
+  /** The status as the provider sent it (a 2xx error body keeps its 2xx here). */
   status?: number;
   retryAfter?: string | null;
   contentType?: string | null;
+  /**
+   * The JSON body of an answer with a `WWW-Authenticate` challenge. oauth4webapi stops at the
+   * challenge without reading the body, and the body cannot be read after the call's timeout
+   * policy ends (its abort signal tears the stream down), so it is read here, during the call.
+   */
+  challengeBody?: Record<string, unknown>;
 }
 
 /**
  * A fetch wrapper that records the raw status and applies provider quirks
  * before oauth4webapi parses the answer:
- * - `errorsWithStatus200`: a 200 whose JSON has an `error` is re-labelled 400 (GitHub);
+ * - `errorsWithStatus200`: a 200 whose JSON has an `error` is handed to oauth4webapi as a 400 so it
+ *   parses the error (GitHub, Slack); the recorded status stays 200;
  * - no configured `issuer`: `id_token` is removed from token responses.
  */
 function quirkFetch(ctx: TokenEndpointContext, rec: Recorded): typeof fetch {
@@ -111,6 +119,11 @@ function quirkFetch(ctx: TokenEndpointContext, rec: Recorded): typeof fetch {
     rec.retryAfter = res.headers.get("retry-after");
     rec.contentType = res.headers.get("content-type");
     const isJson = (rec.contentType ?? "").includes("json");
+    if (res.headers.has("www-authenticate") && (res.status < 200 || res.status > 299)) {
+      const text = await res.text().catch(() => "");
+      rec.challengeBody = isJson ? jsonObjectOf(text) : undefined;
+      return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
+    }
     const needsRewrite = isJson && res.status === 200 && (ctx.provider.quirks.errorsWithStatus200 || ctx.provider.issuer === undefined);
     if (!needsRewrite) return res;
     const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
@@ -118,10 +131,7 @@ function quirkFetch(ctx: TokenEndpointContext, rec: Recorded): typeof fetch {
       return new Response("not json", { status: 200, headers: { "content-type": "text/plain" } });
     }
     let status = 200;
-    if (ctx.provider.quirks.errorsWithStatus200 && typeof body.error === "string") {
-      status = 400;
-      rec.status = 400;
-    }
+    if (ctx.provider.quirks.errorsWithStatus200 && typeof body.error === "string") status = 400;
     if (ctx.provider.issuer === undefined) delete body.id_token;
     return new Response(JSON.stringify(body), { status, headers: res.headers });
   };
@@ -136,16 +146,59 @@ function requestOptions(ctx: TokenEndpointContext, rec: Recorded, signal: AbortS
   };
 }
 
-function toObservation(e: unknown, rec: Recorded, nowMs: number): { obs: RefreshObservation; message: string } {
-  const retryAfterMs = parseRetryAfter(rec.retryAfter, nowMs);
+/** Structured provider codes of an error body (`providerErrorCodes`: Microsoft `error_codes: [70008]` → `AADSTS70008`). */
+function providerCodesOf(body: unknown, provider: ProviderDefinition): string[] | undefined {
+  const spec = provider.providerErrorCodes;
+  if (spec === undefined || typeof body !== "object" || body === null) return undefined;
+  const raw = (body as Record<string, unknown>)[spec.field];
+  const values = (Array.isArray(raw) ? raw : [raw]).filter((v): v is string | number => (typeof v === "string" && v !== "") || (typeof v === "number" && Number.isFinite(v)));
+  // Bounded: a body is the provider's to fill, the verdict's code is ours to keep small.
+  const codes = values.slice(0, 10).map((v) => `${spec.prefix ?? ""}${v}`.slice(0, 64));
+  return codes.length > 0 ? codes : undefined;
+}
+
+/** The challenges oauth4webapi parsed from `WWW-Authenticate`, with their `error` parameter only. */
+function challengesOf(e: oauth.WWWAuthenticateChallengeError): ChallengeObservation[] {
+  return e.cause.map((c) => ({ scheme: c.scheme.toLowerCase(), ...(typeof c.parameters.error === "string" && c.parameters.error !== "" ? { error: c.parameters.error } : {}) }));
+}
+
+/** A JSON object parsed from text, or undefined. */
+function jsonObjectOf(text: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(text) as unknown;
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(status: number, error: string | undefined, codes: string[] | undefined, json: boolean): string {
+  return `token endpoint answered ${status}${error ? ` ${error}` : ""}${codes ? ` (${codes.join(", ")})` : ""}${json || error ? "" : " (not JSON)"}`;
+}
+
+async function toObservation(e: unknown, rec: Recorded, ctx: TokenEndpointContext): Promise<{ obs: RefreshObservation; message: string }> {
+  const retryAfterMs = parseRetryAfter(rec.retryAfter, ctx.nowMs);
   const retry = retryAfterMs !== undefined ? { retryAfterMs } : {};
   if (e instanceof TaskCancelledError) return { obs: { kind: "timeout" }, message: "token endpoint did not answer in time" };
+  if (e instanceof oauth.WWWAuthenticateChallengeError) {
+    const challenges = challengesOf(e);
+    const body = rec.challengeBody;
+    const error = typeof body?.error === "string" && body.error !== "" ? body.error : undefined;
+    const codes = providerCodesOf(body, ctx.provider);
+    const status = rec.status ?? e.status;
+    return {
+      obs: { kind: "http", status, json: body !== undefined, challenges, ...(error ? { error } : {}), ...(codes ? { providerCodes: codes } : {}), ...retry },
+      message: describe(status, error ?? challenges.find((c) => c.error)?.error, codes, body !== undefined),
+    };
+  }
   if (e instanceof oauth.ResponseBodyError) {
-    return { obs: { kind: "http", status: e.status, error: e.error, json: true, ...retry }, message: `token endpoint answered ${e.status} ${e.error}` };
+    const codes = providerCodesOf(e.cause, ctx.provider);
+    const status = rec.status ?? e.status;
+    return { obs: { kind: "http", status, error: e.error, json: true, ...(codes ? { providerCodes: codes } : {}), ...retry }, message: describe(status, e.error, codes, true) };
   }
   if (rec.status !== undefined && (rec.status < 200 || rec.status > 299)) {
     const json = (rec.contentType ?? "").includes("json");
-    return { obs: { kind: "http", status: rec.status, json, ...retry }, message: `token endpoint answered ${rec.status}${json ? "" : " (not JSON)"}` };
+    return { obs: { kind: "http", status: rec.status, json, ...retry }, message: describe(rec.status, undefined, undefined, json) };
   }
   if (rec.status !== undefined) return { obs: { kind: "invalid_response" }, message: "token endpoint answered 2xx without a usable token response" };
   const name = (e as { name?: string })?.name;
@@ -165,7 +218,7 @@ async function call(
   try {
     res = await policy.execute(({ signal }) => run(requestOptions(ctx, rec, signal)));
   } catch (e) {
-    const { obs, message } = toObservation(e, rec, ctx.nowMs);
+    const { obs, message } = await toObservation(e, rec, ctx);
     throw new TokenEndpointError(obs, message);
   }
   if (typeof res.access_token !== "string" || res.access_token === "") {
@@ -235,7 +288,7 @@ export async function revokeToken(ctx: TokenEndpointContext, token: string, hint
     });
     return true;
   } catch (e) {
-    const { obs, message } = toObservation(e, rec, ctx.nowMs);
+    const { obs, message } = await toObservation(e, rec, ctx);
     throw new TokenEndpointError(obs, message);
   }
 }

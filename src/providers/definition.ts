@@ -56,6 +56,26 @@ export const quirksSchema = z
 /** Per-provider classification overrides keyed by RFC 6749 §5.2 `error` code. */
 export const errorClassOverridesSchema = z.record(z.string().min(1), z.enum(["permanent", "provider", "transient"]));
 
+/**
+ * Where a provider's error bodies carry structured error codes, and what they
+ * mean: Microsoft Entra answers `{"error":"invalid_grant","error_codes":[70008],…}`
+ * — `{field: "error_codes", prefix: "AADSTS", classes: {"AADSTS70008": "permanent"}}`.
+ * The classifier reads the codes, never `error_description`'s text.
+ */
+export const providerErrorCodesSchema = z
+  .object({
+    /** Top-level JSON field of the error body holding a code or an array of codes. */
+    field: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/),
+    /** Prepended to each code (Microsoft documents its codes as `AADSTS<n>`). */
+    prefix: z.string().max(16).optional(),
+    /** Code (with prefix) → class; codes not listed fall back to the `error` field's rules. */
+    classes: errorClassOverridesSchema,
+  })
+  .strict();
+
+/** Parsed {@link providerErrorCodesSchema}. */
+export type ProviderErrorCodes = z.infer<typeof providerErrorCodesSchema>;
+
 const providerId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "lowercase letters, digits, '-' and '_', at most 64 characters");
 
 /**
@@ -82,6 +102,7 @@ export const providerInputSchema = z
     refreshMarginSeconds: z.number().int().min(0).max(86_400).optional(),
     quirks: quirksSchema.optional(),
     errorClassOverrides: errorClassOverridesSchema.optional(),
+    providerErrorCodes: providerErrorCodesSchema.optional(),
   })
   .strict();
 
@@ -107,6 +128,7 @@ export const providerDefinitionSchema = z
     refreshMarginSeconds: z.number().int().min(0).optional(),
     quirks: quirksSchema,
     errorClassOverrides: errorClassOverridesSchema,
+    providerErrorCodes: providerErrorCodesSchema.optional(),
   })
   .strict();
 
