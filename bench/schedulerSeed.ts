@@ -65,6 +65,7 @@ async function main(): Promise<void> {
         token_version: 1,
         lease_owner: null,
         lease_until: null,
+        api_auth_rejections: 0,
         created_at: now,
         updated_at: now,
       });

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
 import { IntegrationService, type IntegrationPolicy } from "./integrations/service.js";
+import { ApiClient, resolveApiClientOptions, type ApiClientOptions } from "./lifecycle/api/authorizedFetch.js";
 import { AuthorizationService } from "./lifecycle/authorization.js";
 import { preflight, type PreflightResult } from "./lifecycle/preflight.js";
 import { IngressService } from "./jobs/ingress.js";
@@ -58,6 +59,12 @@ export interface GrantkeeperOptions {
   breaker?: Partial<BreakerPolicy>;
   /** Alert episodes and sinks. @defaultValue one log sink for operators */
   alerts?: { sinks?: SinkConfig[]; policy?: Partial<EpisodePolicy>; maxPerMinutePerSink?: number };
+  /**
+   * Provider API calls (the proxy and `ctx.fetch`): timeout, rejections that
+   * make a connection `degraded`, connections per provider origin, an undici
+   * dispatcher to send through. @defaultValue `{ timeoutMs: 30 000, authFailuresToDegrade: 3, connectionsPerOrigin: 64 }`
+   */
+  proxy?: Partial<ApiClientOptions>;
   /** Origin users' browsers reach. @defaultValue "http://127.0.0.1:7420" */
   publicUrl?: string;
   /** Extra origins allowed for `returnTo`. */
@@ -87,6 +94,8 @@ export interface Grantkeeper {
   alerts: AlertService;
   /** Webhook ingress (`POST /v1/webhooks/{id}` calls it). */
   ingress: IngressService;
+  /** Provider API calls with connections' tokens: the proxy and `ctx.fetch` use its `authorizedFetch`. */
+  api: ApiClient;
   worker: JobWorker;
   /**
    * Run the jobs of integrations named `name` in this process.
@@ -138,6 +147,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const logger = options.logger ?? silentLogger();
   const random = options.random ?? Math.random;
   const policy = resolveRefreshPolicy(options.refresh);
+  const apiOptions = resolveApiClientOptions(options.proxy);
   const key = toKey(options.encryptionKey);
   const encryptor = new Encryptor(key, (options.retiredEncryptionKeys ?? []).map(toKey));
   const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db");
@@ -163,6 +173,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random });
+  const api = new ApiClient({ connections, repo, providers, clock, logger, hooks, telemetry, options: apiOptions });
   const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
   const integrations = new IntegrationService({
     repo: integrationRepo,
@@ -182,7 +193,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     units,
     integrations: integrationRepo,
     connections,
-    providers,
+    api,
     encryptor,
     clock,
     fetch: fetchImpl,
@@ -259,6 +270,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     jobs,
     alerts,
     ingress,
+    api,
     worker,
     handle(name, handler) {
       handlers.set(name, handler);
@@ -287,6 +299,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     },
     async close() {
       await Promise.all([scheduler.stop(), worker.stop()]);
+      await api.close();
       await store.close();
     },
   };

@@ -40,6 +40,7 @@ export async function openRuntime(opts: { migrate?: boolean; logLevel?: string; 
     publicUrl: config.publicUrl,
     allowedReturnOrigins: config.allowedReturnOrigins,
     stateTtlMs: config.connect.stateTtlMs,
+    proxy: config.proxy,
     logger,
     migrate: opts.migrate ?? true,
     ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),

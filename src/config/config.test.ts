@@ -50,6 +50,15 @@ describe("loadConfig", () => {
     });
   });
 
+  it("reads the proxy keys (seconds in the file) with their defaults", () => {
+    expect(loadConfig({}).proxy).toEqual({ timeoutMs: 30_000, authFailuresToDegrade: 3, connectionsPerOrigin: 64 });
+    const cfg = loadConfig({ GRANTKEEPER_CONFIG: configFile("proxy:\n  timeoutSeconds: 2.5\n  authFailuresToDegrade: 5\n") });
+    expect(cfg.proxy).toEqual({ timeoutMs: 2_500, authFailuresToDegrade: 5, connectionsPerOrigin: 64 });
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("proxy:\n  timeoutSeconds: 0\n") }, /proxy\.timeoutSeconds/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("proxy:\n  authFailuresToDegrade: 0\n") }, /proxy\.authFailuresToDegrade/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("proxy:\n  timeout: 5\n") }, /proxy/);
+  });
+
   it("reads seconds from a YAML file and converts them to milliseconds", () => {
     const path = configFile("refresh:\n  marginSeconds: 60\n");
     const cfg = loadConfig({ GRANTKEEPER_CONFIG: path });

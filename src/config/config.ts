@@ -76,6 +76,14 @@ export const configFileSchema = z
       .strict()
       .prefault({}),
     connect: z.object({ stateTtlSeconds: z.number().int().min(30).default(600) }).strict().prefault({}),
+    proxy: z
+      .object({
+        timeoutSeconds: z.number().finite().positive().default(30),
+        authFailuresToDegrade: z.number().int().min(1).default(3),
+        connectionsPerOrigin: z.number().int().min(1).max(4096).default(64),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -97,6 +105,8 @@ export interface GrantkeeperConfig {
   refresh: RefreshPolicy;
   scheduler: { batchSize: number; concurrency: number; maxSleepMs: number };
   connect: { stateTtlMs: number };
+  /** Provider API calls (the proxy and `ctx.fetch`). */
+  proxy: { timeoutMs: number; authFailuresToDegrade: number; connectionsPerOrigin: number };
   /** The rest of the file, kept for the parts that read it (integrations, jobs, alerts). */
   file: ConfigFile;
   /** Path of the config file read, if any. */
@@ -183,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GrantkeeperCon
     refresh: refreshPolicyFromFile(file.refresh),
     scheduler: { batchSize: file.scheduler.batchSize, concurrency: file.scheduler.concurrency, maxSleepMs: Math.round(file.scheduler.maxSleepSeconds * 1000) },
     connect: { stateTtlMs: file.connect.stateTtlSeconds * 1000 },
+    proxy: { timeoutMs: Math.round(file.proxy.timeoutSeconds * 1000), authFailuresToDegrade: file.proxy.authFailuresToDegrade, connectionsPerOrigin: file.proxy.connectionsPerOrigin },
     file,
     configPath,
   };

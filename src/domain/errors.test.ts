@@ -11,6 +11,7 @@ import {
   isGrantkeeperError,
   isInvalidInputError,
   isMalformedRequestError,
+  isMethodNotAllowedError,
   isMisconfiguredError,
   isNotFoundError,
   isRateLimitedError,
@@ -35,6 +36,7 @@ const GUARDS: Record<ErrorKind, (e: unknown) => boolean> = {
   upstream_failed: isUpstreamFailedError,
   upstream_timeout: isUpstreamTimeoutError,
   misconfigured: isMisconfiguredError,
+  method_not_allowed: isMethodNotAllowedError,
 };
 
 describe("ErrorCode and ERROR_DEFINITIONS", () => {

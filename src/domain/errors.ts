@@ -23,7 +23,8 @@
  * - `unavailable`: temporarily impossible (`retryAfterMs`), nothing is wrong with the request;
  * - `upstream_failed`: a provider or consumer answered with a failure;
  * - `upstream_timeout`: a provider or consumer did not answer in time;
- * - `misconfigured`: grantkeeper's own configuration is wrong (an operator must fix it).
+ * - `misconfigured`: grantkeeper's own configuration is wrong (an operator must fix it);
+ * - `method_not_allowed`: the method is not accepted there (`details.allow` lists the ones that are).
  */
 export const ERROR_KINDS = [
   "not_found",
@@ -38,6 +39,7 @@ export const ERROR_KINDS = [
   "upstream_failed",
   "upstream_timeout",
   "misconfigured",
+  "method_not_allowed",
 ] as const;
 
 /** One of {@link ERROR_KINDS}. */
@@ -74,6 +76,11 @@ export const ErrorCode = {
   invalidEncryptionKey: "invalid_encryption_key",
   decryptionFailed: "decryption_failed",
   tokenEndpointError: "token_endpoint_error",
+  invalidProxyPath: "invalid_proxy_path",
+  noApiBaseUrl: "no_api_base_url",
+  methodNotAllowed: "method_not_allowed",
+  upstreamTimeout: "upstream_timeout",
+  upstreamUnreachable: "upstream_unreachable",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -110,6 +117,11 @@ export const ERROR_DEFINITIONS: Readonly<Record<ErrorCodeValue, { kind: ErrorKin
   invalid_encryption_key: { kind: "misconfigured", title: "Invalid encryption key" },
   decryption_failed: { kind: "misconfigured", title: "A stored secret cannot be decrypted" },
   token_endpoint_error: { kind: "upstream_failed", title: "The token endpoint call failed" },
+  invalid_proxy_path: { kind: "malformed_request", title: "Invalid proxy path" },
+  no_api_base_url: { kind: "invalid_input", title: "Provider has no API base URL" },
+  method_not_allowed: { kind: "method_not_allowed", title: "Method not allowed" },
+  upstream_timeout: { kind: "upstream_timeout", title: "The provider's API did not answer in time" },
+  upstream_unreachable: { kind: "upstream_failed", title: "The provider's API is unreachable" },
 });
 
 /** A field-level problem of an input (`path` is dotted, `(root)` for the whole value). */
@@ -209,6 +221,8 @@ export const isUpstreamFailedError = kindGuard("upstream_failed");
 export const isUpstreamTimeoutError = kindGuard("upstream_timeout");
 /** grantkeeper's configuration is wrong. */
 export const isMisconfiguredError = kindGuard("misconfigured");
+/** The method is not accepted there; `details.allow` lists the ones that are. */
+export const isMethodNotAllowedError = kindGuard("method_not_allowed");
 
 /**
  * Field issues from a schema validator's issue list (zod's `error.issues` shape:

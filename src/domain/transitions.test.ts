@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Classification } from "./classify.js";
 import { defaultRefreshPolicy, resolveRefreshPolicy, type RefreshPolicy } from "./policy.js";
 import { CONNECTION_STATES, HOST_REPORTED_STATES, type ConnectionState } from "./states.js";
-import { afterRefreshFailure, afterRefreshSuccess, applyHostReport, backoffDelayMs, nextRefreshAfterSuccess } from "./transitions.js";
+import { afterApiAuthAccepted, afterApiAuthRejected, afterRefreshFailure, afterRefreshSuccess, API_AUTH_REJECTED, applyHostReport, backoffDelayMs, nextRefreshAfterSuccess } from "./transitions.js";
 
 const policy: RefreshPolicy = resolveRefreshPolicy();
 const NOW = Date.UTC(2026, 0, 1);
@@ -253,5 +253,44 @@ describe("Retry-After cap", () => {
     expect(afterRefreshFailure({ consecutiveFailures: 0 }, huge, now, policy, 0.5).nextRefreshAtMs).toBe(now + policy.keepAliveMs);
     const justUnder: Classification = { ...huge, retryAfterMs: policy.keepAliveMs - 1 };
     expect(afterRefreshFailure({ consecutiveFailures: 0 }, justUnder, now, policy, 0.5).nextRefreshAtMs).toBe(now + policy.keepAliveMs - 1);
+  });
+});
+
+describe("afterApiAuthRejected", () => {
+  const three = { authFailuresToDegrade: 3 };
+  it.each<[ConnectionState, number, ConnectionState, boolean]>([
+    ["ready", 1, "ready", false],
+    ["ready", 2, "ready", false],
+    ["ready", 3, "degraded", true],
+    ["ready", 4, "degraded", true],
+    ["pending", 2, "pending", false],
+    ["pending", 3, "degraded", true],
+    ["syncing", 3, "degraded", true],
+    ["degraded", 3, "degraded", false],
+    ["degraded", 9, "degraded", false],
+    ["error", 3, "error", false],
+  ])("%s with %i rejections in a row → %s (degrade now: %s)", (state, apiAuthRejections, next, degrade) => {
+    expect(afterApiAuthRejected({ state, apiAuthRejections }, three)).toEqual({ state: next, degrade });
+  });
+
+  it("never answers error, whatever the count", () => {
+    for (const state of CONNECTION_STATES) for (const n of [1, 3, 1000]) expect(afterApiAuthRejected({ state, apiAuthRejections: n }, three).state === "error").toBe(state === "error");
+  });
+
+  it("degrades on the first rejection when the threshold is 1", () => {
+    expect(afterApiAuthRejected({ state: "ready", apiAuthRejections: 1 }, { authFailuresToDegrade: 1 })).toEqual({ state: "degraded", degrade: true });
+  });
+});
+
+describe("afterApiAuthAccepted", () => {
+  it.each<[ConnectionState, string | undefined, ConnectionState, boolean]>([
+    ["degraded", API_AUTH_REJECTED, "ready", true],
+    ["degraded", "http_503", "degraded", false],
+    ["degraded", undefined, "degraded", false],
+    ["ready", undefined, "ready", false],
+    ["syncing", API_AUTH_REJECTED, "syncing", false],
+    ["error", API_AUTH_REJECTED, "error", false],
+  ])("%s with lastError %s → %s (recovered: %s)", (state, lastErrorCode, next, recovered) => {
+    expect(afterApiAuthAccepted({ state, lastErrorCode })).toEqual({ state: next, recovered });
   });
 });

@@ -135,3 +135,44 @@ export function applyHostReport(
   if (current === "degraded") return { ok: false, code: "connection_degraded" };
   return { ok: true, state: reported };
 }
+
+/** `lastError.code` and event type of a connection the provider's API keeps rejecting. */
+export const API_AUTH_REJECTED = "api_auth_rejected";
+
+/** Result of {@link afterApiAuthRejected}. */
+export interface ApiAuthRejectedTransition {
+  state: ConnectionState;
+  /** True when this rejection is the one that makes the connection `degraded` (write it, tell once). */
+  degrade: boolean;
+}
+
+/**
+ * Transition after the provider's API rejected a token that was just
+ * refreshed (the retry's answer was a 401 or an `apiAuthFailure` match too).
+ * The `authFailuresToDegrade`-th rejection in a row makes a working
+ * connection `degraded` — never `error`: an API's rejection does not prove
+ * the grant dead (a revoked scope, a suspended workspace, a provider bug),
+ * and only the token endpoint's `invalid_grant` may say that. An `error` or
+ * already `degraded` connection is left as it is.
+ * @param subject `apiAuthRejections` counts this rejection
+ * @param policy `authFailuresToDegrade` ≥ 1 (default 3)
+ */
+export function afterApiAuthRejected(
+  subject: { state: ConnectionState; apiAuthRejections: number },
+  policy: { authFailuresToDegrade: number },
+): ApiAuthRejectedTransition {
+  const working = subject.state === "pending" || subject.state === "syncing" || subject.state === "ready";
+  if (working && subject.apiAuthRejections >= policy.authFailuresToDegrade) return { state: "degraded", degrade: true };
+  return { state: subject.state, degrade: false };
+}
+
+/**
+ * Transition after the provider's API accepted a token: the rejection count
+ * goes back to 0, and a connection `degraded` *because of* API rejections
+ * (its `lastError.code` is {@link API_AUTH_REJECTED}) is `ready` again. A
+ * connection degraded by a failed refresh waits for a successful refresh.
+ */
+export function afterApiAuthAccepted(subject: { state: ConnectionState; lastErrorCode: string | undefined }): { state: ConnectionState; recovered: boolean } {
+  if (subject.state === "degraded" && subject.lastErrorCode === API_AUTH_REJECTED) return { state: "ready", recovered: true };
+  return { state: subject.state, recovered: false };
+}

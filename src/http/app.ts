@@ -83,15 +83,14 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
 
   app.notFound((c) => new ProblemError(404, "not_found", "Not found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`).toResponse());
 
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: options.maxBodyBytes ?? 1_048_576,
-      onError: () => {
-        throw tooLarge(options);
-      },
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: options.maxBodyBytes ?? 1_048_576,
+    onError: () => {
+      throw tooLarge(options);
+    },
+  });
+  // The proxy streams bodies through and never holds one whole; every other route reads its body into memory.
+  app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/proxy/") ? next() : limitBody(c, next)));
   // Deny by default: from here on, only publicRoute handlers answer without a key.
   app.use("*", apiKeyGate(apiKeys));
 

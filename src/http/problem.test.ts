@@ -37,6 +37,12 @@ describe("problemOf", () => {
     expect(p.headers["retry-after"]).toBe(header);
   });
 
+  it("sends Allow on a 405 (RFC 9110 §15.5.6)", () => {
+    const p = problemOf(new GrantkeeperError(ErrorCode.methodNotAllowed, "TRACE is not proxied", { details: { allow: "GET, HEAD" } }));
+    expect(p.status).toBe(405);
+    expect(p.headers.allow).toBe("GET, HEAD");
+  });
+
   it("has no Retry-After without retryAfterMs", () => {
     expect(problemOf(new GrantkeeperError(ErrorCode.jobNotFound, "x")).headers).toEqual({});
   });

@@ -89,16 +89,20 @@ export const STATUS_BY_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze
   upstream_failed: 502,
   upstream_timeout: 504,
   misconfigured: 500,
+  method_not_allowed: 405,
 });
 
 /**
  * The RFC 9457 problem of a core {@link GrantkeeperError}: status from its
- * kind, `Retry-After` (whole seconds, at least 1) from `retryAfterMs`, its
+ * kind, `Retry-After` (whole seconds, at least 1) from `retryAfterMs`, `Allow`
+ * from a 405's `details.allow`, its
  * details as extension members and its field issues as `errors`.
  */
 export function problemOf(e: GrantkeeperError): ProblemError {
   const headers: Record<string, string> = {};
   if (e.retryAfterMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(e.retryAfterMs / 1000)));
+  // RFC 9110 §15.5.6: a 405 MUST carry Allow.
+  if (e.kind === "method_not_allowed" && typeof e.details.allow === "string") headers.allow = e.details.allow;
   const members = Object.fromEntries(Object.entries(e.details).filter(([, v]) => v !== undefined));
   return new ProblemError(STATUS_BY_KIND[e.kind], e.code, e.title, e.message, {
     headers,

@@ -1,14 +1,16 @@
 /**
  * What a library job handler receives: the job, and a context that hands out
- * fresh tokens and calls the provider's API with them — refreshing once
- * (single-flight) and retrying once on a 401 (design.md "API 401").
+ * fresh tokens and calls the provider's API with them through the same
+ * `authorizedFetch` as the proxy — confined under `apiBaseUrl`, refreshing
+ * once (single-flight) and retrying once on a 401 or an `apiAuthFailure`
+ * match (design.md "API 401").
  */
-import { SpanStatusCode } from "@opentelemetry/api";
+import type { ApiClient } from "../lifecycle/api/authorizedFetch.js";
+import { toWebResponse } from "../lifecycle/api/authorizedFetch.js";
+import { discard } from "../lifecycle/api/bodies.js";
+import { apiMethod } from "../lifecycle/api/target.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
-import type { ProviderService } from "../providers/service.js";
 import type { ClaimedJob } from "../store/jobs.js";
-import type { Telemetry } from "../telemetry/telemetry.js";
-import { inSpan, SpanNames } from "../telemetry/tracing.js";
 import { AuthError } from "./errors.js";
 
 /** A job as a handler sees it. */
@@ -32,9 +34,16 @@ export interface JobContext {
   /** A fresh access token for a connection. @throws the lifecycle's 409/503 problems */
   token(connectionId: string): Promise<string>;
   /**
-   * Call the provider's API (`apiBaseUrl` + `path`) with a fresh bearer token.
-   * On a 401 the connection is refreshed (single-flight) and the call retried
-   * once; a second 401 throws {@link AuthError}.
+   * Call the provider's API (`apiBaseUrl` + `path`, `path` may carry a
+   * `?query`) with a fresh bearer token. On a 401 (or the provider's
+   * `apiAuthFailure`) the connection is refreshed (single-flight) and the call
+   * retried once; a second one throws {@link AuthError}. Like the proxy: the
+   * path must stay under `apiBaseUrl`'s path; GET, HEAD, POST, PUT, PATCH,
+   * DELETE and OPTIONS only; redirects are returned, not followed; bodies are
+   * neither decompressed nor buffered (one over 64 KiB is streamed and not
+   * retried: its 401 throws AuthError after the refresh, and the job runs again).
+   * @throws {@link AuthError}; GrantkeeperError `invalid_proxy_path`, `method_not_allowed`, `no_api_base_url`,
+   *   `connection_error`, `token_unavailable`, `upstream_timeout`, `upstream_unreachable`
    */
   fetch(connectionId: string, path: string, init?: RequestInit): Promise<Response>;
   /** The connections this job's integration depends on. */
@@ -61,51 +70,34 @@ export function jobOf(row: ClaimedJob): Job {
 
 /** The services a handler context uses: given to it, never the whole Grantkeeper object (no import cycle). */
 export interface JobContextServices {
-  connections: Pick<ConnectionService, "ensureFresh" | "get" | "refresh">;
-  providers: Pick<ProviderService, "get">;
+  connections: Pick<ConnectionService, "ensureFresh">;
+  api: Pick<ApiClient, "authorizedFetch">;
 }
 
-/**
- * Build a handler context over the lifecycle's services.
- * @param telemetry when given, each `fetch` runs in a `grantkeeper.api.call` span and every 401 counts in `grantkeeper_api_unauthorized_total`
- */
-export function contextOf(gk: JobContextServices, fetchImpl: typeof fetch, connectionIds: string[], telemetry?: Telemetry): JobContext {
-  const token = async (connectionId: string) => (await gk.connections.ensureFresh(connectionId)).accessToken;
+/** Build a handler context over the lifecycle's services. */
+export function contextOf(gk: JobContextServices, connectionIds: string[]): JobContext {
   return {
     connectionIds,
-    token,
+    token: async (connectionId) => (await gk.connections.ensureFresh(connectionId)).accessToken,
     async fetch(connectionId, path, init = {}) {
-      const conn = await gk.connections.get(connectionId);
-      const provider = await gk.providers.get(conn.providerId);
-      if (!provider?.apiBaseUrl) throw new Error(`provider ${conn.providerId} has no apiBaseUrl`);
-      const url = new URL(path.replace(/^\//, ""), provider.apiBaseUrl.endsWith("/") ? provider.apiBaseUrl : `${provider.apiBaseUrl}/`);
-      const call = async (t: string) => {
-        const headers = new Headers(init.headers);
-        headers.set("authorization", `Bearer ${t}`);
-        const res = await fetchImpl(url, { ...init, headers });
-        if (res.status === 401) telemetry?.metrics.apiUnauthorized(conn.providerId);
-        return res;
-      };
-      const run = async () => {
-        const first = await call(await token(connectionId));
-        if (first.status !== 401) return first;
-        await first.body?.cancel().catch(() => undefined);
-        await gk.connections.refresh(connectionId).catch(() => undefined);
-        const second = await call(await token(connectionId));
-        if (second.status !== 401) return second;
-        await second.body?.cancel().catch(() => undefined);
-        throw new AuthError(`the provider rejected a fresh token for ${connectionId}`, connectionId);
-      };
-      if (!telemetry) return run();
-      // No URL or path attribute: paths may carry record ids or personal data.
-      const attributes = { "grantkeeper.provider.id": conn.providerId, "grantkeeper.connection.id": connectionId, "http.request.method": (init.method ?? "GET").toUpperCase(), "server.address": url.hostname };
-      return inSpan(telemetry.tracer, SpanNames.apiCall, attributes, async (span) => {
-        const res = await run();
-        span.setAttribute("http.response.status_code", res.status);
-        // A provider's 5xx is a fault; its 4xx answers are the handler's to judge.
-        if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `provider API answered ${res.status}` });
-        return res;
+      // Refused before a Request is built: it would throw a TypeError of its own for TRACE or CONNECT.
+      const method = apiMethod(init.method ?? "GET");
+      // A Request normalizes every body type fetch accepts (string, form data, blob, stream) and sets its content type.
+      const request = new Request("http://grantkeeper.invalid/", { method, ...(init.headers ? { headers: init.headers } : {}), ...(init.body != null ? { body: init.body, duplex: "half" } : {}) } as RequestInit);
+      const answer = await gk.api.authorizedFetch({
+        connectionId,
+        method,
+        path,
+        headers: request.headers,
+        body: request.body,
+        ...(init.signal ? { signal: init.signal } : {}),
+        caller: "handler",
       });
+      if (answer.auth === "rejected") {
+        if (answer.body) discard(answer.body);
+        throw new AuthError(`the provider rejected a fresh token for ${connectionId}`, connectionId);
+      }
+      return toWebResponse(answer);
     },
   };
 }

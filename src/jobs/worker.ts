@@ -26,7 +26,7 @@ import { deliverTraced } from "./delivery.js";
 import { isAuthError, isUserError } from "./errors.js";
 import { ErrorCode, isGrantkeeperError } from "../domain/errors.js";
 import { TargetBreakers } from "./targetBreakers.js";
-import type { ProviderService } from "../providers/service.js";
+import type { ApiClient } from "../lifecycle/api/authorizedFetch.js";
 
 /** Worker tuning (config `jobs`, in milliseconds). */
 export interface WorkerOptions {
@@ -62,8 +62,8 @@ export interface WorkerDeps {
   integrations: IntegrationRepository;
   /** Fresh tokens and forced refreshes (auth failures, handler contexts). */
   connections: ConnectionService;
-  /** Provider definitions (a handler context's `fetch` resolves `apiBaseUrl`). */
-  providers: ProviderService;
+  /** Provider API calls of a handler context's `fetch` (the same `authorizedFetch` as the proxy). */
+  api: Pick<ApiClient, "authorizedFetch">;
   encryptor: Encryptor;
   clock: Clock;
   fetch: typeof fetch;
@@ -289,7 +289,7 @@ export class JobWorker {
     if (!handler) return { kind: "faulted", code: "no_handler", message: `no handler registered for ${integration.name}` };
     const connectionIds = batch.connectionIds.get(integration.id) ?? [];
     try {
-      await handler(jobOf(job), contextOf(this.d, this.d.fetch, connectionIds, this.d.telemetry));
+      await handler(jobOf(job), contextOf(this.d, connectionIds));
       return { kind: "succeeded" };
     } catch (e) {
       thrown.error = e;

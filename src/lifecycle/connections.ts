@@ -88,6 +88,8 @@ export class ConnectionService {
         next_refresh_at: expiresAt !== null && t.refreshToken !== undefined && expiresAt - policy.marginMs <= now ? now : next,
         consecutive_failures: 0,
         last_error: null,
+        // A new grant starts with a clean slate at the provider's API too.
+        api_auth_rejections: 0,
         lease_owner: null,
         lease_until: null,
         updated_at: now,

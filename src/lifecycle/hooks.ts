@@ -14,6 +14,8 @@ export interface LifecycleEventMap {
   "connection.refreshed": { connectionId: string; providerId: string; entityId: string; /** Consecutive failures this success ended (0 on a routine refresh). */ previousFailures: number };
   /** A transient failure left the connection `degraded`. */
   "connection.degraded": { connectionId: string; providerId: string; entityId: string; lastError: LastError; consecutiveFailures: number; enteredRecovery: boolean };
+  /** The provider's API rejected freshly refreshed tokens `apiAuthRejections` times in a row: the connection is now `degraded` (still usable). */
+  "connection.apiAuthRejected": { connectionId: string; providerId: string; entityId: string; apiAuthRejections: number; lastError: LastError };
   /** A permanent failure: the grant is dead (state `error`). */
   "connection.invalidated": { connectionId: string; providerId: string; entityId: string; lastError: LastError };
   /** A provider-level permanent failure (`invalid_client` …): the client configuration is wrong. */

@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ErrorCode, fieldIssuesOf, GrantkeeperError, invalidInput } from "../domain/errors.js";
-import { errorClassOverridesSchema, providerDefinitionSchema, providerErrorCodesSchema, quirksSchema, TOKEN_ENDPOINT_AUTH_METHODS, type ProviderDefinition, type ProviderInput } from "./definition.js";
+import { apiAuthFailureSchema, errorClassOverridesSchema, providerDefinitionSchema, providerErrorCodesSchema, quirksSchema, TOKEN_ENDPOINT_AUTH_METHODS, type ProviderDefinition, type ProviderInput } from "./definition.js";
 
 /** One catalogue entry. URLs may hold `{placeholders}` listed in `placeholders`. */
 export const providerTemplateSchema = z
@@ -27,6 +27,7 @@ export const providerTemplateSchema = z
     quirks: quirksSchema,
     errorClassOverrides: errorClassOverridesSchema.optional(),
     providerErrorCodes: providerErrorCodesSchema.optional(),
+    apiAuthFailure: apiAuthFailureSchema.optional(),
     placeholders: z.array(z.string()).optional(),
     notes: z.string(),
     docs: z.string().url(),
@@ -106,6 +107,7 @@ export function resolveProviderInput(id: string, input: ProviderInput): Provider
       quirks: t.quirks,
       errorClassOverrides: t.errorClassOverrides ?? {},
       providerErrorCodes: t.providerErrorCodes,
+      apiAuthFailure: t.apiAuthFailure,
     };
   }
   const { clientSecret: _secret, templateParams: _params, ...rest } = input;

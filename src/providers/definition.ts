@@ -4,6 +4,7 @@
  * catalogue template ({@link ./catalogue.ts}).
  */
 import { z } from "zod";
+import { MAX_JSON_PATH_DEPTH } from "../domain/apiAuthFailure.js";
 
 /** RFC 6749 §2.3 client authentication methods grantkeeper supports at the token endpoint. */
 export const TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"] as const;
@@ -76,6 +77,42 @@ export const providerErrorCodesSchema = z
 /** Parsed {@link providerErrorCodesSchema}. */
 export type ProviderErrorCodes = z.infer<typeof providerErrorCodesSchema>;
 
+const jsonPathSegment = "[A-Za-z0-9_$-]{1,64}";
+
+/**
+ * How the provider's API says "this token is no good" beyond a `401`
+ * (api-contract.md v1.1; see {@link ../domain/apiAuthFailure.ts} for the
+ * semantics): `statuses` alone, `json` rules alone (any status), or both
+ * (a listed status *and* a matching rule). Slack:
+ * `{json: [{path: "error", in: ["token_expired", "invalid_auth", "token_revoked", "not_authed"]}]}`.
+ * The proxy and `ctx.fetch` treat a match like a `401`: refresh once, retry once.
+ */
+export const apiAuthFailureSchema = z
+  .object({
+    statuses: z.array(z.number().int().min(200).max(599)).min(1).max(20).optional(),
+    json: z
+      .array(
+        z
+          .object({
+            /** Dotted path into the JSON body; numeric segments index arrays. */
+            path: z.string().regex(new RegExp(`^${jsonPathSegment}(\\.${jsonPathSegment}){0,${MAX_JSON_PATH_DEPTH - 1}}$`), `dotted path of at most ${MAX_JSON_PATH_DEPTH} segments of letters, digits, '_', '$', '-'`),
+            equals: z.union([z.string().max(256), z.number(), z.boolean(), z.null()]).optional(),
+            in: z.array(z.string().min(1).max(256)).min(1).max(100).optional(),
+          })
+          .strict()
+          .refine((r) => r.equals !== undefined || r.in !== undefined, { message: "give equals or in" }),
+      )
+      .min(1)
+      .max(20)
+      .optional(),
+  })
+  .strict()
+  .refine((r) => r.statuses !== undefined || r.json !== undefined, { message: "give statuses, json or both" })
+  .refine((r) => !r.statuses?.includes(401), { message: "401 is always an auth failure; list other statuses" });
+
+/** Parsed {@link apiAuthFailureSchema}. */
+export type ApiAuthFailure = z.infer<typeof apiAuthFailureSchema>;
+
 const providerId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "lowercase letters, digits, '-' and '_', at most 64 characters");
 
 /**
@@ -103,6 +140,7 @@ export const providerInputSchema = z
     quirks: quirksSchema.optional(),
     errorClassOverrides: errorClassOverridesSchema.optional(),
     providerErrorCodes: providerErrorCodesSchema.optional(),
+    apiAuthFailure: apiAuthFailureSchema.optional(),
   })
   .strict();
 
@@ -129,6 +167,7 @@ export const providerDefinitionSchema = z
     quirks: quirksSchema,
     errorClassOverrides: errorClassOverridesSchema,
     providerErrorCodes: providerErrorCodesSchema.optional(),
+    apiAuthFailure: apiAuthFailureSchema.optional(),
   })
   .strict();
 

@@ -50,6 +50,7 @@ const LIST_COLUMNS = [
   "token_version",
   "lease_owner",
   "lease_until",
+  "api_auth_rejections",
   "created_at",
   "updated_at",
 ] as const;
@@ -244,5 +245,45 @@ export class ConnectionRepository {
   async countByState(): Promise<Record<string, number>> {
     const rows = await this.db.selectFrom("connections").select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
     return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  }
+
+  /**
+   * Count one more rejection of a connection's token by the provider's API,
+   * in one atomic statement (concurrent calls and instances each count).
+   * @returns the count after it, with the state and last error it was counted against; undefined when the connection is gone
+   */
+  async countApiAuthRejection(id: string): Promise<Pick<ConnectionRow, "api_auth_rejections" | "state" | "last_error"> | undefined> {
+    return this.db
+      .updateTable("connections")
+      .set((eb) => ({ api_auth_rejections: eb("api_auth_rejections", "+", 1) }))
+      .where("id", "=", id)
+      .returning(["api_auth_rejections", "state", "last_error"])
+      .executeTakeFirst();
+  }
+
+  /** The provider's API accepted a token: the rejection count goes back to 0 (no write when it is 0 already). */
+  async resetApiAuthRejections(id: string): Promise<void> {
+    await this.db.updateTable("connections").set({ api_auth_rejections: 0 }).where("id", "=", id).where("api_auth_rejections", ">", 0).execute();
+  }
+
+  /**
+   * Write `patch` and append `event` in one transaction, only while the
+   * connection's state and last error are still what the caller decided on
+   * (compare-and-set: a refresh or another instance may have moved it).
+   * @returns false when they changed meanwhile, and nothing was written
+   */
+  async updateIfUnchanged(id: string, expected: Pick<ConnectionRow, "state" | "last_error">, patch: ConnectionPatch, event: NewConnectionEvent): Promise<boolean> {
+    return this.transaction(async (trx) => {
+      const r = await trx
+        .updateTable("connections")
+        .set(patch)
+        .where("id", "=", id)
+        .where("state", "=", expected.state)
+        .where((eb) => (expected.last_error === null ? eb("last_error", "is", null) : eb("last_error", "=", expected.last_error)))
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) !== 1) return false;
+      await this.appendEvent(event, trx);
+      return true;
+    });
   }
 }

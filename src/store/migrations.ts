@@ -233,6 +233,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("jobs_claim").on("jobs").columns(["state", "run_at", "seq"]).execute();
       },
     },
+    "0014_api_auth_rejections": {
+      async up(db: Kysely<any>) {
+        // Rejections of a just-refreshed token by the provider's API, in a row: the Nth makes the connection degraded.
+        await db.schema.alterTable("connections").addColumn("api_auth_rejections", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable("connections").dropColumn("api_auth_rejections").execute();
+      },
+    },
   };
 }
 

@@ -36,6 +36,8 @@ export interface ConnectionsTable {
   token_version: number;
   lease_owner: string | null;
   lease_until: number | null;
+  /** Consecutive calls whose freshly refreshed token the provider's API still rejected (migration 0014); a success resets it. */
+  api_auth_rejections: Generated<number>;
   created_at: number;
   updated_at: number;
 }

@@ -71,7 +71,8 @@ export class Metrics {
   private readonly recoveryActivations = new Counter({ name: "grantkeeper_recovery_activations_total", help: "Connections that exhausted their retries and entered active recovery.", registers: [this.registry] });
   private readonly degraded = new Histogram({ name: "grantkeeper_connection_degraded_seconds", help: "Time a connection spent degraded, from its first failed refresh to the successful one; observed on recovery.", buckets: OUTAGE_BUCKETS_SECONDS, registers: [this.registry] });
   private readonly recovery = new Histogram({ name: "grantkeeper_recovery_duration_seconds", help: "Time from entering active recovery to the successful refresh that ended it; observed on recovery.", buckets: OUTAGE_BUCKETS_SECONDS, registers: [this.registry] });
-  private readonly unauthorized = new Counter({ name: "grantkeeper_api_unauthorized_total", help: "401 answers from provider APIs called with a grantkeeper token (job context fetch), by provider.", labelNames: ["provider"] as const, registers: [this.registry] });
+  private readonly unauthorized = new Counter({ name: "grantkeeper_api_unauthorized_total", help: "Auth failures (401, or a match of the provider's apiAuthFailure) answered by provider APIs called with a grantkeeper token (proxy and ctx.fetch), by provider.", labelNames: ["provider"] as const, registers: [this.registry] });
+  private readonly authRejected = new Counter({ name: "grantkeeper_api_auth_rejected_total", help: "API calls whose auth failure went back to the caller (the retry with a refreshed token failed too, or the body could not be sent again), by provider.", labelNames: ["provider"] as const, registers: [this.registry] });
   private readonly jobRuns = new Counter({ name: "grantkeeper_job_runs_total", help: "Job runs by outcome (succeeded, failed = user error, faulted, auth_failed).", labelNames: ["outcome"] as const, registers: [this.registry] });
   private readonly jobsDead = new Counter({ name: "grantkeeper_jobs_dead_total", help: "Jobs that exhausted their attempts.", registers: [this.registry] });
   private readonly breakerTransitions = new Counter({ name: "grantkeeper_breaker_transitions_total", help: "Delivery breaker transitions, by new state (open, closed).", labelNames: ["state"] as const, registers: [this.registry] });
@@ -170,9 +171,14 @@ export class Metrics {
     if (activeRecoverySeconds !== undefined) this.recovery.observe(Math.max(0, activeRecoverySeconds));
   }
 
-  /** A provider API answered 401 to a call made with a grantkeeper token. */
+  /** A provider API answered an auth failure (401 or an `apiAuthFailure` match) to a call made with a grantkeeper token. */
   apiUnauthorized(providerId: string): void {
     this.unauthorized.inc({ provider: providerId });
+  }
+
+  /** An API call's auth failure went back to its caller (after the refresh and retry, or without a retry for a streamed body). */
+  apiAuthRejected(providerId: string): void {
+    this.authRejected.inc({ provider: providerId });
   }
 
   /** A job run ended with `outcome`. */

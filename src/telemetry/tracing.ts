@@ -28,7 +28,7 @@ export const SpanNames = {
   jobRun: "grantkeeper.job.run",
   /** The POST of a job to its consumer. */
   jobDeliver: "grantkeeper.job.deliver",
-  /** A provider API call made by a handler through `ctx.fetch` (with its 401 refresh-and-retry). */
+  /** A provider API call through the proxy or a handler's `ctx.fetch` (with its refresh-and-retry on an auth failure). */
   apiCall: "grantkeeper.api.call",
 } as const;
 
