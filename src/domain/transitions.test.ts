@@ -225,6 +225,12 @@ describe("afterRefreshSuccess", () => {
       nextRefreshAtMs: NOW + HOUR - 300_000,
     });
   });
+
+  it("keeps a connection degraded by API rejections degraded: a new token does not show the API accepts it", () => {
+    expect(afterRefreshSuccess({ ...subject("degraded"), lastErrorCode: API_AUTH_REJECTED }, NOW, policy, 0).state).toBe("degraded");
+    expect(afterRefreshSuccess({ ...subject("degraded"), lastErrorCode: "http_503" }, NOW, policy, 0).state).toBe("ready");
+    expect(afterRefreshSuccess({ ...subject("ready"), lastErrorCode: API_AUTH_REJECTED }, NOW, policy, 0).state).toBe("ready");
+  });
 });
 
 describe("applyHostReport", () => {

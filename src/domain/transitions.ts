@@ -66,15 +66,22 @@ export function backoffDelayMs(attempt: number, policy: RefreshPolicy, random: n
   return Math.max(policy.minIntervalMs, Math.floor(random * ceiling));
 }
 
-/** Transition after a successful refresh: degraded/pending → ready; syncing stays syncing (the host owns it). */
+/**
+ * Transition after a successful refresh: degraded/pending → ready; syncing
+ * stays syncing (the host owns it). A connection degraded because the
+ * provider's *API* rejects its tokens (`lastErrorCode` {@link API_AUTH_REJECTED})
+ * stays degraded: a new token from the token endpoint does not show the API
+ * accepts it — an accepted API call does ({@link afterApiAuthAccepted}).
+ */
 export function afterRefreshSuccess(
-  subject: Pick<RefreshSubject, "state" | "expiresAtMs" | "hasRefreshToken">,
+  subject: Pick<RefreshSubject, "state" | "expiresAtMs" | "hasRefreshToken"> & { lastErrorCode?: string | undefined },
   nowMs: number,
   policy: RefreshPolicy,
   random: number,
 ): RefreshTransition {
+  const apiRejected = subject.state === "degraded" && subject.lastErrorCode === API_AUTH_REJECTED;
   return {
-    state: subject.state === "syncing" ? "syncing" : "ready",
+    state: subject.state === "syncing" ? "syncing" : apiRejected ? "degraded" : "ready",
     consecutiveFailures: 0,
     nextRefreshAtMs: nextRefreshAfterSuccess(subject, nowMs, policy, random),
   };

@@ -221,7 +221,8 @@ export class RefreshEngine {
     // Nango #298: a response without a refresh token keeps the stored one.
     const refreshCt = tokens.refreshToken !== undefined ? encryptor.encrypt(tokens.refreshToken, tokenContext(row.id, "refresh_token")) : row.refresh_token_ct;
     const effectivePolicy = marginSeconds !== undefined ? { ...policy, marginMs: marginSeconds * 1000 } : policy;
-    const next = afterRefreshSuccess({ state: row.state as ConnectionState, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null }, now, effectivePolicy, random());
+    const lastErrorCode = row.last_error ? (JSON.parse(row.last_error) as { code?: string }).code : undefined;
+    const next = afterRefreshSuccess({ state: row.state as ConnectionState, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null, lastErrorCode }, now, effectivePolicy, random());
     const unchanged = encryptor.decrypt(row.access_token_ct, tokenContext(row.id, "access_token")) === tokens.accessToken;
     const patch: ConnectionPatch = {
       access_token_ct: encryptor.encrypt(tokens.accessToken, tokenContext(row.id, "access_token")),
@@ -234,7 +235,8 @@ export class RefreshEngine {
       last_attempt_at: startedAt,
       next_refresh_at: next.nextRefreshAtMs,
       consecutive_failures: 0,
-      last_error: null,
+      // Still degraded (the API rejects its tokens): the error that says why stays.
+      last_error: next.state === "degraded" ? row.last_error : null,
       state: next.state,
       token_version: row.token_version + 1,
       updated_at: now,
