@@ -10,6 +10,7 @@ import { context, propagation, SpanStatusCode, trace } from "@opentelemetry/api"
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contextOf } from "../jobs/context.js";
 import { UserError } from "../jobs/errors.js";
 import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../../test/support/gk.js";
@@ -164,5 +165,24 @@ describe("tracing", () => {
     expect(down!.status.code).toBe(SpanStatusCode.ERROR);
     expect(spans(SpanNames.jobRun, { "grantkeeper.job.id": ids[503] })[0]!.status.code).toBe(SpanStatusCode.ERROR);
     for (const s of spans(SpanNames.jobDeliver)) for (const v of strings(s)) expect(v).not.toContain("delivery-url-secret");
+  });
+  it("API calls: the proxy and ctx.fetch make the same span (one authorizedFetch), a provider's 5xx is ERROR for both", async () => {
+    const conn = await importGrant();
+    ep.push({ status: 200, body: { access_token: "api-span-at-secret", token_type: "bearer", expires_in: 3600 } }); // the imported token is due
+    const proxied = await fetch(`${t.url}/v1/proxy/${conn}/status/200`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+    expect(proxied.status).toBe(200);
+    const ctx = contextOf(t.gk, [conn]);
+    expect((await ctx.fetch(conn, "/status/200")).status).toBe(200);
+    const [viaProxy] = spans(SpanNames.apiCall, { "grantkeeper.connection.id": conn, "grantkeeper.api.caller": "proxy" });
+    const [viaHandler] = spans(SpanNames.apiCall, { "grantkeeper.connection.id": conn, "grantkeeper.api.caller": "handler" });
+    expect(Object.keys(viaProxy!.attributes).sort()).toEqual(Object.keys(viaHandler!.attributes).sort());
+    for (const s of [viaProxy!, viaHandler!]) {
+      expect(s.attributes).toMatchObject({ "grantkeeper.provider.id": "plain", "http.request.method": "GET", "server.address": "127.0.0.1", "http.response.status_code": 200, "grantkeeper.api.auth": "accepted" });
+      expect(s.status.code).toBe(SpanStatusCode.UNSET);
+    }
+    expect((await fetch(`${t.url}/v1/proxy/${conn}/status/503`, { headers: { authorization: `Bearer ${t.apiKey}` } })).status).toBe(503);
+    expect((await ctx.fetch(conn, "/status/503")).status).toBe(503);
+    expect(spans(SpanNames.apiCall, { "grantkeeper.connection.id": conn, "http.response.status_code": 503 }).map((s) => s.status.code)).toEqual([SpanStatusCode.ERROR, SpanStatusCode.ERROR]);
+    for (const s of spans(SpanNames.apiCall)) for (const v of strings(s)) for (const secret of t.secrets) expect(v).not.toContain(secret);
   });
 });
