@@ -99,7 +99,11 @@ export function openApiDocument(): object {
       "/v1/jobs/{id}": { get: { summary: "One job (never its body)", parameters: [idParam("id")], responses: { 200: { description: "Job {id, integrationId, state, attempts, idempotencyKey?, lastError?, receivedAt, createdAt, updatedAt}" }, 404: problem } } },
       "/v1/integrations/{id}/replay": { post: { summary: "Run an ENABLED integration's parked and dead jobs again, in arrival order", parameters: [idParam("id")], responses: { 200: { description: "Integration plus {replayed}" }, 409: problem } } },
       "/v1/proxy/{connectionId}/{path}": {
-        get: { summary: "Call the provider's API with a fresh token (any method; 401 → refresh once, retry once)", parameters: [idParam("connectionId"), idParam("path")], responses: { 200: { description: "The provider's answer, streamed" }, 400: problem, 409: problem } },
+        get: {
+          summary: "Call the provider's API under apiBaseUrl's path with a fresh token (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS; others 405); a 401 or apiAuthFailure match → refresh once, retry once",
+          parameters: [idParam("connectionId"), idParam("path")],
+          responses: { 200: { description: "The provider's answer (any status), streamed, hop-by-hop headers and Set-Cookie removed, nosniff + CSP sandbox added" }, 400: problem, 404: problem, 405: problem, 409: problem, 422: problem, 502: problem, 503: problem, 504: problem },
+        },
       },
       "/v1/alerts": { get: { summary: "Recent alerts, one per episode phase", parameters: [{ name: "since", in: "query", schema: { type: "string", format: "date-time" } }], responses: { 200: { description: "{items: Alert[]}" } } } },
       "/v1/preflight": { post: { summary: "Which required providers are usable, missing or dead", requestBody: body(preflightSchema), responses: { 200: json("Preflight"), 422: problem } } },
