@@ -174,4 +174,48 @@ describe("proxy wire: timeouts, unreachable, streaming", () => {
     expect(stalledAt).toBeGreaterThan(2 * MB);
     expect(stalledAt).toBeLessThan(36 * MB);
   });
+  it("a slow upload longer than the timeout goes through as long as it keeps moving; a provider that stops reading it gives 504", async () => {
+    up.handle(async (req, res) => {
+      let bytes = 0;
+      if (req.url === "/v2/stuck") return; // never reads, never answers
+      for await (const c of req) bytes += (c as Buffer).length;
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ bytes }));
+    });
+    const upload = (path: string, chunks: number, chunkBytes: number, gapMs: number) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${t.url}/v1/proxy/${ids.stream}${path}`, { method: "PUT", headers: key() }, (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c));
+          res.on("end", () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on("error", reject);
+        (async () => {
+          for (let i = 0; i < chunks && !req.destroyed; i++) {
+            if (!req.write(Buffer.alloc(chunkBytes, i))) await new Promise((r) => req.once("drain", r));
+            // A deliberately slow client: it pauses between chunks (each pause shorter than the timeout).
+            if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+          }
+          req.end();
+        })().catch(() => undefined);
+      });
+    // 6 pauses of TIMEOUT_MS / 2: the whole upload takes longer than the timeout, no pause does.
+    const slow = await upload("/slow", 7, 70_000, TIMEOUT_MS / 2);
+    expect(slow).toEqual({ status: 200, body: JSON.stringify({ bytes: 7 * 70_000 }) });
+    const stuck = await upload("/stuck", 400, CHUNK, 0);
+    expect(stuck.status).toBe(504);
+    expect(JSON.parse(stuck.body)).toMatchObject({ code: "upstream_timeout" });
+  });
+
+  it("a client that goes away cancels the provider call, and is no error of grantkeeper's", async () => {
+    const before = sockets.size;
+    const req = request(`${t.url}/v1/proxy/${ids.silent}/wait`, { headers: key() });
+    req.on("error", () => undefined);
+    req.end();
+    await waitFor("the provider to be called", async () => sockets.size > before);
+    const upstreamSocket = [...sockets].at(-1)!;
+    req.destroy();
+    await waitFor("the provider call to be cancelled", async () => upstreamSocket.destroyed || upstreamSocket.readableEnded);
+    await waitFor("the request to be logged", async () => t.logText().includes('"status":499'));
+    expect(t.logText()).not.toMatch(/unhandled error/);
+  });
 });

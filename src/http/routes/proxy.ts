@@ -38,6 +38,7 @@ export function proxyRoutes(gk: Grantkeeper): Hono {
     const rest = slash === -1 ? "" : afterPrefix.slice(slash + 1);
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
     const declared = c.req.header("content-length");
+    const signal = incoming ? c.req.raw.signal : undefined;
     const answer = await gk.api.authorizedFetch({
       connectionId: c.req.param("connectionId")!,
       method: c.req.method,
@@ -47,9 +48,16 @@ export function proxyRoutes(gk: Grantkeeper): Hono {
       body: c.req.raw.body,
       ...(declared !== undefined && /^\d{1,15}$/.test(declared) ? { contentLength: Number(declared) } : {}),
       // The client going away cancels the provider call too.
-      ...(incoming ? { signal: c.req.raw.signal } : {}),
+      ...(signal ? { signal } : {}),
       caller: "proxy",
+    }).catch((e: unknown) => {
+      if (!signal?.aborted) throw e;
+      // Nobody is left to answer: not an error of grantkeeper's (any client could flood the error log with these).
+      gk.logger.debug({ connectionId: c.req.param("connectionId"), method: c.req.method }, "proxy client went away before the provider answered");
+      return undefined;
     });
+    // 499: "client closed request", for the request log only.
+    if (!answer) return new Response(null, { status: 499 });
     return toWebResponse(answer, PROXIED_ANSWER_HEADERS);
   };
   app.all("/:connectionId", handler);
