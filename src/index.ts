@@ -23,6 +23,7 @@ export {
   isUpstreamFailedError,
   isUpstreamTimeoutError,
   isMisconfiguredError,
+  isMethodNotAllowedError,
   type ErrorKind,
   type ErrorCodeValue,
   type FieldIssue,
@@ -37,7 +38,10 @@ export { LifecycleErrorCode } from "./lifecycle/errors.js";
 export type { Connection, ConnectionEvent } from "./lifecycle/view.js";
 export type { AccessToken, GrantInput } from "./lifecycle/connections.js";
 export type { LifecycleEventMap, LifecycleEventName } from "./lifecycle/hooks.js";
-export type { ProviderInput, ProviderDefinition } from "./providers/definition.js";
+export type { ProviderInput, ProviderDefinition, ApiAuthFailure } from "./providers/definition.js";
+export { ApiClient, defaultApiClientOptions, toWebResponse, type ApiClientOptions, type ApiRequest, type ApiAnswer, type ApiAuthOutcome } from "./lifecycle/api/authorizedFetch.js";
+export { API_METHODS, type ApiMethod } from "./lifecycle/api/target.js";
+export { API_AUTH_REJECTED } from "./domain/transitions.js";
 export type { ProviderView } from "./providers/service.js";
 export { loadConfig, ConfigError, type GrantkeeperConfig } from "./config/config.js";
 export { createLogger, type Logger } from "./telemetry/logger.js";
