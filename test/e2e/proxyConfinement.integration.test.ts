@@ -97,7 +97,17 @@ describe("proxy confinement", () => {
     expect(up.seen).toHaveLength(1);
     expect(up.seen[0]).toMatchObject({ method, url: "/v2/m" });
     if (method !== "GET" && method !== "HEAD") expect(up.seen[0]!.body).toBe("hello");
+    else expect(up.seen[0]!.headers["content-length"]).toBeUndefined();
     if (method === "HEAD") expect(res.body).toBe("");
+  });
+
+  it("forwards a DELETE without a body without one, and an empty POST with Content-Length: 0", async () => {
+    expect((await rawRequest(t.url, "DELETE", `/v1/proxy/${conn}/d`, key())).status).toBe(200);
+    expect((await rawRequest(t.url, "POST", `/v1/proxy/${conn}/p`, key(), "")).status).toBe(200);
+    expect(up.seen.map((s) => [s.method, s.headers["content-length"], s.headers["transfer-encoding"], s.bodyBytes])).toEqual([
+      ["DELETE", undefined, undefined, 0],
+      ["POST", "0", undefined, 0],
+    ]);
   });
 
   it.each(["TRACE", "PROPFIND", "MKCOL", "LOCK", "PURGE"])("refuses %s with 405 and Allow, reaching nothing", async (method) => {

@@ -38,6 +38,8 @@ export function proxyRoutes(gk: Grantkeeper): Hono {
     const rest = slash === -1 ? "" : afterPrefix.slice(slash + 1);
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
     const declared = c.req.header("content-length");
+    // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): none is sent on either.
+    const hasBody = declared !== undefined || c.req.header("transfer-encoding") !== undefined;
     const signal = incoming ? c.req.raw.signal : undefined;
     const answer = await gk.api.authorizedFetch({
       connectionId: c.req.param("connectionId")!,
@@ -45,7 +47,7 @@ export function proxyRoutes(gk: Grantkeeper): Hono {
       path: rest,
       search,
       headers: c.req.raw.headers,
-      body: c.req.raw.body,
+      body: hasBody ? c.req.raw.body : null,
       ...(declared !== undefined && /^\d{1,15}$/.test(declared) ? { contentLength: Number(declared) } : {}),
       // The client going away cancels the provider call too.
       ...(signal ? { signal } : {}),
