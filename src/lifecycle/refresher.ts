@@ -25,6 +25,7 @@ import { inSpan, recordRefreshResult, SpanNames } from "../telemetry/tracing.js"
 import { connectionNotFound } from "./errors.js";
 import { readFailureStreak, type FailureStreak } from "./failureStreak.js";
 import type { LifecycleHooks } from "./hooks.js";
+import { lastErrorCodeOf } from "./view.js";
 
 /** Why a refresh runs. `scheduled` skips when no longer due; `ensure` skips when fresh; `forced` always calls (rate limit permitting). */
 export type RefreshMode = "scheduled" | "ensure" | "forced";
@@ -221,8 +222,7 @@ export class RefreshEngine {
     // Nango #298: a response without a refresh token keeps the stored one.
     const refreshCt = tokens.refreshToken !== undefined ? encryptor.encrypt(tokens.refreshToken, tokenContext(row.id, "refresh_token")) : row.refresh_token_ct;
     const effectivePolicy = marginSeconds !== undefined ? { ...policy, marginMs: marginSeconds * 1000 } : policy;
-    const lastErrorCode = row.last_error ? (JSON.parse(row.last_error) as { code?: string }).code : undefined;
-    const next = afterRefreshSuccess({ state: row.state as ConnectionState, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null, lastErrorCode }, now, effectivePolicy, random());
+    const next = afterRefreshSuccess({ state: row.state as ConnectionState, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null, lastErrorCode: lastErrorCodeOf(row.last_error) }, now, effectivePolicy, random());
     const unchanged = encryptor.decrypt(row.access_token_ct, tokenContext(row.id, "access_token")) === tokens.accessToken;
     const patch: ConnectionPatch = {
       access_token_ct: encryptor.encrypt(tokens.accessToken, tokenContext(row.id, "access_token")),

@@ -63,3 +63,8 @@ export interface ConnectionEvent {
   message: string;
   detail?: Record<string, unknown>;
 }
+
+/** The `code` of a row's stored `last_error` JSON, if any. */
+export function lastErrorCodeOf(lastError: string | null): string | undefined {
+  return lastError ? (JSON.parse(lastError) as { code?: string }).code : undefined;
+}

@@ -15,6 +15,7 @@ import { afterApiAuthAccepted, afterApiAuthRejected, API_AUTH_REJECTED } from ".
 import type { ConnectionRepository, ConnectionSummaryRow } from "../../store/connections.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { LifecycleHooks } from "../hooks.js";
+import { lastErrorCodeOf } from "../view.js";
 
 /** Dependencies of {@link ApiAuthTracker}. */
 export interface ApiAuthTrackerDeps {
@@ -28,8 +29,6 @@ export interface ApiAuthTrackerDeps {
 
 /** The part of a connection the tracker reads (a summary row: no ciphertext). */
 export type TrackedConnection = Pick<ConnectionSummaryRow, "id" | "provider_id" | "entity_id" | "state" | "last_error" | "api_auth_rejections">;
-
-const codeOf = (lastError: string | null): string | undefined => (lastError ? (JSON.parse(lastError) as { code?: string }).code : undefined);
 
 /** Counts API rejections of a connection's token and moves its state when they pile up. */
 export class ApiAuthTracker {
@@ -46,7 +45,7 @@ export class ApiAuthTracker {
 
   /** The API accepted the token: reset a count above 0 and recover from `api_auth_rejected`. Costs no write otherwise. */
   async accepted(conn: TrackedConnection): Promise<void> {
-    const t = afterApiAuthAccepted({ state: conn.state as ConnectionState, lastErrorCode: codeOf(conn.last_error) });
+    const t = afterApiAuthAccepted({ state: conn.state as ConnectionState, lastErrorCode: lastErrorCodeOf(conn.last_error) });
     if (conn.api_auth_rejections === 0 && !t.recovered) return;
     try {
       await this.d.repo.resetApiAuthRejections(conn.id);
