@@ -22,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { startAuthServer, type AuthServer } from "../test/support/authServer.js";
 import { startFaultProxy, type FaultProxy } from "../test/support/faultProxy.js";
 import { freePort } from "../test/support/gk.js";
-import { completeLogin } from "../test/support/login.js";
+import { browserFetch, completeLogin, CookieJar } from "../test/support/login.js";
 import { apiClient, DemoFailure, Narrator, pollUntil, sleep, spawnServe, type ApiAnswer, type ServeProcess } from "./narrate.js";
 
 const TTL_S = 20;
@@ -141,16 +141,20 @@ async function main(): Promise<void> {
   n.say(`token endpoint goes through the proxy: ${put.body.tokenEndpoint}`);
 
   n.step("Connect alice through the provider's real login and consent");
-  const start = await fetch(`${gkUrl}/v1/connect/demo?entityId=alice`, { headers: { authorization: `Bearer ${apiKey}` }, redirect: "manual" });
+  const session = await api("POST", "/v1/connect-sessions", { providerId: "demo", entityId: "alice" });
+  check(session.status === 201, `POST /v1/connect-sessions answered ${session.status}: ${JSON.stringify(session.body)}`);
+  n.say(`POST /v1/connect-sessions → 201, a single-use link for alice's browser, expires ${n.rel(session.body.expiresAt)}`);
+  const browser = new CookieJar();
+  const start = await browserFetch(browser, session.body.connectUrl);
   const location = start.headers.get("location");
-  check(start.status === 302 && location !== null, `GET /v1/connect/demo answered ${start.status} without a redirect`);
+  check(start.status === 302 && location !== null, `the connect link answered ${start.status} without a redirect`);
   const authUrl = new URL(location!);
   const p = authUrl.searchParams;
-  n.say(`GET /v1/connect/demo?entityId=alice → 302 to ${authUrl.origin}${authUrl.pathname}`);
+  n.say(`the browser opens the link → 302 to ${authUrl.origin}${authUrl.pathname}, with a cookie binding the state to this browser`);
   n.say(`  response_type=${p.get("response_type")} code_challenge_method=${p.get("code_challenge_method")} state=(${p.get("state")?.length} chars)`);
-  const callback = await completeLogin(location!, { accountId: "alice" });
+  const callback = await completeLogin(location!, { accountId: "alice", jar: browser });
   n.say(`logged in as alice, consented; provider redirects to ${new URL(callback).pathname}?code=…&state=…`);
-  const cb = await fetch(callback, { headers: { accept: "application/json" } });
+  const cb = await browserFetch(browser, callback, { headers: { accept: "application/json" } });
   const cbBody = (await cb.json()) as any;
   check(cb.status === 200 && cbBody.status === "connected", `callback answered ${cb.status}: ${JSON.stringify(cbBody)}`);
   const id: string = cbBody.connection.id;

@@ -15,11 +15,12 @@ import { JobWorker, type WorkerOptions } from "./jobs/worker.js";
 import type { JobHandler } from "./jobs/context.js";
 import type { BreakerPolicy } from "./domain/breaker.js";
 import { AlertService } from "./alerts/service.js";
+import { reconnectUrlProblem } from "./alerts/reconnectUrl.js";
 import { LogSink, SlackSink, WebhookSink, type AlertSink, type SinkConfig } from "./alerts/sinks.js";
 import { defaultEpisodePolicy, type EpisodePolicy } from "./domain/alertEpisodes.js";
 import { AlertRepository } from "./store/alerts.js";
 import { ConnectionService } from "./lifecycle/connections.js";
-import { deriveConnectKey, signConnectToken, type ConnectClaims } from "./lifecycle/connectToken.js";
+import { ConnectSessionService } from "./lifecycle/connectSessions.js";
 import { LifecycleHooks } from "./lifecycle/hooks.js";
 import { RefreshEngine } from "./lifecycle/refresher.js";
 import { RefreshScheduler, type SchedulerOptions } from "./lifecycle/scheduler.js";
@@ -30,6 +31,7 @@ import { openStore, type Store } from "./store/database.js";
 import { Encryptor, parseEncryptionKey } from "./store/encryption.js";
 import { migrateToLatest } from "./store/migrations.js";
 import { OAuthStateRepository } from "./store/oauthStates.js";
+import { ConnectSessionRepository } from "./store/connectSessions.js";
 import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
 import { BreakerRepository } from "./store/breakers.js";
@@ -57,8 +59,15 @@ export interface GrantkeeperOptions {
   jobs?: Partial<Omit<WorkerOptions, "parkWhenDisabled">> & { maxBodyBytes?: number };
   /** Per delivery target breaker. @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }` */
   breaker?: Partial<BreakerPolicy>;
-  /** Alert episodes and sinks. @defaultValue one log sink for operators */
-  alerts?: { sinks?: SinkConfig[]; policy?: Partial<EpisodePolicy>; maxPerMinutePerSink?: number };
+  /**
+   * Alert episodes and sinks. `reconnectUrl` is a URL template on the host app
+   * (`{providerId}`, `{entityId}`, `{connectionId}` are filled in, URL-encoded)
+   * where the host authenticates its user and mints a fresh connect session;
+   * user-facing alert text links there, or, without it, tells the user to
+   * reconnect in the app. Alerts never carry a live connect link.
+   * @defaultValue one log sink for operators; no reconnectUrl
+   */
+  alerts?: { sinks?: SinkConfig[]; policy?: Partial<EpisodePolicy>; maxPerMinutePerSink?: number; reconnectUrl?: string | null };
   /**
    * Provider API calls (the proxy and `ctx.fetch`): timeout, rejections that
    * make a connection `degraded`, connections per provider origin, an undici
@@ -115,18 +124,18 @@ export interface Grantkeeper {
   /** Metrics (`GET /metrics` renders them) and tracer of this instance. */
   telemetry: Telemetry;
   /**
-   * A connect link an end user can open without an API key.
-   * @param ttlMs link lifetime, milliseconds @defaultValue 86 400 000 (24 h)
+   * Connect sessions: `gk.connectSessions.create({providerId, entityId, returnTo?, scopes?, connectionConfig?, ttlMs?})`
+   * → `{id, connectUrl, expiresAt}`, a single-use link (30 min by default) for
+   * one end user's browser, minted per click after the host authenticated
+   * that user (api-contract.md v1.1, docs/security.md).
    */
-  connectUrl(providerId: string, entityId: string, opts?: { returnTo?: string; ttlMs?: number }): string;
+  connectSessions: ConnectSessionService;
   /**
    * Which of an entity's required providers are usable, missing or dead, with
-   * signed connect links for those that are not.
+   * a fresh connect-session link for each that is not.
    * @throws {@link GrantkeeperError} 422 `provider_not_found`
    */
   preflight(entityId: string, providerIds: string[]): Promise<PreflightResult>;
-  /** Signing key of connect links (derived from the encryption key). */
-  connectKey: Buffer;
   /** Start the refresh scheduler and the job worker. */
   start(): Promise<void>;
   /** Stop the scheduler and the worker, waiting for work in flight. */
@@ -140,9 +149,12 @@ const toKey = (k: string | Buffer) => (typeof k === "string" ? parseEncryptionKe
 /**
  * Open the store (migrating it unless told not to), define the given
  * providers, and wire the lifecycle. Call `start()` to run the scheduler.
- * @throws {@link EncryptionKeyError} for a key that is not 32 bytes; {@link DatabaseUrlError}; migration errors
+ * @throws {@link EncryptionKeyError} for a key that is not 32 bytes; {@link DatabaseUrlError}; migration errors;
+ *   RangeError for an `alerts.reconnectUrl` that is not an http(s) URL template with known placeholders
  */
 export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Grantkeeper> {
+  const reconnectProblem = options.alerts?.reconnectUrl ? reconnectUrlProblem(options.alerts.reconnectUrl) : undefined;
+  if (reconnectProblem) throw new RangeError(`alerts.reconnectUrl ${reconnectProblem}`);
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger();
   const random = options.random ?? Math.random;
@@ -226,8 +238,10 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     }
   }
   const publicUrl = (options.publicUrl ?? "http://127.0.0.1:7420").replace(/\/+$/, "");
+  const sessionRepo = new ConnectSessionRepository(store.db);
   const authorization = new AuthorizationService({
     states: new OAuthStateRepository(store.db),
+    sessions: sessionRepo,
     providers,
     connections,
     encryptor,
@@ -242,13 +256,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   for (const [id, input] of Object.entries(options.providers ?? {})) {
     await providers.put(id, input);
   }
-  const connectKey = deriveConnectKey(key);
-  const connectUrl = (providerId: string, entityId: string, opts: { returnTo?: string; ttlMs?: number } = {}) => {
-    const claims: ConnectClaims = { providerId, entityId, exp: Math.floor((clock.now() + (opts.ttlMs ?? 86_400_000)) / 1000), ...(opts.returnTo ? { returnTo: opts.returnTo } : {}) };
-    const u = new URL(`${publicUrl}/v1/connect/${encodeURIComponent(providerId)}`);
-    u.searchParams.set("connectToken", signConnectToken(connectKey, claims));
-    return u.toString();
-  };
+  const connectSessions = new ConnectSessionService({ repo: sessionRepo, providers, clock, publicUrl, checkReturnTo: (r) => authorization.checkReturnTo(r) });
   const alerts = new AlertService({
     repo: new AlertRepository(store.db),
     connections: repo,
@@ -259,7 +267,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     logger,
     policy: { ...defaultEpisodePolicy, ...options.alerts?.policy },
     maxPerMinutePerSink: options.alerts?.maxPerMinutePerSink ?? 30,
-    connectUrl: (p, e) => connectUrl(p, e),
+    reconnectUrl: options.alerts?.reconnectUrl ?? undefined,
     onSent: (kind, sink) => telemetry.metrics.alertSent(kind, sink),
     onSendFailed: (kind, sink) => telemetry.metrics.alertSendFailed(kind, sink),
   });
@@ -287,9 +295,9 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     policy,
     instanceId,
     telemetry,
-    connectKey,
-    connectUrl,
-    preflight: (entityId, providerIds) => preflight({ connections: repo, providers, connectUrl: (p, e) => connectUrl(p, e) }, entityId, providerIds),
+    connectSessions,
+    preflight: (entityId, providerIds) =>
+      preflight({ connections: repo, providers, connectLink: async (providerId, entityId, scopes) => (await connectSessions.create({ providerId, entityId, scopes })).connectUrl }, entityId, providerIds),
     async start() {
       scheduler.start();
       worker.start();

@@ -24,6 +24,7 @@ export interface AlertFacts {
   lastErrorCode?: string;
   lastErrorMessage?: string;
   consecutiveFailures?: number;
+  /** The host app's reconnect page (`alerts.reconnectUrl` filled in), never a live connect link. */
   reconnectUrl?: string;
   durationMs?: number;
   integrations?: number;
@@ -85,8 +86,8 @@ export function renderAlert(kind: AlertKind, f: AlertFacts): RenderedAlert {
       return {
         kind,
         severity,
-        message: `The grant of ${who} is dead; its integrations are in ERROR and their jobs parked until the user reconnects.${err}${f.reconnectUrl ? ` Reconnect link: ${f.reconnectUrl}` : ""}`,
-        userMessage: `Your ${name} connection has stopped working. Please reconnect your ${name} account${f.reconnectUrl ? `: ${f.reconnectUrl}` : "."}`,
+        message: `The grant of ${who} is dead; its integrations are in ERROR and their jobs parked until the user reconnects.${err}${f.reconnectUrl ? ` Reconnect page: ${f.reconnectUrl}` : " The user reconnects in the app (configure alerts.reconnectUrl to link them there)."}`,
+        userMessage: `Your ${name} connection has stopped working. Please reconnect your ${name} account${f.reconnectUrl ? `: ${f.reconnectUrl}` : " in the app."}`,
       };
     case "recovered":
       return { kind, severity, message: `All clear: ${who} works again after ${duration(f.durationMs)}.` };

@@ -10,9 +10,10 @@ import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { ProviderService } from "../providers/service.js";
 import type { AlertRepository, AlertRow } from "../store/alerts.js";
 import type { ConnectionRepository } from "../store/connections.js";
-import type { Logger } from "../telemetry/logger.js";
+import { maskConnectLinks, type Logger } from "../telemetry/logger.js";
 import { stepEpisode, type AlertKind, type EpisodeInput, type EpisodePolicy } from "../domain/alertEpisodes.js";
 import { renderAlert, type AlertFacts, type AlertSubject, type Severity } from "./messages.js";
+import { renderReconnectUrl } from "./reconnectUrl.js";
 import { routes, type AlertRecord, type AlertSink } from "./sinks.js";
 
 /** Dependencies of {@link AlertService}. */
@@ -27,8 +28,12 @@ export interface AlertServiceDeps {
   policy: EpisodePolicy;
   /** Most alerts one sink receives per minute; the rest are dropped and counted. @defaultValue 30 */
   maxPerMinutePerSink: number;
-  /** A signed connect link for a reconnect alert. */
-  connectUrl: (providerId: string, entityId: string) => string;
+  /**
+   * `alerts.reconnectUrl`: a URL template on the host app for reconnect
+   * alerts ({@link ./reconnectUrl.ts}); without it the user text says to
+   * reconnect in the app. Never a live connect link.
+   */
+  reconnectUrl?: string | undefined;
   /** Told about every alert a sink accepted (metrics). */
   onSent?: (kind: AlertKind, sink: string) => void;
   /** Told about every alert a sink failed to take (metrics). */
@@ -124,7 +129,7 @@ export class AlertService {
       if (row) {
         f.providerId = row.provider_id;
         f.entityId = row.entity_id;
-        f.reconnectUrl = this.d.connectUrl(row.provider_id, row.entity_id);
+        if (this.d.reconnectUrl) f.reconnectUrl = renderReconnectUrl(this.d.reconnectUrl, { providerId: row.provider_id, entityId: row.entity_id, connectionId: row.id });
       }
     }
     const providerId = f.providerId ?? ("providerId" in subject ? subject.providerId : undefined);
@@ -136,7 +141,9 @@ export class AlertService {
   }
 
   private async emit(kind: AlertKind, facts: AlertFacts, now: number): Promise<void> {
-    const r = renderAlert(kind, facts);
+    // Masked again here, whatever a message was built from: alerts outlive any link (in channels, inboxes, the store).
+    const rendered = renderAlert(kind, facts);
+    const r = { ...rendered, message: maskConnectLinks(rendered.message), ...(rendered.userMessage !== undefined ? { userMessage: maskConnectLinks(rendered.userMessage) } : {}) };
     const [subjectType, subjectId] = Object.entries(facts.subject)[0]!;
     const detail = { ...(facts.reconnectUrl && kind === "grant_invalidated" ? { reconnectUrl: facts.reconnectUrl } : {}), ...(facts.durationMs !== undefined ? { durationMs: facts.durationMs } : {}), ...(facts.lastErrorCode ? { code: facts.lastErrorCode } : {}) };
     const id = await this.d.repo.insert({ kind, subject_type: subjectType, subject_id: subjectId, severity: r.severity, message: r.message, user_message: r.userMessage ?? null, detail: Object.keys(detail).length ? JSON.stringify(detail) : null, at: now });

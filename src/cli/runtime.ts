@@ -36,6 +36,7 @@ export async function openRuntime(opts: { migrate?: boolean; logLevel?: string; 
       sinks: config.file.alerts.sinks as SinkConfig[],
       policy: { escalateAfter: config.file.alerts.escalateAfter, alertOnFirstFailure: config.file.alerts.alertOnFirstFailure, alertOnRecovery: config.file.alerts.alertOnRecovery, flapWindowMs: config.file.alerts.flapWindowSeconds * 1000 },
       maxPerMinutePerSink: config.file.alerts.maxPerMinutePerSink,
+      reconnectUrl: config.file.alerts.reconnectUrl,
     },
     publicUrl: config.publicUrl,
     allowedReturnOrigins: config.allowedReturnOrigins,

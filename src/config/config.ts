@@ -9,6 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { resolveRefreshPolicy, type RefreshPolicy } from "../domain/policy.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { reconnectUrlProblem } from "../alerts/reconnectUrl.js";
 
 const seconds = z.number().finite().min(0);
 
@@ -51,6 +52,14 @@ export const configFileSchema = z
         alertOnRecovery: z.boolean().default(true),
         flapWindowSeconds: seconds.default(600),
         maxPerMinutePerSink: z.number().int().min(1).default(30),
+        reconnectUrl: z
+          .string()
+          .nullable()
+          .default(null)
+          .superRefine((v, ctx) => {
+            const problem = v === null ? undefined : reconnectUrlProblem(v);
+            if (problem) ctx.addIssue({ code: "custom", message: problem });
+          }),
         sinks: z
           .array(
             z

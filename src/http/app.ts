@@ -13,6 +13,7 @@ import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
 import { ProblemError, toProblem } from "./problem.js";
 import { connectionRoutes } from "./routes/connections.js";
+import { connectSessionRoutes } from "./routes/connectSessions.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { catalogueRoutes, providerRoutes } from "./routes/providers.js";
 import { integrationRoutes, preflightRoutes } from "./routes/integrations.js";
@@ -118,6 +119,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/alerts", alertRoutes(gk));
   app.route("/v1/proxy", proxyRoutes(gk));
   app.route("/v1/preflight", preflightRoutes(gk));
+  app.route("/v1/connect-sessions", connectSessionRoutes(gk));
   app.route("/v1", oauthRoutes(gk, { apiKeys }));
   return app;
 }

@@ -6,6 +6,7 @@ import { z } from "zod";
 import { providerInputSchema } from "../providers/definition.js";
 import { importConnectionSchema } from "./routes/connections.js";
 import { newIntegrationSchema, preflightSchema } from "./routes/integrations.js";
+import { newConnectSessionSchema } from "./routes/connectSessions.js";
 import { HOST_REPORTED_STATES } from "../domain/states.js";
 
 const problem = { description: "RFC 9457 problem details", content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } } };
@@ -19,7 +20,7 @@ let cached: object | undefined;
 export function openApiDocument(): object {
   cached ??= {
     openapi: "3.1.0",
-    info: { title: "grantkeeper", version: "1", description: "Keeps OAuth 2.0 grants alive. Every /v1 route needs `Authorization: Bearer <key>` except the OAuth callback, webhooks and signed connect links." },
+    info: { title: "grantkeeper", version: "1", description: "Keeps OAuth 2.0 grants alive. Every /v1 route needs `Authorization: Bearer <key>` except the OAuth callback, webhooks and connect links (single-use connect sessions)." },
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
       schemas: {
@@ -77,7 +78,21 @@ export function openApiDocument(): object {
       "/v1/connections/{id}/token": { post: { summary: "Ensure fresh, then return the access token", parameters: [idParam("id")], responses: { 200: json("AccessToken"), 409: problem, 503: problem } } },
       "/v1/connections/{id}/refresh": { post: { summary: "Refresh now (single-flight, rate limited)", parameters: [idParam("id")], responses: { 200: json("Connection"), 429: problem } } },
       "/v1/connections/{id}/events": { get: { summary: "Event history, newest first", parameters: [idParam("id")], responses: { 200: { description: "{items: ConnectionEvent[], nextCursor?}" } } } },
-      "/v1/connect/{providerId}": { get: { summary: "302 to the authorization endpoint (code + PKCE S256 + state)", parameters: [idParam("providerId"), ...["entityId", "returnTo", "scope", "connectToken"].map((n) => ({ name: n, in: "query", schema: { type: "string" } }))], responses: { 302: { description: "Redirect" }, 422: problem } } },
+      "/v1/connect-sessions": {
+        post: {
+          summary: "Mint a single-use, short-lived connect link for one end user (one per click)",
+          requestBody: body(newConnectSessionSchema),
+          responses: { 201: { description: "{id, providerId, entityId, connectUrl, expiresAt}" }, 401: problem, 422: problem },
+        },
+      },
+      "/v1/connect/{providerId}": {
+        get: {
+          summary: "A connect link (connectToken, no key): 302 to the authorization endpoint (code + PKCE S256 + state) with a cookie binding the state to this browser. With the key and entityId: mints a session and 302s to its link",
+          security: [{}, { bearer: [] }],
+          parameters: [idParam("providerId"), ...["connectToken", "entityId", "returnTo", "scope"].map((n) => ({ name: n, in: "query", schema: { type: "string" } }))],
+          responses: { 302: { description: "Redirect" }, 401: problem, 410: problem, 422: problem },
+        },
+      },
       "/v1/integrations": {
         post: { summary: "Create an integration (ENABLED; a generated delivery secret is returned once)", requestBody: body(newIntegrationSchema), responses: { 201: json("Integration", "Created"), 422: problem } },
         get: { summary: "List integrations", parameters: ["entityId", "status", "connectionId", "cursor", "limit"].map((n) => ({ name: n, in: "query", schema: { type: "string" } })), responses: { 200: { description: "{items: Integration[], nextCursor?}" } } },
@@ -107,7 +122,7 @@ export function openApiDocument(): object {
       },
       "/v1/alerts": { get: { summary: "Recent alerts, one per episode phase", parameters: [{ name: "since", in: "query", schema: { type: "string", format: "date-time" } }], responses: { 200: { description: "{items: Alert[]}" } } } },
       "/v1/preflight": { post: { summary: "Which required providers are usable, missing or dead", requestBody: body(preflightSchema), responses: { 200: json("Preflight"), 422: problem } } },
-      "/v1/oauth/callback": { get: { summary: "OAuth redirect endpoint", security: [], responses: { 302: { description: "To returnTo" }, 200: { description: "Connected page" }, 400: problem } } },
+      "/v1/oauth/callback": { get: { summary: "OAuth redirect endpoint (authenticated by its single-use state and the browser-binding cookie)", security: [], responses: { 302: { description: "To returnTo with status=connected|error, error, reason" }, 200: { description: "End-user page (or JSON {status, connection})" }, 400: problem, 410: problem } } },
     },
   };
   return cached;

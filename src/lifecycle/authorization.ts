@@ -1,27 +1,45 @@
 /**
  * The connect flow: authorization code + PKCE S256 + `state` (RFC 6749 §4.1,
- * RFC 7636, RFC 9700 §2.1). The state is stored server-side (hashed) with an
- * expiry and is single use; the verifier is stored encrypted. The callback
- * exchanges the code and creates or re-authorizes the entity's connection.
+ * RFC 7636, RFC 9700 §2.1), started from a connect session's link. The state
+ * is stored server-side (hashed) with an expiry and is single use; the
+ * verifier is stored encrypted; the state is bound to the browser that opened
+ * the link by a secret only that browser holds (a cookie, RFC 9700 §4.7.1),
+ * of which only a hash is stored. The callback checks everything that can be
+ * checked before it changes anything, then exchanges the code, consumes the
+ * session and stores the grant.
  */
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../domain/clock.js";
 import type { RefreshPolicy } from "../domain/policy.js";
-import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
+import { callbackState, validateAuthorizationResponse } from "../oauth/authorizationResponse.js";
 import { buildAuthorizationRequest } from "../oauth/pkce.js";
 import { exchangeCode, isTokenEndpointError } from "../oauth/tokenEndpoint.js";
 import type { ProviderService } from "../providers/service.js";
+import type { ConnectSessionRepository } from "../store/connectSessions.js";
 import type { Encryptor } from "../store/encryption.js";
 import { hashState, type OAuthStateRepository } from "../store/oauthStates.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { ConnectionService } from "./connections.js";
+import { linkUsed, openedSession, type OpenedSession } from "./connectSessions.js";
 import { providerNotFound } from "./errors.js";
 import type { Connection } from "./view.js";
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
+/** Expired sessions are kept this long, so a late click still hears "expired" rather than "not valid". */
+const SESSION_GRACE_MS = 86_400_000;
+
+/**
+ * Most live (unused, unexpired) states one session holds: opening its link
+ * again evicts the oldest, so a link opened a thousand times holds this many,
+ * not a thousand.
+ */
+export const MAX_PENDING_STATES_PER_SESSION = 5;
 
 /** Dependencies of {@link AuthorizationService}. */
 export interface AuthorizationServiceDeps {
   states: OAuthStateRepository;
+  sessions: ConnectSessionRepository;
   providers: ProviderService;
   connections: ConnectionService;
   encryptor: Encryptor;
@@ -37,12 +55,34 @@ export interface AuthorizationServiceDeps {
   stateTtlMs: number;
 }
 
+/** A started flow: where to send the browser and the secret that browser must keep. */
+export interface StartedFlow {
+  /** The provider's authorization URL. */
+  url: string;
+  /** The `state` in `url`. */
+  state: string;
+  /** The browser-binding secret: set it as an HttpOnly cookie on the browser that is sent to `url`, nowhere else. */
+  bindingSecret: string;
+  /** When the state expires, milliseconds since the epoch. */
+  expiresAtMs: number;
+}
+
 /** What the callback produced. */
 export interface CallbackResult {
   connection: Connection;
   created: boolean;
-  /** Where to send the browser, if the connect request named an allowed place. */
+  /** Where to send the browser, if the session named an allowed place. */
   returnTo: string | undefined;
+}
+
+const sha256Hex = (s: string) => hashState(s);
+
+/** True when `secret` hashes to `expectedHash` (hex), compared in constant time. */
+function bindingMatches(secret: string | undefined, expectedHash: string | null): boolean {
+  if (secret === undefined || expectedHash === null) return false;
+  const a = Buffer.from(sha256Hex(secret), "hex");
+  const b = Buffer.from(expectedHash, "hex");
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** Starts and completes authorization code flows. */
@@ -54,6 +94,11 @@ export class AuthorizationService {
   /** The redirect URI registered at providers: `${publicUrl}/v1/oauth/callback`. */
   get redirectUri(): string {
     return `${this.d.publicUrl}/v1/oauth/callback`;
+  }
+
+  /** How long a started flow may take, milliseconds (the binding cookie lives as long). */
+  get stateTtlMs(): number {
+    return this.d.stateTtlMs;
   }
 
   /**
@@ -75,79 +120,127 @@ export class AuthorizationService {
   }
 
   /**
-   * Begin: store a single-use state and return the provider's authorization URL.
-   * @throws {@link GrantkeeperError} 404 `provider_not_found`, 422 `invalid_return_to`
+   * Begin a flow for an opened session: store a single-use state bound to a
+   * fresh browser secret (evicting the session's oldest pending states beyond
+   * {@link MAX_PENDING_STATES_PER_SESSION}) and return the authorization URL.
+   * @throws {@link GrantkeeperError} 404 `provider_not_found` (deleted since the session was minted)
    */
-  async begin(providerId: string, entityId: string, opts: { returnTo?: string; scopes?: string[] } = {}): Promise<{ url: string; expiresAt: string }> {
-    const returnTo = this.checkReturnTo(opts.returnTo);
-    const provider = await this.d.providers.get(providerId);
-    if (!provider) throw providerNotFound(providerId);
-    const req = await buildAuthorizationRequest(provider, this.redirectUri, opts.scopes);
+  async begin(session: OpenedSession): Promise<StartedFlow> {
+    const provider = await this.d.providers.get(session.providerId);
+    if (!provider) throw providerNotFound(session.providerId);
+    const req = await buildAuthorizationRequest(provider, this.redirectUri, session.scopes);
     const now = this.d.clock.now();
-    if (now - this.lastPurgeMs > PURGE_INTERVAL_MS) {
-      // Abandoned flows leave states behind; sweep them now and then, off no hot path of note.
-      this.lastPurgeMs = now;
-      await this.d.states.purgeExpired(now).catch((e: Error) => this.d.logger.warn({ err: { message: e.message } }, "could not purge expired connect states"));
-    }
+    await this.purgeNowAndThen(now);
+    await this.d.states.makeRoom(session.id, MAX_PENDING_STATES_PER_SESSION, now);
+    const bindingSecret = randomBytes(32).toString("base64url");
     const hash = hashState(req.state);
+    const expiresAtMs = now + this.d.stateTtlMs;
     await this.d.states.insert({
       state_hash: hash,
-      provider_id: providerId,
-      entity_id: entityId,
+      provider_id: session.providerId,
+      entity_id: session.entityId,
       code_verifier_ct: this.d.encryptor.encrypt(req.codeVerifier, `oauth_state:${hash}:code_verifier`),
-      return_to: returnTo ?? null,
+      return_to: session.returnTo ?? null,
       created_at: now,
-      expires_at: now + this.d.stateTtlMs,
+      expires_at: expiresAtMs,
       used_at: null,
+      session_id: session.id,
+      binding_hash: sha256Hex(bindingSecret),
     });
-    return { url: req.url, expiresAt: new Date(now + this.d.stateTtlMs).toISOString() };
+    return { url: req.url, state: req.state, bindingSecret, expiresAtMs };
   }
 
   /**
-   * Complete: check the state (known, unused, unexpired — consumed atomically),
-   * exchange the code with the stored verifier, store the grant.
+   * Complete a flow from the callback's query. Checked before anything
+   * changes: no repeated parameter, a state that is known, unused, unexpired
+   * and bound to `bindingSecret`, and the whole response as oauth4webapi
+   * validates it (`error`, `iss`, `code`). Then the state is consumed, the
+   * code exchanged, the session consumed and the grant stored.
    * @param query the callback's query parameters
-   * @throws {@link GrantkeeperError} 400 `invalid_state` (missing, unknown, used, expired),
-   *   400 `authorization_denied` (the provider redirected with `error`),
-   *   400 `issuer_mismatch` (RFC 9207), 502 `code_exchange_failed`
+   * @param bindingSecret the binding cookie the delivering browser sent for this state, if any
+   * @throws {@link GrantkeeperError} 400 `invalid_callback` (`details.reason`), 400 `invalid_state`
+   *   (unknown, used, expired), 400 `state_not_bound`, 410 `connect_link_used`, 502 `code_exchange_failed`
    */
-  async complete(query: URLSearchParams): Promise<CallbackResult> {
-    const state = query.get("state");
-    if (!state) throw new GrantkeeperError(ErrorCode.invalidState, "the callback has no state parameter");
-    const consumed = await this.d.states.consume(state, this.d.clock.now());
-    if (!consumed.ok) {
-      const why = { unknown: "is unknown", used: "was already used", expired: "has expired" }[consumed.reason];
-      throw new GrantkeeperError(ErrorCode.invalidState, `the state ${why}; start the connection again`, { details: { reason: consumed.reason } });
-    }
-    const pending = consumed.row;
-    const error = query.get("error");
-    if (error) {
-      this.d.logger.info({ providerId: pending.provider_id, error }, "authorization denied at provider");
-      throw new GrantkeeperError(ErrorCode.authorizationDenied, `the provider answered ${error}`, { details: { error, returnTo: pending.return_to ?? undefined } });
+  async complete(query: URLSearchParams, bindingSecret: string | undefined): Promise<CallbackResult> {
+    const state = callbackState(query);
+    const found = await this.d.states.lookup(state, this.d.clock.now());
+    if (!found.ok) throw invalidState(found.reason);
+    const pending = found.row;
+    if (!bindingMatches(bindingSecret, pending.binding_hash)) {
+      this.d.logger.info({ providerId: pending.provider_id, sessionId: pending.session_id }, "callback refused: state not bound to the delivering browser");
+      throw new GrantkeeperError(ErrorCode.stateNotBound, "this callback was delivered by another browser than the one that opened the connect link; finish connecting in the browser you started in");
     }
     const provider = await this.d.providers.forCall(pending.provider_id).catch(() => {
       throw providerNotFound(pending.provider_id, "body");
     });
-    const iss = query.get("iss");
-    if (provider.definition.issuer !== undefined && iss !== null && iss !== provider.definition.issuer) {
-      throw new GrantkeeperError(ErrorCode.issuerMismatch, "the authorization response came from another issuer (RFC 9207)");
+    const returnTo = pending.return_to ?? undefined;
+    let validated: URLSearchParams;
+    try {
+      validated = validateAuthorizationResponse(provider.definition, query, state);
+    } catch (e) {
+      throw withReturnTo(e, returnTo);
     }
-    if (!query.get("code")) throw new GrantkeeperError(ErrorCode.invalidCallback, "the callback has no code parameter");
+    const consumed = await this.d.states.consume(state, this.d.clock.now());
+    if (!consumed.ok) throw invalidState(consumed.reason);
+    const session = pending.session_id !== null ? await this.d.sessions.get(pending.session_id) : undefined;
+    if (!session) throw invalidState("unknown");
+    if (session.completed_at !== null) throw withReturnTo(linkUsed(), returnTo);
     const verifier = this.d.encryptor.decrypt(pending.code_verifier_ct, `oauth_state:${pending.state_hash}:code_verifier`);
     let tokens;
     try {
       tokens = await exchangeCode(
         { provider: provider.definition, clientSecret: provider.clientSecret, fetch: this.d.fetch, timeoutMs: this.d.policy.timeoutMs, nowMs: this.d.clock.now() },
-        query,
+        validated,
         this.redirectUri,
         verifier,
       );
     } catch (e) {
       if (!isTokenEndpointError(e)) throw e;
       this.d.logger.warn({ providerId: pending.provider_id, reason: e.message }, "code exchange failed");
-      throw new GrantkeeperError(ErrorCode.codeExchangeFailed, e.message);
+      throw new GrantkeeperError(ErrorCode.codeExchangeFailed, e.message, { details: { returnTo } });
     }
-    const { connection, created } = await this.d.connections.storeGrant({ providerId: pending.provider_id, entityId: pending.entity_id, tokens, source: "connect" });
-    return { connection, created, returnTo: pending.return_to ?? undefined };
+    // The first completed connect consumes the session; a second tab finishing at the same time stores nothing.
+    const claimedAt = this.d.clock.now();
+    if (!(await this.d.sessions.claimCompletion(session.id, claimedAt))) throw withReturnTo(linkUsed(), returnTo);
+    const opened = openedSession(session);
+    let stored;
+    try {
+      stored = await this.d.connections.storeGrant({
+        providerId: pending.provider_id,
+        entityId: pending.entity_id,
+        tokens,
+        source: "connect",
+        ...(opened.connectionConfig ? { connectionConfig: opened.connectionConfig } : {}),
+      });
+    } catch (e) {
+      await this.d.sessions.releaseCompletion(session.id, claimedAt);
+      throw e;
+    }
+    await this.d.sessions.setConnection(session.id, stored.connection.id);
+    return { ...stored, returnTo };
   }
+
+  /** Abandoned flows and sessions leave rows behind; sweep them now and then, off any hot path. */
+  private async purgeNowAndThen(now: number): Promise<void> {
+    if (now - this.lastPurgeMs <= PURGE_INTERVAL_MS) return;
+    this.lastPurgeMs = now;
+    try {
+      await this.d.states.purgeExpired(now);
+      await this.d.sessions.purgeExpired(now - SESSION_GRACE_MS);
+    } catch (e) {
+      this.d.logger.warn({ err: { message: (e as Error).message } }, "could not purge expired connect states and sessions");
+    }
+  }
+}
+
+/** `invalid_state` (400): the state is unknown, used or expired. */
+function invalidState(reason: "unknown" | "used" | "expired"): GrantkeeperError {
+  const why = { unknown: "is unknown", used: "was already used", expired: "has expired" }[reason];
+  return new GrantkeeperError(ErrorCode.invalidState, `the state ${why}; start the connection again`, { details: { reason } });
+}
+
+/** The same error with the flow's `returnTo` in its details, so the edge can send the browser back to the host app. */
+function withReturnTo(e: unknown, returnTo: string | undefined): unknown {
+  if (returnTo === undefined || !isGrantkeeperError(e)) return e;
+  return new GrantkeeperError(e.code, e.message, { kind: e.kind, details: { ...e.details, returnTo } });
 }

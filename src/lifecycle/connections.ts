@@ -36,6 +36,13 @@ export interface GrantInput {
   /** Absolute expiry in milliseconds since the epoch; overrides `tokens.expiresInSeconds`. */
   expiresAtMs?: number;
   source: "import" | "connect";
+  /**
+   * Per-connection settings from the connect session (api-contract.md v1.1,
+   * Nango's `connectionConfig`; never secrets), validated by
+   * `connectionConfigSchema` (./connectSessions.ts). Persisting them on the
+   * connection is the providers work (a column and an API field).
+   */
+  connectionConfig?: Record<string, string>;
 }
 
 /** Dependencies of {@link ConnectionService}. */

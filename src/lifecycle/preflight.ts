@@ -18,7 +18,7 @@ export interface PreflightItem {
   state?: ConnectionState;
   /** `none` (usable), `connect` (missing), `reconnect` (dead). */
   action: "none" | "connect" | "reconnect";
-  /** A signed, expiring link the end user can open without an API key. */
+  /** A fresh connect-session link (single use, short-lived) the end user can open without an API key. */
   connectUrl?: string;
 }
 
@@ -30,11 +30,18 @@ export interface PreflightResult {
 }
 
 /**
- * @param connectUrl makes a signed connect link for (providerId, entityId)
+ * Mints the link for one provider that is not usable: a connect session's
+ * `connectUrl`. Takes the scopes to ask for, so a caller that requires
+ * scopes can pass them (the provider's defaults when absent).
+ */
+export type ConnectLinkMinter = (providerId: string, entityId: string, scopes?: string[]) => Promise<string>;
+
+/**
+ * @param connectLink mints a connect-session link for (providerId, entityId)
  * @throws {@link GrantkeeperError} 422 `provider_not_found` for providers that are not defined
  */
 export async function preflight(
-  deps: { connections: ConnectionRepository; providers: ProviderService; connectUrl: (providerId: string, entityId: string) => string },
+  deps: { connections: ConnectionRepository; providers: ProviderService; connectLink: ConnectLinkMinter },
   entityId: string,
   providerIds: string[],
 ): Promise<PreflightResult> {
@@ -44,12 +51,12 @@ export async function preflight(
   for (const providerId of unique) {
     const row = await deps.connections.findByEntity(providerId, entityId);
     if (!row) {
-      items.push({ providerId, usable: false, action: "connect", connectUrl: deps.connectUrl(providerId, entityId) });
+      items.push({ providerId, usable: false, action: "connect", connectUrl: await deps.connectLink(providerId, entityId) });
       continue;
     }
     const state = row.state as ConnectionState;
     const usable = isUsable(state);
-    items.push({ providerId, usable, connectionId: row.id, state, action: usable ? "none" : "reconnect", ...(usable ? {} : { connectUrl: deps.connectUrl(providerId, entityId) }) });
+    items.push({ providerId, usable, connectionId: row.id, state, action: usable ? "none" : "reconnect", ...(usable ? {} : { connectUrl: await deps.connectLink(providerId, entityId) }) });
   }
   return { ok: items.every((i) => i.usable), entityId, providers: items };
 }

@@ -62,7 +62,8 @@ export function isTokenEndpointError(e: unknown): e is TokenEndpointError {
   return isGrantkeeperError(e, ErrorCode.tokenEndpointError);
 }
 
-function authServer(p: ProviderDefinition): oauth.AuthorizationServer {
+/** oauth4webapi's view of a provider's authorization server (also used to validate authorization responses). */
+export function authServer(p: ProviderDefinition): oauth.AuthorizationServer {
   return {
     // Without a configured issuer there is no ID token validation to do: grantkeeper
     // manages grants, not identity, so id_tokens are dropped (see stripIdToken).
@@ -249,18 +250,13 @@ export async function refreshGrant(ctx: TokenEndpointContext, refreshToken: stri
 
 /**
  * Exchange an authorization code with its PKCE verifier (RFC 6749 §4.1.3, RFC 7636 §4.5).
- * @param callbackParams the query of the redirect (already checked against the stored `state`)
+ * @param validated the callback's parameters as `validateAuthorizationResponse` (./authorizationResponse.ts) returned them
  * @throws {@link TokenEndpointError}
  */
-export async function exchangeCode(ctx: TokenEndpointContext, callbackParams: URLSearchParams, redirectUri: string, codeVerifier: string): Promise<TokenSet> {
+export async function exchangeCode(ctx: TokenEndpointContext, validated: URLSearchParams, redirectUri: string, codeVerifier: string): Promise<TokenSet> {
   const as = authServer(ctx.provider);
   const client: oauth.Client = { client_id: ctx.provider.clientId };
   return call(ctx, async (opts) => {
-    const params = new URLSearchParams(callbackParams);
-    // RFC 9207 `iss` can only be checked against a configured issuer (the caller does); drop it otherwise.
-    if (ctx.provider.issuer === undefined) params.delete("iss");
-    // `state` was checked and consumed server-side by the caller.
-    const validated = oauth.validateAuthResponse(as, client, params, oauth.skipStateCheck);
     const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), validated, redirectUri, codeVerifier, opts);
     return oauth.processAuthorizationCodeResponse(as, client, response);
   });

@@ -242,6 +242,35 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable("connections").dropColumn("api_auth_rejections").execute();
       },
     },
+    "0007_connect_sessions": {
+      async up(db: Kysely<any>) {
+        // Connect links become stored, single-use sessions; each flow's state is bound to the browser that opened the link.
+        await db.schema
+          .createTable("connect_sessions")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("token_hash", "text", (c) => c.notNull().unique())
+          .addColumn("provider_id", "text", (c) => c.notNull())
+          .addColumn("entity_id", "text", (c) => c.notNull())
+          .addColumn("scopes", "text")
+          .addColumn("return_to", "text")
+          .addColumn("connection_config", "text")
+          .addColumn("created_at", bigint, (c) => c.notNull())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .addColumn("completed_at", bigint)
+          .addColumn("connection_id", "text")
+          .execute();
+        await db.schema.createIndex("connect_sessions_expires_at").on("connect_sessions").column("expires_at").execute();
+        await db.schema.alterTable("oauth_states").addColumn("session_id", "text").execute();
+        await db.schema.alterTable("oauth_states").addColumn("binding_hash", "text").execute();
+        await db.schema.createIndex("oauth_states_session").on("oauth_states").columns(["session_id", "created_at"]).execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropIndex("oauth_states_session").execute();
+        await db.schema.alterTable("oauth_states").dropColumn("binding_hash").execute();
+        await db.schema.alterTable("oauth_states").dropColumn("session_id").execute();
+        await db.schema.dropTable("connect_sessions").execute();
+      },
+    },
   };
 }
 

@@ -8,6 +8,12 @@ export function hashState(state: string): string {
   return createHash("sha256").update(state).digest("hex");
 }
 
+/** Why a state cannot be used. */
+export type StateRefusal = "unknown" | "used" | "expired";
+
+/** A state's row, or why it cannot be used. */
+export type StateLookup = { ok: true; row: OAuthStatesTable } | { ok: false; reason: StateRefusal };
+
 /** Reads and writes of `oauth_states`. */
 export class OAuthStateRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -18,11 +24,24 @@ export class OAuthStateRepository {
   }
 
   /**
+   * Read a state without using it up (the callback checks its browser
+   * binding first, so a callback from another browser changes nothing).
+   * @returns the row when it exists, is unused and unexpired; else why not
+   */
+  async lookup(state: string, nowMs: number): Promise<StateLookup> {
+    const row = await this.db.selectFrom("oauth_states").selectAll().where("state_hash", "=", hashState(state)).executeTakeFirst();
+    if (!row) return { ok: false, reason: "unknown" };
+    if (row.used_at !== null) return { ok: false, reason: "used" };
+    if (row.expires_at <= nowMs) return { ok: false, reason: "expired" };
+    return { ok: true, row };
+  }
+
+  /**
    * Consume a state: marks it used in one atomic UPDATE and returns it, only
    * if it exists, is unused and unexpired.
    * @returns the row, or a reason it cannot be used
    */
-  async consume(state: string, nowMs: number): Promise<{ ok: true; row: OAuthStatesTable } | { ok: false; reason: "unknown" | "used" | "expired" }> {
+  async consume(state: string, nowMs: number): Promise<StateLookup> {
     const hash = hashState(state);
     const row = await this.db
       .updateTable("oauth_states")
@@ -36,6 +55,30 @@ export class OAuthStateRepository {
     const existing = await this.db.selectFrom("oauth_states").select(["used_at", "expires_at"]).where("state_hash", "=", hash).executeTakeFirst();
     if (!existing) return { ok: false, reason: "unknown" };
     return { ok: false, reason: existing.used_at !== null ? "used" : "expired" };
+  }
+
+  /**
+   * Make room for one more pending state of a session: delete its oldest
+   * live (unused, unexpired) states so that at most `keep - 1` remain. A link
+   * opened a thousand times thus holds at most `keep` live states.
+   * @returns states deleted
+   */
+  async makeRoom(sessionId: string, keep: number, nowMs: number): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const live = await trx
+        .selectFrom("oauth_states")
+        .select("state_hash")
+        .where("session_id", "=", sessionId)
+        .where("used_at", "is", null)
+        .where("expires_at", ">", nowMs)
+        .orderBy("created_at", "desc")
+        .orderBy("state_hash")
+        .execute();
+      const evict = live.slice(Math.max(0, keep - 1)).map((r) => r.state_hash);
+      if (evict.length === 0) return 0;
+      const r = await trx.deleteFrom("oauth_states").where("state_hash", "in", evict).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    });
   }
 
   /** Delete states that expired before `beforeMs`. @returns rows deleted */

@@ -64,6 +64,36 @@ export interface OAuthStatesTable {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  /** The connect session whose link started this flow (migration 0007); null for rows written before it. */
+  session_id: string | null;
+  /** SHA-256 (hex) of the browser-binding cookie set when the flow started (RFC 9700 §4.7.1); null rows are bound to no browser and refused. */
+  binding_hash: string | null;
+}
+
+/**
+ * A connect session (migration 0007): what one connect link may do, minted
+ * per click by the host app. Only a hash of the link's secret is stored, so a
+ * database read yields no usable link.
+ */
+export interface ConnectSessionsTable {
+  /** `cs_` + 26 url-safe characters. */
+  id: string;
+  /** SHA-256 (hex) of the link secret (`connectToken`). */
+  token_hash: string;
+  provider_id: string;
+  entity_id: string;
+  /** JSON array of scopes, or null for the provider's defaults. */
+  scopes: string | null;
+  return_to: string | null;
+  /** JSON object of per-connection settings (never secrets), or null. */
+  connection_config: string | null;
+  created_at: number;
+  /** After this, the link answers 410 `connect_link_expired`. */
+  expires_at: number;
+  /** Set by the first completed connect; the link then answers 410 `connect_link_used`. */
+  completed_at: number | null;
+  /** The connection the completed connect stored. */
+  connection_id: string | null;
 }
 
 export interface IntegrationsTable {
@@ -184,6 +214,7 @@ export interface Database {
   connections: ConnectionsTable;
   connection_events: ConnectionEventsTable;
   oauth_states: OAuthStatesTable;
+  connect_sessions: ConnectSessionsTable;
   integrations: IntegrationsTable;
   integration_connections: IntegrationConnectionsTable;
   integration_events: IntegrationEventsTable;

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger } from "./logger.js";
+import { createLogger, maskConnectLinks } from "./logger.js";
 
 function capture() {
   const lines: any[] = [];
@@ -26,5 +26,23 @@ describe("logger redaction", () => {
     const { lines, logger } = capture();
     logger.warn({ connectionId: "conn_1", result: "failed", class: "transient", reason: "server_error", code: "http_503", state: "degraded" }, "refresh attempt");
     expect(lines[0]).toMatchObject({ code: "http_503", state: "degraded", reason: "server_error" });
+  });
+});
+
+describe("live connect links", () => {
+  const link = "https://gk.example.com/v1/connect/github?connectToken=gkcs_AbC-_0123456789abcdefghijklmnopqrstuvwxyzABCD&x=1";
+
+  it("masks the token of a link and a bare link secret, and nothing else", () => {
+    expect(maskConnectLinks(`open ${link} now`)).toBe("open https://gk.example.com/v1/connect/github?connectToken=[redacted]&x=1 now");
+    expect(maskConnectLinks("secret gkcs_AbC-_0123 leaked")).toBe("secret [redacted] leaked");
+    expect(maskConnectLinks("connection conn_1 (github) is dead")).toBe("connection conn_1 (github) is dead");
+  });
+
+  it("never reach a log line: message strings are masked, connectUrl fields redacted", () => {
+    const { lines, logger } = capture();
+    logger.info({ connectUrl: link, nested: { connectToken: "gkcs_x" } }, `link ${link}`);
+    const text = JSON.stringify(lines[0]);
+    expect(text).not.toContain("gkcs_");
+    expect(lines[0].msg).toBe("link https://gk.example.com/v1/connect/github?connectToken=[redacted]&x=1");
   });
 });

@@ -29,6 +29,8 @@ export const REDACT_PATHS = [
   "secret",
   "authorization",
   "cookie",
+  "connectToken",
+  "connectUrl",
   "*.accessToken",
   "*.refreshToken",
   "*.access_token",
@@ -40,6 +42,8 @@ export const REDACT_PATHS = [
   "*.encryptionKey",
   "*.authorization",
   "*.cookie",
+  "*.connectToken",
+  "*.connectUrl",
   "req.headers.authorization",
   "req.headers.cookie",
   'req.headers["set-cookie"]',
@@ -47,6 +51,19 @@ export const REDACT_PATHS = [
   "headers.cookie",
   'headers["set-cookie"]',
 ];
+
+const LIVE_LINK = /(connectToken=)[^&#\s"'<>]+|gkcs_[A-Za-z0-9_-]+/g;
+
+/**
+ * `text` with every live connect link masked: the `connectToken` of a link
+ * and any bare link secret (`gkcs_…`) become `[redacted]`. A connect link is
+ * a credential until it is used or expires (docs/security.md); alerts and
+ * logs must never carry one, and this is the last line of defence.
+ */
+export function maskConnectLinks(text: string): string {
+  if (!text.includes("connectToken=") && !text.includes("gkcs_")) return text;
+  return text.replace(LIVE_LINK, (m, param: string | undefined) => (param ? `${param}[redacted]` : "[redacted]"));
+}
 
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
@@ -64,6 +81,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       base: { service: "grantkeeper" },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // Paths are redacted above; a link that slipped into a message string is masked here.
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === "string" ? maskConnectLinks(a) : a)) as Parameters<typeof method>);
+        },
+      },
     },
     options.destination ?? pino.destination({ dest: 1, sync: true }),
   );

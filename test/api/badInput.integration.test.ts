@@ -322,8 +322,9 @@ describe("PATCH /v1/connections/{id}", () => {
 });
 
 describe("GET /v1/oauth/callback", () => {
-  it("answers 400 invalid_state without a state", async () => {
-    await expectProblem(await request("/v1/oauth/callback?code=abc"), 400, "invalid_state");
+  it("answers 400 invalid_callback without a state", async () => {
+    const body = await expectProblem(await request("/v1/oauth/callback?code=abc"), 400, "invalid_callback");
+    expect(body.reason).toBe("missing_state");
   });
 
   it("answers 400 invalid_state for an unknown state", async () => {
@@ -344,6 +345,16 @@ describe("GET /v1/oauth/callback", () => {
 });
 
 describe("GET /v1/connect/{providerId}", () => {
+  /** Open a link without a key; returns the authorization URL's state and the binding cookie the answer set. */
+  async function open(link: string): Promise<{ state: string; cookie: string; location: string; setCookie: string }> {
+    const u = new URL(link);
+    const res = await request(u.pathname + u.search);
+    expect(res.status).toBe(302);
+    const location = res.headers.get("location") ?? "";
+    const setCookie = res.headers.get("set-cookie") ?? "";
+    return { state: new URL(location).searchParams.get("state")!, cookie: setCookie.split(";")[0]!, location, setCookie };
+  }
+
   it("answers 422 without an entityId", async () => {
     const problem = await expectProblem(await authed("/v1/connect/acme"), 422, "validation_failed");
     expect(errorPaths(problem)).toContain("entityId");
@@ -353,43 +364,46 @@ describe("GET /v1/connect/{providerId}", () => {
     await expectProblem(await authed(`/v1/connect/acme?entityId=e2&returnTo=${encodeURIComponent("https://evil.example.com/x")}`), 422, "invalid_return_to");
   });
 
-  it("redirects to the authorization endpoint with PKCE S256, a state and the callback as redirect_uri", async () => {
+  it("with the key, mints a session and goes through its link: 302 to the authorization endpoint with PKCE S256, a state, the callback as redirect_uri, and a binding cookie", async () => {
     const res = await authed("/v1/connect/acme?entityId=e2");
     expect(res.status).toBe(302);
-    const location = res.headers.get("location") ?? "";
+    const link = res.headers.get("location") ?? "";
+    expect(link).toMatch(new RegExp(`^${PUBLIC_URL}/v1/connect/acme\\?connectToken=gkcs_`));
+    const { location, setCookie, state } = await open(link);
     expect(location.startsWith("https://auth.example.com/authorize")).toBe(true);
     const q = new URL(location).searchParams;
     expect(q.get("response_type")).toBe("code");
     expect(q.get("client_id")).toBe("c");
     expect(q.get("code_challenge_method")).toBe("S256");
     expect(q.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(q.get("state")).toBeTruthy();
+    expect(state).toBeTruthy();
     expect(q.get("redirect_uri")).toBe(`${PUBLIC_URL}/v1/oauth/callback`);
+    // http public URL: no Secure, sent to the callback only.
+    expect(setCookie).toMatch(/^gk_state_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/oauth\/callback; HttpOnly; SameSite=Lax$/);
   });
 
-  it("denied at the provider: 400 authorization_denied, and the state is single use", async () => {
-    const connect = await authed("/v1/connect/acme?entityId=e3");
-    expect(connect.status).toBe(302);
-    const state = new URL(connect.headers.get("location")!).searchParams.get("state")!;
-    expect(state).toBeTruthy();
+  it("an error response from the provider: 400 invalid_callback, nothing stored, the state still unused", async () => {
+    const { connectUrl } = await gk.connectSessions.create({ providerId: "acme", entityId: "e3" });
+    const { state, cookie } = await open(connectUrl);
     const callback = `/v1/oauth/callback?error=access_denied&state=${encodeURIComponent(state)}`;
-    const first = await unchangedBy(() => request(callback));
-    await expectProblem(first, 400, "authorization_denied");
-    const second = await unchangedBy(() => request(callback));
-    await expectProblem(second, 400, "invalid_state");
+    for (let i = 0; i < 2; i++) {
+      const res = await unchangedBy(() => request(callback, { headers: { cookie } }));
+      const body = await expectProblem(res, 400, "invalid_callback");
+      expect(body).toMatchObject({ reason: "authorization_error", providerError: "access_denied" });
+    }
   });
 
   it("answers 401 invalid_connect_token for a garbage connect token without a key", async () => {
     await expectProblem(await request("/v1/connect/acme?connectToken=garbage"), 401, "invalid_connect_token");
     await expectProblem(await request("/v1/connect/acme?connectToken=garbage.garbage"), 401, "invalid_connect_token");
+    await expectProblem(await request(`/v1/connect/acme?connectToken=gkcs_${"A".repeat(43)}`), 401, "invalid_connect_token");
   });
 
-  it("accepts a signed connect link without a key, for its provider only", async () => {
-    const link = new URL(gk.connectUrl("acme", "e9"));
+  it("accepts a session link without a key, for its provider only", async () => {
+    const { connectUrl } = await gk.connectSessions.create({ providerId: "acme", entityId: "e9" });
+    const link = new URL(connectUrl);
     expect(link.origin).toBe(PUBLIC_URL);
-    const ok = await request(link.pathname + link.search);
-    expect(ok.status).toBe(302);
-    expect(ok.headers.get("location") ?? "").toMatch(/^https:\/\/auth\.example\.com\/authorize\?/);
+    expect((await open(connectUrl)).location).toMatch(/^https:\/\/auth\.example\.com\/authorize\?/);
 
     const other = await sendJson("PUT", "/v1/providers/globex", { ...acme, clientId: "g" });
     expect(other.status).toBe(200);

@@ -16,6 +16,9 @@ import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "../suppo
 const RT = "rt-SECRET-refresh-9f8e7d";
 const AT = "at-SECRET-access-1a2b3c";
 const SINK_SECRET = "alert-sink-signing-secret";
+const RECONNECT = "https://app.example.com/reconnect?provider={providerId}&entity={entityId}&connection={connectionId}";
+/** What a live connect link looks like: none may appear in any alert or log. */
+const LIVE_LINK = /connectToken|gkcs_|\/v1\/connect\//;
 
 describe("episode alerts and sinks", () => {
   let db: TestDatabase;
@@ -41,6 +44,7 @@ describe("episode alerts and sinks", () => {
       refresh: { minIntervalMs: 1_000, maxRetries: 3 },
       extra: {
         alerts: {
+          reconnectUrl: RECONNECT,
           sinks: [
             { type: "log", audience: "ops", minSeverity: "info" },
             { type: "slack", name: "ops-slack", url: `${opsSlack.url}/services/ops`, audience: "ops", minSeverity: "info" },
@@ -85,7 +89,7 @@ describe("episode alerts and sinks", () => {
     expect((await kinds()).length).toBe(4);
   });
 
-  it("a revoked grant alerts once, with a reconnect link for the user and operator detail for ops", async () => {
+  it("a revoked grant alerts once, with the host app's reconnect page for the user and operator detail for ops", async () => {
     t.clock.advance(3_600_000); // past the flap window: a new episode
     const echo = { status: 400, body: { error: "invalid_grant", error_description: `refresh token ${RT} was revoked`, refresh_token: RT } };
     ep.push(echo);
@@ -96,8 +100,10 @@ describe("episode alerts and sinks", () => {
     const invalidated = all.filter((a) => a.kind === "grant_invalidated");
     expect(invalidated).toHaveLength(1);
     expect(invalidated[0]!.severity).toBe("critical");
-    expect(invalidated[0]!.detail?.reconnectUrl).toMatch(new RegExp(`^${t.url}/v1/connect/attio\\?connectToken=`));
-    expect(invalidated[0]!.userMessage).toBe(`Your Attio connection has stopped working. Please reconnect your Attio account: ${invalidated[0]!.detail!.reconnectUrl}`);
+    const page = `https://app.example.com/reconnect?provider=attio&entity=acct-7&connection=${id}`;
+    expect(invalidated[0]!.detail?.reconnectUrl).toBe(page);
+    expect(invalidated[0]!.userMessage).toBe(`Your Attio connection has stopped working. Please reconnect your Attio account: ${page}`);
+    expect(invalidated[0]!.message).toContain(`Reconnect page: ${page}`);
   });
 
   it("user-facing sinks get only user text: no codes, JSON, HTML, stack or token", async () => {
@@ -144,6 +150,18 @@ describe("episode alerts and sinks", () => {
     expect(res.body.items[0]).toMatchObject({ subject: { connectionId: id }, severity: "info" });
     const logs = t.logText();
     for (const s of t.secrets) expect(logs.includes(s)).toBe(false);
+  });
+
+  it("no alert, sink or log line carries a live connect link", async () => {
+    const everywhere = [
+      JSON.stringify(await t.gk.alerts.list(0)),
+      ...opsSlack.requests.map((r) => r.body),
+      ...userSlack.requests.map((r) => r.body),
+      ...hook.requests.map((r) => r.body),
+      t.logText(),
+    ];
+    expect(everywhere.join("\n")).toContain("grant_invalidated");
+    for (const text of everywhere) expect(text).not.toMatch(LIVE_LINK);
   });
 
   it("counts alerts sent per kind and sink in /metrics", async () => {

@@ -10,7 +10,7 @@ import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { startFaultProxy, type FaultProxy } from "../support/faultProxy.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
-import { completeLogin } from "../support/login.js";
+import { connectEntity } from "../support/connect.js";
 import { IntegrationRepository } from "../../src/store/integrations.js";
 
 describe("integration status propagation", () => {
@@ -22,10 +22,9 @@ describe("integration status propagation", () => {
   const int: Record<string, string> = {};
 
   async function connect(entityId: string): Promise<string> {
-    const callback = await completeLogin(t.gk.connectUrl("acme", entityId), { accountId: entityId });
-    const res = await fetch(callback, { headers: { accept: "application/json" } });
-    expect(res.status).toBe(200);
-    return ((await res.json()) as any).connection.id;
+    const { response, body } = await connectEntity(t.gk, "acme", entityId);
+    expect(response.status).toBe(200);
+    return body.connection.id;
   }
   async function createIntegration(name: string, entityId: string, connectionIds: string[]): Promise<string> {
     const res = await t.api("POST", "/v1/integrations", { name, entityId, connectionIds });

@@ -13,7 +13,7 @@ import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { startConsumer, type Consumer } from "../support/consumer.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
-import { completeLogin } from "../support/login.js";
+import { connectEntity } from "../support/connect.js";
 
 const WEBHOOK_SECRET = "webhook-signing-secret-value";
 
@@ -26,8 +26,7 @@ describe("jobs", () => {
   const events: string[] = [];
 
   async function connect(entityId: string): Promise<string> {
-    const callback = await completeLogin(t.gk.connectUrl("acme", entityId), { accountId: entityId });
-    return ((await (await fetch(callback, { headers: { accept: "application/json" } })).json()) as any).connection.id;
+    return (await connectEntity(t.gk, "acme", entityId)).body.connection.id;
   }
   async function integration(name: string, delivery: string | undefined, extra: Record<string, unknown> = {}) {
     const res = await t.api("POST", "/v1/integrations", { name, entityId: "alice", connectionIds: [aliceConn], ...(delivery ? { delivery: { url: delivery, timeoutMs: 2000 } } : {}), webhook: { signing: "hmac-sha256", secret: WEBHOOK_SECRET }, ...extra });

@@ -12,7 +12,8 @@ import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { startFaultProxy, type FaultProxy } from "../support/faultProxy.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
-import { completeLogin } from "../support/login.js";
+import { connectEntity, connectInBrowser } from "../support/connect.js";
+import { browserFetch } from "../support/login.js";
 
 const TTL_S = 120;
 const MARGIN_S = 30;
@@ -26,11 +27,9 @@ describe("grant lifecycle on a real authorization server", () => {
 
   /** Complete the connect flow as a user would: open the link, log in, consent, land on the callback. */
   async function connectAs(entityId: string, accountId = entityId) {
-    const link = t.gk.connectUrl("acme", entityId);
-    const callback = await completeLogin(link, { accountId });
+    const { callback, response, body } = await connectEntity(t.gk, "acme", entityId, { accountId });
     expect(callback.startsWith(`${t.url}/v1/oauth/callback?`)).toBe(true);
-    const res = await fetch(callback, { headers: { accept: "application/json" } });
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: response.status, body };
   }
 
   async function tick(ms: number) {
@@ -198,10 +197,11 @@ describe("grant lifecycle on a real authorization server", () => {
   });
 
   it("a callback state is single use", async () => {
-    const link = t.gk.connectUrl("acme", "user-2");
-    const callback = await completeLogin(link, { accountId: "user-2" });
-    expect((await fetch(callback, { headers: { accept: "application/json" } })).status).toBe(200);
-    const replay = await fetch(callback, { headers: { accept: "application/json" } });
+    const { connectUrl } = await t.gk.connectSessions.create({ providerId: "acme", entityId: "user-2" });
+    const first = await connectInBrowser(connectUrl, { accountId: "user-2" });
+    expect(first.response.status).toBe(200);
+    // The same browser delivers the same callback again.
+    const replay = await browserFetch(first.jar, first.callback, { headers: { accept: "application/json" } });
     expect(replay.status).toBe(400);
     expect(((await replay.json()) as any).code).toBe("invalid_state");
   });

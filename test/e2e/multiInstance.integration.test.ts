@@ -10,7 +10,7 @@ import { ConnectionRepository } from "../../src/store/connections.js";
 import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
-import { completeLogin } from "../support/login.js";
+import { connectEntity } from "../support/connect.js";
 
 describe("two instances on one store", () => {
   let db: TestDatabase;
@@ -39,9 +39,7 @@ describe("two instances on one store", () => {
   });
 
   async function connect(entityId: string): Promise<string> {
-    const callback = await completeLogin(a.gk.connectUrl("acme", entityId), { accountId: entityId });
-    const res = await fetch(callback, { headers: { accept: "application/json" } });
-    return ((await res.json()) as any).connection.id;
+    return (await connectEntity(a.gk, "acme", entityId)).body.connection.id;
   }
 
   it("200 concurrent ensureFresh calls across two instances on an expired grant make one token call", async () => {

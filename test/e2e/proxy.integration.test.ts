@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
-import { completeLogin } from "../support/login.js";
+import { connectEntity } from "../support/connect.js";
 import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "../support/scriptedTokenEndpoint.js";
 
 describe("proxy", () => {
@@ -46,8 +46,7 @@ describe("proxy", () => {
   });
 
   it("calls the real userinfo endpoint with a fresh token", async () => {
-    const callback = await completeLogin(t.gk.connectUrl("acme", "user-9"), { accountId: "user-9" });
-    const id = ((await (await fetch(callback, { headers: { accept: "application/json" } })).json()) as any).connection.id;
+    const id = (await connectEntity(t.gk, "acme", "user-9")).body.connection.id;
     const res = await fetch(`${t.url}/v1/proxy/${id}/me`, { headers: { authorization: `Bearer ${t.apiKey}` } });
     expect(res.status).toBe(200);
     expect(((await res.json()) as any).sub).toBe("user-9");

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { freePort, startGrantkeeper } from "../support/gk.js";
-import { completeLogin } from "../support/login.js";
+import { connectEntity } from "../support/connect.js";
 import { waitFor } from "../support/wait.js";
 
 const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
@@ -55,8 +55,7 @@ describe("grantkeeper serve processes", () => {
     const setup = await startGrantkeeper(db, { encryptionKey });
     as = await startAuthServer({ accessTokenTtlSeconds: 3600, clients: [{ clientId: "c", clientSecret: "proc-client-secret", redirectUris: [`${setup.url}/v1/oauth/callback`] }] });
     await setup.api("PUT", "/v1/providers/acme", { issuer: as.issuer, authorizationEndpoint: as.authorizationEndpoint, tokenEndpoint: as.tokenEndpoint, revocationEndpoint: as.revocationEndpoint, clientId: "c", clientSecret: "proc-client-secret", scopes: ["openid"] });
-    const callback = await completeLogin(setup.gk.connectUrl("acme", "proc-user"), { accountId: "proc-user" });
-    connectionId = ((await (await fetch(callback, { headers: { accept: "application/json" } })).json()) as any).connection.id;
+    connectionId = (await connectEntity(setup.gk, "acme", "proc-user")).body.connection.id;
     for (const s of setup.secrets) secrets.add(s);
     await setup.gk.store.db.updateTable("connections").set({ next_refresh_at: Date.now() - 1000 }).where("id", "=", connectionId).execute();
     await setup.close();

@@ -13,6 +13,13 @@ export interface CompleteLoginOptions {
    * with an interaction form); pass it if your flow defeats that heuristic.
    */
   authServerOrigin?: string;
+  /**
+   * The browser's cookie jar. Pass one to keep the cookies the flow set —
+   * grantkeeper binds the OAuth `state` to the browser that opened the connect
+   * link with a cookie, so the callback must be delivered with the same jar
+   * (see {@link browserFetch}). Default: a fresh jar, thrown away.
+   */
+  jar?: CookieJar;
 }
 
 interface StoredCookie {
@@ -21,8 +28,8 @@ interface StoredCookie {
   path: string;
 }
 
-/** A deliberately small cookie jar: one host-only jar per origin, Path-aware, honours deletion. */
-class CookieJar {
+/** A deliberately small cookie jar: one host-only jar per origin, Path-aware, honours deletion. One jar = one browser. */
+export class CookieJar {
   private readonly cookies = new Map<string, StoredCookie[]>();
 
   store(url: URL, setCookies: string[]): void {
@@ -120,7 +127,7 @@ function looksLikeAuthorizationRequest(url: URL): boolean {
 export async function completeLogin(authorizeUrl: string, opts: CompleteLoginOptions = {}): Promise<string> {
   const accountId = opts.accountId ?? 'user-1';
   let authOrigin = opts.authServerOrigin ? new URL(opts.authServerOrigin).origin : undefined;
-  const jar = new CookieJar();
+  const jar = opts.jar ?? new CookieJar();
   let url = new URL(authorizeUrl);
   let form: URLSearchParams | undefined;
   const trail: string[] = [];
@@ -159,4 +166,16 @@ export async function completeLogin(authorizeUrl: string, opts: CompleteLoginOpt
     form = next.fields;
   }
   throw new Error(`completeLogin: too many hops:\n${trail.join('\n')}`);
+}
+
+/**
+ * A request as the browser holding `jar` makes it: its cookies for the URL are
+ * sent, and the cookies the answer sets are kept. Redirects are not followed.
+ */
+export async function browserFetch(jar: CookieJar, url: string | URL, init: { headers?: Record<string, string> } = {}): Promise<Response> {
+  const u = new URL(url);
+  const cookie = jar.header(u);
+  const res = await fetch(u, { headers: { ...init.headers, ...(cookie ? { cookie } : {}) }, redirect: 'manual' });
+  jar.store(u, res.headers.getSetCookie());
+  return res;
 }

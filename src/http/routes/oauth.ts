@@ -1,15 +1,17 @@
 /**
- * The browser-facing half of the connect flow: `GET /v1/connect/{providerId}`
- * (302 to the authorization endpoint) and `GET /v1/oauth/callback`.
+ * The browser-facing half of the connect flow: the connect link
+ * `GET /v1/connect/{providerId}` (302 to the authorization endpoint, binding
+ * cookie set) and the redirect endpoint `GET /v1/oauth/callback`.
  */
 import { Hono, type Context } from "hono";
-import { html } from "hono/html";
 import { z } from "zod";
 import type { Grantkeeper } from "../../grantkeeper.js";
-import { verifyConnectToken } from "../../lifecycle/connectToken.js";
-import { isGrantkeeperError, ErrorCode, invalidInput } from "../../domain/errors.js";
+import { isGrantkeeperError, invalidInput, type GrantkeeperError } from "../../domain/errors.js";
+import { scopeSchema } from "../../lifecycle/connectSessions.js";
 import { hasApiKey, publicRoute, unauthorized } from "../auth.js";
-import { STATUS_BY_KIND } from "../problem.js";
+import { endUserPage, outcomeOf } from "../endUserPage.js";
+import { problemOf } from "../problem.js";
+import { clearStateCookie, readStateCookie, setStateCookie } from "../stateCookie.js";
 import { queryParams } from "../validation.js";
 
 const connectQuery = z
@@ -17,7 +19,7 @@ const connectQuery = z
     entityId: z.string().min(1).max(256).optional(),
     returnTo: z.string().max(2048).optional(),
     scope: z.string().max(2048).optional(),
-    connectToken: z.string().max(4096).optional(),
+    connectToken: z.string().max(256).optional(),
   })
   .strict();
 
@@ -25,67 +27,79 @@ function wantsHtml(c: Context): boolean {
   return (c.req.header("accept") ?? "").includes("text/html");
 }
 
-function page(title: string, message: string) {
-  return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
-<meta name="viewport" content="width=device-width,initial-scale=1">
-<style>body{font:16px system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.3rem}</style>
-</head><body><h1>${title}</h1><p>${message}</p></body></html>`;
+/** The problem+json answer of `e`, keeping the headers already set on `c` (a cookie being cleared). */
+function problemResponse(c: Context, e: GrantkeeperError): Response {
+  const p = problemOf(e);
+  return c.body(JSON.stringify(p.toBody()), p.status as 400, { ...p.headers, "content-type": "application/problem+json" });
 }
+
+/** Send the browser back to the host app with the outcome in the query: `status=connected|error`, a stable `error` code, its `reason`. */
+function backToHost(c: Context, returnTo: string, params: Record<string, string | undefined>): Response {
+  const to = new URL(returnTo);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) to.searchParams.set(k, v);
+  return c.redirect(to.toString(), 302);
+}
+
+const detail = (e: GrantkeeperError, key: string) => (typeof e.details[key] === "string" ? (e.details[key] as string) : undefined);
 
 /**
  * Routes mounted at `/v1`. Both are public routes: the connect link is
- * authenticated by its signed `connectToken` (or, for server-side use, the
- * API key checked here), the callback by its single-use `state`.
+ * authenticated by its session's `connectToken` (or, for server-side use,
+ * the API key checked here), the callback by its single-use `state` and the
+ * browser-binding cookie.
  * @param opts.apiKeys the valid API keys, for `GET /v1/connect/{providerId}` without a connect token
  */
 export function oauthRoutes(gk: Grantkeeper, opts: { apiKeys: readonly string[] }): Hono {
   const app = new Hono();
+  const secureCookies = gk.authorization.redirectUri.startsWith("https:");
+  const providerName = async (id: string) => (await gk.providers.get(id).catch(() => undefined))?.displayName;
 
   app.get("/connect/:providerId", publicRoute(async (c: Context) => {
     const providerId = c.req.param("providerId")!;
     const q = queryParams(c, connectQuery);
-    if (q.connectToken === undefined && !hasApiKey(c, opts.apiKeys)) throw unauthorized();
-    let entityId = q.entityId;
-    let returnTo = q.returnTo;
-    if (q.connectToken !== undefined) {
-      const claims = verifyConnectToken(gk.connectKey, q.connectToken, providerId, gk.clock.now());
-      entityId = claims.entityId;
-      returnTo = claims.returnTo;
-    }
-    if (entityId === undefined) throw invalidInput([{ path: "entityId", message: "required" }]);
-    const scopes = q.scope ? q.scope.split(/[ ,]+/).filter(Boolean) : undefined;
-    const { url } = await gk.authorization.begin(providerId, entityId, { ...(returnTo ? { returnTo } : {}), ...(scopes ? { scopes } : {}) });
     c.header("cache-control", "no-store");
-    return c.redirect(url, 302);
+    c.header("referrer-policy", "no-referrer");
+    if (q.connectToken === undefined) {
+      // Server-side use with the key: mint a session and go through its link, so the flow is bound to the browser that follows it.
+      if (!hasApiKey(c, opts.apiKeys)) throw unauthorized();
+      if (q.entityId === undefined) throw invalidInput([{ path: "entityId", message: "required" }]);
+      const scopes = q.scope?.split(/[ ,]+/).filter(Boolean);
+      if (scopes) for (const s of scopes) if (!scopeSchema.safeParse(s).success) throw invalidInput([{ path: "scope", message: "scope tokens (RFC 6749 §3.3), separated by spaces or commas" }]);
+      const session = await gk.connectSessions.create({ providerId, entityId: q.entityId, returnTo: q.returnTo, scopes });
+      return c.redirect(session.connectUrl, 302);
+    }
+    // A link: the session decides entity, scopes and returnTo; the query cannot change them.
+    let flow;
+    try {
+      flow = await gk.authorization.begin(await gk.connectSessions.open(providerId, q.connectToken));
+    } catch (e) {
+      if (!isGrantkeeperError(e) || !wantsHtml(c)) throw e;
+      return endUserPage(c, outcomeOf(e), await providerName(providerId), problemOf(e).status);
+    }
+    setStateCookie(c, flow.state, flow.bindingSecret, secureCookies, gk.authorization.stateTtlMs / 1000);
+    return c.redirect(flow.url, 302);
   }));
 
   app.get("/oauth/callback", publicRoute(async (c: Context) => {
     const query = new URL(c.req.url).searchParams;
+    const states = query.getAll("state");
+    const state = states.length === 1 ? states[0]! : undefined;
+    const binding = state ? readStateCookie(c, state, secureCookies) : undefined;
+    if (state && binding !== undefined) clearStateCookie(c, state, secureCookies);
+    c.header("cache-control", "no-store");
+    c.header("referrer-policy", "no-referrer");
     try {
-      const r = await gk.authorization.complete(query);
-      c.header("cache-control", "no-store");
-      if (r.returnTo) {
-        const to = new URL(r.returnTo);
-        to.searchParams.set("connectionId", r.connection.id);
-        to.searchParams.set("status", "connected");
-        return c.redirect(to.toString(), 302);
-      }
+      const r = await gk.authorization.complete(query, binding);
+      if (r.returnTo) return backToHost(c, r.returnTo, { status: "connected", connectionId: r.connection.id });
       if (!wantsHtml(c)) return c.json({ status: "connected", connection: r.connection });
-      return c.html(page("Connected", `Your ${r.connection.providerId} account is connected. You can close this window.`));
+      return endUserPage(c, "connected", await providerName(r.connection.providerId), 200);
     } catch (e) {
       if (!isGrantkeeperError(e)) throw e;
-      const returnTo = e.details.returnTo;
-      if (typeof returnTo === "string") {
-        const to = new URL(returnTo);
-        to.searchParams.set("status", "error");
-        to.searchParams.set("error", e.code);
-        return c.redirect(to.toString(), 302);
-      }
-      if (!wantsHtml(c)) throw e;
-      // Written for the person in the browser: no codes from the provider, no stack, no JSON.
-      const message = e.code === ErrorCode.invalidState ? "This sign-in link has expired or was already used. Please start connecting again." : "The connection could not be completed. Please try again.";
-      return c.html(page("Connection not completed", message), STATUS_BY_KIND[e.kind] as 400);
+      const returnTo = detail(e, "returnTo");
+      if (returnTo !== undefined) return backToHost(c, returnTo, { status: "error", error: e.code, reason: detail(e, "reason"), providerError: detail(e, "providerError") });
+      if (!wantsHtml(c)) return problemResponse(c, e);
+      // Written for the person in the browser: no codes, no provider text, no stack, no JSON.
+      return endUserPage(c, outcomeOf(e), undefined, problemOf(e).status);
     }
   }));
 
