@@ -240,7 +240,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const publicUrl = (options.publicUrl ?? "http://127.0.0.1:7420").replace(/\/+$/, "");
   const sessionRepo = new ConnectSessionRepository(store.db);
   const authorization = new AuthorizationService({
-    states: new OAuthStateRepository(store.db),
+    states: new OAuthStateRepository(store.db, store.dialect),
     sessions: sessionRepo,
     providers,
     connections,

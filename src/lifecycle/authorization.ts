@@ -3,8 +3,8 @@
  * RFC 7636, RFC 9700 §2.1), started from a connect session's link. The state
  * is stored server-side (hashed) with an expiry and is single use; the
  * verifier is stored encrypted; the state is bound to the browser that opened
- * the link by a secret only that browser holds (a cookie, RFC 9700 §4.7.1),
- * of which only a hash is stored. The callback checks everything that can be
+ * the link by a secret only that browser holds (a cookie per session,
+ * RFC 9700 §4.7.1), of which only a hash is stored. The callback checks everything that can be
  * checked before it changes anything, then exchanges the code, consumes the
  * session and stores the grant.
  */
@@ -61,6 +61,8 @@ export interface StartedFlow {
   url: string;
   /** The `state` in `url`. */
   state: string;
+  /** The session the flow belongs to. */
+  sessionId: string;
   /** The browser-binding secret: set it as an HttpOnly cookie on the browser that is sent to `url`, nowhere else. */
   bindingSecret: string;
   /** When the state expires, milliseconds since the epoch. */
@@ -73,7 +75,12 @@ export interface CallbackResult {
   created: boolean;
   /** Where to send the browser, if the session named an allowed place. */
   returnTo: string | undefined;
+  /** The session the connect consumed. */
+  sessionId: string;
 }
+
+/** A binding secret: 32 random bytes, base64url. */
+const BINDING_SECRET = /^[A-Za-z0-9_-]{43}$/;
 
 const sha256Hex = (s: string) => hashState(s);
 
@@ -120,53 +127,61 @@ export class AuthorizationService {
   }
 
   /**
-   * Begin a flow for an opened session: store a single-use state bound to a
-   * fresh browser secret (evicting the session's oldest pending states beyond
+   * Begin a flow for an opened session: store a single-use state bound to the
+   * browser's secret (evicting the session's oldest pending states beyond
    * {@link MAX_PENDING_STATES_PER_SESSION}) and return the authorization URL.
+   * @param browserSecret the binding secret this browser already holds for this session (it opened the link before), reused when well-formed; else a new one is made
    * @throws {@link GrantkeeperError} 404 `provider_not_found` (deleted since the session was minted)
    */
-  async begin(session: OpenedSession): Promise<StartedFlow> {
+  async begin(session: OpenedSession, browserSecret?: string): Promise<StartedFlow> {
     const provider = await this.d.providers.get(session.providerId);
     if (!provider) throw providerNotFound(session.providerId);
     const req = await buildAuthorizationRequest(provider, this.redirectUri, session.scopes);
     const now = this.d.clock.now();
     await this.purgeNowAndThen(now);
-    await this.d.states.makeRoom(session.id, MAX_PENDING_STATES_PER_SESSION, now);
-    const bindingSecret = randomBytes(32).toString("base64url");
+    const bindingSecret = browserSecret !== undefined && BINDING_SECRET.test(browserSecret) ? browserSecret : randomBytes(32).toString("base64url");
     const hash = hashState(req.state);
     const expiresAtMs = now + this.d.stateTtlMs;
-    await this.d.states.insert({
-      state_hash: hash,
-      provider_id: session.providerId,
-      entity_id: session.entityId,
-      code_verifier_ct: this.d.encryptor.encrypt(req.codeVerifier, `oauth_state:${hash}:code_verifier`),
-      return_to: session.returnTo ?? null,
-      created_at: now,
-      expires_at: expiresAtMs,
-      used_at: null,
-      session_id: session.id,
-      binding_hash: sha256Hex(bindingSecret),
-    });
-    return { url: req.url, state: req.state, bindingSecret, expiresAtMs };
+    await this.d.states.insertCapped(
+      {
+        state_hash: hash,
+        provider_id: session.providerId,
+        entity_id: session.entityId,
+        code_verifier_ct: this.d.encryptor.encrypt(req.codeVerifier, `oauth_state:${hash}:code_verifier`),
+        return_to: session.returnTo ?? null,
+        created_at: now,
+        expires_at: expiresAtMs,
+        used_at: null,
+        session_id: session.id,
+        binding_hash: sha256Hex(bindingSecret),
+      },
+      MAX_PENDING_STATES_PER_SESSION,
+      now,
+    );
+    return { url: req.url, state: req.state, sessionId: session.id, bindingSecret, expiresAtMs };
   }
 
   /**
    * Complete a flow from the callback's query. Checked before anything
-   * changes: no repeated parameter, a state that is known, unused, unexpired
-   * and bound to `bindingSecret`, and the whole response as oauth4webapi
-   * validates it (`error`, `iss`, `code`). Then the state is consumed, the
-   * code exchanged, the session consumed and the grant stored.
+   * changes: no repeated parameter, a state that is known, unused and
+   * unexpired, a session not yet completed, the browser's binding secret, and
+   * the whole response as oauth4webapi validates it (`error`, `iss`, `code`).
+   * Then the state is consumed, the code exchanged, the session consumed and
+   * the grant stored.
    * @param query the callback's query parameters
-   * @param bindingSecret the binding cookie the delivering browser sent for this state, if any
+   * @param bindingSecretOf the binding secret the delivering browser holds for a session (its cookie), if any
    * @throws {@link GrantkeeperError} 400 `invalid_callback` (`details.reason`), 400 `invalid_state`
-   *   (unknown, used, expired), 400 `state_not_bound`, 410 `connect_link_used`, 502 `code_exchange_failed`
+   *   (unknown, used, expired), 410 `connect_link_used`, 400 `state_not_bound`, 502 `code_exchange_failed`
    */
-  async complete(query: URLSearchParams, bindingSecret: string | undefined): Promise<CallbackResult> {
+  async complete(query: URLSearchParams, bindingSecretOf: (sessionId: string) => string | undefined): Promise<CallbackResult> {
     const state = callbackState(query);
     const found = await this.d.states.lookup(state, this.d.clock.now());
     if (!found.ok) throw invalidState(found.reason);
     const pending = found.row;
-    if (!bindingMatches(bindingSecret, pending.binding_hash)) {
+    const session = pending.session_id !== null ? await this.d.sessions.get(pending.session_id) : undefined;
+    // Another tab finished first: say so (the binding cookie may be gone with that success).
+    if (session?.completed_at != null) throw linkUsed();
+    if (!session || !bindingMatches(bindingSecretOf(session.id), pending.binding_hash)) {
       this.d.logger.info({ providerId: pending.provider_id, sessionId: pending.session_id }, "callback refused: state not bound to the delivering browser");
       throw new GrantkeeperError(ErrorCode.stateNotBound, "this callback was delivered by another browser than the one that opened the connect link; finish connecting in the browser you started in");
     }
@@ -182,9 +197,6 @@ export class AuthorizationService {
     }
     const consumed = await this.d.states.consume(state, this.d.clock.now());
     if (!consumed.ok) throw invalidState(consumed.reason);
-    const session = pending.session_id !== null ? await this.d.sessions.get(pending.session_id) : undefined;
-    if (!session) throw invalidState("unknown");
-    if (session.completed_at !== null) throw withReturnTo(linkUsed(), returnTo);
     const verifier = this.d.encryptor.decrypt(pending.code_verifier_ct, `oauth_state:${pending.state_hash}:code_verifier`);
     let tokens;
     try {
@@ -217,7 +229,7 @@ export class AuthorizationService {
       throw e;
     }
     await this.d.sessions.setConnection(session.id, stored.connection.id);
-    return { ...stored, returnTo };
+    return { ...stored, returnTo, sessionId: session.id };
   }
 
   /** Abandoned flows and sessions leave rows behind; sweep them now and then, off any hot path. */

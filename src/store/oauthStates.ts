@@ -1,6 +1,7 @@
 /** SQL for pending authorization requests (`state` → verifier). Single use, with expiry. */
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
+import type { Dialect } from "./database.js";
 import type { Database, OAuthStatesTable } from "./schema.js";
 
 /** SHA-256 hex of a `state` value: only the hash is stored, so a database read cannot forge a callback. */
@@ -16,12 +17,14 @@ export type StateLookup = { ok: true; row: OAuthStatesTable } | { ok: false; rea
 
 /** Reads and writes of `oauth_states`. */
 export class OAuthStateRepository {
-  constructor(private readonly db: Kysely<Database>) {}
-
-  /** Store a pending authorization request. */
-  async insert(row: OAuthStatesTable): Promise<void> {
-    await this.db.insertInto("oauth_states").values(row).execute();
-  }
+  /**
+   * @param db the store
+   * @param dialect its engine (PostgreSQL takes a row lock in {@link insertCapped})
+   */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect = "sqlite",
+  ) {}
 
   /**
    * Read a state without using it up (the callback checks its browser
@@ -58,26 +61,30 @@ export class OAuthStateRepository {
   }
 
   /**
-   * Make room for one more pending state of a session: delete its oldest
-   * live (unused, unexpired) states so that at most `keep - 1` remain. A link
-   * opened a thousand times thus holds at most `keep` live states.
-   * @returns states deleted
+   * Store a pending authorization request of a session, keeping at most
+   * `keep` live (unused, unexpired) states for that session: the oldest are
+   * deleted in the same transaction. A link opened a thousand times thus
+   * holds `keep` live states, not a thousand. On PostgreSQL the session's row
+   * is locked first, so concurrent opens of one link cannot overshoot;
+   * SQLite serializes writers anyway.
+   * @returns states evicted
    */
-  async makeRoom(sessionId: string, keep: number, nowMs: number): Promise<number> {
+  async insertCapped(row: OAuthStatesTable & { session_id: string }, keep: number, nowMs: number): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
+      if (this.dialect === "postgres") await trx.selectFrom("connect_sessions").select("id").where("id", "=", row.session_id).forUpdate().execute();
       const live = await trx
         .selectFrom("oauth_states")
         .select("state_hash")
-        .where("session_id", "=", sessionId)
+        .where("session_id", "=", row.session_id)
         .where("used_at", "is", null)
         .where("expires_at", ">", nowMs)
         .orderBy("created_at", "desc")
         .orderBy("state_hash")
         .execute();
       const evict = live.slice(Math.max(0, keep - 1)).map((r) => r.state_hash);
-      if (evict.length === 0) return 0;
-      const r = await trx.deleteFrom("oauth_states").where("state_hash", "in", evict).executeTakeFirst();
-      return Number(r.numDeletedRows);
+      if (evict.length > 0) await trx.deleteFrom("oauth_states").where("state_hash", "in", evict).execute();
+      await trx.insertInto("oauth_states").values(row).execute();
+      return evict.length;
     });
   }
 

@@ -378,8 +378,8 @@ describe("GET /v1/connect/{providerId}", () => {
     expect(q.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(state).toBeTruthy();
     expect(q.get("redirect_uri")).toBe(`${PUBLIC_URL}/v1/oauth/callback`);
-    // http public URL: no Secure, sent to the callback only.
-    expect(setCookie).toMatch(/^gk_state_[0-9a-f]{16}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/oauth\/callback; HttpOnly; SameSite=Lax$/);
+    // http public URL: no Secure, sent under /v1/ only (the link and the callback).
+    expect(setCookie).toMatch(/^gk_connect_cs_[A-Za-z0-9]{26}=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/v1\/; HttpOnly; SameSite=Lax$/);
   });
 
   it("an error response from the provider: 400 invalid_callback, nothing stored, the state still unused", async () => {

@@ -11,7 +11,7 @@ import { scopeSchema } from "../../lifecycle/connectSessions.js";
 import { hasApiKey, publicRoute, unauthorized } from "../auth.js";
 import { endUserPage, outcomeOf } from "../endUserPage.js";
 import { problemOf } from "../problem.js";
-import { clearStateCookie, readStateCookie, setStateCookie } from "../stateCookie.js";
+import { clearBindingCookie, readBindingCookie, setBindingCookie } from "../bindingCookie.js";
 import { queryParams } from "../validation.js";
 
 const connectQuery = z
@@ -71,25 +71,23 @@ export function oauthRoutes(gk: Grantkeeper, opts: { apiKeys: readonly string[] 
     // A link: the session decides entity, scopes and returnTo; the query cannot change them.
     let flow;
     try {
-      flow = await gk.authorization.begin(await gk.connectSessions.open(providerId, q.connectToken));
+      const session = await gk.connectSessions.open(providerId, q.connectToken);
+      flow = await gk.authorization.begin(session, readBindingCookie(c, session.id, secureCookies));
     } catch (e) {
       if (!isGrantkeeperError(e) || !wantsHtml(c)) throw e;
       return endUserPage(c, outcomeOf(e), await providerName(providerId), problemOf(e).status);
     }
-    setStateCookie(c, flow.state, flow.bindingSecret, secureCookies, gk.authorization.stateTtlMs / 1000);
+    setBindingCookie(c, flow.sessionId, flow.bindingSecret, secureCookies, gk.authorization.stateTtlMs / 1000);
     return c.redirect(flow.url, 302);
   }));
 
   app.get("/oauth/callback", publicRoute(async (c: Context) => {
     const query = new URL(c.req.url).searchParams;
-    const states = query.getAll("state");
-    const state = states.length === 1 ? states[0]! : undefined;
-    const binding = state ? readStateCookie(c, state, secureCookies) : undefined;
-    if (state && binding !== undefined) clearStateCookie(c, state, secureCookies);
     c.header("cache-control", "no-store");
     c.header("referrer-policy", "no-referrer");
     try {
-      const r = await gk.authorization.complete(query, binding);
+      const r = await gk.authorization.complete(query, (sessionId) => readBindingCookie(c, sessionId, secureCookies));
+      clearBindingCookie(c, r.sessionId, secureCookies);
       if (r.returnTo) return backToHost(c, r.returnTo, { status: "connected", connectionId: r.connection.id });
       if (!wantsHtml(c)) return c.json({ status: "connected", connection: r.connection });
       return endUserPage(c, "connected", await providerName(r.connection.providerId), 200);
