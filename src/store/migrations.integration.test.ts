@@ -45,3 +45,38 @@ describe("migration 0006_job_payloads", () => {
     ]);
   });
 });
+
+describe("migration 0007_connect_sessions", () => {
+  let tdb: TestDatabase | undefined;
+  let store: Store | undefined;
+  afterEach(async () => {
+    await store?.close();
+    await tdb?.cleanup();
+  });
+
+  // PostgreSQL introspection lists every schema's tables (other test files' too): look in this store's schema only.
+  const columnsOf = async (s: Store, table: string) => (await s.db.introspection.getTables()).find((t) => t.name === table && (s.schema === undefined || t.schema === s.schema))?.columns.map((c) => c.name);
+
+  it("adds connect_sessions and binds states to sessions and browsers; keeps pending states; rolls back", async () => {
+    tdb = await testDatabase();
+    store = await openStore(tdb.url);
+    await migrateTo(store, "0006_job_payloads");
+    await sql`insert into oauth_states (state_hash, provider_id, entity_id, code_verifier_ct, return_to, created_at, expires_at, used_at)
+      values ('h1', 'acme', 'e1', 'ct', null, 1, 2, null)`.execute(store.db);
+
+    expect(await migrateTo(store, "0007_connect_sessions")).toEqual({ applied: ["0007_connect_sessions"] });
+    expect(await columnsOf(store, "connect_sessions")).toEqual(expect.arrayContaining(["id", "token_hash", "provider_id", "entity_id", "scopes", "return_to", "connection_config", "expires_at", "completed_at", "connection_id"]));
+    expect(await columnsOf(store, "oauth_states")).toEqual(expect.arrayContaining(["session_id", "binding_hash"]));
+    // A state written before the upgrade is bound to no browser: the callback refuses it (state_not_bound).
+    const old = await store.db.selectFrom("oauth_states").selectAll().where("state_hash", "=", "h1").executeTakeFirstOrThrow();
+    expect(old).toMatchObject({ session_id: null, binding_hash: null });
+    const row = { id: "cs_1", token_hash: "t1", provider_id: "acme", entity_id: "e1", scopes: null, return_to: null, connection_config: null, created_at: 1, expires_at: 2, completed_at: null, connection_id: null };
+    await store.db.insertInto("connect_sessions").values(row).execute();
+    await expect(store.db.insertInto("connect_sessions").values({ ...row, id: "cs_2" }).execute()).rejects.toThrow(); // token_hash is unique
+
+    await migrateTo(store, "0006_job_payloads");
+    expect(await columnsOf(store, "connect_sessions")).toBeUndefined();
+    expect(await columnsOf(store, "oauth_states")).not.toContain("binding_hash");
+    expect(await store.db.selectFrom("oauth_states").select("state_hash").execute()).toEqual([{ state_hash: "h1" }]);
+  });
+});
