@@ -147,6 +147,8 @@ describe("the API-key gate", () => {
       expect(res.text).not.toContain(ACCESS_TOKEN);
       const wrong = await raw(r.method, path, { authorization: `Bearer ${API_KEY}x` });
       expect({ route: `${r.method} ${r.path}`, status: wrong.status }).toEqual({ route: `${r.method} ${r.path}`, status: 401 });
+      // HEAD is dispatched as GET, OPTIONS matches nothing: neither opens a route.
+      for (const method of r.method === "GET" ? ["HEAD", "OPTIONS"] : ["OPTIONS"]) expect({ route: `${method} ${r.path}`, status: (await raw(method, path)).status }).toEqual({ route: `${method} ${r.path}`, status: 401 });
     }
     expect(await snapshot()).toBe(before);
     // The key opens the canonical spelling (so the 401s above were the gate, not a broken route).
@@ -192,8 +194,12 @@ describe("the API-key gate", () => {
     expect((await raw("GET", "/healthz")).status).toBe(200);
     expect((await raw("GET", "/v1/oauth/callback?state=nope&code=x")).status).toBe(400);
     expect((await raw("POST", `/v1/webhooks/${ids.integration}`, { "content-type": "application/json" }, "{}")).status).toBe(401);
-    // A connect link without its signed token is server-side use: the key is required.
+    // A connect link without its token is server-side use: the key is required.
     expect((await raw("GET", "/v1/connect/acme?entityId=e1")).status).toBe(401);
+    // With a connect session's token it is public (and with a made-up one, refused).
+    const link = new URL((await gk.connectSessions.create({ providerId: "acme", entityId: "e1" })).connectUrl);
+    expect((await raw("GET", link.pathname + link.search)).status).toBe(302);
+    expect((await raw("GET", `/v1/connect/acme?connectToken=gkcs_${"x".repeat(43)}`)).status).toBe(401);
   });
 
   it("accepts any of several comma-separated keys (rotation) and none other", async () => {
