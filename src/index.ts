@@ -54,4 +54,6 @@ export type { JobView } from "./jobs/service.js";
 export type { Accepted } from "./jobs/ingress.js";
 export type { Integration, IntegrationEvent, IntegrationStatus } from "./integrations/view.js";
 export type { PreflightResult, PreflightItem } from "./lifecycle/preflight.js";
+export { CONNECT_SESSION_TTL, type ConnectSession, type ConnectSessionInput } from "./lifecycle/connectSessions.js";
+export { maskConnectLinks } from "./telemetry/logger.js";
 export { signDelivery, verifyDeliverySignature } from "./jobs/signatures.js";

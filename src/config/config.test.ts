@@ -142,3 +142,17 @@ describe("loadConfig", () => {
     expect(cfg.encryptionKey).toBeUndefined();
   });
 });
+
+describe("alerts.reconnectUrl", () => {
+  it("is null by default and takes a host-app URL template", () => {
+    expect(loadConfig({}).file.alerts.reconnectUrl).toBeNull();
+    const path = configFile("alerts:\n  reconnectUrl: https://app.example.com/reconnect?provider={providerId}&entity={entityId}\n");
+    expect(loadConfig({ GRANTKEEPER_CONFIG: path }).file.alerts.reconnectUrl).toBe("https://app.example.com/reconnect?provider={providerId}&entity={entityId}");
+  });
+
+  it("refuses an unknown placeholder, a relative URL or a connect link, naming the key", () => {
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("alerts:\n  reconnectUrl: https://app.example.com/r?u={userId}\n") }, /alerts\.reconnectUrl: unknown placeholder \{userId\}/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("alerts:\n  reconnectUrl: /reconnect\n") }, /alerts\.reconnectUrl: must be an absolute URL/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("alerts:\n  reconnectUrl: https://gk.example.com/v1/connect/x?connectToken=gkcs_a\n") }, /alerts\.reconnectUrl: must be a page of the host app/);
+  });
+});
