@@ -3,17 +3,16 @@
  * SHA-256 of a link's secret is stored; orchestration (minting, expiry,
  * single use) lives in src/lifecycle/connectSessions.ts.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Kysely, Selectable } from "kysely";
+import { hashState } from "./oauthStates.js";
 import type { ConnectSessionsTable, Database } from "./schema.js";
 
 /** A `connect_sessions` row. */
 export type ConnectSessionRow = Selectable<ConnectSessionsTable>;
 
-/** SHA-256 hex of a link secret: what is stored and looked up. */
-export function hashLinkSecret(secret: string): string {
-  return createHash("sha256").update(secret).digest("hex");
-}
+/** SHA-256 hex of a link secret: what is stored and looked up (the digest `state`s get too). */
+export const hashLinkSecret: (secret: string) => string = hashState;
 
 /** New session id: `cs_` + 26 url-safe characters (not a secret: it names the session, it does not open it). */
 export function newConnectSessionId(): string {
