@@ -397,6 +397,9 @@ describe("GET /v1/connect/{providerId}", () => {
     await expectProblem(await request("/v1/connect/acme?connectToken=garbage"), 401, "invalid_connect_token");
     await expectProblem(await request("/v1/connect/acme?connectToken=garbage.garbage"), 401, "invalid_connect_token");
     await expectProblem(await request(`/v1/connect/acme?connectToken=gkcs_${"A".repeat(43)}`), 401, "invalid_connect_token");
+    const { connectUrl } = await gk.connectSessions.create({ providerId: "acme", entityId: "e8" });
+    const token = new URL(connectUrl).searchParams.get("connectToken")!;
+    await expectProblem(await request(`/v1/connect/acme?connectToken=${token}&connectToken=${token}`), 401, "invalid_connect_token");
   });
 
   it("accepts a session link without a key, for its provider only", async () => {

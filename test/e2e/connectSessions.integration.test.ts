@@ -160,9 +160,9 @@ describe("connect sessions", () => {
     expect(await page.text()).toContain("This link has expired");
   });
 
-  it("asks for the scopes stored in the session: a scope (or entityId) in the link's query changes nothing", async () => {
+  it("asks for the scopes stored in the session: a scope (or entityId, or a mail client's utm_…) in the link's query changes nothing", async () => {
     const { connectUrl } = await mint({ entityId: "dave", scopes: ["openid"] });
-    const tampered = `${connectUrl}&scope=${encodeURIComponent("openid profile admin")}&entityId=mallory`;
+    const tampered = `${connectUrl}&scope=${encodeURIComponent("openid profile admin")}&entityId=mallory&utm_source=newsletter`;
     const res = await browserFetch(new CookieJar(), tampered);
     expect(res.status).toBe(302);
     expect(new URL(res.headers.get("location")!).searchParams.get("scope")).toBe("openid");

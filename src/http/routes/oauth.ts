@@ -14,12 +14,12 @@ import { problemOf } from "../problem.js";
 import { clearBindingCookie, readBindingCookie, setBindingCookie } from "../bindingCookie.js";
 import { queryParams } from "../validation.js";
 
-const connectQuery = z
+/** Query of the keyed, server-side form. */
+const serverSideQuery = z
   .object({
     entityId: z.string().min(1).max(256).optional(),
     returnTo: z.string().max(2048).optional(),
     scope: z.string().max(2048).optional(),
-    connectToken: z.string().max(256).optional(),
   })
   .strict();
 
@@ -56,22 +56,24 @@ export function oauthRoutes(gk: Grantkeeper, opts: { apiKeys: readonly string[] 
 
   app.get("/connect/:providerId", publicRoute(async (c: Context) => {
     const providerId = c.req.param("providerId")!;
-    const q = queryParams(c, connectQuery);
     c.header("cache-control", "no-store");
     c.header("referrer-policy", "no-referrer");
-    if (q.connectToken === undefined) {
+    const tokens = c.req.queries("connectToken");
+    if (tokens === undefined) {
       // Server-side use with the key: mint a session and go through its link, so the flow is bound to the browser that follows it.
       if (!hasApiKey(c, opts.apiKeys)) throw unauthorized();
+      const q = queryParams(c, serverSideQuery);
       if (q.entityId === undefined) throw invalidInput([{ path: "entityId", message: "required" }]);
       const scopes = q.scope?.split(/[ ,]+/).filter(Boolean);
       if (scopes) for (const s of scopes) if (!scopeSchema.safeParse(s).success) throw invalidInput([{ path: "scope", message: "scope tokens (RFC 6749 §3.3), separated by spaces or commas" }]);
       const session = await gk.connectSessions.create({ providerId, entityId: q.entityId, returnTo: q.returnTo, scopes });
       return c.redirect(session.connectUrl, 302);
     }
-    // A link: the session decides entity, scopes and returnTo; the query cannot change them.
+    // A link: the session decides entity, scopes and returnTo; every other query parameter (scope, entityId, a
+    // mail client's utm_…) is ignored. Two tokens are one too many.
     let flow;
     try {
-      const session = await gk.connectSessions.open(providerId, q.connectToken);
+      const session = await gk.connectSessions.open(providerId, tokens.length === 1 ? tokens[0]! : "");
       flow = await gk.authorization.begin(session, readBindingCookie(c, session.id, secureCookies));
     } catch (e) {
       if (!isGrantkeeperError(e) || !wantsHtml(c)) throw e;
