@@ -301,7 +301,25 @@ export interface MigrationReport {
  * @throws Error with the failing migration's name when one fails (nothing after it runs)
  */
 export async function migrateToLatest(store: Store): Promise<MigrationReport> {
-  return reportOf(await newMigrator(store).migrateToLatest());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return reportOf(await newMigrator(store).migrateToLatest());
+    } catch (e) {
+      // kysely's table lookup reads the catalog of every schema; another schema dropped at that moment fails it with
+      // 3F000 (invalid_schema_name) although ours is fine. Migrations run in a transaction on PostgreSQL: retrying is safe.
+      if (attempt >= 5 || !isOtherSchemaVanished(store, e)) throw e;
+    }
+  }
+}
+
+/** True for PostgreSQL's 3F000 about a schema that is not the store's own. */
+function isOtherSchemaVanished(store: Store, e: unknown): boolean {
+  if (store.dialect !== "postgres") return false;
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    const pgError = c as Error & { code?: string };
+    if (pgError.code === "3F000") return store.schema === undefined || !pgError.message.includes(`"${store.schema}"`);
+  }
+  return false;
 }
 
 /**
