@@ -6,7 +6,18 @@
  * (The chat-agent incident: no breaker, and a cooldown some paths bypassed.)
  */
 
-/** A breaker's persisted state. Times in ms since the epoch. */
+/** Breaker state names, mirrored in the store's `breakers.state` column. */
+export const BREAKER_STATES = ["closed", "open"] as const;
+
+/** One of {@link BREAKER_STATES}. */
+export type BreakerStateName = (typeof BREAKER_STATES)[number];
+
+/**
+ * A breaker's persisted state. Times in ms since the epoch. There is no
+ * separate half-open state: an open breaker whose cooldown has passed lets
+ * one probe through ({@link probeDue}); the probe's success closes it, its
+ * fault starts another cooldown.
+ */
 export type BreakerState =
   | { state: "closed"; consecutiveFailures: number; cooldownUntil: number | null }
   | { state: "open"; consecutiveFailures: number; openedAt: number; cooldownUntil: number };
@@ -31,7 +42,12 @@ export interface BreakerTransition {
   closed: boolean;
 }
 
-/** After a fault: start a cooldown; open after `maxConsecutiveFailures`. */
+/**
+ * After a fault: start a cooldown; open after `maxConsecutiveFailures`.
+ * The store counts the fault atomically and hands this function the state
+ * the increment started from, so concurrent faults (instances, jobs of one
+ * batch) each count once and only one of them opens the breaker.
+ */
 export function onFault(s: BreakerState, nowMs: number, p: BreakerPolicy): BreakerTransition {
   const failures = s.consecutiveFailures + 1;
   const cooldownUntil = nowMs + p.cooldownMs;
@@ -45,12 +61,21 @@ export function onSuccess(s: BreakerState): BreakerTransition {
   return { next: closedBreaker, opened: false, closed: s.state === "open" };
 }
 
-/** True when jobs for the target may start at `nowMs` (no cooldown running). */
+/**
+ * True when jobs for the target may start at `nowMs` (no cooldown running).
+ * The rule of every entry path: the queue's claim SQL (`store/jobs.ts`)
+ * implements it inside {@link ./jobLifecycle.ts mayClaim} and is tested
+ * against it; there is no second copy.
+ */
 export function mayStart(s: BreakerState, nowMs: number): boolean {
   return s.cooldownUntil === null || s.cooldownUntil <= nowMs;
 }
 
-/** True when an open breaker's cooldown has passed and one probe may go through. */
+/**
+ * True when an open breaker's cooldown has passed and one probe may go
+ * through. `BreakerRepository.dueForProbe` selects exactly these (tested
+ * against this function).
+ */
 export function probeDue(s: BreakerState, nowMs: number): boolean {
   return s.state === "open" && s.cooldownUntil <= nowMs;
 }

@@ -1,10 +1,8 @@
 /** The public Integration shape (api-contract.md "Shapes"). */
+import type { IntegrationStatus } from "../domain/states.js";
 import type { IntegrationEventRow, IntegrationRow } from "../store/integrations.js";
 
-/** Integration statuses: ENABLED; DISABLED is user intent only; ERROR is system-caused and always has a reason. */
-export const INTEGRATION_STATUSES = ["ENABLED", "DISABLED", "ERROR"] as const;
-/** One of {@link INTEGRATION_STATUSES}. */
-export type IntegrationStatus = (typeof INTEGRATION_STATUSES)[number];
+export { INTEGRATION_STATUSES, type IntegrationStatus } from "../domain/states.js";
 
 /** Webhook signature schemes an integration's ingress may use. */
 export const WEBHOOK_SIGNING = ["github", "slack", "stripe", "hmac-sha256", "none"] as const;
