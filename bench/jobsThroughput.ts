@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { sql } from "kysely";
 import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../src/grantkeeper.js";
+import type { JobState } from "../src/domain/states.js";
 import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
 import { bullmqEndToEnd, jobBody, pump, rawPostgresCommits, rawPostgresQueueEndToEnd, rawSqliteCommits, rawSqliteQueueEndToEnd, type BullResult, type Rate } from "./jobsBaselines.js";
 import { benchGrant, startInvalidGrantServer } from "./propagation.js";
@@ -53,12 +54,12 @@ const postgresEngine: Engine = {
 
 const jobOptions = { concurrency: CONCURRENCY, pollMs: POLL_MS };
 
-async function jobCount(gk: Grantkeeper, state: string): Promise<number> {
+async function jobCount(gk: Grantkeeper, state: JobState): Promise<number> {
   return Number((await gk.store.db.selectFrom("jobs").select((eb) => eb.fn.countAll<number>().as("n")).where("state", "=", state).executeTakeFirstOrThrow()).n);
 }
 
 /** Wait (bounded) until `state` holds `n` jobs: the last outcome write follows the last handler call. */
-async function waitForCount(gk: Grantkeeper, state: string, n: number): Promise<void> {
+async function waitForCount(gk: Grantkeeper, state: JobState, n: number): Promise<void> {
   const deadline = Date.now() + 30_000;
   while ((await jobCount(gk, state)) !== n) {
     if (Date.now() > deadline) throw new Error(`expected ${n} ${state} jobs, have ${await jobCount(gk, state)}`);

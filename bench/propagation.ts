@@ -100,7 +100,7 @@ async function expectAll(db: Kysely<Database>, connectionId: string, n: number, 
 /** Baseline: select the dependents, then one UPDATE per integration, in one transaction or autocommit per row. */
 async function naiveFlip(db: Kysely<Database>, connectionId: string, to: "ERROR" | "ENABLED", mode: "transaction" | "autocommit"): Promise<number> {
   const now = Date.now();
-  const set = to === "ERROR" ? { status: "ERROR", status_reason: "credential_invalidated", status_cause_connection_id: connectionId, updated_at: now } : { status: "ENABLED", status_reason: null, status_cause_connection_id: null, updated_at: now };
+  const set = to === "ERROR" ? { status: "ERROR" as const, status_reason: "credential_invalidated", status_cause_connection_id: connectionId, updated_at: now } : { status: "ENABLED" as const, status_reason: null, status_cause_connection_id: null, updated_at: now };
   const loop = async (q: Kysely<Database> | Transaction<Database>) => {
     const ids = await q
       .selectFrom("integration_connections as ic")

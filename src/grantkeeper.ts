@@ -219,11 +219,11 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     telemetry,
     committedGroups: () => ingress.committedGroups(),
   });
-  // Store-backed gauges are read at scrape time, never per event. An open breaker always has a cooldown end, so "due by the end of time" lists every open one.
+  // Store-backed gauges are read at scrape time, never per event.
   telemetry.metrics.attach({
     jobsByState: () => jobRepo.countByState(),
     connectionsByState: () => repo.countByState(),
-    openBreakers: async () => (await breakerRepo.breakersDueForProbe(Number.MAX_SAFE_INTEGER)).length,
+    openBreakers: () => breakerRepo.countOpen(),
   });
   const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: (committed) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());

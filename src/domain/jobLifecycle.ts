@@ -118,6 +118,9 @@ export interface JobStep {
   effects: JobEffect[];
 }
 
+/** States a replay by hand moves back to `queued`, with fresh attempts. */
+export const REPLAYABLE_JOB_STATES = ["parked", "dead"] as const satisfies readonly JobState[];
+
 /** Fault codes that say nothing about the delivery target (this process has no handler for the job). */
 const NOT_THE_TARGETS_FAULT: ReadonlySet<string> = new Set(["no_handler"]);
 
@@ -211,7 +214,7 @@ export function jobTransition(job: JobRecord, event: JobEvent, nowMs: number, po
     case "probeQueued":
       return job.state === "parked" ? step({ ...job, state: "queued", probe: true, runAtMs: nowMs }) : same;
     case "replayed":
-      return job.state === "parked" || job.state === "dead" ? step({ ...job, state: "queued", attempts: 0, probe: false, runAtMs: nowMs, finishedAtMs: null }) : same;
+      return (REPLAYABLE_JOB_STATES as readonly JobState[]).includes(job.state) ? step({ ...job, state: "queued", attempts: 0, probe: false, runAtMs: nowMs, finishedAtMs: null }) : same;
   }
 }
 

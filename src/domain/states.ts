@@ -13,6 +13,14 @@ export const CONNECTION_STATES = ["pending", "syncing", "ready", "degraded", "er
 /** One of {@link CONNECTION_STATES}. */
 export type ConnectionState = (typeof CONNECTION_STATES)[number];
 
+/**
+ * True when `value` is one of `values` (a state list of this module): narrows
+ * an unchecked string (a CLI flag, a stored value) to the union.
+ */
+export function isOneOf<T extends string>(values: readonly T[], value: string): value is T {
+  return (values as readonly string[]).includes(value);
+}
+
 /** States the host app may report through `PATCH /v1/connections/{id}`. */
 export const HOST_REPORTED_STATES = ["pending", "syncing", "ready"] as const;
 

@@ -47,7 +47,7 @@ export function toIntegration(row: IntegrationRow, connectionIds: string[], park
     id: row.id,
     name: row.name,
     entityId: row.entity_id,
-    status: row.status as IntegrationStatus,
+    status: row.status,
     ...(row.status_reason ? { statusReason: row.status_reason } : {}),
     ...(cause ? { statusCause: cause } : {}),
     connectionIds,

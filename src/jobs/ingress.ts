@@ -6,6 +6,8 @@
 import DataLoader from "dataloader";
 import type { Clock } from "../domain/clock.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { serializeJobLastError } from "../domain/jobLastError.js";
+import { acceptJob, type Disposition } from "../domain/jobLifecycle.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import { newJobId, type InsertResult, type JobRepository, type NewJob } from "../store/jobs.js";
@@ -17,7 +19,7 @@ import { idempotencyKeyOf, verifyWebhookSignature, type SigningScheme } from "./
 export interface Accepted {
   jobId: string;
   /** `queued` (will run), `parked` (kept until the integration is ENABLED), `discarded` (DISABLED and parkWhenDisabled is false; recorded), `duplicate` (already stored). */
-  disposition: "queued" | "parked" | "discarded" | "duplicate";
+  disposition: Disposition;
 }
 
 /** Headers never stored with a job (credentials and hop-by-hop headers). */
@@ -89,7 +91,7 @@ export class IngressService {
     const now = clock.now();
     verifyWebhookSignature({ scheme, secret, rawBody, headers, nowMs: now });
     const key = idempotencyKeyOf(scheme, headers, rawBody);
-    const state = integration.status === "ENABLED" ? "queued" : integration.status === "ERROR" || this.d.parkWhenDisabled ? "parked" : "discarded";
+    const { record, disposition } = acceptJob(integration.status, now, this.d);
     const kept: Record<string, string> = {};
     headers.forEach((v, k) => {
       if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
@@ -97,23 +99,23 @@ export class IngressService {
     const result = await this.group.submit({
       id: newJobId(now),
       integration_id: integration.id,
-      state,
-      attempts: 0,
+      state: record.state,
+      attempts: record.attempts,
       idempotency_key: key ?? null,
       headers: JSON.stringify(kept),
       body: Buffer.from(rawBody).toString("base64"),
-      run_at: now,
+      run_at: record.runAtMs,
       lease_owner: null,
       lease_until: null,
-      last_error: state === "discarded" ? JSON.stringify({ class: "user", code: "integration_disabled", message: "discarded: the integration is disabled", at: new Date(now).toISOString() }) : null,
+      last_error: serializeJobLastError(record.lastError),
       probe: 0,
       received_at: now,
       created_at: now,
       updated_at: now,
-      finished_at: state === "discarded" ? now : null,
+      finished_at: record.finishedAtMs,
     });
     if (result.duplicate) return { jobId: result.id, disposition: "duplicate" };
-    if (state === "queued") this.d.onQueued(this.group.stats.groups);
-    return { jobId: result.id, disposition: state };
+    if (disposition === "queued") this.d.onQueued(this.group.stats.groups);
+    return { jobId: result.id, disposition };
   }
 }

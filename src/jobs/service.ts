@@ -1,20 +1,22 @@
 /** The job API (`gk.jobs`): read jobs, replay by hand. */
 import type { Clock } from "../domain/clock.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { parseJobLastError, type JobLastError } from "../domain/jobLastError.js";
+import type { JobState } from "../domain/states.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import type { JobRepository, JobRow } from "../store/jobs.js";
 
-/** Job states, mirrored in the store. `discarded` = arrived while DISABLED with parkWhenDisabled false (recorded, never run). */
-export const JOB_STATES = ["queued", "running", "succeeded", "failed", "faulted", "parked", "dead", "discarded"] as const;
+export { JOB_STATES } from "../domain/states.js";
 
 /** A job as the API shows it (api-contract.md "Shapes"); never its body. */
 export interface JobView {
   id: string;
   integrationId: string;
-  state: (typeof JOB_STATES)[number];
+  state: JobState;
   attempts: number;
   idempotencyKey?: string;
-  lastError?: { class: string; code: string; message: string; at: string };
+  /** What ended (or deferred) its last attempt; see docs/api.md "Job.lastError". */
+  lastError?: JobLastError;
   receivedAt: string;
   createdAt: string;
   updatedAt: string;
@@ -24,10 +26,10 @@ function view(r: JobRow): JobView {
   return {
     id: r.id,
     integrationId: r.integration_id,
-    state: r.state as JobView["state"],
+    state: r.state,
     attempts: r.attempts,
     ...(r.idempotency_key ? { idempotencyKey: r.idempotency_key } : {}),
-    ...(r.last_error ? { lastError: JSON.parse(r.last_error) } : {}),
+    ...(r.last_error ? { lastError: parseJobLastError(r.last_error)! } : {}),
     receivedAt: new Date(r.received_at).toISOString(),
     createdAt: new Date(r.created_at).toISOString(),
     updatedAt: new Date(r.updated_at).toISOString(),
@@ -51,7 +53,7 @@ export class JobService {
   }
 
   /** A page of jobs in arrival order; the cursor is opaque. */
-  async list(filter: { integrationId?: string; state?: string } = {}, page: { cursor?: string; limit?: number } = {}): Promise<{ items: JobView[]; nextCursor?: string }> {
+  async list(filter: { integrationId?: string; state?: JobState } = {}, page: { cursor?: string; limit?: number } = {}): Promise<{ items: JobView[]; nextCursor?: string }> {
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
     const after = page.cursor && /^\d+$/.test(page.cursor) ? Number(page.cursor) : undefined;
     const rows = await this.jobs.list(filter, after, limit + 1);

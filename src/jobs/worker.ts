@@ -4,19 +4,25 @@
  * awaiting the write before deciding what comes next. Errors while cleaning up
  * are logged and recorded, never escape the loop (the background-jobs
  * incident: a cleanup error escaped and took the recovery path down).
+ *
+ * What becomes of a job is decided by `jobTransition` (domain/jobLifecycle.ts);
+ * the worker runs the job, carries out the effects the transition asks for
+ * (a refresh, a breaker count, an integration paused, a dead-job alert) and
+ * stores the record it returns.
  */
 import pLimit from "p-limit";
 import type { Clock } from "../domain/clock.js";
 import type { BreakerPolicy, BreakerState } from "../domain/breaker.js";
 import { GroupCommit } from "./groupCommit.js";
-import { jobBackoffMs, type JobOutcome } from "../domain/jobOutcome.js";
+import { jobTransition, type JobEffect, type JobPolicy, type JobRecord, type RefreshAnswer } from "../domain/jobLifecycle.js";
+import type { JobOutcome } from "../domain/jobOutcome.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
 import type { LifecycleHooks } from "../lifecycle/hooks.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import type { BreakerRepository } from "../store/breakers.js";
 import type { UnitsOfWork } from "../store/unitOfWork.js";
-import type { ClaimedJob, JobFinish, JobRepository } from "../store/jobs.js";
+import { jobRecordOf, type ClaimedJob, type JobFinish, type JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
@@ -24,20 +30,14 @@ import { CoalescedRun } from "../concurrency/coalescedRun.js";
 import { contextOf, jobOf, type JobHandler } from "./context.js";
 import { deliverTraced } from "./delivery.js";
 import { isAuthError, isUserError } from "./errors.js";
-import { ErrorCode, isGrantkeeperError } from "../domain/errors.js";
+import { ErrorCode, isGrantkeeperError, isNotFoundError } from "../domain/errors.js";
 import { TargetBreakers } from "./targetBreakers.js";
 import type { ApiClient } from "../lifecycle/api/authorizedFetch.js";
 
-/** Worker tuning (config `jobs`, in milliseconds). */
-export interface WorkerOptions {
+/** Worker tuning (config `jobs`, in milliseconds), with the job policy it applies. */
+export interface WorkerOptions extends JobPolicy {
   /** A claimed job's lease; a crashed worker's jobs are re-claimed after it. @defaultValue 60 000 */
   leaseMs: number;
-  /** Attempts before a faulted job is `dead`. @defaultValue 5 */
-  maxAttempts: number;
-  /** First retry delay of a faulted job. @defaultValue 5 000 */
-  backoffBaseMs: number;
-  /** Retry delay cap. @defaultValue 300 000 */
-  backoffMaxMs: number;
   /** Jobs run at once. @defaultValue 8 */
   concurrency: number;
   /**
@@ -49,7 +49,6 @@ export interface WorkerOptions {
   batchSize: number;
   /** Longest sleep between looks at the queue (other instances' work, expired leases). @defaultValue 1 000 */
   pollMs: number;
-  parkWhenDisabled: boolean;
 }
 
 /** Dependencies of {@link JobWorker}. */
@@ -306,60 +305,87 @@ export class JobWorker {
     }
   }
 
-  /** Write a job's outcome (grouped with other jobs finishing now) and wait until it is committed. */
-  private async finish(id: string, end: Omit<JobFinish, "id" | "owner" | "updatedAt">, now: number): Promise<void> {
-    const r = await this.finisher.submit({ id, owner: this.d.instanceId, updatedAt: now, ...end });
+  /** Write a job's next record (grouped with other jobs finishing now) and wait until it is committed. */
+  private async finish(id: string, next: JobRecord, now: number): Promise<void> {
+    if (next.state === "running") throw new Error(`job ${id}: a finished job cannot stay running`);
+    const item: JobFinish = { id, owner: this.d.instanceId, updatedAt: now, state: next.state, runAt: next.runAtMs, finishedAt: next.finishedAtMs, lastError: next.lastError };
+    const r = await this.finisher.submit(item);
     if (r instanceof Error) throw r;
   }
 
+  /**
+   * Record an attempt's outcome: the lifecycle decides the job's next record;
+   * an auth failure first refreshes the connection (single-flight, rate
+   * limited) and feeds the answer back; then the record is stored and the
+   * effects carried out.
+   */
   private async record(job: ClaimedJob, integration: IntegrationRow | undefined, outcome: JobOutcome, batch: BatchContext): Promise<void> {
-    const { clock, options, random, logger } = this.d;
+    const { clock, options, random } = this.d;
     const now = clock.now();
-    const err = (cls: string, code: string, message: string) => JSON.stringify({ class: cls, code, message, at: new Date(now).toISOString() });
+    const connectionId = outcome.kind === "auth_failed" ? (outcome.connectionId ?? batch.connectionIds.get(job.integration_id)?.[0]) : undefined;
+    let step = jobTransition(jobRecordOf(job), { type: "finished", outcome, ...(connectionId !== undefined ? { connectionId } : {}) }, now, options, random());
+    for (const effect of step.effects) {
+      if (effect.type !== "refresh") continue;
+      const answer = await this.refreshFor(effect.connectionId);
+      step = jobTransition(step.next, { type: "refreshed", connectionId: effect.connectionId, answer }, clock.now(), options, random());
+    }
+    await this.finish(job.id, step.next, now);
+    this.count(outcome, step.next);
+    if (outcome.kind === "failed") this.d.logger.info({ jobId: job.id, integrationId: job.integration_id, code: outcome.code }, "job failed (user error; not retried)");
+    for (const effect of step.effects) await this.apply(effect, job, integration, step.next, now, batch);
+  }
+
+  private count(outcome: JobOutcome, next: JobRecord): void {
+    if (outcome.kind === "succeeded") this.stats.succeeded++;
+    else if (outcome.kind === "failed") this.stats.failed++;
+    else if (outcome.kind === "faulted") this.stats.faulted++;
+    if (next.state === "parked") this.stats.parked++;
+  }
+
+  /** Carry out one effect of a transition (the `refresh` effect was carried out before the record was stored). */
+  private async apply(effect: JobEffect, job: ClaimedJob, integration: IntegrationRow | undefined, next: JobRecord, now: number, batch: BatchContext): Promise<void> {
     const target = integration?.delivery_target;
-    switch (outcome.kind) {
-      case "succeeded": {
-        await this.finish(job.id, { state: "succeeded", runAt: null, finishedAt: now, lastError: null }, now);
-        this.stats.succeeded++;
-        if (target) await this.targetBreakers.success(target, now, batch.breakers);
+    switch (effect.type) {
+      case "breaker":
+        if (!target) return;
+        if (effect.result === "fault") await this.targetBreakers.fault(target, now, batch.breakers);
+        else await this.targetBreakers.success(target, now, batch.breakers);
+        return;
+      case "pauseIntegration": {
+        const message = `the API keeps rejecting the token of connection ${effect.connectionId}; paused until it is re-authorized (or the integration is enabled)`;
+        const paused = await this.d.units.run(async (uow) => {
+          const n = await uow.integrations.pauseForConnection(job.integration_id, effect.reason, effect.connectionId, message, now);
+          if (n > 0) await uow.jobs.syncWithIntegrations(now, this.d.options.parkWhenDisabled);
+          return n;
+        });
+        if (paused > 0) this.d.logger.warn({ integrationId: job.integration_id, connectionId: effect.connectionId, jobId: job.id, reason: effect.reason }, "integration paused: a freshly refreshed token was rejected; its jobs are parked until the connection is re-authorized");
         return;
       }
-      case "failed": {
-        await this.finish(job.id, { state: "failed", runAt: null, finishedAt: now, lastError: err("user", outcome.code, outcome.message) }, now);
-        this.stats.failed++;
-        logger.info({ jobId: job.id, integrationId: job.integration_id, code: outcome.code }, "job failed (user error; not retried)");
-        if (target) await this.targetBreakers.success(target, now, batch.breakers);
+      case "dead":
+        await this.dead(job, next.lastError?.code ?? "unknown", next.lastError?.message ?? "");
         return;
-      }
-      case "auth_failed": {
-        const connectionId = outcome.connectionId ?? batch.connectionIds.get(job.integration_id)?.[0];
-        let dead = false;
-        if (connectionId) {
-          const after = await this.d.connections.refresh(connectionId).catch((e: { code?: string }) => (e.code === "connection_error" ? ({ state: "error" } as const) : undefined));
-          dead = after?.state === "error";
-        }
-        // A dead grant parks the job (its integration is ERROR by propagation); otherwise re-run with the fresh token.
-        const state = dead ? "parked" : job.attempts >= options.maxAttempts ? "dead" : "queued";
-        await this.finish(job.id, { state, runAt: now, finishedAt: state === "dead" ? now : null, lastError: err("auth", "auth_failed", outcome.message) }, now);
-        if (state === "parked") this.stats.parked++;
-        if (state === "dead") await this.dead(job, "auth_failed", outcome.message);
+      case "refresh":
         return;
-      }
-      case "faulted": {
-        this.stats.faulted++;
-        const last = err("infra", outcome.code, outcome.message);
-        if (job.probe === 1) {
-          await this.finish(job.id, { state: "parked", runAt: null, finishedAt: null, lastError: last }, now);
-        } else if (job.attempts >= options.maxAttempts) {
-          await this.finish(job.id, { state: "dead", runAt: null, finishedAt: now, lastError: last }, now);
-          await this.dead(job, outcome.code, outcome.message);
-        } else {
-          const delay = jobBackoffMs(job.attempts, options.backoffBaseMs, options.backoffMaxMs, random(), outcome.retryAfterMs);
-          await this.finish(job.id, { state: "queued", runAt: now + delay, finishedAt: null, lastError: last }, now);
-        }
-        if (target && outcome.code !== "no_handler") await this.targetBreakers.fault(target, now, batch.breakers);
-        return;
-      }
+    }
+  }
+
+  /**
+   * Force a refresh of the connection an auth failure named, and say what it
+   * came to: a fresh token, a dead grant (or a deleted connection), or no
+   * refresh now — rate limited, or the token endpoint failed — with when one may come.
+   */
+  private async refreshFor(connectionId: string): Promise<RefreshAnswer> {
+    try {
+      const c = await this.d.connections.refresh(connectionId);
+      if (c.state === "error") return { kind: "dead" };
+      if (c.lastError === undefined) return { kind: "fresh" };
+      const nextMs = c.nextRefreshAt === null ? Number.NaN : Date.parse(c.nextRefreshAt) - this.d.clock.now();
+      return Number.isFinite(nextMs) ? { kind: "deferred", retryAfterMs: Math.max(0, nextMs) } : { kind: "deferred" };
+    } catch (e) {
+      if (isGrantkeeperError(e, ErrorCode.connectionError) || isNotFoundError(e)) return { kind: "dead" };
+      if (isGrantkeeperError(e) && e.retryAfterMs !== undefined) return { kind: "deferred", retryAfterMs: e.retryAfterMs };
+      this.d.logger.warn({ connectionId, err: { name: (e as Error).name, message: (e as Error).message } }, "could not refresh a connection after an auth failure; the job is deferred");
+      return { kind: "deferred" };
     }
   }
 

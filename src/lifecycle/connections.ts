@@ -184,7 +184,7 @@ export class ConnectionService {
     const { repo, clock } = this.d;
     const row = await repo.getSummary(id);
     if (!row) throw connectionNotFound(id);
-    const r = applyHostReport(row.state as ConnectionState, reported);
+    const r = applyHostReport(row.state, reported);
     if (!r.ok) {
       throw new GrantkeeperError(r.code, r.code === "connection_error" ? `connection ${id} is in error; the user must reconnect` : `connection ${id} is degraded; it returns to ready on the next successful refresh`);
     }

@@ -54,7 +54,7 @@ export async function preflight(
       items.push({ providerId, usable: false, action: "connect", connectUrl: await deps.connectLink(providerId, entityId) });
       continue;
     }
-    const state = row.state as ConnectionState;
+    const state = row.state;
     const usable = isUsable(state);
     items.push({ providerId, usable, connectionId: row.id, state, action: usable ? "none" : "reconnect", ...(usable ? {} : { connectUrl: await deps.connectLink(providerId, entityId) }) });
   }

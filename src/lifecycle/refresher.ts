@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { classifyRefreshFailure, type Classification } from "../domain/classify.js";
 import type { Clock } from "../domain/clock.js";
 import type { RefreshPolicy } from "../domain/policy.js";
-import type { ConnectionState, LastError } from "../domain/states.js";
+import type { FailureClass, LastError } from "../domain/states.js";
 import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
 import { isTokenEndpointError, refreshGrant, type TokenSet } from "../oauth/tokenEndpoint.js";
 import type { ProviderForCall, ProviderService } from "../providers/service.js";
@@ -222,7 +222,7 @@ export class RefreshEngine {
     // Nango #298: a response without a refresh token keeps the stored one.
     const refreshCt = tokens.refreshToken !== undefined ? encryptor.encrypt(tokens.refreshToken, tokenContext(row.id, "refresh_token")) : row.refresh_token_ct;
     const effectivePolicy = marginSeconds !== undefined ? { ...policy, marginMs: marginSeconds * 1000 } : policy;
-    const next = afterRefreshSuccess({ state: row.state as ConnectionState, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null, lastErrorCode: lastErrorCodeOf(row.last_error) }, now, effectivePolicy, random());
+    const next = afterRefreshSuccess({ state: row.state, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null, lastErrorCode: lastErrorCodeOf(row.last_error) }, now, effectivePolicy, random());
     const unchanged = encryptor.decrypt(row.access_token_ct, tokenContext(row.id, "access_token")) === tokens.accessToken;
     const patch: ConnectionPatch = {
       access_token_ct: encryptor.encrypt(tokens.accessToken, tokenContext(row.id, "access_token")),
@@ -312,7 +312,7 @@ export class RefreshEngine {
     row: ConnectionRow,
     outcome: RefreshResult["outcome"],
     patch: ConnectionPatch,
-    events: Array<{ type: string; class?: string; code?: string; message: string; detail: Record<string, unknown> | null }> | undefined,
+    events: Array<{ type: string; class?: FailureClass; code?: string; message: string; detail: Record<string, unknown> | null }> | undefined,
     verdict?: Classification,
     participants?: (trx: Transaction<Database>) => Promise<void>,
   ): Promise<RefreshResult> {

@@ -32,7 +32,7 @@ export function iso(ms: number | null | undefined): string | null {
 
 /** Row → {@link Connection}. */
 export function toConnection(row: ConnectionSummaryRow): Connection {
-  const state = row.state as ConnectionState;
+  const state = row.state;
   return {
     id: row.id,
     providerId: row.provider_id,

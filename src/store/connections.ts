@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Kysely, Selectable, Transaction, Updateable } from "kysely";
+import { CONNECTION_STATES, isOneOf, type FailureClass } from "../domain/states.js";
 import type { ConnectionEventsTable, ConnectionsTable, Database } from "./schema.js";
 
 /** A `connections` row. */
@@ -20,7 +21,7 @@ export interface NewConnectionEvent {
   connectionId: string;
   atMs: number;
   type: string;
-  class?: string | null;
+  class?: FailureClass | null;
   code?: string | null;
   message: string;
   detail?: Record<string, unknown> | null;
@@ -96,7 +97,11 @@ export class ConnectionRepository {
     let q = this.db.selectFrom("connections").select(LIST_COLUMNS).orderBy("id").limit(limit);
     if (filter.entityId !== undefined) q = q.where("entity_id", "=", filter.entityId);
     if (filter.providerId !== undefined) q = q.where("provider_id", "=", filter.providerId);
-    if (filter.state !== undefined) q = q.where("state", "=", filter.state);
+    if (filter.state !== undefined) {
+      // A state that does not exist matches no connection.
+      if (!isOneOf(CONNECTION_STATES, filter.state)) return [];
+      q = q.where("state", "=", filter.state);
+    }
     if (after !== undefined) q = q.where("id", ">", after);
     return q.execute();
   }

@@ -5,7 +5,8 @@
  * never a loop of round trips (design.md "Storage and scale").
  */
 import type { Kysely, Selectable, Transaction } from "kysely";
-import type { Database, IntegrationEventsTable, IntegrationsTable } from "./schema.js";
+import type { IntegrationStatus } from "../domain/states.js";
+import type { Database, IntegrationActor, IntegrationEventsTable, IntegrationsTable } from "./schema.js";
 
 /** An `integrations` row. */
 export type IntegrationRow = Selectable<IntegrationsTable>;
@@ -16,8 +17,8 @@ type Db = Kysely<Database> | Transaction<Database>;
 
 /** One status change to record. */
 export interface StatusChange {
-  actor: "user" | "system" | "reauthorization";
-  to: "ENABLED" | "DISABLED" | "ERROR";
+  actor: IntegrationActor;
+  to: IntegrationStatus;
   reason: string | null;
   causeConnectionId: string | null;
   message: string;
@@ -56,7 +57,7 @@ export class IntegrationRepository {
   }
 
   /** A page ordered by id. */
-  async list(filter: { entityId?: string; status?: string; connectionId?: string }, after: string | undefined, limit: number): Promise<IntegrationRow[]> {
+  async list(filter: { entityId?: string; status?: IntegrationStatus; connectionId?: string }, after: string | undefined, limit: number): Promise<IntegrationRow[]> {
     let q = this.db.selectFrom("integrations").selectAll().orderBy("id").limit(limit);
     if (filter.entityId !== undefined) q = q.where("entity_id", "=", filter.entityId);
     if (filter.status !== undefined) q = q.where("status", "=", filter.status);
@@ -92,7 +93,7 @@ export class IntegrationRepository {
   }
 
   /** Change one integration's status, with its history entry. */
-  async setStatus(id: string, from: string, change: StatusChange, db: Db): Promise<void> {
+  async setStatus(id: string, from: IntegrationStatus, change: StatusChange, db: Db): Promise<void> {
     await db
       .updateTable("integrations")
       .set({ status: change.to, status_reason: change.reason, status_cause_connection_id: change.causeConnectionId, status_cause_target: null, updated_at: change.nowMs })
@@ -140,6 +141,16 @@ export class IntegrationRepository {
       (eb) => eb.and([eb("status", "=", "ENABLED"), eb("id", "in", eb.selectFrom("integration_connections").select("integration_id").where("connection_id", "=", connectionId))]),
       { actor: "system", to: "ERROR", reason, causeConnectionId: connectionId, message, nowMs },
     );
+  }
+
+  /**
+   * Pause one integration because of a connection: ENABLED → ERROR(`reason`),
+   * caused by `connectionId`, so re-authorizing that connection resets it
+   * (see {@link IntegrationRepository.resetAfterReauth}). Any other status is left alone.
+   * @returns 1 when it changed, else 0
+   */
+  async pauseForConnection(integrationId: string, reason: string, connectionId: string, message: string, nowMs: number, db: Db): Promise<number> {
+    return this.bulkTransition(db, (eb) => eb.and([eb("id", "=", integrationId), eb("status", "=", "ENABLED")]), { actor: "system", to: "ERROR", reason, causeConnectionId: connectionId, message, nowMs });
   }
 
   /** A delivery target's breaker opened: its ENABLED integrations → ERROR(`circuit_open`, target). @returns how many changed */

@@ -7,6 +7,7 @@ import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
 import { openStore, type Store } from "./database.js";
+import { jobError, serializeJobLastError } from "../domain/jobLastError.js";
 import { JobRepository, newJobId, type NewJob } from "./jobs.js";
 import { migrateToLatest } from "./migrations.js";
 
@@ -47,15 +48,19 @@ describe("JobRepository on a real store", () => {
     expect(claimed.map((j) => j.id)).toEqual([ids[0], ids[1], ids[3]]);
     expect((await repo.payloads([ids[1]!])).get(ids[1]!)).toEqual({ headers: "{}", body: Buffer.from(ids[1]!).toString("base64") });
 
+    const fault = jobError("infra", "http_503", "consumer answered 503", T + 5);
     const held = await repo.finishMany([
-      { id: ids[0]!, owner: "worker-a", state: "succeeded", runAt: null, finishedAt: T + 5, updatedAt: T + 5, lastError: null },
-      { id: ids[1]!, owner: "worker-b", state: "succeeded", runAt: null, finishedAt: T + 5, updatedAt: T + 5, lastError: null },
-      { id: ids[3]!, owner: "worker-a", state: "queued", runAt: T + 9_000, finishedAt: null, updatedAt: T + 5, lastError: '{"code":"x"}' },
+      { id: ids[0]!, owner: "worker-a", state: "succeeded", runAt: T, finishedAt: T + 5, updatedAt: T + 5, lastError: null },
+      { id: ids[1]!, owner: "worker-b", state: "succeeded", runAt: T, finishedAt: T + 5, updatedAt: T + 5, lastError: null },
+      { id: ids[3]!, owner: "worker-a", state: "faulted", runAt: T + 9_000, finishedAt: null, updatedAt: T + 5, lastError: fault },
     ]);
     expect(held).toEqual([true, false, true]);
     expect(await repo.get(ids[0]!)).toMatchObject({ state: "succeeded", finished_at: T + 5, lease_owner: null });
     expect(await repo.get(ids[1]!)).toMatchObject({ state: "running", lease_owner: "worker-a" });
-    expect(await repo.get(ids[3]!)).toMatchObject({ state: "queued", run_at: T + 9_000, last_error: '{"code":"x"}', attempts: 1 });
+    expect(await repo.get(ids[3]!)).toMatchObject({ state: "faulted", run_at: T + 9_000, last_error: serializeJobLastError(fault), attempts: 1 });
+    // A faulted job is claimable again at its run_at, not before.
+    expect(await repo.claim("worker-a", T + 8_999, 60_000, 10, ["q"])).toEqual([]);
+    expect((await repo.claim("worker-a", T + 9_000, 60_000, 10, ["q"])).map((j) => [j.id, j.state, j.attempts])).toEqual([[ids[3], "running", 2]]);
 
     if (store.dialect === "sqlite") {
       // Claims and outcomes ran with synchronous=NORMAL; the connection must be back to FULL (2) for the next accept.

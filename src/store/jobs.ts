@@ -6,8 +6,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
+import { parseJobLastError, serializeJobLastError, type JobLastError } from "../domain/jobLastError.js";
+import { queueRuleFields, queueRules, REPLAYABLE_JOB_STATES, type JobRecord } from "../domain/jobLifecycle.js";
+import { CLAIMABLE_JOB_STATES, type JobState } from "../domain/states.js";
 import type { Dialect } from "./database.js";
 import type { Database, JobsTable } from "./schema.js";
+import { inList } from "./stateSql.js";
 
 /** A `jobs` row: the job's state, without its payload. */
 export type JobRow = Selectable<JobsTable>;
@@ -29,26 +33,32 @@ export type NewJob = Omit<JobRow, "seq"> & JobPayload;
 export interface InsertResult {
   id: string;
   duplicate: boolean;
-  state: string;
+  state: JobState;
 }
 
 /**
  * A job's recorded end (or its next try), as {@link JobRepository.finishMany}
- * writes it. Times are milliseconds since the epoch. Every finish also clears
- * the lease and the probe flag.
+ * writes it: the record `jobTransition` (domain/jobLifecycle.ts) decided.
+ * Times are milliseconds since the epoch. Every finish also clears the lease
+ * and the probe flag.
  */
 export interface JobFinish {
   id: string;
   /** The worker instance that must still hold the job's lease. */
   owner: string;
-  state: "succeeded" | "failed" | "queued" | "parked" | "dead";
-  /** When the job may run next; null keeps the current value. */
-  runAt: number | null;
+  state: Exclude<JobState, "running">;
+  /** When the job may run next. */
+  runAt: number;
   /** Set for an end (succeeded, failed, dead), null otherwise. */
   finishedAt: number | null;
   updatedAt: number;
-  /** JSON {class, code, message, at}, or null to clear it. */
-  lastError: string | null;
+  /** Null clears it. */
+  lastError: JobLastError | null;
+}
+
+/** The lifecycle's view of a stored job (domain/jobLifecycle.ts). */
+export function jobRecordOf(row: JobRow): JobRecord {
+  return { state: row.state, attempts: row.attempts, probe: row.probe === 1, runAtMs: row.run_at, finishedAtMs: row.finished_at, lastError: parseJobLastError(row.last_error) };
 }
 
 /**
@@ -90,7 +100,7 @@ export class JobRepository {
     if (rows.length === 0) return [];
     const jobsOf = (chunk: NewJob[]) => chunk.map(({ headers: _h, body: _b, ...job }) => job);
     const write = async (trx: Db): Promise<InsertResult[]> => {
-      const inserted = new Map<string, string>();
+      const inserted = new Map<string, JobState>();
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
         const chunk = rows.slice(i, i + INSERT_CHUNK);
         if (this.dialect === "postgres") {
@@ -176,7 +186,7 @@ export class JobRepository {
   }
 
   /** A page of jobs in arrival order. */
-  async list(filter: { integrationId?: string; state?: string }, afterSeq: number | undefined, limit: number): Promise<JobRow[]> {
+  async list(filter: { integrationId?: string; state?: JobState }, afterSeq: number | undefined, limit: number): Promise<JobRow[]> {
     let q = this.db.selectFrom("jobs").selectAll().orderBy("seq").limit(limit);
     if (filter.integrationId !== undefined) q = q.where("integration_id", "=", filter.integrationId);
     if (filter.state !== undefined) q = q.where("state", "=", filter.state);
@@ -185,10 +195,12 @@ export class JobRepository {
   }
 
   /**
-   * Claim up to `limit` runnable jobs, earliest due first and in arrival order among equals: queued, due, of an
-   * ENABLED integration (or a breaker probe), whose target has no cooldown
-   * running, and that this process can run (a delivery URL, or a handler it
-   * registered). Sets `running`, the lease and `attempts + 1`.
+   * Claim up to `limit` runnable jobs, earliest due first and in arrival order
+   * among equals: exactly those `mayClaim` (domain/jobLifecycle.ts) allows —
+   * queued or faulted, due, of an ENABLED integration (or a breaker probe),
+   * whose target has no cooldown running — and that this process can run (a
+   * delivery URL, or a handler it registered). Sets `running`, the lease and
+   * `attempts + 1` (the `claimed` transition).
    */
   async claim(owner: string, nowMs: number, leaseMs: number, limit: number, handlerNames: string[]): Promise<JobRow[]> {
     const candidates = (db: Db) => {
@@ -198,7 +210,8 @@ export class JobRepository {
       let q = db
         .selectFrom("jobs as j")
         .select("j.seq")
-        .where("j.state", "=", "queued")
+        // Literally the jobs_runnable index's predicate, so both engines walk it.
+        .where(inList("j.state", CLAIMABLE_JOB_STATES))
         .where("j.run_at", "<=", nowMs)
         .where((eb) =>
           eb.exists(
@@ -243,11 +256,11 @@ export class JobRepository {
         const chunk = items.slice(i, i + INSERT_CHUNK);
         // A VALUES list joined to jobs: standard SQL that SQLite (≥ 3.33, UPDATE … FROM) and PostgreSQL both run.
         const values = sql.join(
-          chunk.map((f) => sql`(cast(${f.id} as text), cast(${f.owner} as text), cast(${f.state} as text), cast(${f.runAt} as bigint), cast(${f.finishedAt} as bigint), cast(${f.updatedAt} as bigint), cast(${f.lastError} as text))`),
+          chunk.map((f) => sql`(cast(${f.id} as text), cast(${f.owner} as text), cast(${f.state} as text), cast(${f.runAt} as bigint), cast(${f.finishedAt} as bigint), cast(${f.updatedAt} as bigint), cast(${serializeJobLastError(f.lastError)} as text))`),
         );
         const r = await sql<{ id: string }>`
           with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
-          update jobs set state = v.state, run_at = coalesce(v.run_at, jobs.run_at), finished_at = v.finished_at, updated_at = v.updated_at,
+          update jobs set state = v.state, run_at = v.run_at, finished_at = v.finished_at, updated_at = v.updated_at,
             last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
           from v
           where jobs.id = v.id and jobs.lease_owner = v.owner and jobs.state = 'running'
@@ -276,27 +289,35 @@ export class JobRepository {
   }
 
   /**
-   * Make the queue agree with integration statuses, set-based: queued jobs of
-   * integrations that are not ENABLED are parked (DISABLED ones discarded
-   * when `parkWhenDisabled` is false); parked jobs of ENABLED integrations
-   * are queued again, in arrival order (replay).
+   * Make the queue agree with integration statuses, set-based: one UPDATE per
+   * rule of `queueRules` (domain/jobLifecycle.ts) — waiting jobs of
+   * integrations that are not ENABLED are parked (DISABLED ones discarded when
+   * `parkWhenDisabled` is false); parked jobs of ENABLED integrations are
+   * queued again, in arrival order (replay). Breaker probes are left alone.
+   * @returns jobs parked and jobs queued again
    */
   async syncWithIntegrations(db: Db, nowMs: number, parkWhenDisabled: boolean): Promise<{ parked: number; replayed: number }> {
-    const notEnabled = db.selectFrom("integrations").select("id").where("status", "!=", "ENABLED");
-    const disabled = db.selectFrom("integrations").select("id").where("status", "=", "DISABLED");
-    if (!parkWhenDisabled) {
-      await db.updateTable("jobs").set({ state: "discarded", updated_at: nowMs, finished_at: nowMs, last_error: JSON.stringify({ class: "user", code: "integration_disabled", message: "discarded: the integration is disabled", at: new Date(nowMs).toISOString() }) }).where("state", "in", ["queued", "parked"]).where("probe", "=", 0).where("integration_id", "in", disabled).execute();
+    const moved = { parked: 0, replayed: 0, discarded: 0 };
+    for (const rule of queueRules({ parkWhenDisabled })) {
+      const f = queueRuleFields(rule.to, nowMs);
+      const r = await db
+        .updateTable("jobs")
+        .set({
+          state: rule.to,
+          updated_at: nowMs,
+          ...(f.runAtMs !== undefined ? { run_at: f.runAtMs } : {}),
+          ...(f.probe !== undefined ? { probe: f.probe ? 1 : 0 } : {}),
+          ...(f.finishedAtMs !== undefined ? { finished_at: f.finishedAtMs } : {}),
+          ...(f.lastError !== undefined ? { last_error: serializeJobLastError(f.lastError) } : {}),
+        })
+        .where("state", "in", rule.from)
+        .where("probe", "=", 0)
+        .where("integration_id", "in", db.selectFrom("integrations").select("id").where("status", "in", rule.when))
+        .executeTakeFirst();
+      moved[rule.to === "queued" ? "replayed" : rule.to] += Number(r.numUpdatedRows);
     }
-    const parked = await db.updateTable("jobs").set({ state: "parked", updated_at: nowMs }).where("state", "=", "queued").where("probe", "=", 0).where("integration_id", "in", notEnabled).executeTakeFirst();
-    const replayed = await db
-      .updateTable("jobs")
-      .set({ state: "queued", run_at: nowMs, probe: 0, updated_at: nowMs })
-      .where("state", "=", "parked")
-      .where("integration_id", "in", db.selectFrom("integrations").select("id").where("status", "=", "ENABLED"))
-      .executeTakeFirst();
-    const moved = Number(parked.numUpdatedRows) + Number(replayed.numUpdatedRows);
-    await this.refreshStatistics(db, moved);
-    return { parked: Number(parked.numUpdatedRows), replayed: Number(replayed.numUpdatedRows) };
+    await this.refreshStatistics(db, moved.parked + moved.replayed);
+    return { parked: moved.parked, replayed: moved.replayed };
   }
 
   /**
@@ -308,7 +329,7 @@ export class JobRepository {
   async replay(integrationId: string, nowMs: number, batchSize: number, onBatch?: (done: number) => void): Promise<number> {
     let done = 0;
     for (;;) {
-      const seqs = this.db.selectFrom("jobs").select("seq").where("integration_id", "=", integrationId).where("state", "in", ["parked", "dead"]).orderBy("seq").limit(batchSize);
+      const seqs = this.db.selectFrom("jobs").select("seq").where("integration_id", "=", integrationId).where("state", "in", REPLAYABLE_JOB_STATES).orderBy("seq").limit(batchSize);
       const r = await this.db
         .updateTable("jobs")
         .set({ state: "queued", attempts: 0, run_at: nowMs, probe: 0, updated_at: nowMs, finished_at: null })

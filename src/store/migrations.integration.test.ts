@@ -1,10 +1,14 @@
 /**
  * Upgrades keep every accepted job: migration 0006 moves job bodies and
- * headers out of `jobs` into `job_payloads` on a store that already holds jobs.
+ * headers out of `jobs` into `job_payloads` on a store that already holds
+ * jobs; 0009 generates the breaker CHECK and the claim index from the state
+ * constants, keeping every row both ways.
  */
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
 import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
+import { BREAKER_STATES } from "../domain/breaker.js";
+import { CLAIMABLE_JOB_STATES, CONNECTION_STATES, INTEGRATION_STATUSES, JOB_STATES } from "../domain/states.js";
 import { openStore, type Store } from "./database.js";
 import { JobRepository } from "./jobs.js";
 import { migrateTo, migrateToLatest, pendingMigrations } from "./migrations.js";
@@ -78,5 +82,69 @@ describe("migration 0007_connect_sessions", () => {
     expect(await columnsOf(store, "connect_sessions")).toBeUndefined();
     expect(await columnsOf(store, "oauth_states")).not.toContain("binding_hash");
     expect(await store.db.selectFrom("oauth_states").select("state_hash").execute()).toEqual([{ state_hash: "h1" }]);
+  });
+});
+
+describe("migration 0009_job_states", () => {
+  let tdb: TestDatabase | undefined;
+  let store: Store | undefined;
+  afterEach(async () => {
+    await store?.close();
+    await tdb?.cleanup();
+  });
+
+  async function fresh(): Promise<{ store: Store; before: string }> {
+    tdb = await testDatabase();
+    store = await openStore(tdb.url);
+    const all = await pendingMigrations(store);
+    return { store, before: all[all.indexOf("0009_job_states") - 1]! };
+  }
+
+  const insertBreaker = (s: Store, target: string, state: string) => sql`insert into breakers (target, state, consecutive_failures, opened_at, cooldown_until, updated_at) values (${target}, ${state}, 3, 1, 2, 3)`.execute(s.db);
+
+  it("keeps every breaker, refuses an unknown breaker state, and its down makes faulted jobs claimable by the older code", async () => {
+    const { store, before } = await fresh();
+    await migrateTo(store, before);
+    await insertBreaker(store, "http://a", "open");
+    await insertBreaker(store, "http://b", "closed");
+    await migrateTo(store, "0009_job_states");
+    expect((await sql<{ target: string; state: string; consecutive_failures: number }>`select target, state, consecutive_failures from breakers order by target`.execute(store.db)).rows).toEqual([
+      { target: "http://a", state: "open", consecutive_failures: 3 },
+      { target: "http://b", state: "closed", consecutive_failures: 3 },
+    ]);
+    await expect(insertBreaker(store, "http://c", "half-open")).rejects.toThrow(/check/i);
+    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_m', 'm', 'e', 'ENABLED', '', 1, 1)`.execute(store.db);
+    await sql`insert into jobs (id, integration_id, state, attempts, run_at, probe, received_at, created_at, updated_at) values ('job_f', 'int_m', 'faulted', 2, 5, 0, 1, 1, 1)`.execute(store.db);
+
+    await migrateTo(store, before);
+    expect((await sql<{ state: string; attempts: number }>`select state, attempts from jobs where id = 'job_f'`.execute(store.db)).rows).toEqual([{ state: "queued", attempts: 2 }]);
+    expect((await sql<{ n: number }>`select count(*) as n from breakers`.execute(store.db)).rows.map((r) => Number(r.n))).toEqual([2]);
+    await insertBreaker(store, "http://c", "half-open"); // no CHECK before 0009
+    await sql`delete from breakers where target = 'http://c'`.execute(store.db);
+    await migrateToLatest(store);
+    expect(await pendingMigrations(store)).toEqual([]);
+  });
+
+  it("leaves every CHECK list and the claim index equal to the constants the code's unions come from", async () => {
+    const { store } = await fresh();
+    await migrateToLatest(store);
+    const quoted = (text: string) => [...text.matchAll(/'([^']*)'/g)].map((m) => m[1]).sort();
+    const checkOf = async (table: string, column: string): Promise<string[]> => {
+      if (store.dialect === "sqlite") {
+        const ddl = (await sql<{ sql: string }>`select sql from sqlite_master where type = 'table' and name = ${table}`.execute(store.db)).rows[0]!.sql;
+        return quoted(new RegExp(`"?${column}"?\\s+in\\s*\\(([^)]*)\\)`, "i").exec(ddl)![1]!);
+      }
+      const defs = await sql<{ def: string }>`select pg_get_constraintdef(c.oid) as def from pg_constraint c join pg_class t on t.oid = c.conrelid join pg_namespace n on n.oid = t.relnamespace where t.relname = ${table} and n.nspname = current_schema() and c.contype = 'c'`.execute(store.db);
+      return quoted(defs.rows.find((r) => r.def.includes(column))!.def);
+    };
+    expect(await checkOf("connections", "state")).toEqual([...CONNECTION_STATES].sort());
+    expect(await checkOf("integrations", "status")).toEqual([...INTEGRATION_STATUSES].sort());
+    expect(await checkOf("jobs", "state")).toEqual([...JOB_STATES].sort());
+    expect(await checkOf("breakers", "state")).toEqual([...BREAKER_STATES].sort());
+    const index =
+      store.dialect === "sqlite"
+        ? (await sql<{ sql: string }>`select sql from sqlite_master where type = 'index' and name = 'jobs_runnable'`.execute(store.db)).rows[0]!.sql
+        : (await sql<{ indexdef: string }>`select indexdef from pg_indexes where indexname = 'jobs_runnable' and schemaname = current_schema()`.execute(store.db)).rows[0]!.indexdef;
+    expect(quoted(index)).toEqual([...CLAIMABLE_JOB_STATES].sort());
   });
 });

@@ -1,10 +1,37 @@
 /**
  * Versioned migrations, run by kysely's Migrator (`grantkeeper migrate`, and
- * at start). One schema for SQLite and PostgreSQL; the only dialect branch is
- * the auto-increment column type.
+ * at start). One schema for SQLite and PostgreSQL; the dialect branches are
+ * the auto-increment column type and how a CHECK changes (SQLite rebuilds the
+ * table). State lists in CHECKs and partial indexes come from the exported
+ * constants (`stateSql.ts`) from 0009 on; earlier migrations spell theirs out
+ * (history is not rewritten), and a test compares every migrated CHECK with
+ * its constant.
  */
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from "kysely";
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, type RawBuilder, type SqlBool } from "kysely";
+import { BREAKER_STATES } from "../domain/breaker.js";
+import { CLAIMABLE_JOB_STATES } from "../domain/states.js";
 import type { Dialect, Store } from "./database.js";
+import { inList } from "./stateSql.js";
+
+/**
+ * SQLite cannot alter a CHECK: rebuild `breakers` with (or without) one,
+ * keeping every row. No other table references it and it has no index but
+ * its primary key.
+ */
+async function rebuildSqliteBreakers(db: Kysely<any>, check: RawBuilder<SqlBool> | undefined): Promise<void> {
+  await db.schema
+    .createTable("breakers_rebuilt")
+    .addColumn("target", "text", (c) => c.primaryKey())
+    .addColumn("state", "text", (c) => (check ? c.notNull().check(check) : c.notNull()))
+    .addColumn("consecutive_failures", "integer", (c) => c.notNull().defaultTo(0))
+    .addColumn("opened_at", "integer")
+    .addColumn("cooldown_until", "integer")
+    .addColumn("updated_at", "integer", (c) => c.notNull())
+    .execute();
+  await sql`insert into breakers_rebuilt (target, state, consecutive_failures, opened_at, cooldown_until, updated_at) select target, state, consecutive_failures, opened_at, cooldown_until, updated_at from breakers`.execute(db);
+  await db.schema.dropTable("breakers").execute();
+  await db.schema.alterTable("breakers_rebuilt").renameTo("breakers").execute();
+}
 
 function migrations(dialect: Dialect): Record<string, Migration> {
   const bigint = dialect === "postgres" ? "bigint" : "integer";
@@ -269,6 +296,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable("oauth_states").dropColumn("binding_hash").execute();
         await db.schema.alterTable("oauth_states").dropColumn("session_id").execute();
         await db.schema.dropTable("connect_sessions").execute();
+      },
+    },
+    "0009_job_states": {
+      async up(db: Kysely<any>) {
+        // A fault that will be retried is written `faulted` (it was `queued`): claims walk both, in one partial index.
+        await db.schema.dropIndex("jobs_queued").execute();
+        await db.schema.createIndex("jobs_runnable").on("jobs").columns(["run_at", "seq"]).where(inList("state", CLAIMABLE_JOB_STATES)).execute();
+        // breakers.state had no CHECK: generate it from BREAKER_STATES.
+        if (dialect === "postgres") await sql`alter table breakers add constraint breakers_state_check check (${inList("state", BREAKER_STATES)})`.execute(db);
+        else await rebuildSqliteBreakers(db, inList("state", BREAKER_STATES));
+      },
+      async down(db: Kysely<any>) {
+        // The older code claims only `queued`: a faulted job would never run again.
+        await sql`update jobs set state = 'queued' where state = 'faulted'`.execute(db);
+        await db.schema.dropIndex("jobs_runnable").execute();
+        await db.schema.createIndex("jobs_queued").on("jobs").columns(["run_at", "seq"]).where(sql.ref("state"), "=", "queued").execute();
+        if (dialect === "postgres") await sql`alter table breakers drop constraint breakers_state_check`.execute(db);
+        else await rebuildSqliteBreakers(db, undefined);
       },
     },
   };

@@ -4,6 +4,8 @@
  * {@link ./database.ts}). Ciphertexts are strings made by {@link ./encryption.ts}.
  */
 import type { Generated } from "kysely";
+import type { BreakerStateName } from "../domain/breaker.js";
+import type { ConnectionState, FailureClass, IntegrationStatus, JobState } from "../domain/states.js";
 
 export interface ProvidersTable {
   id: string;
@@ -18,7 +20,8 @@ export interface ConnectionsTable {
   id: string;
   provider_id: string;
   entity_id: string;
-  state: string;
+  /** CHECK: one of `CONNECTION_STATES`. */
+  state: ConnectionState;
   access_token_ct: string;
   refresh_token_ct: string | null;
   token_type: string;
@@ -47,7 +50,7 @@ export interface ConnectionEventsTable {
   connection_id: string;
   at: number;
   type: string;
-  class: string | null;
+  class: FailureClass | null;
   code: string | null;
   message: string;
   /** JSON object or null. */
@@ -100,8 +103,8 @@ export interface IntegrationsTable {
   id: string;
   name: string;
   entity_id: string;
-  /** ENABLED | DISABLED | ERROR */
-  status: string;
+  /** CHECK: one of `INTEGRATION_STATUSES`. */
+  status: IntegrationStatus;
   status_reason: string | null;
   status_cause_connection_id: string | null;
   status_cause_target: string | null;
@@ -122,14 +125,17 @@ export interface IntegrationConnectionsTable {
   connection_id: string;
 }
 
+/** Who changed an integration's status. */
+export type IntegrationActor = "user" | "system" | "reauthorization";
+
 export interface IntegrationEventsTable {
   id: Generated<number>;
   integration_id: string;
   at: number;
   /** Who changed it: `user` (API/CLI), `system` (propagation), `reauthorization`. */
-  actor: string;
-  from_status: string | null;
-  to_status: string;
+  actor: IntegrationActor;
+  from_status: IntegrationStatus | null;
+  to_status: IntegrationStatus;
   reason: string | null;
   /** JSON {connectionId?, target?} or null. */
   cause: string | null;
@@ -155,15 +161,15 @@ export interface JobsTable {
   seq: Generated<number>;
   id: string;
   integration_id: string;
-  /** queued | running | succeeded | failed | faulted | parked | dead | discarded */
-  state: string;
+  /** CHECK: one of `JOB_STATES`; transitions in `domain/jobLifecycle.ts`. */
+  state: JobState;
   attempts: number;
   idempotency_key: string | null;
   /** When the job may next run, ms since the epoch. */
   run_at: number;
   lease_owner: string | null;
   lease_until: number | null;
-  /** JSON {class, code, message, at} or null. */
+  /** `serializeJobLastError` of a `JobLastError` (`domain/jobLastError.ts`), or null. */
   last_error: string | null;
   /** 1 for a half-open breaker probe: runs although its integration is in ERROR(circuit_open). */
   probe: number;
@@ -176,8 +182,8 @@ export interface JobsTable {
 /** Per delivery target breaker, shared by every instance through the store. */
 export interface BreakersTable {
   target: string;
-  /** closed | open */
-  state: string;
+  /** CHECK (migration 0009): one of `BREAKER_STATES`. */
+  state: BreakerStateName;
   consecutive_failures: number;
   opened_at: number | null;
   /** No job for this target starts before this time (ms since the epoch), whatever the entry path. */

@@ -23,6 +23,8 @@ export interface IntegrationStatusWrites {
   openCircuit(target: string, nowMs: number): Promise<number>;
   /** A delivery target's breaker closed: its ERROR(`circuit_open`) integrations → ENABLED. @returns how many changed */
   closeCircuit(target: string, nowMs: number): Promise<number>;
+  /** One ENABLED integration → ERROR(`reason`) caused by a connection (re-authorizing it resets the integration). @returns 1 when it changed */
+  pauseForConnection(integrationId: string, reason: string, connectionId: string, message: string, nowMs: number): Promise<number>;
 }
 
 /** Queue writes that follow integration statuses. */
@@ -33,6 +35,10 @@ export interface QueueWrites {
 
 /** Breaker writes (breakers are keyed by a generic target: a delivery URL, `handler:<name>`, a token endpoint). */
 export interface BreakerWrites {
+  /** Count one fault atomically and lock the breaker for this unit. @returns the state before the fault (see {@link BreakerRepository.countFault}) */
+  countFault(target: string, nowMs: number): Promise<BreakerState>;
+  /** Read the breaker locked for this unit; undefined when never seen. */
+  lock(target: string): Promise<BreakerState | undefined>;
   /** Store a target's breaker state. */
   save(target: string, state: BreakerState, nowMs: number): Promise<void>;
 }
@@ -71,11 +77,14 @@ export class UnitsOfWork {
         resetAfterReauth: (connectionId, statuses, nowMs) => integrations.resetAfterReauth(connectionId, statuses, nowMs, trx),
         openCircuit: (target, nowMs) => integrations.openCircuit(target, nowMs, trx),
         closeCircuit: (target, nowMs) => integrations.closeCircuit(target, nowMs, trx),
+        pauseForConnection: (integrationId, reason, connectionId, message, nowMs) => integrations.pauseForConnection(integrationId, reason, connectionId, message, nowMs, trx),
       },
       jobs: {
         syncWithIntegrations: (nowMs, parkWhenDisabled) => jobs.syncWithIntegrations(trx, nowMs, parkWhenDisabled),
       },
       breakers: {
+        countFault: (target, nowMs) => breakers.countFault(target, nowMs, trx),
+        lock: (target) => breakers.lock(target, trx),
         save: (target, state, nowMs) => breakers.saveBreaker(target, state, nowMs, trx),
       },
     };

@@ -136,8 +136,9 @@ describe("GET /metrics", () => {
     expect(valueOf(m, "grantkeeper_job_runs_total", { outcome: "faulted" })).toBe(1);
     expect(valueOf(m, "grantkeeper_api_unauthorized_total", { provider: "plain" })).toBe(1);
     expect(valueOf(m, "grantkeeper_refresh_attempts_total", { result: "refreshed", class: "none", reason: "ok" })).toBe(3);
-    // The faulted job waits for its retry (backoff 60 s on a clock that does not move): queue depth 1.
-    expect(valueOf(m, "grantkeeper_jobs", { state: "queued" })).toBe(1);
+    // The faulted job waits for its retry (backoff 60 s on a clock that does not move), as `faulted`.
+    expect(valueOf(m, "grantkeeper_jobs", { state: "faulted" })).toBe(1);
+    expect(valueOf(m, "grantkeeper_jobs", { state: "queued" })).toBe(0);
     expect(valueOf(m, "grantkeeper_jobs", { state: "succeeded" })).toBe(2);
     expect(valueOf(m, "grantkeeper_jobs", { state: "failed" })).toBe(1);
     expect(valueOf(m, "grantkeeper_jobs", { state: "parked" })).toBe(0);

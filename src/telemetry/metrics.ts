@@ -13,7 +13,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { CONNECTION_STATES } from "../domain/states.js";
-import { JOB_STATES } from "../jobs/service.js";
+import { JOB_STATES } from "../domain/states.js";
 
 /** Where the scrape-time gauges read from (the store's repositories). */
 export interface MetricsSources {

@@ -87,4 +87,62 @@ describe("auth failures during jobs", () => {
     expect(runs).toBe(2);
     expect(await job(jobId)).toMatchObject({ state: "succeeded", attempts: 2 });
   });
+
+  it("a token the API keeps rejecting after a refresh parks the job and pauses the integration — never dead, one token call", async () => {
+    const c = await grant();
+    const integrationId = await handledIntegration("always-401", [c]);
+    let rejecting = true;
+    let runs = 0;
+    t.gk.handle("always-401", async () => {
+      runs++;
+      if (rejecting) throw new AuthError("the API rejected the token", c);
+    });
+    const dead: string[] = [];
+    t.gk.hooks.on("job.dead", (e) => void dead.push(e.jobId));
+    const jobId = await accept(integrationId);
+    ep.push(ok());
+    const calls = ep.requests.length;
+    await t.gk.worker.runDue();
+    // Run, refresh, re-run once with the fresh token; the second rejection parks. The re-run's refresh is not made:
+    // a fresh token was just rejected, so another one would not help (and would hammer the provider).
+    expect(runs).toBe(2);
+    expect(ep.requests.length - calls).toBe(1);
+    expect(await job(jobId)).toMatchObject({ state: "parked", attempts: 2, lastError: { class: "auth", code: "auth_rejected", connectionId: c } });
+    expect(dead).toEqual([]);
+    expect((await t.api("GET", `/v1/integrations/${integrationId}`)).body).toMatchObject({ status: "ERROR", statusReason: "auth_rejected", statusCause: { connectionId: c }, parkedJobs: 1 });
+    const later = await t.gk.ingress.accept(integrationId, new TextEncoder().encode("{}"), new Headers());
+    expect(later.disposition).toBe("parked");
+
+    // The user reconnects: the integration resumes and both jobs run, in arrival order.
+    rejecting = false;
+    const entity = (await t.api("GET", `/v1/connections/${c}`)).body.entityId;
+    expect((await t.api("POST", "/v1/connections", { providerId: "p", entityId: entity, accessToken: "at-new", refreshToken: "rt-new", expiresIn: 3600 })).status).toBe(200);
+    expect((await t.api("GET", `/v1/integrations/${integrationId}`)).body).toMatchObject({ status: "ENABLED", parkedJobs: 0 });
+    await t.gk.worker.runDue();
+    expect(await job(jobId)).toMatchObject({ state: "succeeded" });
+    expect(await job(later.jobId)).toMatchObject({ state: "succeeded" });
+  });
+
+  it("a refresh refused by the rate limit re-runs the job no sooner than its Retry-After", async () => {
+    const c = await grant();
+    const integrationId = await handledIntegration("rate-limited-401", [c]);
+    let runs = 0;
+    t.gk.handle("rate-limited-401", async () => {
+      if (++runs === 1) throw new AuthError("the API rejected the token", c);
+    });
+    // A refresh just happened: the next one is refused for minIntervalMs (5 s).
+    ep.push(ok());
+    expect((await t.api("POST", `/v1/connections/${c}/refresh`)).status).toBe(200);
+    const jobId = await accept(integrationId);
+    await t.gk.worker.runDue();
+    expect(runs).toBe(1);
+    expect(await job(jobId)).toMatchObject({ state: "queued", attempts: 1, lastError: { class: "auth", code: "auth_refresh_deferred" } });
+    t.clock.advance(4_999);
+    await t.gk.worker.runDue();
+    expect(runs).toBe(1);
+    t.clock.advance(1);
+    await t.gk.worker.runDue();
+    expect(runs).toBe(2);
+    expect(await job(jobId)).toMatchObject({ state: "succeeded", attempts: 2 });
+  });
 });

@@ -134,7 +134,7 @@ describe("jobs", () => {
     consumer.answer({ status: 503 }, { status: 503 });
     const r = await send(i.id, "{}");
     await run();
-    expect(await job(r.body.jobId)).toMatchObject({ state: "queued", attempts: 1, lastError: { class: "infra", code: "http_503" } });
+    expect(await job(r.body.jobId)).toMatchObject({ state: "faulted", attempts: 1, lastError: { class: "infra", code: "http_503" } });
     // the cooldown holds every path: a new job for the same target waits too
     const other = await send(i.id, '{"later":true}');
     await run();
@@ -201,7 +201,7 @@ describe("jobs", () => {
     await run();
     expect(await job(ok.body.jobId)).toMatchObject({ state: "succeeded" });
     expect(await job(user.body.jobId)).toMatchObject({ state: "failed", lastError: { class: "user", code: "invalid_record" } });
-    expect(await job(boom.body.jobId)).toMatchObject({ state: "queued", lastError: { class: "infra", code: "handler_error" } });
+    expect(await job(boom.body.jobId)).toMatchObject({ state: "faulted", lastError: { class: "infra", code: "handler_error" } });
     expect(seen).toEqual(["ok", "user", "boom"]);
   });
 

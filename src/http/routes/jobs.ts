@@ -2,7 +2,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { Grantkeeper } from "../../grantkeeper.js";
-import { JOB_STATES } from "../../jobs/service.js";
+import { JOB_STATES } from "../../domain/states.js";
 import { publicRoute } from "../auth.js";
 import { queryParams } from "../validation.js";
 

@@ -72,7 +72,7 @@ export class ApiAuthTracker {
     const now = this.d.clock.now();
     const message = `the provider's API rejected a freshly refreshed token ${counted.api_auth_rejections} times in a row`;
     const lastError: LastError = { class: "transient", code: API_AUTH_REJECTED, message, at: new Date(now).toISOString() };
-    const event = { connectionId: conn.id, atMs: now, type: API_AUTH_REJECTED, class: "transient", code: API_AUTH_REJECTED, message, detail: { apiAuthRejections: counted.api_auth_rejections, previousState: counted.state } };
+    const event = { connectionId: conn.id, atMs: now, type: API_AUTH_REJECTED, class: "transient" as const, code: API_AUTH_REJECTED, message, detail: { apiAuthRejections: counted.api_auth_rejections, previousState: counted.state } };
     const written = await this.d.repo.updateIfUnchanged(conn.id, counted, { state: t.state, last_error: JSON.stringify(lastError), updated_at: now }, event);
     if (!written) return;
     this.d.logger.warn({ ...log, state: t.state }, "connection degraded: its provider's API keeps rejecting fresh tokens");
