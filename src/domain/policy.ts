@@ -55,6 +55,17 @@ export function resolveRefreshPolicy(partial: Partial<RefreshPolicy> = {}): Refr
   return merged;
 }
 
+/**
+ * The refresh policy for one provider: its `refreshMarginSeconds` (provider
+ * definition, seconds), when set, replaces `marginMs`. Every place that asks
+ * "is this token fresh" or "when is it due" — storing a grant, `ensureFresh`,
+ * the refresh engine — uses this one rule.
+ * @returns `policy` itself when the provider sets no margin
+ */
+export function policyForProvider(policy: RefreshPolicy, refreshMarginSeconds: number | undefined): RefreshPolicy {
+  return refreshMarginSeconds === undefined ? policy : { ...policy, marginMs: refreshMarginSeconds * 1000 };
+}
+
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

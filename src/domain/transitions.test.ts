@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Classification } from "./classify.js";
-import { defaultRefreshPolicy, resolveRefreshPolicy, type RefreshPolicy } from "./policy.js";
+import { defaultRefreshPolicy, policyForProvider, resolveRefreshPolicy, type RefreshPolicy } from "./policy.js";
 import { CONNECTION_STATES, HOST_REPORTED_STATES, type ConnectionState } from "./states.js";
 import { afterApiAuthAccepted, afterApiAuthRejected, afterRefreshFailure, afterRefreshSuccess, API_AUTH_REJECTED, applyHostReport, backoffDelayMs, nextRefreshAfterSuccess } from "./transitions.js";
 
@@ -53,6 +53,14 @@ describe("resolveRefreshPolicy", () => {
   ])("throws a RangeError naming %s for %o", (key, partial) => {
     expect(() => resolveRefreshPolicy(partial)).toThrow(RangeError);
     expect(() => resolveRefreshPolicy(partial)).toThrow(new RegExp(`\\b${key}\\b`));
+  });
+});
+
+describe("policyForProvider", () => {
+  it("a provider's refreshMarginSeconds replaces the margin (0 included); without one the policy is unchanged", () => {
+    expect(policyForProvider(policy, 1200)).toEqual({ ...policy, marginMs: 1_200_000 });
+    expect(policyForProvider(policy, 0).marginMs).toBe(0);
+    expect(policyForProvider(policy, undefined)).toBe(policy);
   });
 });
 

@@ -4,7 +4,7 @@
  * revocation, event history.
  */
 import type { Clock } from "../domain/clock.js";
-import type { RefreshPolicy } from "../domain/policy.js";
+import { policyForProvider, type RefreshPolicy } from "../domain/policy.js";
 import type { ConnectionState, HostReportedState } from "../domain/states.js";
 import { applyHostReport, nextRefreshAfterSuccess } from "../domain/transitions.js";
 import { GrantkeeperError } from "../domain/errors.js";
@@ -74,8 +74,10 @@ export class ConnectionService {
    * @throws {@link GrantkeeperError} 422 `provider_not_found`
    */
   async storeGrant(input: GrantInput): Promise<{ connection: Connection; created: boolean }> {
-    const { repo, encryptor, clock, policy, random } = this.d;
-    if (!(await this.d.providers.get(input.providerId))) throw providerNotFound(input.providerId, "body");
+    const { repo, encryptor, clock, random } = this.d;
+    const provider = await this.d.providers.get(input.providerId);
+    if (!provider) throw providerNotFound(input.providerId, "body");
+    const policy = policyForProvider(this.d.policy, provider.refreshMarginSeconds);
     const now = clock.now();
     const t = input.tokens;
     const assumed = input.expiresAtMs === undefined && t.expiresInSeconds === undefined && t.refreshToken !== undefined;
@@ -150,7 +152,8 @@ export class ConnectionService {
     let row = joined ? (await joined).row : await repo.get(id);
     if (!row) throw connectionNotFound(id);
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
-    if (!isFresh(row, clock.now(), policy.marginMs)) {
+    // The provider's own margin decides (read fresh: another instance may have redefined it); the engine re-checks under its lease.
+    if (!isFresh(row, clock.now(), await this.marginMsOf(row.provider_id))) {
       row = (await this.d.engine.refresh(id, "ensure")).row;
     }
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
@@ -250,6 +253,11 @@ export class ConnectionService {
       tokenType: row.token_type,
       expiresAt: row.expires_at === null ? null : new Date(row.expires_at).toISOString(),
     };
+  }
+
+  /** The refresh margin of a provider: its `refreshMarginSeconds`, else the policy's. */
+  private async marginMsOf(providerId: string): Promise<number> {
+    return policyForProvider(this.d.policy, (await this.d.providers.get(providerId))?.refreshMarginSeconds).marginMs;
   }
 
   private lastErrorCode(row: Pick<ConnectionRow, "last_error">): string | undefined {

@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { classifyRefreshFailure, type Classification } from "../domain/classify.js";
 import type { Clock } from "../domain/clock.js";
-import type { RefreshPolicy } from "../domain/policy.js";
+import { policyForProvider, type RefreshPolicy } from "../domain/policy.js";
 import type { FailureClass, LastError } from "../domain/states.js";
 import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
 import { isTokenEndpointError, refreshGrant, type TokenSet } from "../oauth/tokenEndpoint.js";
@@ -169,8 +169,7 @@ export class RefreshEngine {
     if (mode === "scheduled" && (row.next_refresh_at === null || row.next_refresh_at > now)) return this.release(row, "skipped");
     // Read once per refresh: another instance may have redefined the provider, so never cached across refreshes.
     const provider = await this.deps.providers.forCall(row.provider_id);
-    const margin = provider.definition.refreshMarginSeconds !== undefined ? provider.definition.refreshMarginSeconds * 1000 : policy.marginMs;
-    if (mode === "ensure" && isFresh(row, now, margin)) return this.release(row, "skipped");
+    if (mode === "ensure" && isFresh(row, now, policyForProvider(policy, provider.definition.refreshMarginSeconds).marginMs)) return this.release(row, "skipped");
     if (mode !== "scheduled" && row.last_attempt_at !== null && now - row.last_attempt_at < policy.minIntervalMs) {
       return this.release(row, "skipped", { rateLimitedForMs: row.last_attempt_at + policy.minIntervalMs - now });
     }
@@ -221,7 +220,7 @@ export class RefreshEngine {
     const expiresAt = now + (assumed ? policy.assumedLifetimeMs : tokens.expiresInSeconds! * 1000);
     // Nango #298: a response without a refresh token keeps the stored one.
     const refreshCt = tokens.refreshToken !== undefined ? encryptor.encrypt(tokens.refreshToken, tokenContext(row.id, "refresh_token")) : row.refresh_token_ct;
-    const effectivePolicy = marginSeconds !== undefined ? { ...policy, marginMs: marginSeconds * 1000 } : policy;
+    const effectivePolicy = policyForProvider(policy, marginSeconds);
     const next = afterRefreshSuccess({ state: row.state, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null, lastErrorCode: lastErrorCodeOf(row.last_error) }, now, effectivePolicy, random());
     const unchanged = encryptor.decrypt(row.access_token_ct, tokenContext(row.id, "access_token")) === tokens.accessToken;
     const patch: ConnectionPatch = {
