@@ -12,6 +12,7 @@ import type { JobState } from "../src/domain/states.js";
 import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
 import { bullmqEndToEnd, jobBody, pump, rawPostgresCommits, rawPostgresQueueEndToEnd, rawSqliteCommits, rawSqliteQueueEndToEnd, type BullResult, type Rate } from "./jobsBaselines.js";
 import { benchGrant, startInvalidGrantServer } from "./propagation.js";
+import { internalsOf } from "../src/internals.js";
 
 const ACCEPTS_IN_FLIGHT = 64;
 const ADDERS = 16;
@@ -55,7 +56,7 @@ const postgresEngine: Engine = {
 const jobOptions = { concurrency: CONCURRENCY, pollMs: POLL_MS };
 
 async function jobCount(gk: Grantkeeper, state: JobState): Promise<number> {
-  return Number((await gk.store.db.selectFrom("jobs").select((eb) => eb.fn.countAll<number>().as("n")).where("state", "=", state).executeTakeFirstOrThrow()).n);
+  return Number((await internalsOf(gk).store.db.selectFrom("jobs").select((eb) => eb.fn.countAll<number>().as("n")).where("state", "=", state).executeTakeFirstOrThrow()).n);
 }
 
 /** Wait (bounded) until `state` holds `n` jobs: the last outcome write follows the last handler call. */
@@ -115,7 +116,7 @@ async function acceptPhase(engine: Engine, n: number): Promise<{ result: AcceptR
     const stored = await jobCount(gk, "queued");
     if (stored !== n + 1_000) throw new Error(`${stored} jobs stored, expected ${n + 1_000}`);
     const result = { rows: n, ms, perSec: n / (ms / 1000), meanGroup: (gk.ingress.stats.items - s0.items) / groups, p50: pct(lat, 0.5), p99: pct(lat, 0.99) };
-    const ddl = engine.label === "SQLite" ? (await sql<{ sql: string }>`select sql from sqlite_master where tbl_name in ('jobs', 'job_payloads') and sql is not null`.execute(gk.store.db)).rows.map((r) => r.sql) : [];
+    const ddl = engine.label === "SQLite" ? (await sql<{ sql: string }>`select sql from sqlite_master where tbl_name in ('jobs', 'job_payloads') and sql is not null`.execute(internalsOf(gk).store.db)).rows.map((r) => r.sql) : [];
     // On PostgreSQL the raw baseline writes into a copy of this schema's jobs table.
     const raw = engine.label === "PostgreSQL" ? await rawPostgresCommits(PG_BASE, "bench_jobs_accept", n, 15_000) : undefined;
     return { result, ddl, ...(raw ? { raw } : {}) };

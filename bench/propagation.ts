@@ -19,6 +19,7 @@ import type { GrantInput } from "../src/lifecycle/connections.js";
 import { IntegrationRepository } from "../src/store/integrations.js";
 import type { Database } from "../src/store/schema.js";
 import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
+import { internalsOf } from "../src/internals.js";
 
 const PG_SCHEMA = "bench_propagation";
 const ROUNDS = 3;
@@ -135,7 +136,7 @@ interface EngineResult {
 async function runEngine(engine: string, databaseUrl: string, n: number, autocommit: boolean, origin: string): Promise<EngineResult> {
   const gk: Grantkeeper = await createGrantkeeper({ databaseUrl, encryptionKey: benchKey(), providers: { bench: benchProvider(origin) }, refresh: { minIntervalMs: 0 } });
   try {
-    const db = gk.store.db;
+    const db = internalsOf(gk).store.db;
     const grant = benchGrant("prop-user");
     const id = (await gk.connections.storeGrant(grant)).connection.id;
     let t = performance.now();

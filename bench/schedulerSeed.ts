@@ -19,6 +19,7 @@ import { tokenContext } from "../src/lifecycle/refresher.js";
 import type { ConnectionRow } from "../src/store/connections.js";
 import { Encryptor, parseEncryptionKey } from "../src/store/encryption.js";
 import { benchConnectionId, benchProvider, parent } from "./common.js";
+import { internalsOf } from "../src/internals.js";
 
 const DAY_MS = 86_400_000;
 /** Rows per transaction and per INSERT statement (21 columns × 500 stays under SQLite's 32,766 parameters). */
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
     }
     const ti = performance.now();
     buildMs += ti - tb;
-    await gk.store.db.transaction().execute(async (trx) => {
+    await internalsOf(gk).store.db.transaction().execute(async (trx) => {
       for (let j = 0; j < rows.length; j += ROWS_PER_STATEMENT) await trx.insertInto("connections").values(rows.slice(j, j + ROWS_PER_STATEMENT)).execute();
     });
     insertMs += performance.now() - ti;
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     }
   }
   // Leave no WAL behind: the measured start-up must not pay for this process's checkpoint.
-  await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(gk.store.db);
+  await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(internalsOf(gk).store.db);
   await gk.close();
   const totalMs = performance.now() - t0;
   await parent.send({ type: "seeded", createMs, buildMs, insertMs, totalMs, dbBytes: statSync(String(m.file)).size });

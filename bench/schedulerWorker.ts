@@ -18,6 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createGrantkeeper } from "../src/grantkeeper.js";
 import { openStore } from "../src/store/database.js";
 import { benchConnectionId, benchProvider, parent, type ChildMessage } from "./common.js";
+import { internalsOf } from "../src/internals.js";
 
 const DUE_IN_MS = 5_000;
 const RSS_AT_MS = 10_000;
@@ -58,7 +59,7 @@ async function ours(m: ChildMessage, dueIds: string[]): Promise<Record<string, u
   const createMs = performance.now() - t0;
   // Not part of start-up: make the due set due 5 s from now (another writer would do this).
   const dueAt = Date.now() + DUE_IN_MS;
-  await gk.store.db.updateTable("connections").set({ next_refresh_at: dueAt }).where("id", "in", dueIds).execute();
+  await internalsOf(gk).store.db.updateTable("connections").set({ next_refresh_at: dueAt }).where("id", "in", dueIds).execute();
   const t1 = performance.now();
   await gk.start();
   const readyAt = performance.now();
@@ -72,8 +73,8 @@ async function ours(m: ChildMessage, dueIds: string[]): Promise<Record<string, u
   const deadline = Date.now() + DUE_IN_MS + 60_000;
   let refreshed = 0;
   while (Date.now() < deadline) {
-    if (gk.engine.tokenCalls >= dueIds.length) {
-      const r = await gk.store.db.selectFrom("connections").select((eb) => eb.fn.countAll<number>().as("n")).where("id", "in", dueIds).where("last_refreshed_at", ">=", dueAt).executeTakeFirstOrThrow();
+    if (internalsOf(gk).engine.tokenCalls >= dueIds.length) {
+      const r = await internalsOf(gk).store.db.selectFrom("connections").select((eb) => eb.fn.countAll<number>().as("n")).where("id", "in", dueIds).where("last_refreshed_at", ">=", dueAt).executeTakeFirstOrThrow();
       refreshed = Number(r.n);
       if (refreshed >= dueIds.length) break;
     }
@@ -93,7 +94,7 @@ async function ours(m: ChildMessage, dueIds: string[]): Promise<Record<string, u
   const tp = performance.now();
   await gk.providers.put("bench", benchProvider(String(m.origin)));
   const providerPutMs = performance.now() - tp;
-  const rows = await gk.store.db.selectFrom("connections").select(["last_attempt_at", "last_refreshed_at"]).where("id", "in", dueIds).execute();
+  const rows = await internalsOf(gk).store.db.selectFrom("connections").select(["last_attempt_at", "last_refreshed_at"]).where("id", "in", dueIds).execute();
   const callStarts = rows.flatMap((r) => (r.last_attempt_at === null ? [] : [r.last_attempt_at - dueAt]));
   // Time from the due instant until the last due grant's new tokens were stored.
   const dueDoneMs = Math.max(0, ...rows.map((r) => (r.last_refreshed_at ?? dueAt) - dueAt));
@@ -108,7 +109,7 @@ async function ours(m: ChildMessage, dueIds: string[]): Promise<Record<string, u
     dueDoneMs,
     cpuPerRefreshMs: (cpuDue.user + cpuDue.system) / 1000 / Math.max(1, refreshed),
     refreshed,
-    tokenCalls: gk.engine.tokenCalls,
+    tokenCalls: internalsOf(gk).engine.tokenCalls,
     stats: statsAfterIdle,
     tokenCallLateness: spread(callStarts),
     tickMs: spread(ticks),

@@ -11,6 +11,7 @@ import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
 import { tokenContext } from "../src/lifecycle/refresher.js";
 import { Encryptor, parseEncryptionKey } from "../src/store/encryption.js";
 import { BenchChild, benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, startTokenServer, table, withTimeout, type BenchOptions, type BenchReport, type TokenServer } from "./common.js";
+import { internalsOf } from "../src/internals.js";
 
 const PG_SCHEMA = "bench_single_flight";
 const PROCESSES = 4;
@@ -102,7 +103,7 @@ async function postgresGroup(server: TokenServer, key: string, calls: number): P
 async function naiveGroup(server: TokenServer, gk: Grantkeeper, key: string, calls: number): Promise<GroupResult> {
   const id = await importExpired(gk, "naive-user");
   const enc = new Encryptor(parseEncryptionKey(key));
-  const db = gk.store.db;
+  const db = internalsOf(gk).store.db;
   const basic = `Basic ${Buffer.from("bench-client:bench-secret").toString("base64")}`;
   const naiveEnsureFresh = async (): Promise<string> => {
     const row = await db.selectFrom("connections").select(["expires_at", "access_token_ct", "refresh_token_ct"]).where("id", "=", id).executeTakeFirstOrThrow();

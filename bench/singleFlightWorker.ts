@@ -8,6 +8,7 @@
  */
 import { createGrantkeeper } from "../src/grantkeeper.js";
 import { parent } from "./common.js";
+import { internalsOf } from "../src/internals.js";
 
 async function main(): Promise<void> {
   const init = await parent.next(30_000);
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
     else if (failures.length < 5) failures.push(String((r.reason as Error)?.message ?? r.reason));
   }
   const failed = results.filter((r) => r.status === "rejected").length;
-  await parent.send({ type: "done", wallMs, tokens: [...tokens], failed, failures, tokenCalls: gk.engine.tokenCalls });
+  await parent.send({ type: "done", wallMs, tokens: [...tokens], failed, failures, tokenCalls: internalsOf(gk).engine.tokenCalls });
   await gk.close();
   process.exit(0);
 }

@@ -21,15 +21,16 @@ import { defaultEpisodePolicy, type EpisodePolicy } from "./domain/alertEpisodes
 import { AlertRepository } from "./store/alerts.js";
 import { ConnectionService } from "./lifecycle/connections.js";
 import { ConnectSessionService } from "./lifecycle/connectSessions.js";
-import { LifecycleHooks } from "./lifecycle/hooks.js";
+import { LifecycleHooks, type LifecycleEvents } from "./lifecycle/hooks.js";
 import { RefreshEngine } from "./lifecycle/refresher.js";
 import { RefreshScheduler, type SchedulerOptions } from "./lifecycle/scheduler.js";
 import type { ProviderInput } from "./providers/definition.js";
 import { ProviderService } from "./providers/service.js";
 import { ConnectionRepository } from "./store/connections.js";
-import { openStore, type Store } from "./store/database.js";
+import { isReachable, openStore } from "./store/database.js";
 import { Encryptor, parseEncryptionKey } from "./store/encryption.js";
-import { migrateToLatest } from "./store/migrations.js";
+import { migrateToLatest, pendingMigrations } from "./store/migrations.js";
+import { registerInternals } from "./internals.js";
 import { OAuthStateRepository } from "./store/oauthStates.js";
 import { ConnectSessionRepository } from "./store/connectSessions.js";
 import { ProviderRepository } from "./store/providers.js";
@@ -93,6 +94,14 @@ export interface GrantkeeperOptions {
   telemetry?: Telemetry;
 }
 
+/** The store's health, as `GET /readyz` reports it. */
+export interface StoreHealth {
+  /** The store answered a trivial query. */
+  reachable: boolean;
+  /** Migrations not applied yet (`["(unknown)"]` when the store could not be asked). */
+  pendingMigrations: string[];
+}
+
 /** The object {@link createGrantkeeper} returns. */
 export interface Grantkeeper {
   connections: ConnectionService;
@@ -114,9 +123,12 @@ export interface Grantkeeper {
   providers: ProviderService;
   authorization: AuthorizationService;
   scheduler: RefreshScheduler;
-  engine: RefreshEngine;
-  hooks: LifecycleHooks;
-  store: Store;
+  /** Lifecycle events, delivered after commit (`connection.invalidated`, `job.dead`, `breaker.opened`, …). */
+  hooks: LifecycleEvents;
+  /** Where the store is, password removed (for logs and `doctor`). */
+  storeLocation: string;
+  /** Whether the store is reachable and migrated (`GET /readyz`). Never throws. */
+  health(): Promise<StoreHealth>;
   clock: Clock;
   logger: Logger;
   policy: RefreshPolicy;
@@ -272,7 +284,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     onSendFailed: (kind, sink) => telemetry.metrics.alertSendFailed(kind, sink),
   });
   alerts.attach();
-  return {
+  const gk: Grantkeeper = {
     connections,
     integrations,
     jobs,
@@ -287,9 +299,12 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     providers,
     authorization,
     scheduler,
-    engine,
     hooks,
-    store,
+    storeLocation: store.location,
+    async health() {
+      const reachable = await isReachable(store);
+      return { reachable, pendingMigrations: reachable ? await pendingMigrations(store).catch(() => ["(unknown)"]) : ["(unknown)"] };
+    },
     clock,
     logger,
     policy,
@@ -311,4 +326,6 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       await store.close();
     },
   };
+  registerInternals(gk, { store, engine });
+  return gk;
 }

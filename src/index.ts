@@ -1,8 +1,13 @@
 /**
  * grantkeeper: keeps third-party OAuth 2.0 grants alive and the integrations
  * on top of them healthy. Library entry point.
+ *
+ * Every type a public signature names is exported here, and so is every
+ * error a public `@throws` names (src/publicSurface.test.ts checks both).
+ * The services `Grantkeeper` hands out are exported as types only: a
+ * consumer receives them from `createGrantkeeper`, never constructs them.
  */
-export { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "./grantkeeper.js";
+export { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions, type StoreHealth } from "./grantkeeper.js";
 export { createApp, type AppOptions } from "./http/app.js";
 export { listen, type RunningServer } from "./http/server.js";
 export { ProblemError, isProblemError, problemOf, STATUS_BY_KIND, type ProblemBody } from "./http/problem.js";
@@ -32,8 +37,43 @@ export {
 } from "./domain/errors.js";
 export { systemClock, ManualClock, type Clock } from "./domain/clock.js";
 export { classifyRefreshFailure, parseRetryAfter, type Classification, type RefreshObservation, type ErrorClassOverrides } from "./domain/classify.js";
-export { CONNECTION_STATES, HOST_REPORTED_STATES, isUsable, type ConnectionState, type HostReportedState, type LastError, type FailureClass } from "./domain/states.js";
+export {
+  CONNECTION_STATES,
+  HOST_REPORTED_STATES,
+  INTEGRATION_STATUSES,
+  JOB_STATES,
+  CLAIMABLE_JOB_STATES,
+  FINISHED_JOB_STATES,
+  isUsable,
+  type ConnectionState,
+  type HostReportedState,
+  type IntegrationStatus,
+  type JobState,
+  type LastError,
+  type FailureClass,
+} from "./domain/states.js";
 export { defaultRefreshPolicy, resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
+export type { PermanentGrantReason, PermanentProviderReason, TransientReason, ChallengeObservation, ErrorClassOverride } from "./domain/classify.js";
+export { BREAKER_STATES, type BreakerPolicy, type BreakerState, type BreakerStateName } from "./domain/breaker.js";
+export { defaultJobPolicy, type JobPolicy, type Disposition } from "./domain/jobLifecycle.js";
+export { JOB_ERROR_CLASSES, JobAuthCode, type JobLastError, type JobErrorClass, type JobAuthCodeValue } from "./domain/jobLastError.js";
+export { defaultEpisodePolicy, type EpisodePolicy } from "./domain/alertEpisodes.js";
+export { TokenEndpointError, isTokenEndpointError, type TokenSet } from "./oauth/tokenEndpoint.js";
+export { DatabaseUrlError } from "./store/database.js";
+export { EncryptionKeyError, DecryptionError } from "./store/encryption.js";
+export type { ConnectionFilter } from "./store/connections.js";
+export type { ConnectionService } from "./lifecycle/connections.js";
+export type { LifecycleEvents, LifecycleListener } from "./lifecycle/hooks.js";
+export type { RefreshScheduler, SchedulerOptions, SchedulerStats } from "./lifecycle/scheduler.js";
+export type { AuthorizationService, CallbackResult } from "./lifecycle/authorization.js";
+export type { IntegrationService, NewIntegration, IntegrationPolicy } from "./integrations/service.js";
+export type { JobService } from "./jobs/service.js";
+export type { IngressService } from "./jobs/ingress.js";
+export type { JobWorker, WorkerOptions, WorkerStats } from "./jobs/worker.js";
+export type { ProviderService, ProviderForCall } from "./providers/service.js";
+export type { AlertService } from "./alerts/service.js";
+export type { AlertRecord, Audience, SinkConfig } from "./alerts/sinks.js";
+export type { AlertSubject } from "./alerts/messages.js";
 export { LifecycleErrorCode } from "./lifecycle/errors.js";
 export type { Connection, ConnectionEvent } from "./lifecycle/view.js";
 export type { AccessToken, GrantInput } from "./lifecycle/connections.js";
@@ -44,15 +84,15 @@ export { API_METHODS, type ApiMethod } from "./lifecycle/api/target.js";
 export { API_AUTH_REJECTED } from "./domain/transitions.js";
 export type { ProviderView } from "./providers/service.js";
 export { loadConfig, ConfigError, type GrantkeeperConfig } from "./config/config.js";
-export { createLogger, type Logger } from "./telemetry/logger.js";
-export { Metrics, defaultMetricsOptions, type MetricsOptions, type MetricsSources } from "./telemetry/metrics.js";
+export { createLogger, type Logger, type LoggerOptions } from "./telemetry/logger.js";
+export { Metrics, defaultMetricsOptions, type MetricsOptions, type MetricsSources, type RefreshAttemptResult, type RefreshClassLabel, type JobRunOutcome } from "./telemetry/metrics.js";
 export { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 export { startTracing, tracingOptionsFromEnv, SpanNames, TRACER_NAME, type TracingOptions, type TracingHandle } from "./telemetry/tracing.js";
 export { UserError, AuthError, isUserError, isAuthError } from "./jobs/errors.js";
 export type { Job, JobContext, JobHandler } from "./jobs/context.js";
 export type { JobView } from "./jobs/service.js";
 export type { Accepted } from "./jobs/ingress.js";
-export type { Integration, IntegrationEvent, IntegrationStatus } from "./integrations/view.js";
+export type { Integration, IntegrationEvent } from "./integrations/view.js";
 export type { PreflightResult, PreflightItem } from "./lifecycle/preflight.js";
 export { CONNECT_SESSION_TTL, type ConnectSession, type ConnectSessionInput } from "./lifecycle/connectSessions.js";
 export { maskConnectLinks } from "./telemetry/logger.js";

@@ -20,10 +20,10 @@ export async function serveCommand(): Promise<void> {
   const server = await listen(app, config.host, config.port);
   await gk.start();
   logger.info(
-    { url: server.url, publicUrl: config.publicUrl, store: gk.store.location, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
+    { url: server.url, publicUrl: config.publicUrl, store: gk.storeLocation, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
     "grantkeeper serving",
   );
-  process.stderr.write(`grantkeeper listening on ${server.url}\n  store: ${gk.store.location}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
+  process.stderr.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

@@ -6,8 +6,6 @@ import type { IncomingMessage } from "node:http";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Grantkeeper } from "../grantkeeper.js";
-import { isReachable } from "../store/database.js";
-import { pendingMigrations } from "../store/migrations.js";
 import { apiKeyGate, parseApiKeys, publicRoute } from "./auth.js";
 import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
@@ -99,10 +97,9 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.get(
     "/readyz",
     publicRoute(async (c: Context) => {
-      const reachable = await isReachable(gk.store);
-      const pending = reachable ? await pendingMigrations(gk.store).catch(() => ["(unknown)"]) : ["(unknown)"];
-      const ok = reachable && pending.length === 0;
-      return c.json({ status: ok ? "ready" : "not_ready", store: reachable ? "reachable" : "unreachable", pendingMigrations: pending }, ok ? 200 : 503);
+      const { reachable, pendingMigrations } = await gk.health();
+      const ok = reachable && pendingMigrations.length === 0;
+      return c.json({ status: ok ? "ready" : "not_ready", store: reachable ? "reachable" : "unreachable", pendingMigrations }, ok ? 200 : 503);
     }),
   );
   app.get("/openapi.json", publicRoute((c: Context) => c.json(openApiDocument())));

@@ -51,11 +51,18 @@ export type TransactionParticipant<K extends keyof TransactionPayloads> = (uow: 
 /** Name of a lifecycle event. */
 export type LifecycleEventName = keyof LifecycleEventMap;
 
-type Listener<K extends LifecycleEventName> = (payload: LifecycleEventMap[K]) => void | Promise<void>;
+/** A subscriber of one lifecycle event; what it throws is logged and never changes the change it hears about. */
+export type LifecycleListener<K extends LifecycleEventName> = (payload: LifecycleEventMap[K]) => void | Promise<void>;
+
+/** Subscribing to lifecycle events: what the library hands out as `gk.hooks` (the transaction machinery stays inside). */
+export interface LifecycleEvents {
+  /** Subscribe to `name`, delivered after the change committed. @returns a function that unsubscribes */
+  on<K extends LifecycleEventName>(name: K, fn: LifecycleListener<K>): () => void;
+}
 
 /** A small typed event bus; listeners run in order, each guarded. */
-export class LifecycleHooks {
-  private readonly listeners = new Map<LifecycleEventName, Array<Listener<any>>>();
+export class LifecycleHooks implements LifecycleEvents {
+  private readonly listeners = new Map<LifecycleEventName, Array<LifecycleListener<any>>>();
   private readonly participants = new Map<keyof TransactionPayloads, Array<TransactionParticipant<any>>>();
 
   /** Register a participant in connection-change transactions (see {@link TransactionPayloads}). */
@@ -75,7 +82,7 @@ export class LifecycleHooks {
   constructor(private readonly logger: Logger) {}
 
   /** Subscribe. @returns a function that unsubscribes */
-  on<K extends LifecycleEventName>(name: K, fn: Listener<K>): () => void {
+  on<K extends LifecycleEventName>(name: K, fn: LifecycleListener<K>): () => void {
     const list = this.listeners.get(name) ?? [];
     list.push(fn);
     this.listeners.set(name, list);

@@ -128,7 +128,7 @@ describe("migration 0009_job_states", () => {
   it("leaves every CHECK list and the claim index equal to the constants the code's unions come from", async () => {
     const { store } = await fresh();
     await migrateToLatest(store);
-    const quoted = (text: string) => [...text.matchAll(/'([^']*)'/g)].map((m) => m[1]).sort();
+    const quoted = (text: string) => [...text.matchAll(/'([^']*)'/g)].map((m) => m[1]!).sort();
     const checkOf = async (table: string, column: string): Promise<string[]> => {
       if (store.dialect === "sqlite") {
         const ddl = (await sql<{ sql: string }>`select sql from sqlite_master where type = 'table' and name = ${table}`.execute(store.db)).rows[0]!.sql;

@@ -15,6 +15,7 @@ import { createApp } from "../../src/http/app.js";
 import { isPublicHandler } from "../../src/http/auth.js";
 import { listen, type RunningServer } from "../../src/http/server.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
+import { internalsOf } from "../../src/internals.js";
 
 const API_KEY = "gate-test-key";
 const ACCESS_TOKEN = "at-gate-secret-0123456789";
@@ -40,7 +41,7 @@ function raw(method: string, target: string, headers: Record<string, string> = {
 
 /** Everything a request could change, read straight from the store. */
 async function snapshot(): Promise<string> {
-  const db = gk.store.db;
+  const db = internalsOf(gk).store.db;
   const [providers, connections, integrations, jobs, states, events, alerts] = await Promise.all([
     db.selectFrom("providers").selectAll().orderBy("id").execute(),
     db.selectFrom("connections").selectAll().orderBy("id").execute(),

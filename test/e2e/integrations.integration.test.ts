@@ -12,6 +12,7 @@ import { startFaultProxy, type FaultProxy } from "../support/faultProxy.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
 import { connectEntity } from "../support/connect.js";
 import { IntegrationRepository } from "../../src/store/integrations.js";
+import { internalsOf } from "../../src/internals.js";
 
 describe("integration status propagation", () => {
   let db: TestDatabase;
@@ -57,8 +58,8 @@ describe("integration status propagation", () => {
     int.breaker = await createIntegration("alice webhook target", "alice", [conn.alice!]);
     expect((await t.api("POST", `/v1/integrations/${int.off}/disable`)).body.status).toBe("DISABLED");
     // An ERROR for another reason (a delivery breaker, from the jobs part) must never be touched by credential events.
-    await new IntegrationRepository(t.gk.store.db).transaction((trx) =>
-      new IntegrationRepository(t.gk.store.db).setStatus(int.breaker!, "ENABLED", { actor: "system", to: "ERROR", reason: "circuit_open", causeConnectionId: null, message: "breaker open", nowMs: t.clock.now() }, trx),
+    await new IntegrationRepository(internalsOf(t.gk).store.db).transaction((trx) =>
+      new IntegrationRepository(internalsOf(t.gk).store.db).setStatus(int.breaker!, "ENABLED", { actor: "system", to: "ERROR", reason: "circuit_open", causeConnectionId: null, message: "breaker open", nowMs: t.clock.now() }, trx),
     );
   });
 

@@ -14,6 +14,7 @@ import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { startConsumer, type Consumer } from "../support/consumer.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
 import { connectEntity } from "../support/connect.js";
+import { internalsOf } from "../../src/internals.js";
 
 const WEBHOOK_SECRET = "webhook-signing-secret-value";
 
@@ -207,7 +208,7 @@ describe("jobs", () => {
 
   it("a store failure while recording an outcome never stops the worker; the job runs again after its lease", async () => {
     const i = await integration("cleanup", `${consumer.url}?target=cleanup`);
-    const kdb = t.gk.store.db;
+    const kdb = internalsOf(t.gk).store.db;
     if (db.backend === "sqlite") {
       await sql`CREATE TRIGGER fail_finish BEFORE UPDATE OF state ON jobs WHEN NEW.state = 'succeeded' BEGIN SELECT RAISE(ABORT, 'injected failure'); END`.execute(kdb);
     } else {

@@ -11,6 +11,7 @@ import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
 import { connectEntity } from "../support/connect.js";
+import { internalsOf } from "../../src/internals.js";
 
 describe("two instances on one store", () => {
   let db: TestDatabase;
@@ -51,7 +52,7 @@ describe("two instances on one store", () => {
     const tokens = await Promise.all(calls);
     expect(as.refreshRequests() - before).toBe(1);
     expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
-    expect(a.gk.engine.tokenCalls + b.gk.engine.tokenCalls).toBe(1);
+    expect(internalsOf(a.gk).engine.tokenCalls + internalsOf(b.gk).engine.tokenCalls).toBe(1);
   });
 
   it("adopts the grant another instance rotated instead of declaring it dead on invalid_grant", async () => {
@@ -61,11 +62,11 @@ describe("two instances on one store", () => {
     hookBeforeA = async (url) => {
       if (!url.endsWith("/token")) return;
       hookBeforeA = undefined;
-      b.clock.advance(a.gk.engine.leaseTtlMs + 1);
-      const r = await b.gk.engine.refresh(id, "forced");
+      b.clock.advance(internalsOf(a.gk).engine.leaseTtlMs + 1);
+      const r = await internalsOf(b.gk).engine.refresh(id, "forced");
       expect(r.outcome).toBe("refreshed");
     };
-    const result = await a.gk.engine.refresh(id, "forced");
+    const result = await internalsOf(a.gk).engine.refresh(id, "forced");
     expect(result.outcome).toBe("adopted");
     expect(result.verdict).toMatchObject({ class: "permanent", code: "invalid_grant" });
     const c = await a.gk.connections.get(id);
@@ -75,15 +76,15 @@ describe("two instances on one store", () => {
     expect(events).toContain("adopted");
     expect(events).not.toContain("invalidated");
     // Lease released: nothing holds the row.
-    const row = await sql<{ lease_owner: string | null }>`select lease_owner from connections where id = ${id}`.execute(a.gk.store.db);
+    const row = await sql<{ lease_owner: string | null }>`select lease_owner from connections where id = ${id}`.execute(internalsOf(a.gk).store.db);
     expect(row.rows[0]?.lease_owner).toBeNull();
   });
 
   it("a grant leased by another instance does not make this scheduler spin: its next wake-up ignores leased rows", async () => {
     const id = await connect("lease-user");
-    const repo = new ConnectionRepository(a.gk.store.db);
+    const repo = new ConnectionRepository(internalsOf(a.gk).store.db);
     const now = a.clock.now();
-    await a.gk.store.db.updateTable("connections").set({ next_refresh_at: now - 1_000 }).where("id", "=", id).execute();
+    await internalsOf(a.gk).store.db.updateTable("connections").set({ next_refresh_at: now - 1_000 }).where("id", "=", id).execute();
     expect(await repo.nextDueAt(now)).toBeLessThanOrEqual(now - 1_000);
     await repo.acquireLease(id, "some-other-instance", now, 30_000);
     const next = await repo.nextDueAt(now);

@@ -13,6 +13,7 @@ import { testDatabase, testKey, type TestDatabase } from "../support/backend.js"
 import { freePort, startGrantkeeper } from "../support/gk.js";
 import { connectEntity } from "../support/connect.js";
 import { waitFor } from "../support/wait.js";
+import { internalsOf } from "../../src/internals.js";
 
 const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
 
@@ -57,7 +58,7 @@ describe("grantkeeper serve processes", () => {
     await setup.api("PUT", "/v1/providers/acme", { issuer: as.issuer, authorizationEndpoint: as.authorizationEndpoint, tokenEndpoint: as.tokenEndpoint, revocationEndpoint: as.revocationEndpoint, clientId: "c", clientSecret: "proc-client-secret", scopes: ["openid"] });
     connectionId = (await connectEntity(setup.gk, "acme", "proc-user")).body.connection.id;
     for (const s of setup.secrets) secrets.add(s);
-    await setup.gk.store.db.updateTable("connections").set({ next_refresh_at: Date.now() - 1000 }).where("id", "=", connectionId).execute();
+    await internalsOf(setup.gk).store.db.updateTable("connections").set({ next_refresh_at: Date.now() - 1000 }).where("id", "=", connectionId).execute();
     await setup.close();
   });
 
