@@ -14,6 +14,7 @@ import { JobService } from "./jobs/service.js";
 import { JobWorker, type WorkerOptions } from "./jobs/worker.js";
 import type { JobHandler } from "./jobs/context.js";
 import type { BreakerPolicy } from "./domain/breaker.js";
+import { resolveJobPolicy } from "./domain/jobLifecycle.js";
 import { AlertService } from "./alerts/service.js";
 import { reconnectUrlProblem } from "./alerts/reconnectUrl.js";
 import { LogSink, SlackSink, WebhookSink, type AlertSink, type SinkConfig } from "./alerts/sinks.js";
@@ -162,7 +163,8 @@ const toKey = (k: string | Buffer) => (typeof k === "string" ? parseEncryptionKe
  * Open the store (migrating it unless told not to), define the given
  * providers, and wire the lifecycle. Call `start()` to run the scheduler.
  * @throws {@link EncryptionKeyError} for a key that is not 32 bytes; {@link DatabaseUrlError}; migration errors;
- *   RangeError for an `alerts.reconnectUrl` that is not an http(s) URL template with known placeholders
+ *   RangeError for an `alerts.reconnectUrl` that is not an http(s) URL template with known placeholders;
+ *   RangeError naming a bad job policy value (`jobs.maxAttempts` not an integer ≥ 1, a negative backoff)
  */
 export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Grantkeeper> {
   const reconnectProblem = options.alerts?.reconnectUrl ? reconnectUrlProblem(options.alerts.reconnectUrl) : undefined;
@@ -225,7 +227,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     hooks,
     handlers,
     breaker: { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker },
-    options: { leaseMs: 60_000, maxAttempts: 5, backoffBaseMs: 5_000, backoffMaxMs: 300_000, concurrency: 8, batchSize: 64, pollMs: 1_000, ...options.jobs, parkWhenDisabled },
+    options: { leaseMs: 60_000, concurrency: 8, batchSize: 64, pollMs: 1_000, ...options.jobs, ...resolveJobPolicy({ maxAttempts: options.jobs?.maxAttempts, backoffBaseMs: options.jobs?.backoffBaseMs, backoffMaxMs: options.jobs?.backoffMaxMs, parkWhenDisabled }) },
     instanceId,
     random,
     telemetry,
