@@ -38,9 +38,11 @@ export class UserError extends Error {
 }
 
 /**
- * An upstream auth rejection: the connection is refreshed (single-flight) and
- * the job re-run with the fresh token, or parked when the grant is dead or no
- * fresh token can be had right now — never retried to death.
+ * An upstream auth rejection: the connection is refreshed (single-flight,
+ * rate limited) and the job re-run once with the fresh token; when no refresh
+ * can run now it re-runs no sooner than one may; it is parked when the grant
+ * is dead, or — pausing its integration with ERROR(`auth_rejected`) — when a
+ * fresh token is rejected again. Never retried to death (domain/jobLifecycle.ts).
  */
 export class AuthError extends Error {
   /** Always `auth_failed`. */
