@@ -80,6 +80,7 @@ export type { AccessToken, GrantInput } from "./lifecycle/connections.js";
 export type { LifecycleEventMap, LifecycleEventName } from "./lifecycle/hooks.js";
 export type { ProviderInput, ProviderDefinition, ApiAuthFailure } from "./providers/definition.js";
 export { ApiClient, defaultApiClientOptions, toWebResponse, type ApiClientOptions, type ApiRequest, type ApiAnswer, type ApiAuthOutcome } from "./lifecycle/api/authorizedFetch.js";
+export type { BodySource } from "./lifecycle/api/bodies.js";
 export { API_METHODS, type ApiMethod } from "./lifecycle/api/target.js";
 export { API_AUTH_REJECTED } from "./domain/transitions.js";
 export type { ProviderView } from "./providers/service.js";

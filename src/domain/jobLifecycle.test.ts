@@ -121,6 +121,15 @@ describe("auth failures: refresh, re-run once, defer, or park — never dead", (
     expect(run(j, outcome(auth, C))).toEqual({ next: j, effects: [{ type: "refresh", connectionId: C }] });
   });
 
+  it("already refreshed by the caller (ctx.fetch): no second refresh; re-run once, then parked", () => {
+    const once = run(job({ attempts: 1 }), outcome({ ...auth, refreshed: true }, C));
+    expect(once.effects).toEqual([]);
+    expect(once.next).toMatchObject({ state: "queued", runAtMs: NOW, lastError: { class: "auth", code: "auth_failed", connectionId: C } });
+    const again = run({ ...once.next, state: "running", attempts: 2 }, outcome({ ...auth, refreshed: true }, C));
+    expect(again.next).toMatchObject({ state: "parked", lastError: { code: "auth_rejected" } });
+    expect(again.effects).toEqual([{ type: "pauseIntegration", reason: "auth_rejected", connectionId: C }]);
+  });
+
   it("with no connection to refresh: failed (auth, no_connection), not retried, not alerted", () => {
     const s = run(job(), outcome(auth));
     expect(s.next).toMatchObject({ state: "failed", finishedAtMs: NOW, lastError: { class: "auth", code: "no_connection" } });

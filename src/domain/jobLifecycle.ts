@@ -243,6 +243,8 @@ function finished(job: JobRecord, outcome: JobOutcome, connectionId: string | un
       if (job.lastError?.class === "auth" && job.lastError.code === JobAuthCode.authFailed) {
         return rejected(job, connectionId, `the API rejected a freshly refreshed token again (${outcome.message})`, nowMs);
       }
+      // The caller refreshed already (ctx.fetch does, once, before it throws): as if a refresh had answered "fresh".
+      if (outcome.refreshed === true) return afterRefresh(job, connectionId, { kind: "fresh" }, nowMs, policy, random);
       return step(job, { type: "refresh", connectionId });
     }
   }

@@ -12,8 +12,12 @@ export type JobOutcome =
   | { kind: "failed"; code: string; message: string }
   /** Infrastructure fault: retried with backoff up to maxAttempts, then dead. */
   | { kind: "faulted"; code: string; message: string; retryAfterMs?: number }
-  /** Upstream auth rejection: refresh the connection and re-run, or park if the grant is dead. */
-  | { kind: "auth_failed"; connectionId?: string; message: string };
+  /**
+   * Upstream auth rejection: refresh the connection and re-run, or park (see jobLifecycle.ts).
+   * `refreshed`: the rejection was already answered with a refresh of the connection (`ctx.fetch` refreshes
+   * once before it throws), so no second refresh is asked for.
+   */
+  | { kind: "auth_failed"; connectionId?: string; message: string; refreshed?: boolean };
 
 /** What a consumer answered, or that it did not. */
 export type DeliveryObservation =

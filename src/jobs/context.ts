@@ -95,7 +95,8 @@ export function contextOf(gk: JobContextServices, connectionIds: string[]): JobC
       });
       if (answer.auth === "rejected") {
         if (answer.body) discard(answer.body);
-        throw new AuthError(`the provider rejected a fresh token for ${connectionId}`, connectionId);
+        // authorizedFetch refreshed the connection before answering "rejected": the worker must not refresh it again.
+        throw new AuthError(`the provider rejected a fresh token for ${connectionId}`, connectionId, { refreshed: true });
       }
       return toWebResponse(answer);
     },

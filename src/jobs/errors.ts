@@ -47,18 +47,23 @@ export class UserError extends Error {
 export class AuthError extends Error {
   /** Always `auth_failed`. */
   readonly code = "auth_failed";
+  /** The connection was already refreshed for this rejection (`ctx.fetch` refreshes once before it throws): the worker does not refresh it again. @defaultValue false */
+  readonly refreshed: boolean;
   declare readonly [AUTH_ERROR]: true;
 
   /**
    * @param message for the job's `lastError` (no tokens)
    * @param connectionId the connection whose token was rejected; without it the integration's first connection is refreshed
+   * @param options.refreshed set when the caller already refreshed the connection after this rejection
    */
   constructor(
     message: string,
     readonly connectionId?: string,
+    options: { refreshed?: boolean } = {},
   ) {
     super(message);
     this.name = "AuthError";
+    this.refreshed = options.refreshed === true;
     Object.defineProperty(this, AUTH_ERROR, { value: true, enumerable: false });
   }
 }

@@ -293,7 +293,7 @@ export class JobWorker {
     } catch (e) {
       thrown.error = e;
       if (isUserError(e)) return { kind: "failed", code: e.code, message: e.message };
-      if (isAuthError(e)) return { kind: "auth_failed", ...(e.connectionId ? { connectionId: e.connectionId } : {}), message: e.message };
+      if (isAuthError(e)) return { kind: "auth_failed", ...(e.connectionId ? { connectionId: e.connectionId } : {}), message: e.message, ...(e.refreshed ? { refreshed: true } : {}) };
       // A dead grant inside a handler is an auth matter, not a fault of the handler: refresh (or park for) the connection it names.
       if (isGrantkeeperError(e, ErrorCode.connectionError)) {
         const connectionId = e.details.connectionId;

@@ -123,6 +123,27 @@ describe("auth failures during jobs", () => {
     expect(await job(later.jobId)).toMatchObject({ state: "succeeded" });
   });
 
+  it("ctx.fetch's own refresh counts: a 401 after it re-runs the job once (no second refresh), a second one parks", async () => {
+    const c = await grant();
+    const integrationId = await handledIntegration("api-401", [c]);
+    let runs = 0;
+    t.gk.handle("api-401", async (_job, ctx) => {
+      runs++;
+      const res = await ctx.fetch(c, "/records");
+      if (!res.ok) throw new Error(`API answered ${res.status}`);
+    });
+    const unauthorized = { status: 401, body: { error: "invalid_token" } };
+    // Run 1: 401, ctx.fetch refreshes (one token call), 401 again. Run 2: 401, the refresh is rate limited, 401.
+    ep.push(unauthorized, ok(), unauthorized, unauthorized, unauthorized);
+    const calls = ep.requests.length;
+    const jobId = await accept(integrationId);
+    await t.gk.worker.runDue();
+    expect(runs).toBe(2);
+    expect(ep.requests.slice(calls).filter((r) => r.params.get("grant_type") === "refresh_token")).toHaveLength(1);
+    expect(await job(jobId)).toMatchObject({ state: "parked", attempts: 2, lastError: { class: "auth", code: "auth_rejected", connectionId: c } });
+    expect((await t.api("GET", `/v1/integrations/${integrationId}`)).body).toMatchObject({ status: "ERROR", statusReason: "auth_rejected" });
+  });
+
   it("a refresh refused by the rate limit re-runs the job no sooner than its Retry-After", async () => {
     const c = await grant();
     const integrationId = await handledIntegration("rate-limited-401", [c]);
