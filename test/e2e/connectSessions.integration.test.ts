@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { connectInBrowser } from "../support/connect.js";
+import { internalsOf } from "../../src/internals.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
 import { browserFetch, completeLogin, CookieJar } from "../support/login.js";
 
@@ -25,7 +26,7 @@ describe("connect sessions", () => {
 
   /** Everything a connect could change. */
   async function snapshot(): Promise<string> {
-    const d = t.gk.store.db;
+    const d = internalsOf(t.gk).store.db;
     const [connections, sessions, states, events] = await Promise.all([
       d.selectFrom("connections").selectAll().orderBy("id").execute(),
       d.selectFrom("connect_sessions").selectAll().orderBy("id").execute(),
@@ -54,7 +55,7 @@ describe("connect sessions", () => {
   const liveStatesOf = async (sessionId: string) =>
     Number(
       (
-        await t.gk.store.db
+        await internalsOf(t.gk).store.db
           .selectFrom("oauth_states")
           .select((eb) => eb.fn.countAll<number>().as("n"))
           .where("session_id", "=", sessionId)
@@ -132,12 +133,12 @@ describe("connect sessions", () => {
     const tab1 = await completeLogin(connectUrl, { accountId: "bob", jar: browser });
     const tab2 = await completeLogin(connectUrl, { accountId: "bob", jar: browser });
     expect((await browserFetch(browser, tab1, { headers: JSON_ACCEPT })).status).toBe(200);
-    const version = (await t.gk.store.db.selectFrom("connections").select("token_version").where("entity_id", "=", "bob").executeTakeFirstOrThrow()).token_version;
+    const version = (await internalsOf(t.gk).store.db.selectFrom("connections").select("token_version").where("entity_id", "=", "bob").executeTakeFirstOrThrow()).token_version;
 
     const second = await browserFetch(browser, tab2, { headers: JSON_ACCEPT });
     expect(second.status).toBe(410);
     expect(((await second.json()) as any).code).toBe("connect_link_used");
-    expect((await t.gk.store.db.selectFrom("connections").select("token_version").where("entity_id", "=", "bob").executeTakeFirstOrThrow()).token_version).toBe(version);
+    expect((await internalsOf(t.gk).store.db.selectFrom("connections").select("token_version").where("entity_id", "=", "bob").executeTakeFirstOrThrow()).token_version).toBe(version);
 
     const again = await refusedWithoutChange(new CookieJar(), connectUrl);
     expect(again.status).toBe(410);
