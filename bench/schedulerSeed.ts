@@ -69,6 +69,7 @@ async function main(): Promise<void> {
         api_auth_rejections: 0,
         created_at: now,
         updated_at: now,
+        connection_config: "{}",
       });
     }
     const ti = performance.now();

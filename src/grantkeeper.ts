@@ -8,7 +8,7 @@ import { resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
 import { IntegrationService, type IntegrationPolicy } from "./integrations/service.js";
 import { ApiClient, resolveApiClientOptions, type ApiClientOptions } from "./lifecycle/api/authorizedFetch.js";
 import { AuthorizationService } from "./lifecycle/authorization.js";
-import { preflight, type PreflightResult } from "./lifecycle/preflight.js";
+import { preflight, type PreflightRequirement, type PreflightResult } from "./lifecycle/preflight.js";
 import { IngressService } from "./jobs/ingress.js";
 import { JobService } from "./jobs/service.js";
 import { JobWorker, type WorkerOptions } from "./jobs/worker.js";
@@ -27,6 +27,7 @@ import { RefreshEngine } from "./lifecycle/refresher.js";
 import { RefreshScheduler, type SchedulerOptions } from "./lifecycle/scheduler.js";
 import type { ProviderInput } from "./providers/definition.js";
 import { ProviderService } from "./providers/service.js";
+import { providerLevelCodes } from "./providers/definition.js";
 import { ConnectionRepository } from "./store/connections.js";
 import { isReachable, openStore } from "./store/database.js";
 import { Encryptor, parseEncryptionKey } from "./store/encryption.js";
@@ -144,11 +145,13 @@ export interface Grantkeeper {
    */
   connectSessions: ConnectSessionService;
   /**
-   * Which of an entity's required providers are usable, missing or dead, with
-   * a fresh connect-session link for each that is not.
+   * Which of an entity's required providers are usable, missing or dead — and
+   * which usable grants lack required scopes — with a fresh connect-session
+   * link for each that needs the user (asking for the missing scopes).
+   * @param providers provider ids, or `{providerId, scopes}`
    * @throws {@link GrantkeeperError} 422 `provider_not_found`
    */
-  preflight(entityId: string, providerIds: string[]): Promise<PreflightResult>;
+  preflight(entityId: string, providers: readonly PreflightRequirement[]): Promise<PreflightResult>;
   /** Start the refresh scheduler and the job worker. */
   start(): Promise<void>;
   /** Stop the scheduler and the worker, waiting for work in flight. */
@@ -194,7 +197,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const units = new UnitsOfWork(store.db, { integrations: integrationRepo, jobs: jobRepo, breakers: breakerRepo });
   const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
     // A fixed client configuration retries, at once, the connections that failed on the old one.
-    if (!created) await repo.rescheduleProvider(id, clock.now(), ["invalid_client", "unauthorized_client", "unsupported_grant_type"]);
+    if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
   });
   const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
@@ -313,8 +316,8 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     instanceId,
     telemetry,
     connectSessions,
-    preflight: (entityId, providerIds) =>
-      preflight({ connections: repo, providers, connectLink: async (providerId, entityId, scopes) => (await connectSessions.create({ providerId, entityId, scopes })).connectUrl }, entityId, providerIds),
+    preflight: (entityId, requirements) =>
+      preflight({ connections: repo, providers, connectLink: async (providerId, entityId, opts) => (await connectSessions.create({ providerId, entityId, ...opts })).connectUrl }, entityId, requirements),
     async start() {
       scheduler.start();
       worker.start();

@@ -36,7 +36,7 @@ export {
   type GrantkeeperErrorOptions,
 } from "./domain/errors.js";
 export { systemClock, ManualClock, type Clock } from "./domain/clock.js";
-export { classifyRefreshFailure, parseRetryAfter, type Classification, type RefreshObservation, type ErrorClassOverrides } from "./domain/classify.js";
+export { classifyRefreshFailure, forClientCredentials, parseRetryAfter, type Classification, type RefreshObservation, type ErrorClassOverrides } from "./domain/classify.js";
 export {
   CONNECTION_STATES,
   HOST_REPORTED_STATES,
@@ -52,7 +52,7 @@ export {
   type LastError,
   type FailureClass,
 } from "./domain/states.js";
-export { defaultRefreshPolicy, resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
+export { defaultRefreshPolicy, resolveRefreshPolicy, policyForProvider, type RefreshPolicy, type ProviderTiming } from "./domain/policy.js";
 export type { PermanentGrantReason, PermanentProviderReason, TransientReason, ChallengeObservation, ErrorClassOverride } from "./domain/classify.js";
 export { BREAKER_STATES, type BreakerPolicy, type BreakerState, type BreakerStateName } from "./domain/breaker.js";
 export { defaultJobPolicy, type JobPolicy, type Disposition } from "./domain/jobLifecycle.js";
@@ -76,9 +76,10 @@ export type { AlertRecord, Audience, SinkConfig } from "./alerts/sinks.js";
 export type { AlertSubject } from "./alerts/messages.js";
 export { LifecycleErrorCode } from "./lifecycle/errors.js";
 export type { Connection, ConnectionEvent } from "./lifecycle/view.js";
-export type { AccessToken, GrantInput } from "./lifecycle/connections.js";
+export type { AccessToken, GrantInput, ClientCredentialsInput } from "./lifecycle/connections.js";
 export type { LifecycleEventMap, LifecycleEventName } from "./lifecycle/hooks.js";
-export type { ProviderInput, ProviderDefinition, ApiAuthFailure } from "./providers/definition.js";
+export { GRANT_TYPES, grantTypeOf, type ProviderInput, type ProviderDefinition, type GrantType, type ApiAuthFailure } from "./providers/definition.js";
+export { apiBaseUrlFor, type ConnectionConfig } from "./providers/connectionConfig.js";
 export { ApiClient, defaultApiClientOptions, toWebResponse, type ApiClientOptions, type ApiRequest, type ApiAnswer, type ApiAuthOutcome } from "./lifecycle/api/authorizedFetch.js";
 export type { BodySource } from "./lifecycle/api/bodies.js";
 export { API_METHODS, type ApiMethod } from "./lifecycle/api/target.js";
@@ -94,7 +95,7 @@ export type { Job, JobContext, JobHandler } from "./jobs/context.js";
 export type { JobView } from "./jobs/service.js";
 export type { Accepted } from "./jobs/ingress.js";
 export type { Integration, IntegrationEvent } from "./integrations/view.js";
-export type { PreflightResult, PreflightItem } from "./lifecycle/preflight.js";
+export type { PreflightResult, PreflightItem, PreflightRequirement } from "./lifecycle/preflight.js";
 export { CONNECT_SESSION_TTL, type ConnectSession, type ConnectSessionInput, type ConnectSessionService, type OpenedSession } from "./lifecycle/connectSessions.js";
 export { maskConnectLinks } from "./telemetry/logger.js";
 export { signDelivery, verifyDeliverySignature } from "./jobs/signatures.js";

@@ -8,6 +8,7 @@ import { loadConfig } from "../config/config.js";
 import { serveCommand } from "./serve.js";
 import { openRuntime } from "./runtime.js";
 import { printConnections, printStatus, printPreflight, doctor } from "./report.js";
+import { parsePreflightProviders } from "./preflightArgs.js";
 
 /** Open grantkeeper for one command and always close it, whatever the command does. */
 async function withRuntime(fn: (rt: Awaited<ReturnType<typeof openRuntime>>) => Promise<void>): Promise<void> {
@@ -96,12 +97,11 @@ program
   .command("preflight")
   .description("which of an entity's required providers are usable; exit 0 when all are, 3 otherwise")
   .requiredOption("--entity <entityId>", "the end user or account")
-  .requiredOption("--providers <ids>", "comma-separated provider ids")
+  .requiredOption("--providers <ids>", "comma-separated provider ids, each optionally with required scopes: github:repo+read:org,slack")
   .option("--json", "print JSON")
   .action(async (o: { entity: string; providers: string; json?: boolean }) => {
     await withRuntime(async (rt) => {
-      const ids = o.providers.split(",").map((p) => p.trim()).filter(Boolean);
-      const result = await rt.gk.preflight(o.entity, ids);
+      const result = await rt.gk.preflight(o.entity, parsePreflightProviders(o.providers));
       printPreflight(result, o.json === true);
       process.exitCode = result.ok ? 0 : 3;
     });

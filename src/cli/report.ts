@@ -82,10 +82,10 @@ export function printPreflight(result: PreflightResult, json: boolean): void {
     process.stdout.write(JSON.stringify(result, null, 2) + "\n");
     return;
   }
-  const rows = [["PROVIDER", "USABLE", "STATE", "ACTION", "CONNECT URL"]];
-  for (const p of result.providers) rows.push([p.providerId, p.usable ? "yes" : "no", p.state ?? "missing", p.action, p.connectUrl ?? "-"]);
+  const rows = [["PROVIDER", "USABLE", "STATE", "ACTION", "CONNECT URL", "MISSING SCOPES"]];
+  for (const p of result.providers) rows.push([p.providerId, p.usable ? "yes" : "no", p.state ?? "missing", p.action, p.connectUrl ?? "-", p.missingScopes?.join(" ") ?? "-"]);
   process.stdout.write(table(rows));
-  process.stdout.write(result.ok ? `all ${result.providers.length} provider(s) usable for ${result.entityId}\n` : `${result.providers.filter((p) => !p.usable).length} provider(s) need the user: open the connect URL(s) above\n`);
+  process.stdout.write(result.ok ? `all ${result.providers.length} provider(s) usable for ${result.entityId}\n` : `${result.providers.filter((p) => p.action !== "none").length} provider(s) need the user: open the connect URL(s) above\n`);
 }
 
 /**

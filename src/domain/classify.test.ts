@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classifyRefreshFailure, parseRetryAfter, type Classification, type ErrorClassOverrides, type RefreshObservation } from "./classify.js";
+import { classifyRefreshFailure, forClientCredentials, parseRetryAfter, type Classification, type ErrorClassOverrides, type RefreshObservation } from "./classify.js";
 
 /** A JSON error answer from the token endpoint. */
 const json = (status: number, error?: string, retryAfterMs?: number): RefreshObservation => ({
@@ -258,5 +258,18 @@ describe("parseRetryAfter", () => {
     ["free text that happens to contain a year", "Retry in 2099"],
   ])("is undefined for %s", (_label, value) => {
     expect(parseRetryAfter(value, now)).toBeUndefined();
+  });
+});
+
+describe("forClientCredentials", () => {
+  const verdicts: Array<[string, Classification, Classification]> = [
+    ["invalid_grant becomes provider-level", { class: "permanent", scope: "grant", reason: "invalid_grant", code: "invalid_grant" }, { class: "permanent", scope: "provider", reason: "invalid_grant", code: "invalid_grant" }],
+    ["an override to permanent becomes provider-level", { class: "permanent", scope: "grant", reason: "provider_override", code: "bad_refresh_token" }, { class: "permanent", scope: "provider", reason: "provider_override", code: "bad_refresh_token" }],
+    ["a provider code stays with its code", { class: "permanent", scope: "grant", reason: "provider_code", code: "AADSTS70008" }, { class: "permanent", scope: "provider", reason: "provider_code", code: "AADSTS70008" }],
+    ["invalid_client stays as it is", { class: "permanent", scope: "provider", reason: "invalid_client", code: "invalid_client" }, { class: "permanent", scope: "provider", reason: "invalid_client", code: "invalid_client" }],
+    ["a transient failure stays transient", { class: "transient", reason: "server_error", code: "http_503", retryAfterMs: 1000 }, { class: "transient", reason: "server_error", code: "http_503", retryAfterMs: 1000 }],
+  ];
+  it.each(verdicts)("%s", (_label, verdict, expected) => {
+    expect(forClientCredentials(verdict)).toEqual(expected);
   });
 });

@@ -66,8 +66,19 @@ export type RefreshObservation =
 
 /** Reasons for a permanent failure of one grant. */
 export type PermanentGrantReason = "invalid_grant" | "not_refreshable" | "provider_override" | "provider_code";
-/** Reasons for a permanent failure of the provider's configuration (alert ops once per provider). */
-export type PermanentProviderReason = "invalid_client" | "unauthorized_client" | "unsupported_grant_type" | "provider_override" | "provider_code";
+/**
+ * Reasons for a permanent failure of the provider's configuration (alert ops once per provider).
+ * A client-credentials connection's grant-level reasons land here too ({@link forClientCredentials}).
+ */
+export type PermanentProviderReason =
+  | "invalid_client"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "provider_override"
+  | "provider_code"
+  /** A provider URL has a `{placeholder}` the connection's `connectionConfig` has no value for: no call was made. */
+  | "connection_config"
+  | PermanentGrantReason;
 /** Reasons for a transient failure. */
 export type TransientReason =
   | "network"
@@ -190,6 +201,20 @@ function classifyHttp(obs: Extract<RefreshObservation, { kind: "http" }>, overri
     return { class: "permanent", scope: "provider", reason: error as PermanentProviderReason, code: error };
   }
   return { class: "transient", reason: "unexpected_error", code: error };
+}
+
+/**
+ * The verdict for a client-credentials connection (RFC 6749 §4.4). There is
+ * no user grant that could die and no user who could reconnect: whatever the
+ * token endpoint refuses is the client's configuration (its credentials, its
+ * allowed scopes), so a grant-level verdict becomes provider-level — the
+ * connection stays usable (`degraded`), ops are alerted once per provider,
+ * and it is retried at once when the provider is redefined. It never turns
+ * `error` for lack of a refresh token.
+ */
+export function forClientCredentials(verdict: Classification): Classification {
+  if (verdict.class !== "permanent" || verdict.scope !== "grant") return verdict;
+  return { class: "permanent", scope: "provider", reason: verdict.reason, code: verdict.code };
 }
 
 /**

@@ -56,14 +56,31 @@ export function resolveRefreshPolicy(partial: Partial<RefreshPolicy> = {}): Refr
 }
 
 /**
- * The refresh policy for one provider: its `refreshMarginSeconds` (provider
- * definition, seconds), when set, replaces `marginMs`. Every place that asks
- * "is this token fresh" or "when is it due" — storing a grant, `ensureFresh`,
- * the refresh engine — uses this one rule.
- * @returns `policy` itself when the provider sets no margin
+ * What a provider's definition says about timing, in the units of its
+ * definition (seconds). Plain numbers: the domain does not know provider definitions.
  */
-export function policyForProvider(policy: RefreshPolicy, refreshMarginSeconds: number | undefined): RefreshPolicy {
-  return refreshMarginSeconds === undefined ? policy : { ...policy, marginMs: refreshMarginSeconds * 1000 };
+export interface ProviderTiming {
+  /** Overrides `marginMs` for this provider's connections. */
+  refreshMarginSeconds?: number;
+  /** The provider's refresh tokens die after this long unused (Xero 60 days, QuickBooks 100 days). */
+  refreshTokenIdleExpirySeconds?: number;
+}
+
+/**
+ * The refresh policy for one provider's connections: its own margin when it
+ * has one, and a keep-alive short enough to refresh idle grants at least
+ * twice per refresh-token idle lifetime, so that one failed keep-alive and
+ * its retries still land before the refresh token dies. Every place that
+ * asks "is this token fresh" or "when is it due" — storing a grant,
+ * `ensureFresh`, the refresh engine — uses this one rule.
+ * @returns `policy` itself when the provider changes nothing
+ * @see design.md "Keep-alive"
+ */
+export function policyForProvider(policy: RefreshPolicy, timing: ProviderTiming): RefreshPolicy {
+  const marginMs = timing.refreshMarginSeconds !== undefined ? timing.refreshMarginSeconds * 1000 : policy.marginMs;
+  const idleMs = timing.refreshTokenIdleExpirySeconds !== undefined ? timing.refreshTokenIdleExpirySeconds * 1000 : undefined;
+  const keepAliveMs = idleMs !== undefined ? Math.min(policy.keepAliveMs, Math.floor(idleMs / 2)) : policy.keepAliveMs;
+  return marginMs === policy.marginMs && keepAliveMs === policy.keepAliveMs ? policy : { ...policy, marginMs, keepAliveMs };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Classification } from "./classify.js";
-import { defaultRefreshPolicy, policyForProvider, resolveRefreshPolicy, type RefreshPolicy } from "./policy.js";
+import { defaultRefreshPolicy, resolveRefreshPolicy, type RefreshPolicy } from "./policy.js";
 import { CONNECTION_STATES, HOST_REPORTED_STATES, type ConnectionState } from "./states.js";
 import { afterApiAuthAccepted, afterApiAuthRejected, afterRefreshFailure, afterRefreshSuccess, API_AUTH_REJECTED, applyHostReport, backoffDelayMs, nextRefreshAfterSuccess } from "./transitions.js";
 
@@ -56,16 +56,8 @@ describe("resolveRefreshPolicy", () => {
   });
 });
 
-describe("policyForProvider", () => {
-  it("a provider's refreshMarginSeconds replaces the margin (0 included); without one the policy is unchanged", () => {
-    expect(policyForProvider(policy, 1200)).toEqual({ ...policy, marginMs: 1_200_000 });
-    expect(policyForProvider(policy, 0).marginMs).toBe(0);
-    expect(policyForProvider(policy, undefined)).toBe(policy);
-  });
-});
-
 describe("nextRefreshAfterSuccess", () => {
-  const withRt = (expiresAtMs: number | null) => ({ expiresAtMs, hasRefreshToken: true });
+  const withRt = (expiresAtMs: number | null) => ({ expiresAtMs, renewable: true });
 
   it("refreshes margin before expiry with no jitter when random = 0", () => {
     expect(nextRefreshAfterSuccess(withRt(NOW + HOUR), NOW, policy, 0)).toBe(NOW + HOUR - 300_000);
@@ -98,15 +90,27 @@ describe("nextRefreshAfterSuccess", () => {
   });
 
   it("without a refresh token, acts at expiry (to mark it not refreshable)", () => {
-    expect(nextRefreshAfterSuccess({ expiresAtMs: NOW + HOUR, hasRefreshToken: false }, NOW, policy, 0.5)).toBe(NOW + HOUR);
+    expect(nextRefreshAfterSuccess({ expiresAtMs: NOW + HOUR, renewable: false }, NOW, policy, 0.5)).toBe(NOW + HOUR);
   });
 
   it("without a refresh token and without expiry, never acts", () => {
-    expect(nextRefreshAfterSuccess({ expiresAtMs: null, hasRefreshToken: false }, NOW, policy, 0.5)).toBeNull();
+    expect(nextRefreshAfterSuccess({ expiresAtMs: null, renewable: false }, NOW, policy, 0.5)).toBeNull();
   });
 
   it("with a refresh token but no expiry, refreshes at keep-alive", () => {
     expect(nextRefreshAfterSuccess(withRt(null), NOW, policy, 0.5)).toBe(NOW + DAY);
+  });
+
+  it("a token just issued is refreshed no earlier than half its lifetime, on both sides of margin = lifetime / 2", () => {
+    const fresh = (lifetimeMs: number) => ({ expiresAtMs: NOW + lifetimeMs, renewable: true, issuedAtMs: NOW });
+    // margin 300 s: a 600 s token is exactly at the threshold, a 599 s one is capped, a 601 s one is not
+    expect(nextRefreshAfterSuccess(fresh(600_000), NOW, policy, 0)).toBe(NOW + 300_000);
+    expect(nextRefreshAfterSuccess(fresh(599_000), NOW, policy, 0)).toBe(NOW + 299_500);
+    expect(nextRefreshAfterSuccess(fresh(601_000), NOW, policy, 0)).toBe(NOW + 301_000);
+    // HubSpot / Xero: a 30-minute token with a 1-hour margin is refreshed after 15 minutes, not every minInterval
+    expect(nextRefreshAfterSuccess(fresh(1_800_000), NOW, { ...policy, marginMs: 3_600_000 }, 0)).toBe(NOW + 900_000);
+    // jitter counts toward the lead: capped the same way
+    expect(nextRefreshAfterSuccess(fresh(600_000), NOW, policy, 0.999)).toBe(NOW + 300_000);
   });
 });
 
@@ -219,7 +223,7 @@ describe("afterRefreshFailure", () => {
 });
 
 describe("afterRefreshSuccess", () => {
-  const subject = (state: ConnectionState) => ({ state, expiresAtMs: NOW + HOUR, hasRefreshToken: true });
+  const subject = (state: ConnectionState) => ({ state, expiresAtMs: NOW + HOUR, renewable: true });
 
   it.each<[ConnectionState, ConnectionState]>([
     ["degraded", "ready"],

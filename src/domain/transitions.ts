@@ -16,7 +16,13 @@ export interface RefreshSubject {
   state: ConnectionState;
   /** Access token expiry, or null for a token that does not expire. */
   expiresAtMs: number | null;
-  hasRefreshToken: boolean;
+  /**
+   * A new token can be obtained without the user: there is a refresh token, or the connection
+   * uses client credentials (RFC 6749 §4.4: the client asks again).
+   */
+  renewable: boolean;
+  /** When the token was issued, if it was just now (a refresh, a code exchange): its lifetime is then known. */
+  issuedAtMs?: number;
   consecutiveFailures: number;
 }
 
@@ -35,25 +41,30 @@ export interface RefreshTransition {
 /**
  * When to refresh a token that was just stored.
  *
- * - with a refresh token: `expiresAt − margin − jitter`, but no later than
+ * - renewable: `expiresAt − margin − jitter`, but no later than
  *   `now + keepAlive` (idle refresh tokens die at some providers) and no
- *   sooner than `now + minInterval` (the rate limit);
- * - without a refresh token: at expiry, when the scheduler will mark it
+ *   sooner than `now + minInterval` (the rate limit). For a token whose
+ *   issue time is known, margin + jitter never exceed half its lifetime: a
+ *   margin longer than a short-lived token (HubSpot and Xero issue 30-minute
+ *   tokens) would otherwise make every refresh due at once, again and again;
+ * - not renewable: at expiry, when the scheduler will mark it
  *   `not_refreshable`; never for a token that does not expire.
  *
  * @param random a number in [0, 1) for the jitter
  * @returns milliseconds since the Unix epoch, or null
  */
 export function nextRefreshAfterSuccess(
-  subject: Pick<RefreshSubject, "expiresAtMs" | "hasRefreshToken">,
+  subject: Pick<RefreshSubject, "expiresAtMs" | "renewable" | "issuedAtMs">,
   nowMs: number,
   policy: RefreshPolicy,
   random: number,
 ): number | null {
-  if (!subject.hasRefreshToken) return subject.expiresAtMs;
+  if (!subject.renewable) return subject.expiresAtMs;
   const keepAlive = nowMs + policy.keepAliveMs;
-  const due = subject.expiresAtMs === null ? keepAlive : subject.expiresAtMs - policy.marginMs - Math.floor(random * policy.jitterMs);
-  return Math.max(Math.min(due, keepAlive), nowMs + policy.minIntervalMs);
+  if (subject.expiresAtMs === null) return Math.max(keepAlive, nowMs + policy.minIntervalMs);
+  let lead = policy.marginMs + Math.floor(random * policy.jitterMs);
+  if (subject.issuedAtMs !== undefined) lead = Math.min(lead, Math.floor((subject.expiresAtMs - subject.issuedAtMs) / 2));
+  return Math.max(Math.min(subject.expiresAtMs - lead, keepAlive), nowMs + policy.minIntervalMs);
 }
 
 /**
@@ -74,7 +85,7 @@ export function backoffDelayMs(attempt: number, policy: RefreshPolicy, random: n
  * accepts it — an accepted API call does ({@link afterApiAuthAccepted}).
  */
 export function afterRefreshSuccess(
-  subject: Pick<RefreshSubject, "state" | "expiresAtMs" | "hasRefreshToken"> & { lastErrorCode?: string | undefined },
+  subject: Pick<RefreshSubject, "state" | "expiresAtMs" | "renewable" | "issuedAtMs"> & { lastErrorCode?: string | undefined },
   nowMs: number,
   policy: RefreshPolicy,
   random: number,

@@ -15,6 +15,8 @@ import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/error
 import { callbackState, validateAuthorizationResponse } from "../oauth/authorizationResponse.js";
 import { buildAuthorizationRequest } from "../oauth/pkce.js";
 import { exchangeCode, isTokenEndpointError } from "../oauth/tokenEndpoint.js";
+import { authorizationEndpointFor, forTokenCalls } from "../providers/connectionConfig.js";
+import type { ProviderDefinition } from "../providers/definition.js";
 import type { ProviderService } from "../providers/service.js";
 import type { ConnectSessionRepository } from "../store/connectSessions.js";
 import type { Encryptor } from "../store/encryption.js";
@@ -130,13 +132,21 @@ export class AuthorizationService {
    * Begin a flow for an opened session: store a single-use state bound to the
    * browser's secret (evicting the session's oldest pending states beyond
    * {@link MAX_PENDING_STATES_PER_SESSION}) and return the authorization URL.
+   * The session's `connectionConfig` fills the endpoints' placeholders
+   * (`{subdomain}`, `{tenant}`); its scopes are asked for on top of those
+   * already granted where the provider supports incremental authorization
+   * (its `incrementalAuthorizationParams`), else the provider's defaults.
    * @param browserSecret the binding secret this browser already holds for this session (it opened the link before), reused when well-formed; else a new one is made
-   * @throws {@link GrantkeeperError} 404 `provider_not_found` (deleted since the session was minted)
+   * @throws {@link GrantkeeperError} 404 `provider_not_found` (deleted since the session was minted); 422
+   *   `grant_type_mismatch`, `connection_config_missing`, `invalid_connection_config` (redefined since it was minted)
    */
   async begin(session: OpenedSession, browserSecret?: string): Promise<StartedFlow> {
     const provider = await this.d.providers.get(session.providerId);
     if (!provider) throw providerNotFound(session.providerId);
-    const req = await buildAuthorizationRequest(provider, this.redirectUri, session.scopes);
+    // Checked when the session was minted, and again here: the provider may have been redefined since.
+    const endpoint = authorizationEndpointFor(provider, session.connectionConfig ?? {});
+    const scopes = session.scopes && session.scopes.length > 0 ? session.scopes : undefined;
+    const req = await buildAuthorizationRequest(provider, this.redirectUri, { endpoint, ...(scopes ? { scopes, incremental: true } : {}) });
     const now = this.d.clock.now();
     await this.purgeNowAndThen(now);
     const bindingSecret = browserSecret !== undefined && BINDING_SECRET.test(browserSecret) ? browserSecret : randomBytes(32).toString("base64url");
@@ -166,12 +176,15 @@ export class AuthorizationService {
    * changes: no repeated parameter, a state that is known, unused and
    * unexpired, a session not yet completed, the browser's binding secret, and
    * the whole response as oauth4webapi validates it (`error`, `iss`, `code`).
-   * Then the state is consumed, the code exchanged, the session consumed and
-   * the grant stored.
+   * Then the state is consumed, the code exchanged (at the token endpoint the
+   * session's `connectionConfig` resolves), the session consumed and the grant
+   * stored with that `connectionConfig`.
    * @param query the callback's query parameters
    * @param bindingSecretOf the binding secret the delivering browser holds for a session (its cookie), if any
    * @throws {@link GrantkeeperError} 400 `invalid_callback` (`details.reason`), 400 `invalid_state`
-   *   (unknown, used, expired), 410 `connect_link_used`, 400 `state_not_bound`, 502 `code_exchange_failed`
+   *   (unknown, used, expired), 410 `connect_link_used`, 400 `state_not_bound`, 502 `code_exchange_failed`;
+   *   422 `connection_config_missing`, `invalid_connection_config` (the token endpoint no longer resolves with the
+   *   session's `connectionConfig`: the provider was redefined meanwhile)
    */
   async complete(query: URLSearchParams, bindingSecretOf: (sessionId: string) => string | undefined): Promise<CallbackResult> {
     const state = callbackState(query);
@@ -189,9 +202,14 @@ export class AuthorizationService {
       throw providerNotFound(pending.provider_id, "body");
     });
     const returnTo = pending.return_to ?? undefined;
+    const opened = openedSession(session);
+    const connectionConfig = opened.connectionConfig ?? {};
     let validated: URLSearchParams;
+    let resolved: ProviderDefinition;
     try {
-      validated = validateAuthorizationResponse(provider.definition, query, state);
+      // This connection's endpoints ({subdomain}, {tenant}, an origin): resolved before anything changes.
+      resolved = forTokenCalls(provider.definition, connectionConfig);
+      validated = validateAuthorizationResponse(resolved, query, state);
     } catch (e) {
       throw withReturnTo(e, returnTo);
     }
@@ -201,7 +219,7 @@ export class AuthorizationService {
     let tokens;
     try {
       tokens = await exchangeCode(
-        { provider: provider.definition, clientSecret: provider.clientSecret, fetch: this.d.fetch, timeoutMs: this.d.policy.timeoutMs, nowMs: this.d.clock.now() },
+        { provider: resolved, clientSecret: provider.clientSecret, fetch: this.d.fetch, timeoutMs: this.d.policy.timeoutMs, nowMs: this.d.clock.now() },
         validated,
         this.redirectUri,
         verifier,
@@ -214,7 +232,9 @@ export class AuthorizationService {
     // The first completed connect consumes the session; a second tab finishing at the same time stores nothing.
     const claimedAt = this.d.clock.now();
     if (!(await this.d.sessions.claimCompletion(session.id, claimedAt))) throw withReturnTo(linkUsed(), returnTo);
-    const opened = openedSession(session);
+    // RFC 6749 §5.1: a response without `scope` granted exactly what was asked for.
+    const requested = opened.scopes && opened.scopes.length > 0 ? opened.scopes : provider.definition.scopes;
+    if (tokens.scope === undefined && requested.length > 0) tokens = { ...tokens, scope: requested.join(" ") };
     let stored;
     try {
       stored = await this.d.connections.storeGrant({
@@ -222,7 +242,7 @@ export class AuthorizationService {
         entityId: pending.entity_id,
         tokens,
         source: "connect",
-        ...(opened.connectionConfig ? { connectionConfig: opened.connectionConfig } : {}),
+        connectionConfig,
       });
     } catch (e) {
       await this.d.sessions.releaseCompletion(session.id, claimedAt);

@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Clock } from "../domain/clock.js";
 import { ErrorCode, fieldIssuesOf, GrantkeeperError, invalidInput } from "../domain/errors.js";
+import { authorizationEndpointFor, connectionConfigSchema } from "../providers/connectionConfig.js";
 import { providerIdSchema } from "../providers/definition.js";
 import type { ProviderService } from "../providers/service.js";
 import { hashLinkSecret, newConnectSessionId, type ConnectSessionRepository, type ConnectSessionRow } from "../store/connectSessions.js";
@@ -32,28 +33,9 @@ export const CONNECT_SESSION_TTL = Object.freeze({
 
 const SECRET_PREFIX = "gkcs_";
 const SECRET_FORMAT = /^gkcs_[A-Za-z0-9_-]{43}$/;
-/** Key names that say "this is a secret": connectionConfig is stored in clear and shown in the API. */
-const SECRET_LIKE_KEY = /secret|token|passw|api[_-]?key|private[_-]?key|credential/i;
 
 /** RFC 6749 §3.3 scope-token: printable ASCII without space, `"` and `\`. */
 export const scopeSchema = z.string().min(1).max(256).regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, "a scope token (RFC 6749 §3.3): printable ASCII, no spaces, quotes or backslashes");
-
-/**
- * Per-connection settings a connect session carries to the stored grant
- * (Nango's `connectionConfig`, e.g. `{subdomain: "acme"}`): at most 32 keys,
- * names `[A-Za-z_][A-Za-z0-9_.-]{0,63}`, values up to 1 024 characters
- * without control characters. Never secrets: a key named like one
- * (`…secret…`, `…token…`, `…password…`, `apiKey`, …) is refused.
- */
-export const connectionConfigSchema = z
-  .record(
-    z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, "a setting name: letters, digits, _ . -, at most 64 characters")
-      .refine((k) => !SECRET_LIKE_KEY.test(k), { message: "connectionConfig holds settings, never secrets (tokens, keys, passwords)" }),
-    z.string().max(1024).regex(/^[^\x00-\x1f\x7f]*$/, "no control characters"),
-  )
-  .refine((o) => Object.keys(o).length <= 32, { message: "at most 32 settings" });
 
 /** What {@link ConnectSessionService.create} takes. */
 export interface ConnectSessionInput {
@@ -63,7 +45,10 @@ export interface ConnectSessionInput {
   returnTo?: string | undefined;
   /** Scopes to ask for; the provider's defaults when absent or empty. */
   scopes?: string[] | undefined;
-  /** Settings carried to the stored connection (see {@link connectionConfigSchema}). */
+  /**
+   * Settings carried to the stored connection (`{subdomain: "acme"}`): they fill the provider's
+   * `{placeholders}` (`connectionConfigSchema`, src/providers/connectionConfig.ts). Never secrets.
+   */
   connectionConfig?: Record<string, string> | undefined;
   /** Link lifetime, milliseconds, 60 000 .. 86 400 000. @defaultValue 1 800 000 (30 min) */
   ttlMs?: number | undefined;
@@ -134,14 +119,19 @@ export class ConnectSessionService {
    * authenticated; hand the link to that user's browser only.
    * @returns the session with its `connectUrl` (shown once: only a hash of its secret is stored)
    * @throws {@link GrantkeeperError} 422 `validation_failed` (bad fields, ttl out of range, a secret-like connectionConfig key),
-   *   422 `provider_not_found`, 422 `invalid_return_to`
+   *   422 `provider_not_found`, 422 `invalid_return_to`, 422 `grant_type_mismatch` (a client-credentials provider has no
+   *   connect flow), 422 `connection_config_missing` / `invalid_connection_config` (the provider's authorization or token
+   *   endpoint needs a `{placeholder}` the `connectionConfig` does not fill, or fills with a value that may not stand there)
    */
   async create(input: ConnectSessionInput): Promise<ConnectSession> {
     const parsed = inputSchema.safeParse(Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)));
     if (!parsed.success) throw invalidInput(fieldIssuesOf(parsed.error.issues));
     const v = parsed.data;
     const returnTo = this.d.checkReturnTo(v.returnTo);
-    if (!(await this.d.providers.get(v.providerId))) throw providerNotFound(v.providerId, "body");
+    const provider = await this.d.providers.get(v.providerId);
+    if (!provider) throw providerNotFound(v.providerId, "body");
+    // A link that cannot work is refused to the host now, not shown to its user as an error page later.
+    authorizationEndpointFor(provider, v.connectionConfig ?? {});
     const now = this.d.clock.now();
     const expiresAt = now + (v.ttlMs ?? CONNECT_SESSION_TTL.defaultMs);
     const secret = `${SECRET_PREFIX}${randomBytes(32).toString("base64url")}`;

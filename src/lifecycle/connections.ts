@@ -4,11 +4,14 @@
  * revocation, event history.
  */
 import type { Clock } from "../domain/clock.js";
+import { forClientCredentials, classifyRefreshFailure } from "../domain/classify.js";
 import { policyForProvider, type RefreshPolicy } from "../domain/policy.js";
 import type { ConnectionState, HostReportedState } from "../domain/states.js";
 import { applyHostReport, nextRefreshAfterSuccess } from "../domain/transitions.js";
-import { GrantkeeperError } from "../domain/errors.js";
-import { revokeToken, type TokenSet } from "../oauth/tokenEndpoint.js";
+import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { clientCredentialsGrant, isTokenEndpointError, revokeToken, type TokenSet } from "../oauth/tokenEndpoint.js";
+import { assertConnectionConfigComplete, forTokenCalls, parseConnectionConfig, type ConnectionConfig } from "../providers/connectionConfig.js";
+import { grantTypeOf, timingOf, type ProviderDefinition } from "../providers/definition.js";
 import type { ProviderService } from "../providers/service.js";
 import { newConnectionId, type ConnectionFilter, type ConnectionRepository, type ConnectionRow } from "../store/connections.js";
 import type { Encryptor } from "../store/encryption.js";
@@ -28,21 +31,28 @@ export interface AccessToken {
   expiresAt: string | null;
 }
 
-/** A grant to store: from an import or a code exchange. */
+/** A grant to store: from an import, a code exchange or a client-credentials request. */
 export interface GrantInput {
   providerId: string;
   entityId: string;
   tokens: TokenSet;
   /** Absolute expiry in milliseconds since the epoch; overrides `tokens.expiresInSeconds`. */
   expiresAtMs?: number;
-  source: "import" | "connect";
+  source: "import" | "connect" | "client_credentials";
   /**
-   * Per-connection settings from the connect session (api-contract.md v1.1,
-   * Nango's `connectionConfig`; never secrets), validated by
-   * `connectionConfigSchema` (./connectSessions.ts). Persisting them on the
-   * connection is the providers work (a column and an API field).
+   * The connection's settings (`{subdomain}`, `{tenant}`; never secrets), from the import or the connect
+   * session, validated by `connectionConfigSchema` (src/providers/connectionConfig.ts). Merged over the connection's stored ones; the token response's `tokenResponseConfig` fields win over both.
    */
-  connectionConfig?: Record<string, string>;
+  connectionConfig?: ConnectionConfig;
+}
+
+/** What {@link ConnectionService.obtain} needs: a client-credentials connection has no user grant to import. */
+export interface ClientCredentialsInput {
+  providerId: string;
+  entityId: string;
+  /** Scopes to ask for. @defaultValue the provider's `scopes` */
+  scopes?: readonly string[];
+  connectionConfig?: ConnectionConfig;
 }
 
 /** Dependencies of {@link ConnectionService}. */
@@ -71,21 +81,31 @@ export class ConnectionService {
    * gives the entity's existing one its new tokens (re-authorization: state
    * back to `pending`, failures cleared).
    * @returns the connection and whether it was created
-   * @throws {@link GrantkeeperError} 422 `provider_not_found`
+   * @throws {@link GrantkeeperError} 422 `provider_not_found`; 422 `connection_config_missing` when an import
+   *   leaves a placeholder of the provider's URLs without a value
    */
   async storeGrant(input: GrantInput): Promise<{ connection: Connection; created: boolean }> {
     const { repo, encryptor, clock, random } = this.d;
-    const provider = await this.d.providers.get(input.providerId);
-    if (!provider) throw providerNotFound(input.providerId, "body");
-    const policy = policyForProvider(this.d.policy, provider.refreshMarginSeconds);
+    const def = await this.d.providers.get(input.providerId);
+    if (!def) throw providerNotFound(input.providerId, "body");
+    const policy = this.policyFor(def);
     const now = clock.now();
     const t = input.tokens;
-    const assumed = input.expiresAtMs === undefined && t.expiresInSeconds === undefined && t.refreshToken !== undefined;
+    const clientCredentials = grantTypeOf(def) === "client_credentials";
+    const renewable = t.refreshToken !== undefined || clientCredentials;
+    const assumed = input.expiresAtMs === undefined && t.expiresInSeconds === undefined && renewable;
     const expiresAt = input.expiresAtMs ?? (t.expiresInSeconds !== undefined ? now + t.expiresInSeconds * 1000 : assumed ? now + policy.assumedLifetimeMs : null);
-    const next = nextRefreshAfterSuccess({ expiresAtMs: expiresAt, hasRefreshToken: t.refreshToken !== undefined }, now, policy, random());
+    // A token the provider just issued has a known lifetime; an imported one may be near its end.
+    const issuedAtMs = input.source === "import" ? undefined : now;
+    const next = nextRefreshAfterSuccess({ expiresAtMs: expiresAt, renewable, issuedAtMs }, now, policy, random());
+    // An expiring grant that cannot be renewed dies at expiry: expected at some providers, a setup mistake elsewhere.
+    const noRefreshToken = !renewable && expiresAt !== null && def.quirks.refreshTokenOptional !== true;
     const { row, created, previousState } = await repo.transaction(async (trx) => {
       const existing = await repo.findByEntity(input.providerId, input.entityId, trx);
       const id = existing?.id ?? newConnectionId();
+      const connectionConfig = { ...parseConnectionConfig(existing?.connection_config), ...input.connectionConfig, ...t.connectionConfig };
+      // A connect was checked when it began and the provider's answer is never thrown away; an import is checked here.
+      if (input.source !== "connect") assertConnectionConfigComplete(def, connectionConfig);
       const fields = {
         access_token_ct: encryptor.encrypt(t.accessToken, tokenContext(id, "access_token")),
         refresh_token_ct: t.refreshToken !== undefined ? encryptor.encrypt(t.refreshToken, tokenContext(id, "refresh_token")) : null,
@@ -93,8 +113,8 @@ export class ConnectionService {
         scope: t.scope ?? "",
         expires_at: expiresAt,
         expires_at_assumed: assumed ? 1 : 0,
-        // A grant just issued may already be due (expires within the margin): the scheduler refreshes it.
-        next_refresh_at: expiresAt !== null && t.refreshToken !== undefined && expiresAt - policy.marginMs <= now ? now : next,
+        // An imported grant may already be due (expires within the margin): the scheduler refreshes it.
+        next_refresh_at: expiresAt !== null && renewable && issuedAtMs === undefined && expiresAt - policy.marginMs <= now ? now : next,
         consecutive_failures: 0,
         last_error: null,
         // A new grant starts with a clean slate at the provider's API too.
@@ -102,6 +122,7 @@ export class ConnectionService {
         lease_owner: null,
         lease_until: null,
         updated_at: now,
+        connection_config: JSON.stringify(connectionConfig),
       };
       if (existing) {
         const keep: ConnectionState = existing.state === "syncing" || existing.state === "ready" ? existing.state : "pending";
@@ -115,12 +136,68 @@ export class ConnectionService {
         );
         await repo.appendEvent({ connectionId: id, atMs: now, type: "granted", message: `grant stored by ${input.source}`, detail: { source: input.source } }, trx);
       }
+      if (noRefreshToken) {
+        const message = "the provider issued no refresh token: this grant dies when its access token expires (ask for offline access, e.g. offline_access or access_type=offline)";
+        await repo.appendEvent({ connectionId: id, atMs: now, type: "refresh_token_missing", message, detail: null }, trx);
+      }
       return { row: (await repo.get(id, trx))!, created: !existing, previousState: existing?.state };
     });
     this.d.scheduler.wake(row.next_refresh_at);
     this.d.logger.info({ connectionId: row.id, providerId: row.provider_id, source: input.source, created }, "grant stored");
+    if (noRefreshToken) this.d.logger.warn({ connectionId: row.id, providerId: row.provider_id }, "grant stored without a refresh token at a provider that normally issues one");
     await this.d.hooks.emit("connection.granted", { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id, previousState });
     return { connection: toConnection(row), created };
+  }
+
+  /**
+   * Create a client-credentials connection (RFC 6749 §4.4): obtain its first
+   * token now; grantkeeper renews it before expiry like any other. For an
+   * entity that already has one, renew it now (its settings updated when
+   * given; rate limited like `refresh`).
+   * @returns the connection and whether it was created
+   * @throws {@link GrantkeeperError} 422 `provider_not_found`, `grant_type_mismatch` (the provider does not use
+   *   client credentials), `connection_config_missing`; 502 `token_request_failed` (504 when it timed out) with
+   *   the failure's class and code in `details.failureClass` / `details.failureCode` — nothing is stored then;
+   *   429 `refresh_rate_limited`
+   */
+  async obtain(input: ClientCredentialsInput): Promise<{ connection: Connection; created: boolean }> {
+    const { repo, fetch, policy, clock } = this.d;
+    const provider = await this.d.providers.forCall(input.providerId).catch(() => {
+      throw providerNotFound(input.providerId, "body");
+    });
+    const def = provider.definition;
+    if (grantTypeOf(def) !== "client_credentials") {
+      throw new GrantkeeperError(ErrorCode.grantTypeMismatch, `provider ${def.id} uses the authorization code grant: import a grant (accessToken) or send the user through the connect flow`);
+    }
+    const existing = await repo.findByEntity(input.providerId, input.entityId);
+    if (existing) {
+      if (input.connectionConfig) {
+        const connectionConfig = { ...parseConnectionConfig(existing.connection_config), ...input.connectionConfig };
+        assertConnectionConfigComplete(def, connectionConfig);
+        await repo.update(existing.id, { connection_config: JSON.stringify(connectionConfig), updated_at: clock.now() });
+      }
+      return { connection: await this.refresh(existing.id), created: false };
+    }
+    const connectionConfig = input.connectionConfig ?? {};
+    assertConnectionConfigComplete(def, connectionConfig);
+    const scopes = input.scopes ?? def.scopes;
+    let tokens: TokenSet;
+    try {
+      tokens = await clientCredentialsGrant({ provider: forTokenCalls(def, connectionConfig), clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: clock.now() }, scopes);
+    } catch (e) {
+      if (!isTokenEndpointError(e)) throw e;
+      const verdict = forClientCredentials(classifyRefreshFailure(e.observation, def.errorClassOverrides, def.providerErrorCodes?.classes));
+      this.d.logger.warn({ providerId: def.id, class: verdict.class, code: verdict.code, reason: e.message }, "client credentials request failed");
+      throw new GrantkeeperError(ErrorCode.tokenRequestFailed, e.message, { ...(e.kind === "upstream_timeout" ? { kind: "upstream_timeout" as const } : {}), details: { failureClass: verdict.class, failureCode: verdict.code } });
+    }
+    // RFC 6749 §5.1: a response without `scope` granted what was asked for.
+    if (tokens.scope === undefined && scopes.length > 0) tokens = { ...tokens, scope: scopes.join(" ") };
+    return this.storeGrant({ providerId: def.id, entityId: input.entityId, tokens, source: "client_credentials", connectionConfig });
+  }
+
+  /** The refresh policy of one provider's connections (its margin, its refresh tokens' idle lifetime). */
+  private policyFor(def: ProviderDefinition): RefreshPolicy {
+    return policyForProvider(this.d.policy, timingOf(def));
   }
 
   /** One connection. @throws {@link GrantkeeperError} 404 */
@@ -152,13 +229,14 @@ export class ConnectionService {
     let row = joined ? (await joined).row : await repo.get(id);
     if (!row) throw connectionNotFound(id);
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
-    // The provider's own margin decides (read fresh: another instance may have redefined it); the engine re-checks under its lease.
-    if (!isFresh(row, clock.now(), await this.marginMsOf(row.provider_id))) {
+    // The provider's own timing decides (read fresh: another instance may have redefined it); the engine re-checks under its lease.
+    const def = await this.d.providers.get(row.provider_id);
+    if (!isFresh(row, clock.now(), def ? this.policyFor(def).marginMs : policy.marginMs)) {
       row = (await this.d.engine.refresh(id, "ensure")).row;
     }
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
     const now = clock.now();
-    if (row.expires_at !== null && row.expires_at <= now) {
+    if (row.expires_at !== null && row.expires_at <= now && !expiryIsAGuess(row, def)) {
       const retryMs = row.next_refresh_at !== null ? Math.max(1000, row.next_refresh_at - now) : policy.minIntervalMs;
       throw tokenUnavailable(id, retryMs, this.lastErrorCode(row) ?? "refresh pending");
     }
@@ -217,7 +295,8 @@ export class ConnectionService {
       const useRefresh = row.refresh_token_ct !== null;
       const token = encryptor.decrypt(useRefresh ? row.refresh_token_ct! : row.access_token_ct, tokenContext(id, useRefresh ? "refresh_token" : "access_token"));
       try {
-        revoked = await revokeToken({ provider: provider.definition, clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: clock.now() }, token, useRefresh ? "refresh_token" : "access_token");
+        const resolved = forTokenCalls(provider.definition, parseConnectionConfig(row.connection_config));
+        revoked = await revokeToken({ provider: resolved, clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: clock.now() }, token, useRefresh ? "refresh_token" : "access_token");
       } catch (e) {
         revocationError = (e as Error).message;
         this.d.logger.warn({ connectionId: id, providerId: row.provider_id, reason: revocationError }, "revocation failed; deleting anyway");
@@ -255,12 +334,16 @@ export class ConnectionService {
     };
   }
 
-  /** The refresh margin of a provider: its `refreshMarginSeconds`, else the policy's. */
-  private async marginMsOf(providerId: string): Promise<number> {
-    return policyForProvider(this.d.policy, (await this.d.providers.get(providerId))?.refreshMarginSeconds).marginMs;
-  }
-
   private lastErrorCode(row: Pick<ConnectionRow, "last_error">): string | undefined {
     return row.last_error ? (JSON.parse(row.last_error) as { code: string }).code : undefined;
   }
+}
+
+/**
+ * True when the token's expiry was assumed at a provider that never sends `expires_in`
+ * (`expiresInMissing`, Salesforce): the token may well still work, so while the provider
+ * cannot be reached it is handed out, and the API's 401 is the signal that it is dead.
+ */
+function expiryIsAGuess(row: Pick<ConnectionRow, "expires_at_assumed">, def: ProviderDefinition | undefined): boolean {
+  return row.expires_at_assumed === 1 && def?.quirks.expiresInMissing === true;
 }

@@ -7,12 +7,15 @@
  * is why a dead-looking grant is re-read before it is declared dead.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { classifyRefreshFailure, type Classification } from "../domain/classify.js";
+import { classifyRefreshFailure, forClientCredentials, type Classification } from "../domain/classify.js";
 import type { Clock } from "../domain/clock.js";
 import { policyForProvider, type RefreshPolicy } from "../domain/policy.js";
 import type { FailureClass, LastError } from "../domain/states.js";
 import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
-import { isTokenEndpointError, refreshGrant, type TokenSet } from "../oauth/tokenEndpoint.js";
+import { isGrantkeeperError } from "../domain/errors.js";
+import { clientCredentialsGrant, isTokenEndpointError, refreshGrant, type TokenEndpointContext, type TokenSet } from "../oauth/tokenEndpoint.js";
+import { forTokenCalls, parseConnectionConfig } from "../providers/connectionConfig.js";
+import { grantTypeOf, timingOf, type ProviderDefinition } from "../providers/definition.js";
 import type { ProviderForCall, ProviderService } from "../providers/service.js";
 import type { Transaction } from "kysely";
 import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../store/connections.js";
@@ -71,9 +74,23 @@ export function tokenContext(connectionId: string, field: "access_token" | "refr
   return `connection:${connectionId}:${field}`;
 }
 
-/** True when the token does not need refreshing at `nowMs` (expiry beyond the margin, or none). */
-export function isFresh(row: Pick<ConnectionRow, "expires_at">, nowMs: number, marginMs: number): boolean {
-  return row.expires_at === null || row.expires_at - marginMs > nowMs;
+/**
+ * True when the token does not need refreshing at `nowMs`: no expiry, or an
+ * expiry beyond the margin. For a token grantkeeper refreshed itself (its
+ * lifetime is known) the margin is at most half that lifetime, so a margin
+ * longer than a short-lived token does not make every use a refresh.
+ */
+export function isFresh(row: Pick<ConnectionRow, "expires_at" | "last_refreshed_at">, nowMs: number, marginMs: number): boolean {
+  if (row.expires_at === null) return true;
+  const lifetimeMs = row.last_refreshed_at !== null ? row.expires_at - row.last_refreshed_at : undefined;
+  const lead = lifetimeMs !== undefined && lifetimeMs > 0 ? Math.min(marginMs, Math.floor(lifetimeMs / 2)) : marginMs;
+  return row.expires_at - lead > nowMs;
+}
+
+/** The scopes a client-credentials renewal asks for: the ones the connection holds, else the provider's. */
+function scopesToRenew(row: Pick<ConnectionRow, "scope">, def: ProviderDefinition): string[] {
+  const held = row.scope.split(/[\s,]+/).filter(Boolean);
+  return held.length > 0 ? held : def.scopes;
 }
 
 const LEASE_POLL_MS = 25;
@@ -169,11 +186,13 @@ export class RefreshEngine {
     if (mode === "scheduled" && (row.next_refresh_at === null || row.next_refresh_at > now)) return this.release(row, "skipped");
     // Read once per refresh: another instance may have redefined the provider, so never cached across refreshes.
     const provider = await this.deps.providers.forCall(row.provider_id);
-    if (mode === "ensure" && isFresh(row, now, policyForProvider(policy, provider.definition.refreshMarginSeconds).marginMs)) return this.release(row, "skipped");
+    const margin = this.policyFor(provider.definition).marginMs;
+    if (mode === "ensure" && isFresh(row, now, margin)) return this.release(row, "skipped");
     if (mode !== "scheduled" && row.last_attempt_at !== null && now - row.last_attempt_at < policy.minIntervalMs) {
       return this.release(row, "skipped", { rateLimitedForMs: row.last_attempt_at + policy.minIntervalMs - now });
     }
-    if (row.refresh_token_ct === null) {
+    // A client-credentials connection never has a refresh token: it asks again (RFC 6749 §4.4).
+    if (row.refresh_token_ct === null && grantTypeOf(provider.definition) !== "client_credentials") {
       if (row.expires_at !== null && row.expires_at <= now) {
         return this.traced(row, mode, () => this.fail(row, classifyRefreshFailure({ kind: "not_refreshable" }), "access token expired and no refresh token was issued", now, 0));
       }
@@ -192,42 +211,62 @@ export class RefreshEngine {
     });
   }
 
+  /** The refresh policy of one provider's connections: its margin, its refresh tokens' idle lifetime. */
+  private policyFor(def: ProviderDefinition): RefreshPolicy {
+    return policyForProvider(this.deps.policy, timingOf(def));
+  }
+
   private async callTokenEndpoint(row: ConnectionRow, provider: ProviderForCall, startedAt: number): Promise<RefreshResult> {
     const { encryptor, policy, fetch } = this.deps;
-    const refreshToken = encryptor.decrypt(row.refresh_token_ct!, tokenContext(row.id, "refresh_token"));
+    const def = provider.definition;
+    const clientCredentials = grantTypeOf(def) === "client_credentials";
+    let ctx: TokenEndpointContext;
+    try {
+      ctx = { provider: forTokenCalls(def, parseConnectionConfig(row.connection_config)), clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: startedAt };
+    } catch (e) {
+      // A token endpoint with a {placeholder} this connection has no value for: the configuration's fault, never the grant's.
+      if (!isGrantkeeperError(e)) throw e;
+      return this.fail(row, { class: "permanent", scope: "provider", reason: "connection_config", code: e.code }, e.message, startedAt, 0);
+    }
     const t0 = performance.now();
     this.tokenCalls++;
     const { metrics } = this.deps.telemetry;
     let tokens: TokenSet;
     try {
-      tokens = await refreshGrant({ provider: provider.definition, clientSecret: provider.clientSecret, fetch, timeoutMs: policy.timeoutMs, nowMs: startedAt }, refreshToken);
+      // The one place the grant call is chosen: the user's refresh token, or the client's own credentials.
+      tokens = clientCredentials ? await clientCredentialsGrant(ctx, scopesToRenew(row, def)) : await refreshGrant(ctx, encryptor.decrypt(row.refresh_token_ct!, tokenContext(row.id, "refresh_token")));
     } catch (e) {
       if (!isTokenEndpointError(e)) throw e;
-      const verdict = classifyRefreshFailure(e.observation, provider.definition.errorClassOverrides, provider.definition.providerErrorCodes?.classes);
+      const classified = classifyRefreshFailure(e.observation, def.errorClassOverrides, def.providerErrorCodes?.classes);
+      const verdict = clientCredentials ? forClientCredentials(classified) : classified;
       const durationMs = performance.now() - t0;
       metrics.refreshCallDuration(verdict.class, durationMs / 1000);
       return this.fail(row, verdict, e.message, startedAt, durationMs);
     }
     const durationMs = performance.now() - t0;
     metrics.refreshCallDuration("none", durationMs / 1000);
-    return this.succeed(row, tokens, provider.definition.refreshMarginSeconds, startedAt, durationMs);
+    return this.succeed(row, tokens, def, startedAt, durationMs);
   }
 
-  private async succeed(row: ConnectionRow, tokens: TokenSet, marginSeconds: number | undefined, startedAt: number, durationMs: number): Promise<RefreshResult> {
+  private async succeed(row: ConnectionRow, tokens: TokenSet, def: ProviderDefinition, startedAt: number, durationMs: number): Promise<RefreshResult> {
     const { encryptor, policy, clock, random } = this.deps;
     const now = clock.now();
     const assumed = tokens.expiresInSeconds === undefined;
     const expiresAt = now + (assumed ? policy.assumedLifetimeMs : tokens.expiresInSeconds! * 1000);
-    // Nango #298: a response without a refresh token keeps the stored one.
-    const refreshCt = tokens.refreshToken !== undefined ? encryptor.encrypt(tokens.refreshToken, tokenContext(row.id, "refresh_token")) : row.refresh_token_ct;
-    const effectivePolicy = policyForProvider(policy, marginSeconds);
-    const next = afterRefreshSuccess({ state: row.state, expiresAtMs: expiresAt, hasRefreshToken: refreshCt !== null, lastErrorCode: lastErrorCodeOf(row.last_error) }, now, effectivePolicy, random());
+    const clientCredentials = grantTypeOf(def) === "client_credentials";
+    // A rotating provider consumed the refresh token we sent: without a new one, presenting it again would be a
+    // reuse, which providers with reuse detection answer by revoking the whole grant. Drop it, and say so.
+    const notRotated = def.quirks.rotatesRefreshTokens === true && !clientCredentials && tokens.refreshToken === undefined;
+    // Nango #298: elsewhere a response without a refresh token keeps the stored one.
+    const refreshCt = tokens.refreshToken !== undefined ? encryptor.encrypt(tokens.refreshToken, tokenContext(row.id, "refresh_token")) : notRotated ? null : row.refresh_token_ct;
+    const next = afterRefreshSuccess({ state: row.state, expiresAtMs: expiresAt, renewable: refreshCt !== null || clientCredentials, issuedAtMs: now, lastErrorCode: lastErrorCodeOf(row.last_error) }, now, this.policyFor(def), random());
     const unchanged = encryptor.decrypt(row.access_token_ct, tokenContext(row.id, "access_token")) === tokens.accessToken;
     const patch: ConnectionPatch = {
       access_token_ct: encryptor.encrypt(tokens.accessToken, tokenContext(row.id, "access_token")),
       refresh_token_ct: refreshCt,
       token_type: tokens.tokenType,
       scope: tokens.scope ?? row.scope,
+      ...(tokens.connectionConfig ? { connection_config: JSON.stringify({ ...parseConnectionConfig(row.connection_config), ...tokens.connectionConfig }) } : {}),
       expires_at: expiresAt,
       expires_at_assumed: assumed ? 1 : 0,
       last_refreshed_at: now,
@@ -247,11 +286,14 @@ export class RefreshEngine {
         detail: { rotated: tokens.refreshToken !== undefined, expiresInAssumed: assumed, durationMs: Math.round(durationMs), recoveredAfterFailures: row.consecutive_failures },
       },
       ...(unchanged ? [{ type: "suspicious_refresh", message: "refresh succeeded but returned the same access token", detail: null }] : []),
+      ...(notRotated
+        ? [{ type: "refresh_token_not_rotated", message: "the provider rotates refresh tokens but sent no new one: the consumed one is not used again; the user must reconnect when this access token expires", detail: null }]
+        : []),
     ];
     // Read before the commit appends "refreshed", which ends the streak in the history.
     const streak = row.state === "degraded" && row.consecutive_failures > 0 ? await this.failureStreak(row) : undefined;
     const result = await this.commit(row, "refreshed", patch, events);
-    this.log(row, result.outcome, undefined, durationMs, next.nextRefreshAtMs, unchanged ? { suspicious: true } : {});
+    this.log(row, result.outcome, undefined, durationMs, next.nextRefreshAtMs, { ...(unchanged ? { suspicious: true } : {}), ...(notRotated ? { refreshTokenNotRotated: true } : {}) });
     if (result.outcome === "refreshed") {
       const { metrics } = this.deps.telemetry;
       if (row.expires_at !== null) metrics.refreshExpiryLead((row.expires_at - now) / 1000);

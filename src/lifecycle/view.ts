@@ -3,6 +3,7 @@
  * without ever touching ciphertext.
  */
 import { isUsable, type ConnectionState, type LastError } from "../domain/states.js";
+import { parseConnectionConfig, type ConnectionConfig } from "../providers/connectionConfig.js";
 import type { ConnectionSummaryRow } from "../store/connections.js";
 
 /** A connection as the API and library show it. Never carries tokens. Times are RFC 3339. */
@@ -21,6 +22,11 @@ export interface Connection {
   nextRefreshAt: string | null;
   consecutiveFailures: number;
   lastError?: LastError;
+  /**
+   * Per-connection settings the provider's URLs are resolved with (`{instance_url}`, `{subdomain}`),
+   * from the token response (`tokenResponseConfig`), the connect session or the import. Never secrets.
+   */
+  connectionConfig: ConnectionConfig;
   createdAt: string;
   updatedAt: string;
 }
@@ -46,6 +52,7 @@ export function toConnection(row: ConnectionSummaryRow): Connection {
     nextRefreshAt: iso(row.next_refresh_at),
     consecutiveFailures: row.consecutive_failures,
     ...(row.last_error ? { lastError: JSON.parse(row.last_error) as LastError } : {}),
+    connectionConfig: parseConnectionConfig(row.connection_config),
     createdAt: iso(row.created_at)!,
     updatedAt: iso(row.updated_at)!,
   };
@@ -56,7 +63,11 @@ export interface ConnectionEvent {
   id: number;
   connectionId: string;
   at: string;
-  /** e.g. `granted`, `reauthorized`, `refreshed`, `refresh_failed`, `recovery_entered`, `invalidated`, `adopted`, `suspicious_refresh`, `state_reported`. */
+  /**
+   * e.g. `granted`, `reauthorized`, `refreshed`, `refresh_failed`, `recovery_entered`, `invalidated`, `adopted`,
+   * `suspicious_refresh`, `refresh_token_not_rotated` (a rotating provider sent no new refresh token),
+   * `refresh_token_missing` (an expiring grant stored without one), `state_reported`.
+   */
   type: string;
   class?: string;
   code?: string;

@@ -15,18 +15,32 @@ export interface AuthorizationRequest {
   codeVerifier: string;
 }
 
+/** Where and what an authorization request asks. */
+export interface AuthorizationRequestOptions {
+  /** The provider's authorization endpoint, its placeholders already filled for this connection. */
+  endpoint: string;
+  /** Scopes to request; the provider's default scopes when absent or empty. */
+  scopes?: readonly string[];
+  /**
+   * Ask for `scopes` on top of what the user already granted: adds the provider's
+   * `incrementalAuthorizationParams` (Google `include_granted_scopes=true`). Ignored for a
+   * provider without them.
+   */
+  incremental?: boolean;
+}
+
 /**
  * Build an authorization URL with `response_type=code`, PKCE S256 and `state`.
  * @param redirectUri the callback, `${publicUrl}/v1/oauth/callback`
- * @param scopes scopes to request (provider defaults when empty)
  * @see RFC 6749 §4.1.1, RFC 7636 §4.3
  */
-export async function buildAuthorizationRequest(provider: ProviderDefinition, redirectUri: string, scopes?: string[]): Promise<AuthorizationRequest> {
+export async function buildAuthorizationRequest(provider: ProviderDefinition, redirectUri: string, opts: AuthorizationRequestOptions): Promise<AuthorizationRequest> {
   const codeVerifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
-  const url = new URL(provider.authorizationEndpoint);
-  const requested = scopes && scopes.length > 0 ? scopes : provider.scopes;
+  const url = new URL(opts.endpoint);
+  const requested = opts.scopes && opts.scopes.length > 0 ? opts.scopes : provider.scopes;
   for (const [k, v] of Object.entries(provider.authorizationParams)) url.searchParams.set(k, v);
+  if (opts.incremental) for (const [k, v] of Object.entries(provider.incrementalAuthorizationParams ?? {})) url.searchParams.set(k, v);
   url.searchParams.set("response_type", "code");
   url.searchParams.set("client_id", provider.clientId);
   url.searchParams.set("redirect_uri", redirectUri);

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { classifyRefreshFailure, type Classification } from "../domain/classify.js";
 import { resolveProviderInput } from "../providers/catalogue.js";
 import type { ProviderDefinition, ProviderInput } from "../providers/definition.js";
-import { isTokenEndpointError, refreshGrant } from "./tokenEndpoint.js";
+import { clientCredentialsGrant, isTokenEndpointError, refreshGrant } from "./tokenEndpoint.js";
 
 interface Shape {
   name: string;
@@ -223,5 +223,45 @@ describe("token endpoint failure shapes → classification", () => {
     expect(basic.message).toBe("token endpoint answered 401 invalid_client");
     const ms = (await run({ name: "", status: 400, body: { error: "invalid_grant", error_codes: [70008, 9002313] }, expected: grantDead })) as { message: string };
     expect(ms.message).toBe("token endpoint answered 400 invalid_grant (AADSTS70008, AADSTS9002313)");
+  });
+});
+
+describe("what a grant request sends and keeps", () => {
+  async function capture(provider: ProviderDefinition, call: (fetchImpl: typeof fetch) => Promise<unknown>, reply: Record<string, unknown>) {
+    const seen: Array<{ url: string; body: URLSearchParams; authorization: string | null }> = [];
+    const fetchImpl: typeof fetch = async (input, init) => {
+      seen.push({ url: String(input instanceof Request ? input.url : input), body: new URLSearchParams(String(init?.body ?? "")), authorization: new Headers(init?.headers).get("authorization") });
+      return new Response(JSON.stringify(reply), { status: 200, headers: { "content-type": "application/json" } });
+    };
+    const result = await call(fetchImpl);
+    return { seen, result, provider };
+  }
+
+  it("a client-credentials request sends grant_type, the scopes and the provider's tokenRequestParams, with client authentication", async () => {
+    const provider = providerOf({ grantType: "client_credentials", authorizationEndpoint: undefined, scopes: ["a", "b"], tokenRequestParams: { audience: "https://api.example.com" } });
+    const { seen, result } = await capture(provider, (f) => clientCredentialsGrant({ provider, clientSecret: "secret", fetch: f, timeoutMs: 5_000, nowMs: 0 }, ["a", "b"]), { access_token: "cc-at", token_type: "bearer", expires_in: 3600 });
+    expect(seen[0]!.body.get("grant_type")).toBe("client_credentials");
+    expect(seen[0]!.body.get("scope")).toBe("a b");
+    expect(seen[0]!.body.get("audience")).toBe("https://api.example.com");
+    expect(seen[0]!.authorization).toMatch(/^Basic /);
+    expect(result).toEqual({ accessToken: "cc-at", tokenType: "Bearer", expiresInSeconds: 3600 });
+  });
+
+  it("a refresh sends the tokenRequestParams too, and keeps the tokenResponseConfig fields (never tokens)", async () => {
+    const provider = providerOf({ tokenRequestParams: { expires_in: "1800" }, tokenResponseConfig: ["instance_url", "id"] });
+    const reply = { access_token: "at", token_type: "Bearer", refresh_token: "rt2", instance_url: "https://acme.my.salesforce.com", id: "https://login.example.com/id/1", signature: "x" };
+    const { seen, result } = await capture(provider, (f) => refreshGrant({ provider, clientSecret: "secret", fetch: f, timeoutMs: 5_000, nowMs: 0 }, "rt"), reply);
+    expect(seen[0]!.body.get("grant_type")).toBe("refresh_token");
+    expect(seen[0]!.body.get("expires_in")).toBe("1800");
+    expect(result).toMatchObject({ accessToken: "at", refreshToken: "rt2", connectionConfig: { instance_url: "https://acme.my.salesforce.com", id: "https://login.example.com/id/1" } });
+  });
+
+  it("refuses tokenRequestParams that would set credentials or the grant", () => {
+    expect(() => providerOf({ tokenRequestParams: { client_secret: "x" } })).toThrow();
+    expect(() => providerOf({ tokenRequestParams: { grant_type: "password" } })).toThrow();
+  });
+
+  it("refuses a tokenResponseConfig naming a token", () => {
+    expect(() => providerOf({ tokenResponseConfig: ["refresh_token"] })).toThrow();
   });
 });

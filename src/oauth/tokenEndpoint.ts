@@ -8,6 +8,7 @@ import * as oauth from "oauth4webapi";
 import { timeout, TimeoutStrategy, TaskCancelledError } from "cockatiel";
 import { parseRetryAfter, type ChallengeObservation, type RefreshObservation } from "../domain/classify.js";
 import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
+import { configFromTokenResponse } from "../providers/connectionConfig.js";
 import { isLoopbackUrl, type ProviderDefinition } from "../providers/definition.js";
 
 /** The parts of a token response grantkeeper keeps. */
@@ -20,10 +21,13 @@ export interface TokenSet {
   /** `expires_in` in seconds, absent when the provider did not send it. */
   expiresInSeconds?: number;
   scope?: string;
+  /** The fields the provider names in `tokenResponseConfig` (Salesforce `instance_url`), for the connection's `connectionConfig`. */
+  connectionConfig?: Record<string, string>;
 }
 
 /** Everything a call needs besides its own arguments. */
 export interface TokenEndpointContext {
+  /** The provider with its endpoints resolved for the connection (`forTokenCalls`): no `{placeholder}` left in them. */
   provider: ProviderDefinition;
   /** Decrypted client secret, when the auth method needs one. */
   clientSecret: string | undefined;
@@ -68,7 +72,7 @@ export function authServer(p: ProviderDefinition): oauth.AuthorizationServer {
     // Without a configured issuer there is no ID token validation to do: grantkeeper
     // manages grants, not identity, so id_tokens are dropped (see stripIdToken).
     issuer: p.issuer ?? new URL(p.tokenEndpoint).origin,
-    authorization_endpoint: p.authorizationEndpoint,
+    ...(p.authorizationEndpoint ? { authorization_endpoint: p.authorizationEndpoint } : {}),
     token_endpoint: p.tokenEndpoint,
     ...(p.revocationEndpoint ? { revocation_endpoint: p.revocationEndpoint } : {}),
   };
@@ -147,6 +151,11 @@ function requestOptions(ctx: TokenEndpointContext, rec: Recorded, signal: AbortS
   };
 }
 
+/** The provider's `tokenRequestParams` (Shopify `expiring=1`), sent with every grant request. */
+function grantOptions(ctx: TokenEndpointContext, rec: Recorded, signal: AbortSignal) {
+  return { ...requestOptions(ctx, rec, signal), ...(ctx.provider.tokenRequestParams ? { additionalParameters: ctx.provider.tokenRequestParams } : {}) };
+}
+
 /** Structured provider codes of an error body (`providerErrorCodes`: Microsoft `error_codes: [70008]` → `AADSTS70008`). */
 function providerCodesOf(body: unknown, provider: ProviderDefinition): string[] | undefined {
   const spec = provider.providerErrorCodes;
@@ -211,13 +220,13 @@ async function toObservation(e: unknown, rec: Recorded, ctx: TokenEndpointContex
 
 async function call(
   ctx: TokenEndpointContext,
-  run: (opts: ReturnType<typeof requestOptions>) => Promise<oauth.TokenEndpointResponse>,
+  run: (opts: ReturnType<typeof grantOptions>) => Promise<oauth.TokenEndpointResponse>,
 ): Promise<TokenSet> {
   const rec: Recorded = {};
   const policy = timeout(ctx.timeoutMs, TimeoutStrategy.Aggressive);
   let res: oauth.TokenEndpointResponse;
   try {
-    res = await policy.execute(({ signal }) => run(requestOptions(ctx, rec, signal)));
+    res = await policy.execute(({ signal }) => run(grantOptions(ctx, rec, signal)));
   } catch (e) {
     const { obs, message } = await toObservation(e, rec, ctx);
     throw new TokenEndpointError(obs, message);
@@ -231,7 +240,13 @@ async function call(
     ...(typeof res.refresh_token === "string" && res.refresh_token !== "" ? { refreshToken: res.refresh_token } : {}),
     ...(typeof res.expires_in === "number" && Number.isFinite(res.expires_in) ? { expiresInSeconds: res.expires_in } : {}),
     ...(typeof res.scope === "string" ? { scope: res.scope } : {}),
+    ...configOf(res, ctx.provider),
   };
+}
+
+function configOf(res: oauth.TokenEndpointResponse, provider: ProviderDefinition): { connectionConfig?: Record<string, string> } {
+  const config = configFromTokenResponse(res as Record<string, unknown>, provider.tokenResponseConfig);
+  return Object.keys(config).length > 0 ? { connectionConfig: config } : {};
 }
 
 /**
@@ -245,6 +260,25 @@ export async function refreshGrant(ctx: TokenEndpointContext, refreshToken: stri
   return call(ctx, async (opts) => {
     const response = await oauth.refreshTokenGrantRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), refreshToken, opts);
     return oauth.processRefreshTokenResponse(as, client, response);
+  });
+}
+
+/**
+ * Obtain a token with the client's own credentials (RFC 6749 §4.4): no user,
+ * no refresh token — the same call renews it.
+ * @param scopes scopes to ask for; none sends no `scope` (the provider's default)
+ * @throws {@link TokenEndpointError} with the observation to classify
+ * @see RFC 6749 §4.4.2, §5.2
+ */
+export async function clientCredentialsGrant(ctx: TokenEndpointContext, scopes: readonly string[]): Promise<TokenSet> {
+  const as = authServer(ctx.provider);
+  const client: oauth.Client = { client_id: ctx.provider.clientId };
+  return call(ctx, async (opts) => {
+    const { additionalParameters, ...rest } = opts as typeof opts & { additionalParameters?: Record<string, string> };
+    const params = new URLSearchParams(additionalParameters);
+    if (scopes.length > 0) params.set("scope", scopes.join(ctx.provider.scopeSeparator));
+    const response = await oauth.clientCredentialsGrantRequest(as, client, clientAuth(ctx.provider, ctx.clientSecret), params, rest);
+    return oauth.processClientCredentialsResponse(as, client, response);
   });
 }
 

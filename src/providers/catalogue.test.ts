@@ -1,15 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { GrantkeeperError, type ErrorKind } from "../domain/errors.js";
-import { loadCatalogue, resolveProviderInput } from "./catalogue.js";
-import type { ProviderDefinition, ProviderInput } from "./definition.js";
+import { loadCatalogue, resolveProviderInput, type ProviderTemplate } from "./catalogue.js";
+import { apiBaseUrlFor, authorizationEndpointFor, forTokenCalls } from "./connectionConfig.js";
+import { placeholdersIn } from "./placeholders.js";
+import { providerLevelCodes, type ProviderInput } from "./definition.js";
 
-const EXPECTED_TEMPLATES = ["github", "google", "slack", "microsoft", "attio", "hubspot", "salesforce", "notion", "linear", "atlassian", "zoom", "dropbox"];
+const EXPECTED_TEMPLATES = ["github", "google", "slack", "microsoft", "attio", "hubspot", "salesforce", "notion", "linear", "atlassian", "zoom", "dropbox", "quickbooks", "xero", "zendesk", "shopify"];
 
-/** Sample values for every placeholder a template declares. */
-const SAMPLE_PARAMS: Record<string, string> = { tenant: "common", instance: "acme" };
+/** Sample values for every placeholder a template declares or takes from the token response. */
+const SAMPLE_CONFIG: Record<string, string> = { tenant: "common", instance_url: "https://acme.my.salesforce.com", api_domain: "https://acme.pipedrive.com", base_uri: "https://na3.docusign.net", domain: "acme.okta.com" };
 
-function paramsFor(placeholders: readonly string[] | undefined): Record<string, string> {
-  return Object.fromEntries((placeholders ?? []).map((p) => [p, SAMPLE_PARAMS[p] ?? `sample-${p}`]));
+function sampleConfig(t: ProviderTemplate): Record<string, string> {
+  const names = [...Object.keys(t.placeholders ?? {}), ...(t.tokenResponseConfig ?? [])];
+  return Object.fromEntries(names.map((p) => [p, SAMPLE_CONFIG[p] ?? `sample-${p.replaceAll("_", "-")}`]));
 }
 
 function expectProblem(fn: () => unknown, kind: ErrorKind, code: string): GrantkeeperError {
@@ -24,25 +27,45 @@ function expectProblem(fn: () => unknown, kind: ErrorKind, code: string): Grantk
   return caught as GrantkeeperError;
 }
 
-const endpointsOf = (d: ProviderDefinition) =>
-  [d.authorizationEndpoint, d.tokenEndpoint, d.revocationEndpoint, d.apiBaseUrl, d.issuer].filter((u): u is string => u !== undefined);
-
 describe("loadCatalogue", () => {
-  it("has the common providers", () => {
-    const ids = [...loadCatalogue().keys()];
-    expect(ids).toEqual(expect.arrayContaining(EXPECTED_TEMPLATES));
+  const templates = [...loadCatalogue().values()];
+
+  it("has at least 30 templates, the common providers among them", () => {
+    expect(templates.length).toBeGreaterThanOrEqual(30);
+    expect([...loadCatalogue().keys()]).toEqual(expect.arrayContaining(EXPECTED_TEMPLATES));
   });
 
   it("keys each template by its own id", () => {
     for (const [id, t] of loadCatalogue()) expect(t.id).toBe(id);
   });
+
+  it("has client-credentials templates", () => {
+    expect(templates.filter((t) => t.grantType === "client_credentials").map((t) => t.id)).toEqual(expect.arrayContaining(["paypal", "spotify-app", "microsoft-app"]));
+  });
 });
 
-describe("resolveProviderInput from a template", () => {
-  const templates = [...loadCatalogue().values()];
+describe.each([...loadCatalogue().values()].map((t) => [t.id, t] as const))("template %s", (id, t) => {
+  const urls = [t.authorizationEndpoint, t.tokenEndpoint, t.revocationEndpoint, t.apiBaseUrl].filter((u): u is string => u !== undefined);
 
-  it.each(templates.map((t) => [t.id, t] as const))("%s resolves (placeholders filled) into a valid https definition", (id, t) => {
-    const def = resolveProviderInput(`my-${id}`, { template: id, clientId: "x", clientSecret: "y", templateParams: paramsFor(t.placeholders) });
+  it("cites the provider's own documentation over https", () => {
+    const docs = new URL(t.docs);
+    expect(docs.protocol).toBe("https:");
+    // Facts come from the provider, not from an aggregator's copy of them.
+    expect(docs.hostname).not.toMatch(/nango|stackoverflow|medium\.com/);
+  });
+
+  it("declares every placeholder its URLs use, and uses every one it declares", () => {
+    const used = new Set(urls.flatMap(placeholdersIn));
+    const declared = new Set([...Object.keys(t.placeholders ?? {}), ...(t.tokenResponseConfig ?? [])]);
+    expect([...used].sort()).toEqual([...declared].sort());
+  });
+
+  it("has an authorization endpoint exactly when it is an authorization-code provider", () => {
+    expect(t.authorizationEndpoint !== undefined).toBe((t.grantType ?? "authorization_code") === "authorization_code");
+  });
+
+  it("resolves into a valid definition; with a connection's config every URL is https without placeholders", () => {
+    const def = resolveProviderInput(`my-${id}`, { template: id, clientId: "x", clientSecret: "y" });
     expect(def).toMatchObject({
       id: `my-${id}`,
       template: id,
@@ -52,32 +75,42 @@ describe("resolveProviderInput from a template", () => {
       scopeSeparator: t.scopeSeparator,
       scopes: t.defaultScopes ?? [],
       errorClassOverrides: t.errorClassOverrides ?? {},
+      grantType: t.grantType ?? "authorization_code",
     });
-    const urls = endpointsOf(def);
-    expect(urls.length).toBeGreaterThanOrEqual(3); // authorization, token, API base
-    for (const url of urls) {
+    // The client secret is stored apart, never in the definition.
+    expect(def).not.toHaveProperty("clientSecret");
+    const config = sampleConfig(t);
+    const resolved = forTokenCalls(def, config);
+    const endpoints = [resolved.tokenEndpoint, resolved.revocationEndpoint, apiBaseUrlFor(def, { connectionConfig: config }), ...(def.authorizationEndpoint ? [authorizationEndpointFor(def, config)] : [])];
+    for (const url of endpoints.filter((u): u is string => u !== undefined)) {
       expect(new URL(url).protocol).toBe("https:");
       expect(url).not.toMatch(/[{}]/);
     }
-    // The client secret is stored apart, never in the definition.
-    expect(def).not.toHaveProperty("clientSecret");
   });
 
-  it("fills placeholders into the URLs", () => {
+  it("has quirks that mean something: an idle expiry longer than a day", () => {
+    if (t.quirks.refreshTokenIdleExpirySeconds !== undefined) expect(t.quirks.refreshTokenIdleExpirySeconds).toBeGreaterThan(86_400);
+  });
+});
+
+describe("resolveProviderInput from a template", () => {
+  it("fills templateParams into the URLs", () => {
     const def = resolveProviderInput("ms", { template: "microsoft", clientId: "x", clientSecret: "y", templateParams: { tenant: "contoso.onmicrosoft.com" } });
     expect(def.tokenEndpoint).toBe("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
     expect(def.authorizationEndpoint).toBe("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize");
   });
 
-  const withPlaceholders = templates.filter((t) => (t.placeholders ?? []).length > 0);
-
-  it("has at least one template with placeholders (microsoft's tenant)", () => {
-    expect(withPlaceholders.map((t) => t.id)).toContain("microsoft");
+  it("leaves placeholders without templateParams for each connection's connectionConfig", () => {
+    const def = resolveProviderInput("ms", { template: "microsoft", clientId: "x", clientSecret: "y" });
+    expect(def.tokenEndpoint).toBe("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token");
+    expect(forTokenCalls(def, { tenant: "fabrikam.onmicrosoft.com" }).tokenEndpoint).toBe("https://login.microsoftonline.com/fabrikam.onmicrosoft.com/oauth2/v2.0/token");
+    const e = expectProblem(() => forTokenCalls(def, {}), "invalid_input", "connection_config_missing");
+    expect(e.message).toContain("connectionConfig.tenant");
   });
 
-  it.each(withPlaceholders.map((t) => [t.id] as const))("%s without templateParams → 422 template_param_missing", (id) => {
-    const e = expectProblem(() => resolveProviderInput(id, { template: id, clientId: "x", clientSecret: "y" }), "invalid_input", "template_param_missing");
-    expect(e.message).toMatch(/templateParams\./);
+  it("a templateParam the template does not have → 422 invalid_provider naming the ones it has", () => {
+    const e = expectProblem(() => resolveProviderInput("ms", { template: "microsoft", clientId: "x", clientSecret: "y", templateParams: { tennant: "x" } }), "invalid_input", "invalid_provider");
+    expect(e.message).toMatch(/tennant.*tenant/);
   });
 
   it("an unknown template → 422 unknown_template", () => {
@@ -123,21 +156,13 @@ describe("resolveProviderInput from a template", () => {
     });
   });
 
-  it("a body that supplies an API base URL does not need the template's placeholder for it", () => {
+  it("a body that supplies an API base URL replaces the template's per-connection one", () => {
     const def = resolveProviderInput("sf", { template: "salesforce", clientId: "x", clientSecret: "y", apiBaseUrl: "https://acme.my.salesforce.com" });
     expect(def.apiBaseUrl).toBe("https://acme.my.salesforce.com");
   });
 
-  it("a body that supplies every templated endpoint does not need templateParams", () => {
-    const def = resolveProviderInput("ms", {
-      template: "microsoft",
-      clientId: "x",
-      clientSecret: "y",
-      authorizationEndpoint: "https://login.microsoftonline.com/contoso/oauth2/v2.0/authorize",
-      tokenEndpoint: "https://login.microsoftonline.com/contoso/oauth2/v2.0/token",
-    });
-    expect(def.tokenEndpoint).toBe("https://login.microsoftonline.com/contoso/oauth2/v2.0/token");
-    expect(def.authorizationEndpoint).toBe("https://login.microsoftonline.com/contoso/oauth2/v2.0/authorize");
+  it("a grantType in the body wins over the template's (Twitch app access tokens)", () => {
+    expect(resolveProviderInput("tw", { template: "twitch", clientId: "x", clientSecret: "y", grantType: "client_credentials" }).grantType).toBe("client_credentials");
   });
 });
 
@@ -190,5 +215,19 @@ describe("resolveProviderInput from a plain definition", () => {
 
   it("an id that is not lowercase letters, digits, '-' and '_' → 422 invalid_provider", () => {
     expectProblem(() => resolveProviderInput("Acme Corp", plain({})), "invalid_input", "invalid_provider");
+  });
+});
+
+describe("providerLevelCodes", () => {
+  it("lists the RFC 6749 client errors, missing settings and the provider's own provider-level codes", () => {
+    const ms = resolveProviderInput("ms", { template: "microsoft", clientId: "x", clientSecret: "y" });
+    expect(providerLevelCodes(ms)).toEqual(expect.arrayContaining(["invalid_client", "unauthorized_client", "unsupported_grant_type", "connection_config_missing", "AADSTS7000215", "invalid_resource"]));
+    expect(providerLevelCodes(ms)).not.toContain("invalid_grant");
+    expect(providerLevelCodes(ms)).not.toContain("AADSTS70008");
+  });
+
+  it("for a client-credentials provider, its permanent codes too (no grant can die)", () => {
+    const pp = resolveProviderInput("pp", { template: "paypal", clientId: "x", clientSecret: "y", errorClassOverrides: { bad_thing: "permanent" } });
+    expect(providerLevelCodes(pp)).toEqual(expect.arrayContaining(["invalid_grant", "bad_thing"]));
   });
 });

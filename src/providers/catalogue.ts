@@ -8,14 +8,31 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ErrorCode, fieldIssuesOf, GrantkeeperError, invalidInput } from "../domain/errors.js";
-import { apiAuthFailureSchema, errorClassOverridesSchema, providerDefinitionSchema, providerErrorCodesSchema, quirksSchema, TOKEN_ENDPOINT_AUTH_METHODS, type ProviderDefinition, type ProviderInput } from "./definition.js";
+import {
+  apiAuthFailureSchema,
+  errorClassOverridesSchema,
+  GRANT_TYPES,
+  providerDefinitionSchema,
+  providerErrorCodesSchema,
+  quirksSchema,
+  TOKEN_ENDPOINT_AUTH_METHODS,
+  tokenRequestParamsSchema,
+  tokenResponseConfigSchema,
+  type ProviderDefinition,
+  type ProviderInput,
+} from "./definition.js";
+import { fillTemplate } from "./placeholders.js";
 
-/** One catalogue entry. URLs may hold `{placeholders}` listed in `placeholders`. */
+/**
+ * One catalogue entry. URLs may hold `{name}` placeholders; each is declared
+ * in `placeholders` (filled by `templateParams` for the whole provider, or per
+ * connection from its `connectionConfig`) or named in `tokenResponseConfig`.
+ */
 export const providerTemplateSchema = z
   .object({
-    id: z.string(),
-    displayName: z.string(),
-    authorizationEndpoint: z.string(),
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/),
+    displayName: z.string().min(1),
+    authorizationEndpoint: z.string().optional(),
     tokenEndpoint: z.string(),
     revocationEndpoint: z.string().optional(),
     tokenEndpointAuthMethod: z.enum(TOKEN_ENDPOINT_AUTH_METHODS),
@@ -24,12 +41,18 @@ export const providerTemplateSchema = z
     authorizationParams: z.record(z.string(), z.string()).optional(),
     apiBaseUrl: z.string(),
     refreshMarginSeconds: z.number().int().min(0).optional(),
+    grantType: z.enum(GRANT_TYPES).optional(),
     quirks: quirksSchema,
     errorClassOverrides: errorClassOverridesSchema.optional(),
     providerErrorCodes: providerErrorCodesSchema.optional(),
     apiAuthFailure: apiAuthFailureSchema.optional(),
-    placeholders: z.array(z.string()).optional(),
+    tokenResponseConfig: tokenResponseConfigSchema.optional(),
+    tokenRequestParams: tokenRequestParamsSchema.optional(),
+    incrementalAuthorizationParams: z.record(z.string(), z.string()).optional(),
+    /** Placeholder name → what its value is, for users filling `templateParams` or `connectionConfig`. */
+    placeholders: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), z.string().min(1)).optional(),
     notes: z.string(),
+    /** The provider's own documentation page the endpoints and quirks come from. */
     docs: z.string().url(),
   })
   .strict();
@@ -68,21 +91,17 @@ export function loadCatalogue(): Map<string, ProviderTemplate> {
   return cached;
 }
 
+/** Fill the placeholders `templateParams` gives; the others stay for each connection's `connectionConfig`. */
 function fill(url: string | undefined, params: Record<string, string>, field: string): string | undefined {
-  if (url === undefined) return undefined;
-  return url.replace(/\{([a-zA-Z_]+)\}/g, (_, name: string) => {
-    const v = params[name];
-    if (v === undefined) {
-      throw new GrantkeeperError(ErrorCode.templateParamMissing, `${field} needs templateParams.${name}`);
-    }
-    return v;
-  });
+  return url === undefined ? undefined : fillTemplate(url, params, field, "templateParams", true);
 }
 
 /**
  * Build a full provider definition from a `PUT` body, starting from its
  * template when it names one. Fields given in the body win over the template.
- * @throws {@link GrantkeeperError} `unknown_template`, `template_param_missing` or `invalid_provider` (kind `invalid_input`)
+ * Placeholders `templateParams` does not fill stay in the URLs and are
+ * resolved per connection from its `connectionConfig`.
+ * @throws {@link GrantkeeperError} `unknown_template`, `invalid_provider` or `invalid_connection_config` (kind `invalid_input`)
  */
 export function resolveProviderInput(id: string, input: ProviderInput): ProviderDefinition {
   let base: Partial<ProviderDefinition> = {};
@@ -92,6 +111,10 @@ export function resolveProviderInput(id: string, input: ProviderInput): Provider
       throw new GrantkeeperError(ErrorCode.unknownTemplate, `no template ${JSON.stringify(input.template)}; known: ${[...loadCatalogue().keys()].join(", ")}`);
     }
     const params = input.templateParams ?? {};
+    const unknown = Object.keys(params).filter((k) => !Object.hasOwn(t.placeholders ?? {}, k));
+    if (unknown.length > 0) {
+      throw new GrantkeeperError(ErrorCode.invalidProvider, `template ${t.id} has no placeholder ${unknown.join(", ")}; it has: ${Object.keys(t.placeholders ?? {}).join(", ") || "none"}`);
+    }
     base = {
       template: t.id,
       displayName: t.displayName,
@@ -108,6 +131,10 @@ export function resolveProviderInput(id: string, input: ProviderInput): Provider
       errorClassOverrides: t.errorClassOverrides ?? {},
       providerErrorCodes: t.providerErrorCodes,
       apiAuthFailure: t.apiAuthFailure,
+      grantType: t.grantType,
+      tokenResponseConfig: t.tokenResponseConfig,
+      tokenRequestParams: t.tokenRequestParams,
+      incrementalAuthorizationParams: t.incrementalAuthorizationParams,
     };
   }
   const { clientSecret: _secret, templateParams: _params, ...rest } = input;
@@ -117,6 +144,7 @@ export function resolveProviderInput(id: string, input: ProviderInput): Provider
     id,
     displayName: rest.displayName ?? base.displayName ?? id,
     tokenEndpointAuthMethod: rest.tokenEndpointAuthMethod ?? base.tokenEndpointAuthMethod ?? (input.clientSecret ? "client_secret_basic" : "none"),
+    grantType: rest.grantType ?? base.grantType ?? "authorization_code",
     scopes: rest.scopes ?? base.scopes ?? [],
     scopeSeparator: rest.scopeSeparator ?? base.scopeSeparator ?? " ",
     authorizationParams: { ...(base.authorizationParams ?? {}), ...(rest.authorizationParams ?? {}) },

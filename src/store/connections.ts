@@ -54,6 +54,7 @@ const LIST_COLUMNS = [
   "api_auth_rejections",
   "created_at",
   "updated_at",
+  "connection_config",
 ] as const;
 
 /** A row without ciphertext columns (what lists read). */

@@ -2,7 +2,8 @@
  * Upgrades keep every accepted job: migration 0006 moves job bodies and
  * headers out of `jobs` into `job_payloads` on a store that already holds
  * jobs; 0009 generates the breaker CHECK and the claim index from the state
- * constants, keeping every row both ways.
+ * constants, keeping every row both ways; 0007 adds connect sessions and 0010
+ * gives every connection an empty connectionConfig, both reversible.
  */
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
@@ -146,5 +147,35 @@ describe("migration 0009_job_states", () => {
         ? (await sql<{ sql: string }>`select sql from sqlite_master where type = 'index' and name = 'jobs_runnable'`.execute(store.db)).rows[0]!.sql
         : (await sql<{ indexdef: string }>`select indexdef from pg_indexes where indexname = 'jobs_runnable' and schemaname = current_schema()`.execute(store.db)).rows[0]!.indexdef;
     expect(quoted(index)).toEqual([...CLAIMABLE_JOB_STATES].sort());
+  });
+});
+
+describe("migration 0010_connection_config", () => {
+  let tdb: TestDatabase | undefined;
+  let store: Store | undefined;
+  afterEach(async () => {
+    await store?.close();
+    await tdb?.cleanup();
+  });
+
+  it("gives every stored connection an empty connectionConfig, and rolls back keeping the rows", async () => {
+    tdb = await testDatabase();
+    store = await openStore(tdb.url);
+    await migrateTo(store, "0009_job_states");
+    await sql`insert into providers (id, definition, client_secret_ct, created_at, updated_at) values ('p', '{}', null, 1, 1)`.execute(store.db);
+    await sql`insert into connections (id, provider_id, entity_id, state, access_token_ct, token_type, created_at, updated_at) values ('conn_a', 'p', 'e', 'ready', 'ct', 'Bearer', 1, 1)`.execute(store.db);
+
+    expect(await migrateTo(store, "0010_connection_config")).toEqual({ applied: ["0010_connection_config"] });
+    const after = await sql<{ connection_config: string }>`select connection_config from connections where id = 'conn_a'`.execute(store.db);
+    expect(after.rows).toEqual([{ connection_config: "{}" }]);
+
+    await migrateTo(store, "0009_job_states");
+    // PostgreSQL introspection lists every schema's tables (other test files' too): look in this store's schema only.
+    const columns = (await store.db.introspection.getTables()).find((t) => t.name === "connections" && (store!.schema === undefined || t.schema === store!.schema))!.columns.map((c) => c.name);
+    expect(columns).not.toContain("connection_config");
+    const kept = await sql<{ id: string }>`select id from connections`.execute(store.db);
+    expect(kept.rows).toEqual([{ id: "conn_a" }]);
+    await migrateToLatest(store);
+    expect(await pendingMigrations(store)).toEqual([]);
   });
 });

@@ -260,15 +260,6 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("jobs_claim").on("jobs").columns(["state", "run_at", "seq"]).execute();
       },
     },
-    "0014_api_auth_rejections": {
-      async up(db: Kysely<any>) {
-        // Rejections of a just-refreshed token by the provider's API, in a row: the Nth makes the connection degraded.
-        await db.schema.alterTable("connections").addColumn("api_auth_rejections", "integer", (c) => c.notNull().defaultTo(0)).execute();
-      },
-      async down(db: Kysely<any>) {
-        await db.schema.alterTable("connections").dropColumn("api_auth_rejections").execute();
-      },
-    },
     "0007_connect_sessions": {
       async up(db: Kysely<any>) {
         // Connect links become stored, single-use sessions; each flow's state is bound to the browser that opened the link.
@@ -314,6 +305,25 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex("jobs_queued").on("jobs").columns(["run_at", "seq"]).where(sql.ref("state"), "=", "queued").execute();
         if (dialect === "postgres") await sql`alter table breakers drop constraint breakers_state_check`.execute(db);
         else await rebuildSqliteBreakers(db, undefined);
+      },
+    },
+    "0010_connection_config": {
+      async up(db: Kysely<any>) {
+        // Per-connection settings (contract v1.1): Salesforce's instance_url, Zendesk's subdomain. JSON object of strings.
+        // A connect flow's settings and scopes travel in its connect session (0007), not in oauth_states.
+        await db.schema.alterTable("connections").addColumn("connection_config", "text", (c) => c.notNull().defaultTo("{}")).execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable("connections").dropColumn("connection_config").execute();
+      },
+    },
+    "0014_api_auth_rejections": {
+      async up(db: Kysely<any>) {
+        // Rejections of a just-refreshed token by the provider's API, in a row: the Nth makes the connection degraded.
+        await db.schema.alterTable("connections").addColumn("api_auth_rejections", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable("connections").dropColumn("api_auth_rejections").execute();
       },
     },
   };

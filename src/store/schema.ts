@@ -43,6 +43,8 @@ export interface ConnectionsTable {
   api_auth_rejections: Generated<number>;
   created_at: number;
   updated_at: number;
+  /** JSON object of strings: the connection's `connectionConfig` (migration 0010). Never secrets. */
+  connection_config: string;
 }
 
 export interface ConnectionEventsTable {

@@ -2,7 +2,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Grantkeeper } from "../../grantkeeper.js";
-import { connectionConfigSchema, CONNECT_SESSION_TTL, scopeSchema } from "../../lifecycle/connectSessions.js";
+import { CONNECT_SESSION_TTL, scopeSchema } from "../../lifecycle/connectSessions.js";
+import { connectionConfigSchema } from "../../providers/connectionConfig.js";
 import { providerIdSchema } from "../../providers/definition.js";
 import { jsonBody } from "../validation.js";
 

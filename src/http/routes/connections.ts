@@ -3,24 +3,35 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { HOST_REPORTED_STATES, CONNECTION_STATES } from "../../domain/states.js";
 import type { Grantkeeper } from "../../grantkeeper.js";
-import { providerIdSchema } from "../../providers/definition.js";
+import { connectionConfigSchema } from "../../providers/connectionConfig.js";
+import { grantTypeOf, providerIdSchema } from "../../providers/definition.js";
+import { invalidInput } from "../../domain/errors.js";
 import { ProblemError } from "../problem.js";
 import { jsonBody, queryParams } from "../validation.js";
 
-/** Body of `POST /v1/connections` (import a grant). */
+/**
+ * Body of `POST /v1/connections`: import a grant (`accessToken` …), or, for a
+ * client-credentials provider, `{providerId, entityId}` alone — grantkeeper
+ * obtains the first token at once (RFC 6749 §4.4). `scope` is space-separated.
+ */
 export const importConnectionSchema = z
   .object({
     providerId: providerIdSchema,
     entityId: z.string().min(1).max(256),
-    accessToken: z.string().min(1).max(16_384),
+    accessToken: z.string().min(1).max(16_384).optional(),
     refreshToken: z.string().min(1).max(16_384).optional(),
     tokenType: z.string().min(1).max(64).optional(),
     expiresAt: z.iso.datetime({ offset: true }).optional(),
     expiresIn: z.number().int().min(0).max(10 * 365 * 86_400).optional(),
     scope: z.string().max(4096).optional(),
+    connectionConfig: connectionConfigSchema.optional(),
   })
   .strict()
-  .refine((b) => !(b.expiresAt !== undefined && b.expiresIn !== undefined), { message: "give expiresAt or expiresIn, not both", path: ["expiresIn"] });
+  .refine((b) => !(b.expiresAt !== undefined && b.expiresIn !== undefined), { message: "give expiresAt or expiresIn, not both", path: ["expiresIn"] })
+  .refine((b) => b.accessToken !== undefined || (b.refreshToken === undefined && b.tokenType === undefined && b.expiresAt === undefined && b.expiresIn === undefined), {
+    message: "required with refreshToken, tokenType, expiresAt or expiresIn (only a client-credentials provider's connection is created without one)",
+    path: ["accessToken"],
+  });
 
 const listQuery = z
   .object({
@@ -48,6 +59,16 @@ export function connectionRoutes(gk: Grantkeeper): Hono {
 
   app.post("/", async (c) => {
     const b = await jsonBody(c, importConnectionSchema);
+    const connectionConfig = b.connectionConfig ? { connectionConfig: b.connectionConfig } : {};
+    if (b.accessToken === undefined) {
+      const provider = await gk.providers.get(b.providerId);
+      if (provider && grantTypeOf(provider) !== "client_credentials") {
+        throw invalidInput([{ path: "accessToken", message: `required: provider ${b.providerId} uses the authorization code grant (only a client-credentials provider's connection is created without one)` }]);
+      }
+      const scopes = b.scope?.split(/[\s,]+/).filter(Boolean);
+      const { connection, created } = await gk.connections.obtain({ providerId: b.providerId, entityId: b.entityId, ...(scopes ? { scopes } : {}), ...connectionConfig });
+      return c.json(connection, created ? 201 : 200);
+    }
     const { connection, created } = await gk.connections.storeGrant({
       providerId: b.providerId,
       entityId: b.entityId,
@@ -60,6 +81,7 @@ export function connectionRoutes(gk: Grantkeeper): Hono {
         ...(b.scope !== undefined ? { scope: b.scope } : {}),
       },
       ...(b.expiresAt !== undefined ? { expiresAtMs: Date.parse(b.expiresAt) } : {}),
+      ...connectionConfig,
     });
     return c.json(connection, created ? 201 : 200);
   });

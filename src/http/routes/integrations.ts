@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { Grantkeeper } from "../../grantkeeper.js";
 import { INTEGRATION_STATUSES, WEBHOOK_SIGNING } from "../../integrations/view.js";
+import { scopeSchema } from "../../lifecycle/connectSessions.js";
 import { isSecureOrLoopbackUrl, providerIdSchema } from "../../providers/definition.js";
 import { ProblemError } from "../problem.js";
 import { jsonBody, queryParams } from "../validation.js";
@@ -26,7 +27,15 @@ export const newIntegrationSchema = z
   .strict();
 
 /** Body of `POST /v1/preflight`. */
-export const preflightSchema = z.object({ entityId: z.string().min(1).max(256), providers: z.array(providerIdSchema).min(1).max(100) }).strict();
+export const preflightSchema = z
+  .object({
+    entityId: z.string().min(1).max(256),
+    providers: z
+      .array(z.union([providerIdSchema, z.object({ providerId: providerIdSchema, scopes: z.array(scopeSchema).max(100).optional() }).strict()]))
+      .min(1)
+      .max(100),
+  })
+  .strict();
 
 const listQuery = z
   .object({

@@ -28,7 +28,7 @@ import type { Dispatcher } from "undici";
 import { isApiAuthFailure, needsJsonBody, type ApiAuthFailureRule } from "../../domain/apiAuthFailure.js";
 import type { Clock } from "../../domain/clock.js";
 import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../../domain/errors.js";
-import { apiBaseUrlFor } from "../../providers/apiBaseUrl.js";
+import { apiBaseUrlFor, parseConnectionConfig } from "../../providers/connectionConfig.js";
 import type { ProviderService } from "../../providers/service.js";
 import type { ConnectionRepository } from "../../store/connections.js";
 import type { Logger } from "../../telemetry/logger.js";
@@ -138,7 +138,7 @@ export class ApiClient {
    * Call the provider's API for a connection (see the module comment for the steps).
    * @returns the answer, a rejection included (`auth: "rejected"`); its body streams
    * @throws {@link GrantkeeperError} `method_not_allowed` (405), `invalid_proxy_path` (400), `connection_not_found` (404),
-   *   `no_api_base_url` (422), `connection_error` (409, the grant is dead — also when the refresh after a 401 finds it so),
+   *   `no_api_base_url`, `connection_config_missing`, `invalid_connection_config` (422), `connection_error` (409, the grant is dead — also when the refresh after a 401 finds it so),
    *   `token_unavailable` (503), `upstream_timeout` (504), `upstream_unreachable` (502)
    */
   async authorizedFetch(req: ApiRequest): Promise<ApiAnswer> {
@@ -146,10 +146,9 @@ export class ApiClient {
     const conn = await this.d.repo.getSummary(req.connectionId);
     if (!conn) throw connectionNotFound(req.connectionId);
     const provider = await this.d.providers.get(conn.provider_id);
-    const baseUrl = provider ? apiBaseUrlFor(provider, conn) : undefined;
-    if (!provider || baseUrl === undefined) {
-      throw new GrantkeeperError(ErrorCode.noApiBaseUrl, `provider ${conn.provider_id} has no apiBaseUrl; define one to call its API`, { details: { providerId: conn.provider_id } });
-    }
+    if (!provider) throw new GrantkeeperError(ErrorCode.noApiBaseUrl, `provider ${conn.provider_id} is not defined; define it with an apiBaseUrl to call its API`, { details: { providerId: conn.provider_id } });
+    // Placeholders ({instance_url}, {subdomain}) resolve per connection: two Salesforce orgs, two hosts.
+    const baseUrl = apiBaseUrlFor(provider, { connectionConfig: parseConnectionConfig(conn.connection_config) });
     const url = resolveApiTarget(baseUrl, req.path, req.search);
     const headers = headersForProvider(req.headers ?? []);
     const body = await prepareRequestBody(req.body, req.contentLength);
