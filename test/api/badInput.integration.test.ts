@@ -105,6 +105,8 @@ beforeAll(async () => {
 
   const p = await sendJson("PUT", "/v1/providers/acme", acme);
   expect(p.status).toBe(200);
+  // Microsoft without templateParams: each connection brings its own tenant in connectionConfig.
+  expect((await sendJson("PUT", "/v1/providers/ms-multi", { template: "microsoft", clientId: "c", clientSecret: "s" })).status).toBe(200);
   const c = await sendJson("POST", "/v1/connections", validImport);
   expect(c.status).toBe(201);
   connectionId = ((await c.json()) as { id: string }).id;
@@ -236,10 +238,27 @@ describe("PUT /v1/providers/{id}", () => {
     await expectProblem(res, 422, "unknown_template");
   });
 
-  it("answers 422 template_param_missing for microsoft without templateParams", async () => {
-    const res = await unchangedBy(() => sendJson("PUT", "/v1/providers/ms", { template: "microsoft", clientId: "c", clientSecret: "s" }));
-    const problem = await expectProblem(res, 422, "template_param_missing");
+  it("answers 422 invalid_provider for a templateParam the template does not have", async () => {
+    const res = await unchangedBy(() => sendJson("PUT", "/v1/providers/ms", { template: "microsoft", clientId: "c", clientSecret: "s", templateParams: { tennant: "contoso" } }));
+    const problem = await expectProblem(res, 422, "invalid_provider");
     expect(String(problem.detail)).toContain("tenant");
+  });
+
+  it("answers 422 connection_config_missing for a connection without the value its provider's URLs need", async () => {
+    const res = await unchangedBy(() => sendJson("POST", "/v1/connections", { ...validImport, providerId: "ms-multi", entityId: "e-tenantless" }));
+    const problem = await expectProblem(res, 422, "connection_config_missing");
+    expect(String(problem.detail)).toContain("connectionConfig.tenant");
+  });
+
+  it("answers 422 invalid_connection_config for a value that would move the host", async () => {
+    const res = await unchangedBy(() => sendJson("POST", "/v1/connections", { ...validImport, providerId: "ms-multi", entityId: "e-evil", connectionConfig: { tenant: "evil.example/x" } }));
+    await expectProblem(res, 422, "invalid_connection_config");
+  });
+
+  it("answers 422 naming accessToken when an authorization-code provider's connection comes without one", async () => {
+    const res = await unchangedBy(() => sendJson("POST", "/v1/connections", { providerId: "acme", entityId: "e-no-token" }));
+    const problem = await expectProblem(res, 422, "validation_failed");
+    expect(errorPaths(problem)).toContain("accessToken");
   });
 
   it("never echoes the client secret, in the PUT answer or the list", async () => {
@@ -258,7 +277,7 @@ describe("PUT /v1/providers/{id}", () => {
     expect(listText).not.toContain(secret);
     expect(listText).not.toContain('"clientSecret"');
     const items = (JSON.parse(listText) as { items: Json[] }).items;
-    expect(items.map((i) => i.id).sort()).toEqual(["acme", "vault"]);
+    expect(items.map((i) => i.id).sort()).toEqual(["acme", "ms-multi", "vault"]);
     for (const item of items) expect(item).not.toHaveProperty("clientSecret");
 
     const one = await authed("/v1/providers/vault");

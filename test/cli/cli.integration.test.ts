@@ -38,7 +38,7 @@ describe("grantkeeper CLI", async () => {
     const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, jobs: { maxAttempts: 1 }, providers: { acme: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "cli-client-secret" } } });
     const { connection } = await gk.connections.storeGrant({ providerId: "acme", entityId: "cli-user", source: "import", tokens: { accessToken: "cli-at", tokenType: "Bearer", refreshToken: "cli-rt", expiresInSeconds: 3600 } });
     connectionId = connection.id;
-    const happy = await gk.connections.storeGrant({ providerId: "acme", entityId: "happy", source: "import", tokens: { accessToken: "happy-at", tokenType: "Bearer" } });
+    const happy = await gk.connections.storeGrant({ providerId: "acme", entityId: "happy", source: "import", tokens: { accessToken: "happy-at", tokenType: "Bearer", scope: "read write" } });
     // Two jobs that die at once (nothing listens on port 9), and an integration that is DISABLED.
     const dead = await gk.integrations.create({ name: "dead-letters", entityId: "happy", connectionIds: [happy.connection.id], delivery: { url: "http://127.0.0.1:9/hook", timeoutMs: 500 } });
     deadIntegration = dead.integration.id;
@@ -106,6 +106,19 @@ describe("grantkeeper CLI", async () => {
     const missing = await run(["preflight", "--entity", "someone-else", "--providers", "acme"]);
     expect(missing.code).toBe(3);
     expect(missing.stdout).toMatch(/acme\s+no\s+missing\s+connect\s+http:\/\/127\.0\.0\.1:7420\/v1\/connect\/acme\?connectToken=/);
+  });
+
+  it("preflight --providers takes required scopes (provider:scope+scope): a usable grant lacking one exits 3 with a reconnect link", async () => {
+    const enough = await run(["preflight", "--entity", "happy", "--providers", "acme:read+write", "--json"]);
+    expect(enough.code).toBe(0);
+    const lacking = await run(["preflight", "--entity", "happy", "--providers", "acme:read+admin", "--json"]);
+    expect(lacking.code).toBe(3);
+    expect(JSON.parse(lacking.stdout)).toMatchObject({ ok: false, providers: [{ providerId: "acme", usable: true, action: "reconnect", missingScopes: ["admin"] }] });
+    const table = await run(["preflight", "--entity", "happy", "--providers", "acme:admin"]);
+    expect(table.stdout).toMatch(/acme\s+yes\s+pending\s+reconnect\s+http\S+\s+admin/);
+    const bad = await run(["preflight", "--entity", "happy", "--providers", "acme:"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("provider:scope+scope");
   });
 
   it("replay re-queues dead jobs with progress; a DISABLED integration is refused with exit 1", async () => {

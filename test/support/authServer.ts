@@ -28,14 +28,38 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import Provider, { type KoaContextLike } from 'oidc-provider';
 
+/** What a token endpoint answer looks like to {@link AuthServerOptions.tokenResponse}. */
+export interface TokenAnswer {
+  /** `grant_type` of the request. */
+  grantType: string;
+  status: number;
+  /** The JSON body oidc-provider produced (a token response or an RFC 6749 §5.2 error). */
+  body: Record<string, unknown>;
+}
+
 /** Options for {@link startAuthServer}. */
 export interface AuthServerOptions {
-  /** Lifetime of issued access tokens, in seconds; echoed as `expires_in`. Default 60. */
+  /** Lifetime of issued access tokens (and client-credentials tokens), in seconds; echoed as `expires_in`. Default 60. */
   accessTokenTtlSeconds?: number;
-  /** Statically registered confidential clients (client_secret_basic, code + refresh_token grants). */
+  /** Statically registered confidential clients (client_secret_basic, code + refresh_token grants; client_credentials when enabled). */
   clients: Array<{ clientId: string; clientSecret: string; redirectUris: string[] }>;
   /** Extra scopes (besides `openid`, `offline_access`) the server grants when asked. Default none. */
   extraScopes?: string[];
+  /** Rotate refresh tokens on every use (a consumed one presented again revokes the grant). Default true. */
+  rotateRefreshTokens?: boolean;
+  /** Issue refresh tokens for the code grant. Default true. */
+  issueRefreshTokens?: boolean;
+  /** Lifetime of a refresh token, in seconds; with rotation each new one gets it again (an idle expiry). Default 14 days. */
+  refreshTokenTtlSeconds?: number;
+  /** Enable the client credentials grant (RFC 6749 §4.4) for every client. Default false. */
+  clientCredentials?: boolean;
+  /**
+   * Post-process every token endpoint answer, the way oidc-provider's documented
+   * middleware can (`provider.use`, after `await next()`): make the server behave like a
+   * provider with a quirk — add `instance_url`, drop `expires_in`, answer errors with a 200,
+   * add Microsoft-style `error_codes`. Return a replacement, or nothing to keep the answer.
+   */
+  tokenResponse?: (answer: TokenAnswer) => { status?: number; body: Record<string, unknown> } | void;
 }
 
 /** A running test authorization server; see {@link startAuthServer}. */
@@ -192,7 +216,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       client_secret: c.clientSecret,
       redirect_uris: c.redirectUris,
       response_types: ['code'],
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', ...(opts.clientCredentials ? ['client_credentials'] : [])],
       token_endpoint_auth_method: 'client_secret_basic',
     })),
     scopes: ['openid', 'offline_access', ...(opts.extraScopes ?? [])],
@@ -201,20 +225,21 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     features: {
       devInteractions: { enabled: true },
       revocation: { enabled: true },
+      clientCredentials: { enabled: opts.clientCredentials === true },
     },
     pkce: { methods: ['S256'], required: () => true },
     // Always a refresh token for the code grant, no offline_access / prompt=consent needed.
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) =>
-      client.grantTypeAllowed('refresh_token'),
+      opts.issueRefreshTokens !== false && client.grantTypeAllowed('refresh_token'),
     expiresWithSession: async () => false,
-    rotateRefreshToken: true,
+    rotateRefreshToken: opts.rotateRefreshTokens !== false,
     // Plain numbers for every TTL also keeps oidc-provider from printing "you SHOULD change" notices.
     ttl: {
       AccessToken: ttl,
       AuthorizationCode: 60,
       ClientCredentials: ttl,
       IdToken: 3600,
-      RefreshToken: 14 * 24 * 3600,
+      RefreshToken: opts.refreshTokenTtlSeconds ?? 14 * 24 * 3600,
       Interaction: 3600,
       Session: 14 * 24 * 3600,
       Grant: 14 * 24 * 3600,
@@ -255,6 +280,14 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       // ctx.oidc.body is the form body as parsed by oidc-provider itself (we never touch the stream).
       const grantType = ctx.oidc?.body?.grant_type ?? ctx.oidc?.params?.grant_type;
       if (isToken && grantType === 'refresh_token') refreshCount += 1;
+    }
+    if (isToken && opts.tokenResponse && typeof ctx.body === 'object' && ctx.body !== null) {
+      const grantType = String(ctx.oidc?.params?.grant_type ?? ctx.oidc?.body?.grant_type ?? '');
+      const replaced = opts.tokenResponse({ grantType, status: ctx.status, body: { ...(ctx.body as Record<string, unknown>) } });
+      if (replaced) {
+        ctx.body = replaced.body;
+        if (replaced.status !== undefined) ctx.status = replaced.status;
+      }
     }
   });
   handler = provider.callback();
