@@ -96,7 +96,7 @@ interface AcceptResult extends Rate {
 async function acceptPhase(engine: Engine, n: number): Promise<{ result: AcceptResult; ddl: string[]; raw?: Rate }> {
   const gk = await engine.open("accept");
   try {
-    const { integration } = await gk.integrations.create({ name: "bench-accept", entityId: "bench", connectionIds: [] });
+    const { integration } = await gk.integrations.create({ name: "bench-accept", entityId: "bench", connectionIds: [], webhook: { signing: "none" } });
     await pump(1_000, ACCEPTS_IN_FLIGHT, (i) => gk.ingress.accept(integration.id, body(i), headers));
     const s0 = { ...gk.ingress.stats };
     const lat = new Float64Array(n);
@@ -131,7 +131,7 @@ async function endToEndPhase(engine: Engine, n: number, warmup: number): Promise
   const gk = await engine.open("e2e", { jobs: jobOptions });
   try {
     const ids: string[] = [];
-    for (let k = 0; k < INTEGRATIONS; k++) ids.push((await gk.integrations.create({ name: "bench-e2e", entityId: `e2e-${k}`, connectionIds: [] })).integration.id);
+    for (let k = 0; k < INTEGRATIONS; k++) ids.push((await gk.integrations.create({ name: "bench-e2e", entityId: `e2e-${k}`, connectionIds: [], webhook: { signing: "none" } })).integration.id);
     const count = counter();
     gk.handle("bench-e2e", count.handler);
     await gk.start();
@@ -168,7 +168,7 @@ async function replayPhase(engine: Engine, n: number, origin: string): Promise<R
     const grant = benchGrant("replay-user");
     const connectionId = (await gk.connections.storeGrant(grant)).connection.id;
     const ids: string[] = [];
-    for (let k = 0; k < INTEGRATIONS; k++) ids.push((await gk.integrations.create({ name: "bench-replay", entityId: "replay-user", connectionIds: [connectionId] })).integration.id);
+    for (let k = 0; k < INTEGRATIONS; k++) ids.push((await gk.integrations.create({ name: "bench-replay", entityId: "replay-user", connectionIds: [connectionId], webhook: { signing: "none" } })).integration.id);
     const count = counter();
     gk.handle("bench-replay", count.handler);
     await gk.start();

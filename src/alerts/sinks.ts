@@ -4,13 +4,14 @@
  * and a receiver that is down for a while). Each sink has an audience and a
  * minimum severity; user-facing sinks receive only the user text.
  */
-import { createHash } from "node:crypto";
 import type { Clock } from "../domain/clock.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import { newJobId, type JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { AlertKind } from "../domain/alertEpisodes.js";
+import { alertSinkIntegrationId } from "../integrations/internal.js";
+import { WEBHOOK_NOT_CONFIGURED } from "../integrations/view.js";
 import { SEVERITIES, type AlertSubject, type Severity } from "./messages.js";
 
 /** An alert as sinks receive it. */
@@ -109,7 +110,8 @@ export class SlackSink implements AlertSink {
 /**
  * A generic webhook, signed like deliveries and carried by the job queue: the
  * alert becomes a job of a system integration whose delivery URL is the sink,
- * so it is retried with backoff, guarded by a breaker, and never lost.
+ * so it is retried with backoff, guarded by a breaker, and never lost. That
+ * integration is internal (`src/integrations/internal.ts`): outbound only.
  */
 export class WebhookSink implements AlertSink {
   readonly name: string;
@@ -119,7 +121,7 @@ export class WebhookSink implements AlertSink {
     private readonly deps: { integrations: IntegrationRepository; jobs: JobRepository; encryptor: Encryptor; clock: Clock; wake: () => void },
   ) {
     this.name = config.name ?? "webhook";
-    this.integrationId = `int_alerts${createHash("sha256").update(config.url!).digest("hex").slice(0, 16)}`;
+    this.integrationId = alertSinkIntegrationId(config.url!);
   }
 
   /** Create the system integration once (idempotent). */
@@ -144,7 +146,8 @@ export class WebhookSink implements AlertSink {
           status_cause_target: null,
           delivery: JSON.stringify({ url: this.config.url, timeoutMs: 10_000 }),
           delivery_secret_ct: secretCt,
-          webhook_signing: "none",
+          // Outbound only: ingress refuses inbound webhooks for internal integrations whatever this says.
+          webhook_signing: WEBHOOK_NOT_CONFIGURED,
           webhook_secret_ct: null,
           delivery_target: this.config.url!,
           created_at: now,

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { providerInputSchema } from "../providers/definition.js";
 import { importConnectionSchema } from "./routes/connections.js";
-import { newIntegrationSchema, preflightSchema } from "./routes/integrations.js";
+import { newIntegrationSchema, preflightSchema, webhookSettingsSchema } from "./routes/integrations.js";
 import { newConnectSessionSchema } from "./routes/connectSessions.js";
 import { HOST_REPORTED_STATES } from "../domain/states.js";
 
@@ -101,13 +101,17 @@ export function openApiDocument(): object {
       "/v1/integrations/{id}/events": { get: { summary: "Status history, newest first", parameters: [idParam("id")], responses: { 200: { description: "{items: IntegrationEvent[], nextCursor?}" } } } },
       "/v1/integrations/{id}/disable": { post: { summary: "User intent: off, keep settings", parameters: [idParam("id")], responses: { 200: json("Integration") } } },
       "/v1/integrations/{id}/enable": { post: { summary: "User intent: on (409 while a dependency is dead)", parameters: [idParam("id")], responses: { 200: json("Integration"), 409: problem } } },
+      "/v1/integrations/{id}/webhook": {
+        put: { summary: "Set the inbound webhook signing (scheme and secret; `none` by name only)", parameters: [idParam("id")], requestBody: body(webhookSettingsSchema), responses: { 200: json("Integration"), 404: problem, 409: problem, 422: problem } },
+        delete: { summary: "Take no inbound webhooks any more", parameters: [idParam("id")], responses: { 200: json("Integration"), 404: problem, 409: problem } },
+      },
       "/v1/webhooks/{integrationId}": {
         post: {
           summary: "Webhook ingress: raw body, signature checked per integration (github, slack, stripe, hmac-sha256, none); 202 only after the job is committed",
           security: [],
           parameters: [idParam("integrationId")],
           requestBody: { required: true, content: { "*/*": { schema: {} } } },
-          responses: { 202: { description: "{jobId, disposition: queued|parked|discarded|duplicate}" }, 401: problem, 404: problem, 413: problem },
+          responses: { 202: { description: "{jobId, disposition: queued|parked|discarded|duplicate}" }, 401: { ...problem, description: "invalid_signature, or webhook_signing_not_configured (no webhook block; grantkeeper's own outbound-only integrations)" }, 404: problem, 413: problem },
         },
       },
       "/v1/jobs": { get: { summary: "List jobs in arrival order", parameters: ["integrationId", "state", "cursor", "limit"].map((n) => ({ name: n, in: "query", schema: { type: "string" } })), responses: { 200: { description: "{items: Job[], nextCursor?}" } } } },

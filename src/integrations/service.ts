@@ -5,7 +5,7 @@
  * ENABLED integration to ERROR(`credential_invalidated`) atomically (the
  * Frigg incident: 94k error lines a day from integrations left ENABLED).
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Transaction } from "kysely";
 import type { Clock } from "../domain/clock.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
@@ -16,7 +16,8 @@ import type { IntegrationRepository } from "../store/integrations.js";
 import type { JobRepository } from "../store/jobs.js";
 import type { Database } from "../store/schema.js";
 import type { Logger } from "../telemetry/logger.js";
-import { toIntegration, toIntegrationEvent, type Integration, type IntegrationEvent, type IntegrationStatus, type WEBHOOK_SIGNING } from "./view.js";
+import { isInternalIntegrationId, newUserIntegrationId } from "./internal.js";
+import { toIntegration, toIntegrationEvent, WEBHOOK_NOT_CONFIGURED, type Integration, type IntegrationEvent, type IntegrationStatus, type WEBHOOK_SIGNING } from "./view.js";
 
 /** Input of {@link IntegrationService.create}. */
 export interface NewIntegration {
@@ -24,7 +25,21 @@ export interface NewIntegration {
   entityId: string;
   connectionIds: string[];
   delivery?: { url: string; timeoutMs?: number; secret?: string };
-  webhook?: { signing: (typeof WEBHOOK_SIGNING)[number]; secret?: string };
+  /** Inbound webhooks; without it the integration accepts none (`none` must be asked for by name). */
+  webhook?: WebhookSettings;
+}
+
+/** An integration's inbound webhook settings: a signing scheme and its secret (required unless `none`). */
+export interface WebhookSettings {
+  signing: (typeof WEBHOOK_SIGNING)[number];
+  secret?: string;
+}
+
+/** @throws {@link GrantkeeperError} 422 `validation_failed` for a signing scheme without a secret */
+function checkWebhookSettings(webhook: WebhookSettings | undefined): void {
+  if (webhook && webhook.signing !== "none" && !webhook.secret) {
+    throw new GrantkeeperError(ErrorCode.validationFailed, `webhook.signing ${webhook.signing} needs webhook.secret`, { fields: [{ path: "webhook.secret", message: "required unless signing is none" }] });
+  }
 }
 
 /** Policy of integrations (config `integrations`). */
@@ -88,11 +103,9 @@ export class IntegrationService {
     const missing: string[] = [];
     for (const id of ids) if (!(await connections.getSummary(id))) missing.push(id);
     if (missing.length) throw new GrantkeeperError(ErrorCode.connectionNotFound, `unknown connectionIds: ${missing.join(", ")}`, { kind: "invalid_input", details: { missing } });
-    const signing = input.webhook?.signing ?? "none";
-    if (signing !== "none" && !input.webhook?.secret) {
-      throw new GrantkeeperError(ErrorCode.validationFailed, `webhook.signing ${signing} needs webhook.secret`, { fields: [{ path: "webhook.secret", message: "required unless signing is none" }] });
-    }
-    const id = `int_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    checkWebhookSettings(input.webhook);
+    const signing = input.webhook?.signing ?? WEBHOOK_NOT_CONFIGURED;
+    const id = newUserIntegrationId();
     const generated = input.delivery && !input.delivery.secret ? `whsec_${randomBytes(24).toString("base64url")}` : undefined;
     const deliverySecret = input.delivery ? (input.delivery.secret ?? generated) : undefined;
     const now = clock.now();
@@ -172,6 +185,23 @@ export class IntegrationService {
       await repo.setStatus(id, row.status, { actor: "user", to: "ENABLED", reason: null, causeConnectionId: null, message: `enabled by the user (was ${row.status}${row.status_reason ? ` ${row.status_reason}` : ""})`, nowMs: clock.now() }, trx);
       await this.d.jobs.syncWithIntegrations(trx, clock.now(), this.d.policy.parkWhenDisabled);
     });
+    return this.get(id);
+  }
+
+  /**
+   * Set (or, with `undefined`, remove) an integration's inbound webhook
+   * settings — e.g. for one created before webhook signing was required,
+   * which accepts no inbound webhook until it has them (migration
+   * `0008_webhook_signing_required`), or to rotate its secret.
+   * @throws {@link GrantkeeperError} 404 `integration_not_found`; 422 `validation_failed` for a scheme without a secret;
+   *   409 `integration_outbound_only` for grantkeeper's own integrations (alert sinks)
+   */
+  async setWebhook(id: string, webhook: WebhookSettings | undefined): Promise<Integration> {
+    const { repo, encryptor, clock } = this.d;
+    if (isInternalIntegrationId(id)) throw new GrantkeeperError(ErrorCode.integrationOutboundOnly, `integration ${id} is grantkeeper's own (an alert sink's queue) and takes no inbound webhooks`);
+    checkWebhookSettings(webhook);
+    const secretCt = webhook?.secret ? encryptor.encrypt(webhook.secret, `integration:${id}:webhook_secret`) : null;
+    if (!(await repo.setWebhook(id, webhook?.signing ?? WEBHOOK_NOT_CONFIGURED, secretCt, clock.now()))) throw notFound(id);
     return this.get(id);
   }
 

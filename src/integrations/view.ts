@@ -4,8 +4,19 @@ import type { IntegrationEventRow, IntegrationRow } from "../store/integrations.
 
 export { INTEGRATION_STATUSES, type IntegrationStatus } from "../domain/states.js";
 
-/** Webhook signature schemes an integration's ingress may use. */
+/** Webhook signature schemes an integration's ingress may use (`none` only when asked for by name). */
 export const WEBHOOK_SIGNING = ["github", "slack", "stripe", "hmac-sha256", "none"] as const;
+
+/**
+ * Stored in `integrations.webhook_signing` for an integration created without
+ * a `webhook` block: it accepts no inbound webhook (401
+ * `webhook_signing_not_configured`). Migration `0008_webhook_signing_required`
+ * gave every row stored as `none` before it this value (docs/security-ingress.md).
+ */
+export const WEBHOOK_NOT_CONFIGURED = "not_configured";
+
+/** What `integrations.webhook_signing` holds: a scheme, or {@link WEBHOOK_NOT_CONFIGURED}. */
+export type StoredWebhookSigning = (typeof WEBHOOK_SIGNING)[number] | typeof WEBHOOK_NOT_CONFIGURED;
 
 /** An integration as the API and library show it. Never carries secrets. Times are RFC 3339. */
 export interface Integration {
@@ -21,7 +32,8 @@ export interface Integration {
   /** Jobs kept for replay (the jobs part counts them; 0 until then). */
   parkedJobs: number;
   delivery?: { url: string; timeoutMs: number };
-  webhook: { signing: (typeof WEBHOOK_SIGNING)[number] };
+  /** Inbound webhook signing; absent when the integration takes no inbound webhooks. */
+  webhook?: { signing: (typeof WEBHOOK_SIGNING)[number] };
   createdAt: string;
   updatedAt: string;
 }
@@ -53,7 +65,7 @@ export function toIntegration(row: IntegrationRow, connectionIds: string[], park
     connectionIds,
     parkedJobs,
     ...(row.delivery ? { delivery: JSON.parse(row.delivery) as { url: string; timeoutMs: number } } : {}),
-    webhook: { signing: row.webhook_signing as Integration["webhook"]["signing"] },
+    ...(row.webhook_signing !== WEBHOOK_NOT_CONFIGURED ? { webhook: { signing: row.webhook_signing as (typeof WEBHOOK_SIGNING)[number] } } : {}),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };

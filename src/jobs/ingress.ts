@@ -9,11 +9,13 @@ import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 import { serializeJobLastError } from "../domain/jobLastError.js";
 import { acceptJob, type Disposition } from "../domain/jobLifecycle.js";
 import type { Encryptor } from "../store/encryption.js";
+import { isInternalIntegrationId } from "../integrations/internal.js";
+import { WEBHOOK_NOT_CONFIGURED } from "../integrations/view.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import { newJobId, type InsertResult, type JobRepository, type NewJob } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import { GroupCommit } from "./groupCommit.js";
-import { idempotencyKeyOf, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
+import { idempotencyKeyOf, signedBodyReplayWindowMs, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
 
 /** What `POST /v1/webhooks/{integrationId}` answers with its 202. */
 export interface Accepted {
@@ -78,14 +80,26 @@ export class IngressService {
 
   /**
    * Accept one delivery. Resolves only after the job is committed.
+   *
+   * Deny by default: an integration created without a `webhook` block, and
+   * grantkeeper's own outbound-only integrations (the alert sinks' carriers,
+   * whatever their stored scheme), take no inbound webhook. A repeat of a
+   * signed body whose scheme signs no timestamp is a `duplicate` for
+   * {@link signedBodyReplayWindowMs} (see `idempotencyKeyOf`).
    * @throws {@link GrantkeeperError} 404 `integration_not_found`, 413 `payload_too_large`,
-   *   401 `invalid_signature`, 400 `invalid_idempotency_key`
+   *   401 `webhook_signing_not_configured`, 401 `invalid_signature`, 400 `invalid_idempotency_key`
    */
   async accept(integrationId: string, rawBody: Uint8Array, headers: Headers): Promise<Accepted> {
     const { clock } = this.d;
     if (rawBody.byteLength > this.d.maxBodyBytes) throw new GrantkeeperError(ErrorCode.payloadTooLarge, `webhook bodies are limited to ${this.d.maxBodyBytes} bytes`);
+    if (isInternalIntegrationId(integrationId)) {
+      throw new GrantkeeperError(ErrorCode.webhookSigningNotConfigured, "this integration is grantkeeper's own and outbound only: it accepts no inbound webhooks");
+    }
     const integration = /^int_[a-zA-Z0-9]{1,64}$/.test(integrationId) ? await this.integrationLoader.load(integrationId) : undefined;
     if (!integration) throw new GrantkeeperError(ErrorCode.integrationNotFound, `no integration ${JSON.stringify(integrationId)}`);
+    if (integration.webhook_signing === WEBHOOK_NOT_CONFIGURED) {
+      throw new GrantkeeperError(ErrorCode.webhookSigningNotConfigured, 'this integration accepts no inbound webhooks: give it a webhook block (PUT /v1/integrations/{id}/webhook) with a signing scheme, or signing "none" by name');
+    }
     const scheme = integration.webhook_signing as SigningScheme;
     const secret = integration.webhook_secret_ct ? this.d.encryptor.decrypt(integration.webhook_secret_ct, `integration:${integration.id}:webhook_secret`) : undefined;
     const now = clock.now();
@@ -96,12 +110,12 @@ export class IngressService {
     headers.forEach((v, k) => {
       if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
     });
-    const result = await this.group.submit({
+    const job: NewJob = {
       id: newJobId(now),
       integration_id: integration.id,
       state: record.state,
       attempts: record.attempts,
-      idempotency_key: key ?? null,
+      idempotency_key: key?.value ?? null,
       headers: JSON.stringify(kept),
       body: Buffer.from(rawBody).toString("base64"),
       run_at: record.runAtMs,
@@ -113,7 +127,14 @@ export class IngressService {
       created_at: now,
       updated_at: now,
       finished_at: record.finishedAtMs,
-    });
+    };
+    let result = await this.group.submit(job);
+    const windowStart = now - signedBodyReplayWindowMs;
+    if (result.duplicate && key?.source === "signed_body" && result.receivedAt < windowStart) {
+      // The same signed body was last accepted more than the replay window ago: this is a new delivery.
+      await this.d.jobs.retireIdempotencyKey(integration.id, key.value, windowStart);
+      result = await this.group.submit({ ...job, id: newJobId(now) });
+    }
     if (result.duplicate) return { jobId: result.id, disposition: "duplicate" };
     if (disposition === "queued") this.d.onQueued(this.group.stats.groups);
     return { jobId: result.id, disposition };

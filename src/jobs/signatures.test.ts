@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { sign as githubSign } from "@octokit/webhooks-methods";
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
@@ -240,34 +240,38 @@ describe("scheme none and misconfiguration", () => {
 
 describe("idempotencyKeyOf", () => {
   const h = (init: Record<string, string> = {}) => new Headers(init);
-  it("github: X-GitHub-Delivery, else Idempotency-Key", () => {
-    expect(idempotencyKeyOf("github", h({ "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "Idempotency-Key": "k" }), bytes("{}"))).toBe("72d3162e-cc78-11e3-81ab-4c9367dc0958");
-    expect(idempotencyKeyOf("github", h({ "Idempotency-Key": "k-1" }), bytes("{}"))).toBe("k-1");
-  });
-  it("stripe: the event id from the body", () => {
-    expect(idempotencyKeyOf("stripe", h({ "Idempotency-Key": "k" }), bytes(payload))).toBe("evt_1NG8Du2eZvKYlo2CUI79vXWy");
-  });
-  it("slack: event_id when the body is an Events API payload, else Idempotency-Key (slash commands are form-encoded)", () => {
-    expect(idempotencyKeyOf("slack", h(), bytes(JSON.stringify({ type: "event_callback", event_id: "Ev08MFMKH6" })))).toBe("Ev08MFMKH6");
-    expect(idempotencyKeyOf("slack", h({ "Idempotency-Key": "k-2" }), bytes("token=x&command=%2Fdo"))).toBe("k-2");
-  });
-  it("Idempotency-Key for the other schemes and as the fallback for all", () => {
-    for (const scheme of ["hmac-sha256", "none", "stripe", "slack", "github"] as SigningScheme[]) {
-      expect(idempotencyKeyOf(scheme, h({ "Idempotency-Key": "order-17" }), bytes("[1,2]"))).toBe("order-17");
+  const bodyKey = (body: string) => ({ value: `sha256:${createHash("sha256").update(body).digest("hex")}`, source: "signed_body" });
+
+  it("github and hmac-sha256: the signed body, never an unsigned delivery header (a replay could set any)", () => {
+    for (const scheme of ["github", "hmac-sha256"] as const) {
+      const a = idempotencyKeyOf(scheme, h({ "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "Idempotency-Key": "k" }), bytes('{"n":1}'));
+      expect(a).toEqual(bodyKey('{"n":1}'));
+      // Same body, other headers: the same key (a duplicate); one byte changed: another key.
+      expect(idempotencyKeyOf(scheme, h({ "X-GitHub-Delivery": "fresh-id" }), bytes('{"n":1}'))).toEqual(a);
+      expect(idempotencyKeyOf(scheme, h(), bytes('{"n":2}'))!.value).not.toBe(a!.value);
+      expect(idempotencyKeyOf(scheme, h(), bytes(""))).toEqual(bodyKey(""));
     }
   });
-  it("undefined when there is none (including an empty header or a non-string id)", () => {
-    expect(idempotencyKeyOf("none", h(), bytes("{}"))).toBeUndefined();
-    expect(idempotencyKeyOf("hmac-sha256", h({ "Idempotency-Key": "" }), bytes("{}"))).toBeUndefined();
+  it("stripe: the event id from the body, else Idempotency-Key", () => {
+    expect(idempotencyKeyOf("stripe", h({ "Idempotency-Key": "k" }), bytes(payload))).toEqual({ value: "evt_1NG8Du2eZvKYlo2CUI79vXWy", source: "delivery_id" });
+    expect(idempotencyKeyOf("stripe", h({ "Idempotency-Key": "k-3" }), bytes("[1]"))).toEqual({ value: "k-3", source: "header" });
     expect(idempotencyKeyOf("stripe", h(), bytes(JSON.stringify({ id: 42 })))).toBeUndefined();
-    expect(idempotencyKeyOf("github", h(), bytes("not json"))).toBeUndefined();
+  });
+  it("slack: event_id of an Events API payload, else the signed body (slash commands are form-encoded)", () => {
+    expect(idempotencyKeyOf("slack", h(), bytes(JSON.stringify({ type: "event_callback", event_id: "Ev08MFMKH6" })))).toEqual({ value: "Ev08MFMKH6", source: "delivery_id" });
+    expect(idempotencyKeyOf("slack", h({ "Idempotency-Key": "k-2" }), bytes("token=x&command=%2Fdo"))).toEqual(bodyKey("token=x&command=%2Fdo"));
+  });
+  it("none: Idempotency-Key, or undefined without one (an empty header counts as none)", () => {
+    expect(idempotencyKeyOf("none", h({ "Idempotency-Key": " order-17 " }), bytes("[1,2]"))).toEqual({ value: "order-17", source: "header" });
+    expect(idempotencyKeyOf("none", h(), bytes("{}"))).toBeUndefined();
+    expect(idempotencyKeyOf("none", h({ "Idempotency-Key": "" }), bytes("{}"))).toBeUndefined();
   });
   it("200 characters are fine; 201 is a 400 invalid_idempotency_key, from a header or a body", () => {
-    expect(idempotencyKeyOf("none", h({ "Idempotency-Key": "a".repeat(200) }), bytes(""))).toBe("a".repeat(200));
+    expect(idempotencyKeyOf("none", h({ "Idempotency-Key": "a".repeat(200) }), bytes(""))?.value).toBe("a".repeat(200));
     for (const [scheme, headers, body] of [
       ["none", h({ "Idempotency-Key": "a".repeat(201) }), bytes("")],
-      ["github", h({ "X-GitHub-Delivery": "a".repeat(201) }), bytes("")],
       ["stripe", h(), bytes(JSON.stringify({ id: "e".repeat(201) }))],
+      ["slack", h(), bytes(JSON.stringify({ event_id: "e".repeat(201) }))],
     ] as const) {
       const e = caught(() => idempotencyKeyOf(scheme, headers, body));
       expect({ kind: e.kind, code: e.code }).toEqual({ kind: "malformed_request", code: "invalid_idempotency_key" });

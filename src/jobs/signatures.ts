@@ -7,7 +7,7 @@
  * changes bytes (invalid UTF-8, BOMs) and breaks valid signatures. Signatures
  * are compared as decoded digests with `crypto.timingSafeEqual`, never as strings.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { GrantkeeperError } from "../domain/errors.js";
 
 /** How an integration's inbound webhooks are signed (api-contract.md `webhook.signing`). */
@@ -199,10 +199,47 @@ function jsonStringMember(rawBody: Uint8Array, member: string): string | undefin
 }
 
 /**
- * The delivery id used to deduplicate a webhook (Job `idempotencyKey`): GitHub's
- * `X-GitHub-Delivery`, a Stripe event's `id`, a Slack event's `event_id` (when the body
- * is an Events API JSON payload), else the `Idempotency-Key` header for any scheme.
- * Call it after {@link verifyWebhookSignature}: the body is only trusted once verified.
+ * How long a repeat of the same signed body is a duplicate, for the schemes
+ * whose signature covers no timestamp (`github`, `hmac-sha256`, Slack bodies
+ * without `event_id`): 24 hours (api-contract.md v1.1 "Webhooks"). After that,
+ * an identical body is a new delivery again (a sender that posts `{}` daily
+ * must not be deduplicated forever).
+ * @defaultValue 86_400_000
+ */
+export const signedBodyReplayWindowMs = 86_400_000;
+
+/**
+ * Where a webhook's idempotency key comes from:
+ * - `delivery_id`: an id inside the signed body (a Stripe event's `id`, a Slack event's `event_id`);
+ * - `signed_body`: `sha256:<hex SHA-256 of the raw body>`, for schemes without a signed timestamp —
+ *   their unsigned delivery headers (`X-GitHub-Delivery`, `Idempotency-Key`) cannot be trusted, since
+ *   whoever replays a captured body can set them to anything; deduplicated for {@link signedBodyReplayWindowMs};
+ * - `header`: the `Idempotency-Key` header (scheme `none`, and Stripe bodies without an `id`).
+ */
+export type IdempotencyKeySource = "delivery_id" | "signed_body" | "header";
+
+/** A webhook's idempotency key (Job `idempotencyKey`) and where it came from. */
+export interface IdempotencyKey {
+  value: string;
+  source: IdempotencyKeySource;
+}
+
+/** The `signed_body` key of a raw body: `sha256:` + 64 hex digits. */
+export function signedBodyKey(rawBody: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(rawBody).digest("hex")}`;
+}
+
+/**
+ * The key used to deduplicate a webhook (Job `idempotencyKey`, unique per
+ * integration). Call it after {@link verifyWebhookSignature}: the body is only
+ * trusted once verified.
+ *
+ * - `github`, `hmac-sha256`: the signed body (`X-GitHub-Delivery` is not signed: a replayed
+ *   body with a fresh delivery id would otherwise be a new job);
+ * - `slack`: `event_id` of an Events API JSON body, else the signed body (form-encoded
+ *   slash commands and interactions);
+ * - `stripe`: the event's `id`, else `Idempotency-Key`;
+ * - `none`: `Idempotency-Key`.
  *
  * @returns the key, or `undefined` when the request carries none
  * @see https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers
@@ -210,14 +247,22 @@ function jsonStringMember(rawBody: Uint8Array, member: string): string | undefin
  * @see https://api.slack.com/apis/events-api#retries
  * @throws {@link GrantkeeperError} `invalid_idempotency_key` (kind `malformed_request`) when the key is longer than {@link maxIdempotencyKeyLength} characters
  */
-export function idempotencyKeyOf(scheme: SigningScheme, headers: Headers, rawBody: Uint8Array): string | undefined {
-  let key: string | undefined;
-  if (scheme === "github") key = headers.get("x-github-delivery")?.trim() || undefined;
-  else if (scheme === "stripe") key = jsonStringMember(rawBody, "id");
-  else if (scheme === "slack") key = jsonStringMember(rawBody, "event_id");
-  key ??= headers.get("idempotency-key")?.trim() || undefined;
-  if (key !== undefined && key.length > maxIdempotencyKeyLength) {
-    throw new GrantkeeperError(SignatureErrorCode.invalidIdempotencyKey, `the idempotency key is ${key.length} characters; at most ${maxIdempotencyKeyLength} are allowed`);
+export function idempotencyKeyOf(scheme: SigningScheme, headers: Headers, rawBody: Uint8Array): IdempotencyKey | undefined {
+  let key: IdempotencyKey | undefined;
+  if (scheme === "github" || scheme === "hmac-sha256") return { value: signedBodyKey(rawBody), source: "signed_body" };
+  if (scheme === "slack") {
+    const eventId = jsonStringMember(rawBody, "event_id");
+    key = eventId !== undefined ? { value: eventId, source: "delivery_id" } : { value: signedBodyKey(rawBody), source: "signed_body" };
+  } else if (scheme === "stripe") {
+    const id = jsonStringMember(rawBody, "id");
+    if (id !== undefined) key = { value: id, source: "delivery_id" };
+  }
+  if (key === undefined) {
+    const header = headers.get("idempotency-key")?.trim();
+    if (header) key = { value: header, source: "header" };
+  }
+  if (key !== undefined && key.value.length > maxIdempotencyKeyLength) {
+    throw new GrantkeeperError(SignatureErrorCode.invalidIdempotencyKey, `the idempotency key is ${key.value.length} characters; at most ${maxIdempotencyKeyLength} are allowed`);
   }
   return key;
 }

@@ -29,7 +29,7 @@ describe("worker wake-ups from ingress", () => {
 
   it("runs every accepted job with one pass per group of concurrent accepts, never waiting for the poll", async () => {
     const gk = await start();
-    const { integration } = await gk.integrations.create({ name: "wake", entityId: "e", connectionIds: [] });
+    const { integration } = await gk.integrations.create({ name: "wake", entityId: "e", connectionIds: [], webhook: { signing: "none" } });
     const ran: number[] = [];
     gk.handle("wake", async (job) => void ran.push(job.json<{ n: number }>().n));
     await gk.start();
@@ -48,8 +48,8 @@ describe("worker wake-ups from ingress", () => {
 
   it("runs a job accepted while a pass is running (its wake-up is not skipped)", async () => {
     const gk = await start();
-    const first = (await gk.integrations.create({ name: "outer", entityId: "e", connectionIds: [] })).integration;
-    const second = (await gk.integrations.create({ name: "inner", entityId: "e", connectionIds: [] })).integration;
+    const first = (await gk.integrations.create({ name: "outer", entityId: "e", connectionIds: [], webhook: { signing: "none" } })).integration;
+    const second = (await gk.integrations.create({ name: "inner", entityId: "e", connectionIds: [], webhook: { signing: "none" } })).integration;
     const ran: string[] = [];
     // The outer job accepts the inner one and waits for its commit, so that commit lands after the pass's claim began.
     gk.handle("outer", async () => {

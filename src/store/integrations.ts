@@ -56,6 +56,17 @@ export class IntegrationRepository {
     return new Map(rows.map((r) => [r.id, r]));
   }
 
+  /**
+   * Replace an integration's inbound webhook settings.
+   * @param signing a scheme, or `not_configured` to take no inbound webhooks
+   * @param secretCt the encrypted secret, or null
+   * @returns false when no such integration exists
+   */
+  async setWebhook(id: string, signing: string, secretCt: string | null, nowMs: number): Promise<boolean> {
+    const r = await this.db.updateTable("integrations").set({ webhook_signing: signing, webhook_secret_ct: secretCt, updated_at: nowMs }).where("id", "=", id).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
   /** A page ordered by id. */
   async list(filter: { entityId?: string; status?: IntegrationStatus; connectionId?: string }, after: string | undefined, limit: number): Promise<IntegrationRow[]> {
     let q = this.db.selectFrom("integrations").selectAll().orderBy("id").limit(limit);

@@ -37,12 +37,12 @@ describe("JobRepository on a real store", () => {
 
     const results = await repo.insertGroup([job(ids[0]!, "d-1"), job(ids[1]!, "d-2"), job(ids[2]!, "d-1"), job(ids[3]!, null)]);
     expect(results).toEqual([
-      { id: ids[0], duplicate: false, state: "queued" },
-      { id: ids[1], duplicate: false, state: "queued" },
-      { id: ids[0], duplicate: true, state: "queued" },
-      { id: ids[3], duplicate: false, state: "queued" },
+      { id: ids[0], duplicate: false, state: "queued", receivedAt: T },
+      { id: ids[1], duplicate: false, state: "queued", receivedAt: T },
+      { id: ids[0], duplicate: true, state: "queued", receivedAt: T },
+      { id: ids[3], duplicate: false, state: "queued", receivedAt: T },
     ]);
-    expect(await repo.insertGroup([job(newJobId(T), "d-2")])).toEqual([{ id: ids[1], duplicate: true, state: "queued" }]);
+    expect(await repo.insertGroup([job(newJobId(T), "d-2")])).toEqual([{ id: ids[1], duplicate: true, state: "queued", receivedAt: T }]);
 
     const claimed = await repo.claim("worker-a", T, 60_000, 10, ["q"]);
     expect(claimed.map((j) => j.id)).toEqual([ids[0], ids[1], ids[3]]);
@@ -66,5 +66,23 @@ describe("JobRepository on a real store", () => {
       // Claims and outcomes ran with synchronous=NORMAL; the connection must be back to FULL (2) for the next accept.
       expect((await sql<{ synchronous: number }>`pragma synchronous`.execute(store.db)).rows[0]?.synchronous).toBe(2);
     }
+  });
+
+  it("frees an idempotency key only from a job received before the cutoff, once", async () => {
+    tdb = await testDatabase();
+    store = await openStore(tdb.url);
+    await migrateToLatest(store);
+    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
+    const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+    const first = newJobId(T);
+    await repo.insertGroup([job(first, "sha256:ab")]);
+    // Not before the cutoff (received exactly at it): kept.
+    expect(await repo.retireIdempotencyKey("int_q", "sha256:ab", T)).toBe(false);
+    expect(await repo.retireIdempotencyKey("int_q", "sha256:ab", T + 1)).toBe(true);
+    expect((await repo.get(first))?.idempotency_key).toBe(`sha256:ab:${first}`);
+    const second = newJobId(T + 2);
+    expect(await repo.insertGroup([{ ...job(second, "sha256:ab"), received_at: T + 2 }])).toEqual([{ id: second, duplicate: false, state: "queued", receivedAt: T + 2 }]);
+    // The new holder was received after the cutoff: a second caller racing for the same key frees nothing.
+    expect(await repo.retireIdempotencyKey("int_q", "sha256:ab", T + 1)).toBe(false);
   });
 });

@@ -34,6 +34,8 @@ export interface InsertResult {
   id: string;
   duplicate: boolean;
   state: JobState;
+  /** When the stored job was received (for a duplicate: the earlier delivery), ms since the epoch. */
+  receivedAt: number;
 }
 
 /**
@@ -135,17 +137,36 @@ export class JobRepository {
       for (const row of rows) {
         const state = inserted.get(row.id);
         if (state !== undefined) {
-          out.push({ id: row.id, duplicate: false, state });
+          out.push({ id: row.id, duplicate: false, state, receivedAt: row.received_at });
           continue;
         }
-        const existing = await trx.selectFrom("jobs").select(["id", "state"]).where("integration_id", "=", row.integration_id).where("idempotency_key", "=", row.idempotency_key).executeTakeFirstOrThrow();
-        out.push({ id: existing.id, duplicate: true, state: existing.state });
+        const existing = await trx.selectFrom("jobs").select(["id", "state", "received_at"]).where("integration_id", "=", row.integration_id).where("idempotency_key", "=", row.idempotency_key).executeTakeFirstOrThrow();
+        out.push({ id: existing.id, duplicate: true, state: existing.state, receivedAt: existing.received_at });
       }
       return out;
     };
     if (db) return write(db);
     // On PostgreSQL one statement is atomic on its own (no BEGIN/COMMIT round trips) unless a group needs several.
     return this.dialect === "postgres" && rows.length <= INSERT_CHUNK ? write(this.db) : this.db.transaction().execute(write);
+  }
+
+  /**
+   * Free an idempotency key whose window has passed: the job that holds it,
+   * if received before `receivedBeforeMs`, keeps it suffixed with its own id
+   * (`<key>:<jobId>`), so a new delivery can take it. A job received since
+   * keeps it, so two callers racing to free one key free it once.
+   * @param receivedBeforeMs ms since the epoch
+   * @returns whether a job's key was freed
+   */
+  async retireIdempotencyKey(integrationId: string, key: string, receivedBeforeMs: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable("jobs")
+      .set({ idempotency_key: sql<string>`idempotency_key || ':' || id` })
+      .where("integration_id", "=", integrationId)
+      .where("idempotency_key", "=", key)
+      .where("received_at", "<", receivedBeforeMs)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
   }
 
   /**

@@ -179,3 +179,44 @@ describe("migration 0010_connection_config", () => {
     expect(await pendingMigrations(store)).toEqual([]);
   });
 });
+
+describe("migration 0008_webhook_signing_required", () => {
+  let tdb: TestDatabase | undefined;
+  let store: Store | undefined;
+  afterEach(async () => {
+    await store?.close();
+    await tdb?.cleanup();
+  });
+
+  it("turns every integration stored as `none` into one that takes no inbound webhook, keeps real schemes, and rolls back", async () => {
+    tdb = await testDatabase();
+    store = await openStore(tdb.url);
+    await migrateTo(store, "0006_job_payloads");
+    const ahead = await pendingMigrations(store);
+    const before = ahead[ahead.indexOf("0008_webhook_signing_required") - 1] ?? "0006_job_payloads";
+    for (const [id, signing] of [["int_a", "none"], ["int_b", "github"], ["int_alerts0123456789abcdef", "none"]] as const) {
+      await sql`insert into integrations (id, name, entity_id, status, webhook_signing, delivery_target, created_at, updated_at) values (${id}, ${id}, 'e', 'ENABLED', ${signing}, '', 1, 1)`.execute(store.db);
+    }
+    const signings = async () => (await sql<{ id: string; webhook_signing: string }>`select id, webhook_signing from integrations order by id`.execute(store!.db)).rows;
+
+    await migrateTo(store, "0008_webhook_signing_required");
+    expect(await signings()).toEqual([
+      { id: "int_a", webhook_signing: "not_configured" },
+      { id: "int_alerts0123456789abcdef", webhook_signing: "not_configured" },
+      { id: "int_b", webhook_signing: "github" },
+    ]);
+    if (store.dialect === "postgres") {
+      // A row written without naming the column is denied too.
+      await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_c', 'c', 'e', 'ENABLED', '', 1, 1)`.execute(store.db);
+      expect((await signings()).find((r) => r.id === "int_c")?.webhook_signing).toBe("not_configured");
+      await sql`delete from integrations where id = 'int_c'`.execute(store.db);
+    }
+
+    await migrateTo(store, before);
+    expect(await signings()).toEqual([
+      { id: "int_a", webhook_signing: "none" },
+      { id: "int_alerts0123456789abcdef", webhook_signing: "none" },
+      { id: "int_b", webhook_signing: "github" },
+    ]);
+  });
+});

@@ -326,6 +326,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable("connections").dropColumn("api_auth_rejections").execute();
       },
     },
+    "0008_webhook_signing_required": {
+      async up(db: Kysely<any>) {
+        // Deny by default (issue 10 item 5): an integration without a webhook block accepts no inbound webhook. Rows
+        // stored before this could not tell "no webhook block" from an explicit `none` (both were 'none'), so every
+        // one of them takes none until an operator sets its signing by name (PUT /v1/integrations/{id}/webhook).
+        await sql`update integrations set webhook_signing = 'not_configured' where webhook_signing = 'none'`.execute(db);
+        // SQLite cannot change a column default without rebuilding the table; every insert names the value anyway.
+        if (dialect === "postgres") await sql`alter table integrations alter column webhook_signing set default 'not_configured'`.execute(db);
+      },
+      async down(db: Kysely<any>) {
+        if (dialect === "postgres") await sql`alter table integrations alter column webhook_signing set default 'none'`.execute(db);
+        await sql`update integrations set webhook_signing = 'none' where webhook_signing = 'not_configured'`.execute(db);
+      },
+    },
   };
 }
 

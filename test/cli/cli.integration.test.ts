@@ -40,7 +40,7 @@ describe("grantkeeper CLI", async () => {
     connectionId = connection.id;
     const happy = await gk.connections.storeGrant({ providerId: "acme", entityId: "happy", source: "import", tokens: { accessToken: "happy-at", tokenType: "Bearer", scope: "read write" } });
     // Two jobs that die at once (nothing listens on port 9), and an integration that is DISABLED.
-    const dead = await gk.integrations.create({ name: "dead-letters", entityId: "happy", connectionIds: [happy.connection.id], delivery: { url: "http://127.0.0.1:9/hook", timeoutMs: 500 } });
+    const dead = await gk.integrations.create({ name: "dead-letters", entityId: "happy", connectionIds: [happy.connection.id], delivery: { url: "http://127.0.0.1:9/hook", timeoutMs: 500 }, webhook: { signing: "none" } });
     deadIntegration = dead.integration.id;
     for (const n of [1, 2]) await gk.ingress.accept(deadIntegration, new TextEncoder().encode(`{"n":${n}}`), new Headers());
     await gk.worker.runDue();

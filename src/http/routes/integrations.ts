@@ -8,6 +8,9 @@ import { isSecureOrLoopbackUrl, providerIdSchema } from "../../providers/definit
 import { ProblemError } from "../problem.js";
 import { jsonBody, queryParams } from "../validation.js";
 
+/** An integration's inbound webhook settings (`webhook` of `POST /v1/integrations`, body of `PUT /v1/integrations/{id}/webhook`). */
+export const webhookSettingsSchema = z.object({ signing: z.enum(WEBHOOK_SIGNING), secret: z.string().min(1).max(512).optional() }).strict();
+
 /** Body of `POST /v1/integrations`. */
 export const newIntegrationSchema = z
   .object({
@@ -22,7 +25,7 @@ export const newIntegrationSchema = z
       })
       .strict()
       .optional(),
-    webhook: z.object({ signing: z.enum(WEBHOOK_SIGNING), secret: z.string().min(1).max(512).optional() }).strict().optional(),
+    webhook: webhookSettingsSchema.optional(),
   })
   .strict();
 
@@ -69,6 +72,11 @@ export function integrationRoutes(gk: Grantkeeper): Hono {
   });
   app.get("/:id", async (c) => c.json(await gk.integrations.get(idParam(c.req.param("id")))));
   app.get("/:id/events", async (c) => c.json(await gk.integrations.events(idParam(c.req.param("id")), page(queryParams(c, pageQuery)))));
+  app.put("/:id/webhook", async (c) => {
+    const id = idParam(c.req.param("id"));
+    return c.json(await gk.integrations.setWebhook(id, await jsonBody(c, webhookSettingsSchema)));
+  });
+  app.delete("/:id/webhook", async (c) => c.json(await gk.integrations.setWebhook(idParam(c.req.param("id")), undefined)));
   app.post("/:id/disable", async (c) => c.json(await gk.integrations.disable(idParam(c.req.param("id")))));
   app.post("/:id/enable", async (c) => c.json(await gk.integrations.enable(idParam(c.req.param("id")))));
   return app;
