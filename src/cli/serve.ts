@@ -17,7 +17,7 @@ export async function serveCommand(): Promise<void> {
   if (tracing) logger.info({ otlpOrigin: new URL(tracing.tracesUrl).origin }, "tracing to OTLP/HTTP");
   for (const file of secrets.generated) logger.warn({ file }, "generated a secret into the data directory (mode 0600); set the environment variable to manage it yourself");
   const app = createApp(gk, { apiKey: secrets.apiKey, maxBodyBytes: config.file.jobs.maxBodyBytes });
-  const server = await listen(app, config.host, config.port);
+  const server = await listen(app, config.host, config.port, { limits: config.server, logger });
   await gk.start();
   logger.info(
     { url: server.url, publicUrl: config.publicUrl, store: gk.storeLocation, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },

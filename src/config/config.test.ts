@@ -67,6 +67,16 @@ describe("loadConfig", () => {
     expect(cfg.refresh.recoveryIntervalMs).toBe(1_800_000); // untouched keys keep their defaults
   });
 
+  it("server limits: defaults, seconds converted, headers no longer than the request", () => {
+    expect(loadConfig({}).server).toEqual({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024, lingerMs: 5_000, lingerMaxBytes: 67_108_864 });
+    const path = configFile("server:\n  requestTimeoutSeconds: 2.5\n  headersTimeoutSeconds: 2.5\n  maxConnections: 16\n  lingerSeconds: 0.5\n");
+    expect(loadConfig({ GRANTKEEPER_CONFIG: path }).server).toMatchObject({ requestTimeoutMs: 2_500, headersTimeoutMs: 2_500, maxConnections: 16, lingerMs: 500 });
+    expect(loadConfig({ GRANTKEEPER_CONFIG: configFile("server:\n  requestTimeoutSeconds: 5\n") }).server).toMatchObject({ requestTimeoutMs: 5_000, headersTimeoutMs: 5_000 });
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("server:\n  requestTimeoutSeconds: 5\n  headersTimeoutSeconds: 6\n") }, /server\.headersTimeoutSeconds: headersTimeoutSeconds must not exceed requestTimeoutSeconds/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("server:\n  requestTimeoutSeconds: 0\n") }, /server\.requestTimeoutSeconds/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("server:\n  maxConnections: 0\n") }, /server\.maxConnections/);
+  });
+
   it("reads a JSON file", () => {
     const path = configFile(JSON.stringify({ port: 8123, refresh: { timeoutSeconds: 2.5 } }), "json");
     const cfg = loadConfig({ GRANTKEEPER_CONFIG: path });

@@ -93,6 +93,19 @@ export const configFileSchema = z
       })
       .strict()
       .prefault({}),
+    server: z
+      .object({
+        requestTimeoutSeconds: z.number().finite().positive().default(30),
+        /** Default 10, or requestTimeoutSeconds when that is shorter. */
+        headersTimeoutSeconds: z.number().finite().positive().optional(),
+        keepAliveTimeoutSeconds: z.number().finite().positive().default(5),
+        maxConnections: z.number().int().min(1).default(1024),
+        lingerSeconds: z.number().finite().positive().default(5),
+        lingerMaxBytes: z.number().int().min(1).default(67_108_864),
+      })
+      .strict()
+      .refine((s) => s.headersTimeoutSeconds === undefined || s.headersTimeoutSeconds <= s.requestTimeoutSeconds, { message: "headersTimeoutSeconds must not exceed requestTimeoutSeconds", path: ["headersTimeoutSeconds"] })
+      .prefault({}),
   })
   .strict();
 
@@ -116,6 +129,8 @@ export interface GrantkeeperConfig {
   connect: { stateTtlMs: number };
   /** Provider API calls (the proxy and `ctx.fetch`). */
   proxy: { timeoutMs: number; authFailuresToDegrade: number; connectionsPerOrigin: number };
+  /** HTTP server limits (`server` in the file, seconds there); see `ServerLimits` in src/http/server.ts. */
+  server: { requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; maxConnections: number; lingerMs: number; lingerMaxBytes: number };
   /** The rest of the file, kept for the parts that read it (integrations, jobs, alerts). */
   file: ConfigFile;
   /** Path of the config file read, if any. */
@@ -203,6 +218,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GrantkeeperCon
     scheduler: { batchSize: file.scheduler.batchSize, concurrency: file.scheduler.concurrency, maxSleepMs: Math.round(file.scheduler.maxSleepSeconds * 1000) },
     connect: { stateTtlMs: file.connect.stateTtlSeconds * 1000 },
     proxy: { timeoutMs: Math.round(file.proxy.timeoutSeconds * 1000), authFailuresToDegrade: file.proxy.authFailuresToDegrade, connectionsPerOrigin: file.proxy.connectionsPerOrigin },
+    server: {
+      requestTimeoutMs: Math.round(file.server.requestTimeoutSeconds * 1000),
+      headersTimeoutMs: Math.round((file.server.headersTimeoutSeconds ?? Math.min(10, file.server.requestTimeoutSeconds)) * 1000),
+      keepAliveTimeoutMs: Math.round(file.server.keepAliveTimeoutSeconds * 1000),
+      maxConnections: file.server.maxConnections,
+      lingerMs: Math.round(file.server.lingerSeconds * 1000),
+      lingerMaxBytes: file.server.lingerMaxBytes,
+    },
     file,
     configPath,
   };

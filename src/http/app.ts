@@ -32,11 +32,24 @@ export interface AppOptions {
 }
 
 /**
- * 413, answered before the body was read: the connection is closed, or a
- * client reusing it would send its next request into the unread rest.
+ * 413, answered before the whole body was read. The server reads and
+ * discards the rest, bounded, before the connection is reused or cut
+ * (lingering close, src/http/server.ts): closing at once would reset the
+ * connection and the client would never read this answer.
  */
 function tooLarge(options: AppOptions): ProblemError {
-  return new ProblemError(413, "payload_too_large", "Payload too large", `bodies are limited to ${options.maxBodyBytes ?? 1_048_576} bytes`, { headers: { connection: "close" } });
+  return new ProblemError(413, "payload_too_large", "Payload too large", `bodies are limited to ${options.maxBodyBytes ?? 1_048_576} bytes`);
+}
+
+/**
+ * True when `err` is the client going away mid-request (a connection reset
+ * while its body was read), decided on the connection's state and Node's
+ * error code, never on a message.
+ */
+function clientWentAway(c: Context, err: Error): boolean {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (!incoming) return c.req.raw.signal.aborted;
+  return (err as { code?: unknown }).code === "ECONNRESET" && incoming.destroyed && !incoming.complete;
 }
 
 /** The request target exactly as the client sent it: Node's raw `url` when served by @hono/node-server, else the Request's URL. */
@@ -76,6 +89,11 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     if (problem) return problem.toResponse();
     const status = (err as { status?: number }).status;
     if (status === 413) return tooLarge(options).toResponse();
+    if (clientWentAway(c, err)) {
+      // Nobody is left to answer, and any client can do this: debug, no stack (issue 10 item 6).
+      log.debug({ method: c.req.method, path: new URL(c.req.url).pathname }, "client closed the connection before its request was read");
+      return new ProblemError(400, "client_closed_request", "Client closed request", "the connection closed before the request was read").toResponse();
+    }
     log.error({ path: new URL(c.req.url).pathname, err: { name: err.name, message: err.message, stack: err.stack } }, "unhandled error");
     return new ProblemError(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged").toResponse();
   });

@@ -1,9 +1,25 @@
-/** Serving the app on a real socket (@hono/node-server). */
-import type { IncomingMessage } from "node:http";
+/**
+ * Serving the app on a real socket: node:http with @hono/node-server's
+ * request listener, and the limits a server facing the internet needs
+ * (issue 10 item 6). Node's defaults hold a slow body for 300 s and check
+ * that only every 30 s; a client that stops sending mid-body is cut off
+ * here after `requestTimeoutMs`.
+ *
+ * Lingering close: when an answer is sent before the request body has
+ * arrived (a 413, a 401 before the body was read), the rest of the body is
+ * read and discarded — at most `lingerMaxBytes`, for at most `lingerMs` —
+ * instead of closing with unread bytes, which makes the kernel send a TCP
+ * RST that destroys the answer in the client's receive buffer (the client
+ * sees EPIPE or ECONNRESET, never the 413). A body that ends in time leaves
+ * the connection in sync, so it stays usable; one that does not is cut.
+ * Apache's and nginx's lingering close work the same way.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { serve, type ServerType } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
 import { ALLOW_HEADER } from "../lifecycle/api/target.js";
+import type { Logger } from "../telemetry/logger.js";
 import { ProblemError } from "./problem.js";
 
 /**
@@ -17,6 +33,54 @@ function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
   socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOW_HEADER}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
+/**
+ * Limits of the HTTP server (config `server`, in seconds there). Times in
+ * milliseconds.
+ */
+export interface ServerLimits {
+  /** The whole request — headers and body — must arrive within this (Node `requestTimeout`; a slow body is cut with 408). @defaultValue 30_000 */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this (Node `headersTimeout`); at most `requestTimeoutMs`. @defaultValue 10_000 */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this (Node `keepAliveTimeout`). @defaultValue 5_000 */
+  keepAliveTimeoutMs: number;
+  /** Connections beyond this many are refused at once (Node `maxConnections`). @defaultValue 1024 */
+  maxConnections: number;
+  /** How long the rest of a body is read after an early answer, before the connection is cut. @defaultValue 5_000 */
+  lingerMs: number;
+  /** How many bytes of a body are read and discarded after an early answer, before the connection is cut. @defaultValue 67_108_864 (64 MiB) */
+  lingerMaxBytes: number;
+}
+
+/** The defaults of {@link ServerLimits}. */
+export const defaultServerLimits: Readonly<ServerLimits> = Object.freeze({
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1024,
+  lingerMs: 5_000,
+  lingerMaxBytes: 64 * 1024 * 1024,
+});
+
+/**
+ * Merge `partial` over {@link defaultServerLimits} and validate.
+ * @throws RangeError naming the bad value: a time or count that is not a positive finite number
+ *   (`maxConnections` and `lingerMaxBytes` integers), or `headersTimeoutMs` > `requestTimeoutMs`
+ */
+export function resolveServerLimits(partial: Partial<ServerLimits> = {}): ServerLimits {
+  const limits: ServerLimits = { ...defaultServerLimits, ...partial };
+  for (const [name, value] of Object.entries(limits)) {
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) throw new RangeError(`server.${name} must be a positive finite number, got ${String(value)}`);
+  }
+  for (const name of ["maxConnections", "lingerMaxBytes"] as const) {
+    if (!Number.isInteger(limits[name])) throw new RangeError(`server.${name} must be an integer, got ${limits[name]}`);
+  }
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new RangeError(`server.headersTimeoutMs (${limits.headersTimeoutMs}) must not exceed server.requestTimeoutMs (${limits.requestTimeoutMs})`);
+  }
+  return limits;
+}
+
 /** A listening server. */
 export interface RunningServer {
   /** `http://host:port` actually bound (port 0 resolves to the ephemeral port). */
@@ -26,29 +90,90 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Options of {@link listen}. */
+export interface ListenOptions {
+  /** Limits; missing ones take {@link defaultServerLimits}. */
+  limits?: Partial<ServerLimits>;
+  /** Where cut connections are logged (debug level). */
+  logger?: Logger;
+}
+
 /**
- * Listen on `host:port`.
+ * After an answer was sent before its request body arrived: discard the rest
+ * of the body, bounded in bytes and time; cut the connection when a bound is
+ * reached. Runs before node:http's own end-of-response handling, which would
+ * otherwise read on without a bound (`req._dump()`) or pause the socket with
+ * the unread bytes still queued.
+ */
+function lingerAfterEarlyAnswer(req: IncomingMessage, limits: ServerLimits, logger: Logger | undefined): void {
+  const socket = req.socket;
+  if (req.complete || socket.destroyed) return;
+  let bytes = 0;
+  const cut = (reason: "bytes" | "time") => {
+    done();
+    logger?.debug({ reason, bytes }, "cut a connection whose request body went on after the answer");
+    socket.destroy();
+  };
+  const timer = setTimeout(() => cut("time"), limits.lingerMs);
+  timer.unref();
+  const onData = (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > limits.lingerMaxBytes) cut("bytes");
+  };
+  const done = () => {
+    clearTimeout(timer);
+    req.off("data", onData);
+    req.off("end", done);
+    req.off("close", done);
+  };
+  // Whoever was reading the body (the app's web stream) is done with it: drop it, as node:http's `_dump()` does.
+  req.removeAllListeners("data");
+  req.on("data", onData);
+  req.once("end", done);
+  req.once("close", done);
+  req.resume();
+}
+
+/**
+ * Listen on `host:port` with {@link ServerLimits}.
  * @param port 0 for an ephemeral port
  * @throws the listen error (e.g. EADDRINUSE) with its code
+ * @throws RangeError for invalid limits (see {@link resolveServerLimits})
  */
-export function listen(app: Hono, host: string, port: number): Promise<RunningServer> {
+export function listen(app: Hono, host: string, port: number, options: ListenOptions = {}): Promise<RunningServer> {
+  const limits = resolveServerLimits(options.limits);
+  // Our lingering close replaces @hono/node-server's (500 ms, and a close that still resets the connection).
+  const handle = getRequestListener(app.fetch, { autoCleanupIncoming: false });
+  const server: Server = createServer(
+    {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks both timeouts only this often (30 s by default): check often enough to keep them.
+      connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4))),
+    },
+    (req: IncomingMessage, res: ServerResponse) => {
+      res.prependListener("finish", () => lingerAfterEarlyAnswer(req, limits, options.logger));
+      void handle(req, res);
+    },
+  );
+  server.maxConnections = limits.maxConnections;
+  server.on("connect", refuseConnect);
   return new Promise((resolve, reject) => {
-    let server: ServerType;
-    const onError = (e: Error) => reject(e);
-    server = serve({ fetch: app.fetch, hostname: host, port }, (info) => {
-      server.off("error", onError);
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      const bound = (server.address() as { port: number }).port;
       const h = host.includes(":") ? `[${host}]` : host;
       resolve({
-        url: `http://${h}:${info.port}`,
-        port: info.port,
+        url: `http://${h}:${bound}`,
+        port: bound,
         close: () =>
           new Promise<void>((res) => {
-            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+            server.closeAllConnections();
             server.close(() => res());
           }),
       });
     });
-    server.once("error", onError);
-    server.on("connect", refuseConnect);
   });
 }
