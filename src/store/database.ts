@@ -3,7 +3,6 @@
  * one file in WAL mode) or `postgres://…` (shared by any number of instances).
  * One kysely query layer serves both.
  */
-import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, sql } from "kysely";
@@ -11,6 +10,7 @@ import { cachingDatabase, FifoSqliteDialect } from "./fifoSqlite.js";
 import pg from "pg";
 import type { Database } from "./schema.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { ensurePrivateDir, ensurePrivateFile } from "./files.js";
 
 /** Which SQL engine is behind a {@link Store}. */
 export type Dialect = "sqlite" | "postgres";
@@ -55,6 +55,9 @@ const INT8_OID = 20;
 /**
  * Open the store.
  *
+ * A SQLite file (and its directory) that does not exist yet is created
+ * private: mode 0600 (0700), whatever the umask.
+ *
  * SQLite runs with `journal_mode=WAL`, `synchronous=FULL` (a rotated refresh
  * token that is lost on power failure is a dead grant, so durability wins over
  * the ~6× faster NORMAL), `busy_timeout=5000` and foreign keys on.
@@ -69,7 +72,11 @@ export async function openStore(url: string): Promise<Store> {
   if (url.startsWith("sqlite:")) {
     const path = url.slice("sqlite:".length);
     if (path === "") throw new DatabaseUrlError("sqlite URL needs a path, e.g. sqlite:./data/grantkeeper.db");
-    if (path !== ":memory:") mkdirSync(dirname(resolve(path)), { recursive: true });
+    if (path !== ":memory:") {
+      // 0700 directory, 0600 file; SQLite gives the -wal and -shm files the database file's mode.
+      ensurePrivateDir(dirname(resolve(path)));
+      ensurePrivateFile(resolve(path));
+    }
     const database = new SQLite(path);
     database.pragma("journal_mode = WAL");
     database.pragma("synchronous = FULL");
