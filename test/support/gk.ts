@@ -11,8 +11,8 @@ import pino from "pino";
 import { ManualClock } from "../../src/domain/clock.js";
 import type { RefreshPolicy } from "../../src/domain/policy.js";
 import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../../src/grantkeeper.js";
-import { createApp } from "../../src/http/app.js";
-import { listen, type RunningServer } from "../../src/http/server.js";
+import { createApp, type AppOptions } from "../../src/http/app.js";
+import { listen, type RunningServer, type ServerLimits } from "../../src/http/server.js";
 import { REDACT_PATHS } from "../../src/telemetry/logger.js";
 import { testKey, type TestDatabase } from "./backend.js";
 
@@ -51,7 +51,19 @@ export interface GrantkeeperUnderTest {
  */
 export async function startGrantkeeper(
   db: TestDatabase,
-  opts: { refresh?: Partial<RefreshPolicy>; clock?: ManualClock; instanceId?: string; encryptionKey?: string; beforeFetch?: (url: string) => Promise<void>; logName?: string; extra?: Partial<GrantkeeperOptions> } = {},
+  opts: {
+    refresh?: Partial<RefreshPolicy>;
+    clock?: ManualClock;
+    instanceId?: string;
+    encryptionKey?: string;
+    beforeFetch?: (url: string) => Promise<void>;
+    logName?: string;
+    extra?: Partial<GrantkeeperOptions>;
+    /** App options besides the key (e.g. `maxBodyBytes`, as `serve` passes `jobs.maxBodyBytes`). */
+    app?: Omit<AppOptions, "apiKey">;
+    /** Server limits (defaults otherwise). */
+    limits?: Partial<ServerLimits>;
+  } = {},
 ): Promise<GrantkeeperUnderTest> {
   const clock = opts.clock ?? new ManualClock(Date.now());
   const port = await freePort();
@@ -84,8 +96,8 @@ export async function startGrantkeeper(
     ...(opts.instanceId ? { instanceId: opts.instanceId } : {}),
     ...opts.extra,
   });
-  const app = createApp(gk, { apiKey });
-  const server = await listen(app, "127.0.0.1", port);
+  const app = createApp(gk, { ...opts.app, apiKey });
+  const server = await listen(app, "127.0.0.1", port, { logger, ...(opts.limits ? { limits: opts.limits } : {}) });
   return {
     gk,
     server,
