@@ -18,6 +18,7 @@ import type { Database } from "../store/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import { isInternalIntegrationId, newUserIntegrationId } from "./internal.js";
 import { toIntegration, toIntegrationEvent, WEBHOOK_NOT_CONFIGURED, type Integration, type IntegrationEvent, type IntegrationStatus, type WEBHOOK_SIGNING } from "./view.js";
+import { seqCursor } from "../domain/cursor.js";
 
 /** Input of {@link IntegrationService.create}. */
 export interface NewIntegration {
@@ -209,7 +210,7 @@ export class IntegrationService {
   async events(id: string, page: { cursor?: string; limit?: number } = {}): Promise<{ items: IntegrationEvent[]; nextCursor?: string }> {
     if (!(await this.d.repo.get(id))) throw notFound(id);
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
-    const before = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Number(page.cursor) : undefined;
+    const before = seqCursor(page.cursor);
     const rows = await this.d.repo.listEvents(id, before, limit + 1);
     const items = rows.slice(0, limit).map(toIntegrationEvent);
     return rows.length > limit ? { items, nextCursor: String(items[items.length - 1]!.id) } : { items };

@@ -11,7 +11,7 @@ export const WEBHOOK_SIGNING = ["github", "slack", "stripe", "hmac-sha256", "non
  * Stored in `integrations.webhook_signing` for an integration created without
  * a `webhook` block: it accepts no inbound webhook (401
  * `webhook_signing_not_configured`). Migration `0008_webhook_signing_required`
- * gave every row stored as `none` before it this value (docs/security-ingress.md).
+ * gave every row stored as `none` before it this value (docs/security.md "Webhook ingress").
  */
 export const WEBHOOK_NOT_CONFIGURED = "not_configured";
 

@@ -5,6 +5,7 @@ import { parseJobLastError, type JobLastError } from "../domain/jobLastError.js"
 import type { JobState } from "../domain/states.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import type { JobRepository, JobRow } from "../store/jobs.js";
+import { seqCursor } from "../domain/cursor.js";
 
 export { JOB_STATES } from "../domain/states.js";
 
@@ -55,7 +56,7 @@ export class JobService {
   /** A page of jobs in arrival order; the cursor is opaque. */
   async list(filter: { integrationId?: string; state?: JobState } = {}, page: { cursor?: string; limit?: number } = {}): Promise<{ items: JobView[]; nextCursor?: string }> {
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
-    const after = page.cursor && /^\d+$/.test(page.cursor) ? Number(page.cursor) : undefined;
+    const after = seqCursor(page.cursor);
     const rows = await this.jobs.list(filter, after, limit + 1);
     const items = rows.slice(0, limit);
     return rows.length > limit ? { items: items.map(view), nextCursor: String(items[items.length - 1]!.seq) } : { items: items.map(view) };

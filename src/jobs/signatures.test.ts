@@ -266,12 +266,14 @@ describe("idempotencyKeyOf", () => {
     expect(idempotencyKeyOf("none", h(), bytes("{}"))).toBeUndefined();
     expect(idempotencyKeyOf("none", h({ "Idempotency-Key": "" }), bytes("{}"))).toBeUndefined();
   });
-  it("200 characters are fine; 201 is a 400 invalid_idempotency_key, from a header or a body", () => {
+  it("200 characters are fine; 201, or a control character, is a 400 invalid_idempotency_key, from a header or a body", () => {
     expect(idempotencyKeyOf("none", h({ "Idempotency-Key": "a".repeat(200) }), bytes(""))?.value).toBe("a".repeat(200));
     for (const [scheme, headers, body] of [
       ["none", h({ "Idempotency-Key": "a".repeat(201) }), bytes("")],
       ["stripe", h(), bytes(JSON.stringify({ id: "e".repeat(201) }))],
       ["slack", h(), bytes(JSON.stringify({ event_id: "e".repeat(201) }))],
+      ["stripe", h(), bytes(JSON.stringify({ id: "evt_\u0000" }))],
+      ["slack", h(), bytes(JSON.stringify({ event_id: "Ev\n1" }))],
     ] as const) {
       const e = caught(() => idempotencyKeyOf(scheme, headers, body));
       expect({ kind: e.kind, code: e.code }).toEqual({ kind: "malformed_request", code: "invalid_idempotency_key" });

@@ -245,7 +245,7 @@ export function signedBodyKey(rawBody: Uint8Array): string {
  * @see https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers
  * @see https://docs.stripe.com/webhooks#handle-duplicate-events
  * @see https://api.slack.com/apis/events-api#retries
- * @throws {@link GrantkeeperError} `invalid_idempotency_key` (kind `malformed_request`) when the key is longer than {@link maxIdempotencyKeyLength} characters
+ * @throws {@link GrantkeeperError} `invalid_idempotency_key` (kind `malformed_request`) when the key is longer than {@link maxIdempotencyKeyLength} characters or holds a control character
  */
 export function idempotencyKeyOf(scheme: SigningScheme, headers: Headers, rawBody: Uint8Array): IdempotencyKey | undefined {
   let key: IdempotencyKey | undefined;
@@ -263,6 +263,10 @@ export function idempotencyKeyOf(scheme: SigningScheme, headers: Headers, rawBod
   }
   if (key !== undefined && key.value.length > maxIdempotencyKeyLength) {
     throw new GrantkeeperError(SignatureErrorCode.invalidIdempotencyKey, `the idempotency key is ${key.value.length} characters; at most ${maxIdempotencyKeyLength} are allowed`);
+  }
+  // A body's id may hold any JSON string; a NUL cannot even be stored by PostgreSQL.
+  if (key !== undefined && /[\u0000-\u001f\u007f]/.test(key.value)) {
+    throw new GrantkeeperError(SignatureErrorCode.invalidIdempotencyKey, "the idempotency key contains control characters");
   }
   return key;
 }

@@ -22,6 +22,7 @@ import type { LifecycleHooks } from "./hooks.js";
 import { isFresh, tokenContext, type RefreshEngine } from "./refresher.js";
 import type { RefreshScheduler } from "./scheduler.js";
 import { toConnection, type Connection, type ConnectionEvent } from "./view.js";
+import { seqCursor } from "../domain/cursor.js";
 
 /** A fresh access token, as `POST /v1/connections/{id}/token` answers. */
 export interface AccessToken {
@@ -311,7 +312,7 @@ export class ConnectionService {
   async events(id: string, page: { cursor?: string; limit?: number } = {}): Promise<{ items: ConnectionEvent[]; nextCursor?: string }> {
     if (!(await this.d.repo.getSummary(id))) throw connectionNotFound(id);
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
-    const before = page.cursor !== undefined && /^\d+$/.test(page.cursor) ? Number(page.cursor) : undefined;
+    const before = seqCursor(page.cursor);
     const rows = await this.d.repo.listEvents(id, before, limit + 1);
     const items: ConnectionEvent[] = rows.slice(0, limit).map((r) => ({
       id: Number(r.id),
