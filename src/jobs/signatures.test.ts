@@ -233,6 +233,12 @@ describe("scheme none and misconfiguration", () => {
       }
     }
   });
+  it("an unknown scheme (a corrupted row, a value this version does not know) verifies nothing: 500 signing_misconfigured", () => {
+    for (const scheme of ["not_configured", "GitHub", ""]) {
+      const e = caught(() => verifyWebhookSignature({ scheme: scheme as SigningScheme, secret: SECRET, rawBody: bytes("x"), headers: new Headers(), nowMs: NOW_MS }));
+      expect({ kind: e.kind, code: e.code }).toEqual({ kind: "misconfigured", code: "signing_misconfigured" });
+    }
+  });
   it("a negative tolerance is a RangeError", () => {
     expect(() => verifyWebhookSignature({ scheme: "none", secret: undefined, rawBody: bytes(""), headers: new Headers(), nowMs: 0, toleranceMs: -1 })).toThrow(RangeError);
   });

@@ -154,7 +154,7 @@ function checkTolerancePositive(toleranceMs: number): void {
  * @see https://api.slack.com/authentication/verifying-requests-from-slack
  * @see https://docs.stripe.com/webhooks#verify-manually
  * @throws {@link GrantkeeperError} `invalid_signature` (kind `unauthorized`), with `details.reason`: {@link SignatureFailureReason}
- * @throws {@link GrantkeeperError} `signing_misconfigured` (kind `misconfigured`) when a scheme other than `none` has no (or an empty) secret
+ * @throws {@link GrantkeeperError} `signing_misconfigured` (kind `misconfigured`) when a scheme other than `none` has no (or an empty) secret, or the scheme is unknown
  * @throws RangeError when `toleranceMs` is negative or not finite
  */
 export function verifyWebhookSignature(input: VerifyInput): void {
@@ -180,6 +180,9 @@ export function verifyWebhookSignature(input: VerifyInput): void {
     case "stripe":
       failure = checkStripeStyle("Stripe-Signature", headers.get("stripe-signature"), secret, rawBody, nowMs, toleranceMs);
       break;
+    default:
+      // Deny by default: a scheme this code does not know (a corrupted row, a newer version's value) verifies nothing.
+      throw new GrantkeeperError(SignatureErrorCode.signingMisconfigured, `unknown webhook signing scheme ${JSON.stringify(scheme satisfies never)}`);
   }
   if (failure) {
     throw new GrantkeeperError(SignatureErrorCode.invalidSignature, failure.detail, { details: { reason: failure.reason } });
