@@ -106,8 +106,9 @@ export interface ListenOptions {
  * the unread bytes still queued.
  */
 function lingerAfterEarlyAnswer(req: IncomingMessage, limits: ServerLimits, logger: Logger | undefined): void {
-  const socket = req.socket;
-  if (req.complete || socket.destroyed) return;
+  // A request whose connection is already gone (destroyed, or detached: `socket` is then null) has nothing to drain.
+  const socket = req.socket as IncomingMessage["socket"] | null;
+  if (req.complete || !socket || socket.destroyed) return;
   let bytes = 0;
   const cut = (reason: "bytes" | "time") => {
     done();

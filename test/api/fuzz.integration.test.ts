@@ -55,7 +55,10 @@ let gk: Grantkeeper;
 let server: RunningServer;
 let logFile: string;
 let routes: FuzzRoute[];
-/** The provider's API on loopback: answers, except that it drops every third connection (an unreachable upstream). */
+/**
+ * The provider's API on loopback, always up and answering 200: so that a 5xx is grantkeeper's own
+ * failure, never the proxy reporting a provider's (502 unreachable, 504 timeout — tested with the proxy).
+ */
 let upstream: Server;
 const realIds: string[] = [];
 let client: Pool;
@@ -105,10 +108,8 @@ beforeAll(async () => {
   db = await testDatabase();
   logFile = join(db.dir, "fuzz.log");
   const logStream = createWriteStream(logFile);
-  let calls = 0;
   upstream = createServer((req, res) => {
     req.resume();
-    if (++calls % 3 === 0) return void req.socket.destroy();
     res.writeHead(200, { "content-type": "application/json", "set-cookie": "upstream=1", "x-upstream": "yes" });
     res.end('{"ok":true}');
   });
