@@ -33,6 +33,7 @@ import { ManualClock } from "../../src/domain/clock.js";
 import { createGrantkeeper, type Grantkeeper } from "../../src/grantkeeper.js";
 import { createApp } from "../../src/http/app.js";
 import { isPublicHandler } from "../../src/http/auth.js";
+import { internalsOf } from "../../src/internals.js";
 import { listen, type RunningServer } from "../../src/http/server.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { fuzzRequests, rawRequests, systematicRequests, type FuzzRequest, type FuzzRoute } from "../support/fuzzRequests.js";
@@ -165,7 +166,7 @@ describe(`fuzz: ≥ 10,000 malformed requests (seed ${SEED})`, () => {
     for (const r of requests) perRoute.set(r.route, (perRoute.get(r.route) ?? 0) + 1);
     expect(routes.filter((r) => (perRoute.get(`${r.method} ${r.path}`) ?? 0) < 50)).toEqual([]);
 
-    const baseline = await dumpStore(gk.store);
+    const baseline = await dumpStore(internalsOf(gk).store);
     const failures: string[] = [];
     const statuses = new Map<number, number>();
     let sent = 0;
@@ -178,7 +179,7 @@ describe(`fuzz: ≥ 10,000 malformed requests (seed ${SEED})`, () => {
         if (serverError(a.status, batch[k]!)) failures.push(`${a.status} for ${describeRequest(batch[k]!)}: ${a.text.slice(0, 300)}`);
         if (a.text.includes(ACCESS_TOKEN) || a.text.includes(REFRESH_TOKEN)) failures.push(`a token in the answer to ${describeRequest(batch[k]!)}`);
       });
-      const now = await dumpStore(gk.store);
+      const now = await dumpStore(internalsOf(gk).store);
       if (now !== baseline) {
         const accepted = answers.map((a, k) => [a, batch[k]!] as const).filter(([a]) => a.status < 400).map(([a, r]) => `${a.status} ${describeRequest(r)}`);
         throw new Error(`the store changed in batch ${b / BATCH} (seed ${SEED}); answers below 400 in it:\n${accepted.join("\n")}`);
@@ -190,7 +191,7 @@ describe(`fuzz: ≥ 10,000 malformed requests (seed ${SEED})`, () => {
       sent++;
       for (const code of codes) if (code >= 500) failures.push(`${code} for raw ${JSON.stringify(raws[k]!.subarray(0, 200).toString("latin1"))}`);
     });
-    expect(await dumpStore(gk.store)).toBe(baseline);
+    expect(await dumpStore(internalsOf(gk).store)).toBe(baseline);
 
     // With the key on real rows: some requests legitimately succeed, so the store is compared around each one.
     const keyed = fc.sample(fuzzRequests(routes, world, "keyed"), { numRuns: KEYED_REQUESTS, seed: SEED });
@@ -202,7 +203,7 @@ describe(`fuzz: ≥ 10,000 malformed requests (seed ${SEED})`, () => {
       if (serverError(a.status, r)) failures.push(`${a.status} for ${describeRequest(r)}: ${a.text.slice(0, 300)}`);
       // What a success set off after its answer (alert episodes) belongs to it, not to the next request.
       await gk.alerts.idle();
-      const after = await dumpStore(gk.store);
+      const after = await dumpStore(internalsOf(gk).store);
       if (a.status >= 400 && after !== before) failures.push(`${a.status} changed the store: ${describeRequest(r)}`);
       before = after;
       if (failures.length > 20) break;

@@ -10,6 +10,7 @@ import { createHmac } from "node:crypto";
 import { sign as githubSign } from "@octokit/webhooks-methods";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alertSinkIntegrationId } from "../../src/integrations/internal.js";
+import { internalsOf } from "../../src/internals.js";
 import { signedBodyReplayWindowMs } from "../../src/jobs/signatures.js";
 import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
@@ -92,12 +93,12 @@ describe("webhook ingress: deny by default", () => {
 
   it("the alert sink's integration is outbound only: nothing posted to it is queued or reaches the sink, whatever its signing column says", async () => {
     const sinkIntegration = alertSinkIntegrationId(`${sink.url}/alerts`);
-    const row = await t.gk.store.db.selectFrom("integrations").select(["id", "webhook_signing"]).where("id", "=", sinkIntegration).executeTakeFirst();
+    const row = await internalsOf(t.gk).store.db.selectFrom("integrations").select(["id", "webhook_signing"]).where("id", "=", sinkIntegration).executeTakeFirst();
     expect(row).toEqual({ id: sinkIntegration, webhook_signing: "not_configured" });
     const forged = JSON.stringify({ id: 1, kind: "grant_invalidated", message: "click https://evil.example/" });
     expect(await post(sinkIntegration, forged)).toMatchObject({ status: 401, body: { code: "webhook_signing_not_configured" } });
     // Even an operator (or a bug) writing `none` into its row opens nothing.
-    await t.gk.store.db.updateTable("integrations").set({ webhook_signing: "none" }).where("id", "=", sinkIntegration).execute();
+    await internalsOf(t.gk).store.db.updateTable("integrations").set({ webhook_signing: "none" }).where("id", "=", sinkIntegration).execute();
     expect(await post(sinkIntegration, forged)).toMatchObject({ status: 401, body: { code: "webhook_signing_not_configured" } });
     expect((await t.api("PUT", `/v1/integrations/${sinkIntegration}/webhook`, { signing: "none" })).body).toMatchObject({ status: 409, code: "integration_outbound_only" });
     await t.gk.worker.runDue();
