@@ -9,7 +9,7 @@
  */
 export { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions, type StoreHealth } from "./grantkeeper.js";
 export { createApp, type AppOptions } from "./http/app.js";
-export { listen, type RunningServer } from "./http/server.js";
+export { listen, resolveServerLimits, defaultServerLimits, type RunningServer, type ListenOptions, type ServerLimits } from "./http/server.js";
 export { ProblemError, isProblemError, problemOf, STATUS_BY_KIND, type ProblemBody } from "./http/problem.js";
 export {
   GrantkeeperError,
@@ -66,7 +66,7 @@ export type { ConnectionService } from "./lifecycle/connections.js";
 export type { LifecycleEvents, LifecycleListener } from "./lifecycle/hooks.js";
 export type { RefreshScheduler, SchedulerOptions, SchedulerStats } from "./lifecycle/scheduler.js";
 export type { AuthorizationService, CallbackResult, StartedFlow } from "./lifecycle/authorization.js";
-export type { IntegrationService, NewIntegration, IntegrationPolicy } from "./integrations/service.js";
+export type { IntegrationService, NewIntegration, IntegrationPolicy, WebhookSettings } from "./integrations/service.js";
 export type { JobService } from "./jobs/service.js";
 export type { IngressService } from "./jobs/ingress.js";
 export type { JobWorker, WorkerOptions, WorkerStats } from "./jobs/worker.js";
