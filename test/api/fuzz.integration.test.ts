@@ -43,8 +43,10 @@ const API_KEY = "fuzz-api-key-0123456789";
 const ACCESS_TOKEN = "at-fuzz-secret-0123456789";
 const REFRESH_TOKEN = "rt-fuzz-secret-0123456789";
 const MAX_BODY = 64 * 1024;
-/** Random requests; the systematic ones (about 2,000 with today's routes) come on top. */
-const HTTP_REQUESTS = 7_400;
+/** All parts together: the random requests fill up to this after the systematic ones (about 2,000 with today's routes). */
+const TOTAL_REQUESTS = 10_100;
+/** At least this many random requests, however many routes there are. */
+const MIN_RANDOM_REQUESTS = 5_000;
 const RAW_REQUESTS = 400;
 const KEYED_REQUESTS = 400;
 const BATCH = 500;
@@ -159,7 +161,9 @@ describe(`fuzz: ≥ 10,000 malformed requests (seed ${SEED})`, () => {
   it("no answer ≥ 500, no token in any answer, no unhandled error, and no refused request changed the store", { timeout: 180_000 }, async () => {
     expect(routes.length).toBeGreaterThan(25);
     const world = { apiKey: API_KEY, realIds, connectionId: realIds[0]!, maxBodyBytes: MAX_BODY };
-    const requests = [...systematicRequests(routes, world), ...fc.sample(fuzzRequests(routes, world), { numRuns: HTTP_REQUESTS, seed: SEED })];
+    const systematic = systematicRequests(routes, world);
+    const randomRuns = Math.max(MIN_RANDOM_REQUESTS, TOTAL_REQUESTS - systematic.length - RAW_REQUESTS - KEYED_REQUESTS);
+    const requests = [...systematic, ...fc.sample(fuzzRequests(routes, world), { numRuns: randomRuns, seed: SEED })];
     const raws = fc.sample(rawRequests(world), { numRuns: RAW_REQUESTS, seed: SEED });
     // Every route is fuzzed, many times over.
     const perRoute = new Map<string, number>();
