@@ -354,9 +354,14 @@ class InlineProvider implements MigrationProvider {
  * kysely looks for its migration tables in *every* schema unless told which:
  * with several grantkeeper schemas in one PostgreSQL database it would find
  * another schema's lock table and fail. Pin the schema.
+ *
+ * Migrations of one release are independent of each other's order (each adds
+ * its own columns, tables or constraints), and some were written side by
+ * side: a store that ran a later-named one first (a development build) still
+ * gets the earlier-named ones instead of refusing to start.
  */
 function newMigrator(store: Store): Migrator {
-  return new Migrator({ db: store.db, provider: new InlineProvider(store.dialect), ...(store.dialect === "postgres" && store.schema ? { migrationTableSchema: store.schema } : {}) });
+  return new Migrator({ db: store.db, provider: new InlineProvider(store.dialect), allowUnorderedMigrations: true, ...(store.dialect === "postgres" && store.schema ? { migrationTableSchema: store.schema } : {}) });
 }
 
 /** Outcome of {@link migrateToLatest}: the names of migrations applied by this call. */
