@@ -150,15 +150,18 @@ function phrase(line: Record<string, any>): string | undefined {
 }
 
 /**
- * Spawn `node dist/src/cli/main.js serve` with `env` added to ours; stdout's
- * JSON lines go through `onLine` (raw) and the narrator (phrased).
+ * Spawn `node dist/src/cli/main.js serve` with `env` added to ours; the JSON
+ * log lines (on stderr) go through `onLine` (raw) and the narrator (phrased).
  */
 export function spawnServe(mainJs: string, env: Record<string, string>, narrator: Narrator, onLine: (line: Record<string, any>, raw: string) => void): ServeProcess {
-  const child = spawn(process.execPath, [mainJs, "serve"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [mainJs, "serve"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   let stopping = false;
   let crash: string | undefined;
   const stderr: string[] = [];
-  createInterface({ input: child.stdout! }).on("line", (text) => {
+  // Logs (pino JSON lines) come on stderr; anything else there is kept for a crash report.
+  createInterface({ input: child.stderr! }).on("line", (text) => {
+    stderr.push(text);
+    if (stderr.length > 100) stderr.shift();
     let line: Record<string, any>;
     try {
       line = JSON.parse(text) as Record<string, any>;
@@ -169,7 +172,6 @@ export function spawnServe(mainJs: string, env: Record<string, string>, narrator
     const p = phrase(line);
     if (p) narrator.log(p);
   });
-  createInterface({ input: child.stderr! }).on("line", (text) => stderr.push(text));
   const exited = new Promise<void>((resolve) => {
     child.once("exit", (code, signal) => {
       if (!stopping) crash = `grantkeeper exited early (code ${code}, signal ${signal}); stderr:\n${stderr.slice(-15).join("\n")}`;

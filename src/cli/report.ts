@@ -1,13 +1,9 @@
 /** Human and JSON reports of the CLI. */
-import { loadConfig } from "../config/config.js";
 import type { Grantkeeper } from "../grantkeeper.js";
 import type { Connection } from "../lifecycle/view.js";
 import type { Integration } from "../integrations/view.js";
 import type { PreflightResult } from "../lifecycle/preflight.js";
 import type { ConnectionFilter } from "../store/connections.js";
-import { isReachable, openStore } from "../store/database.js";
-import { pendingMigrations } from "../store/migrations.js";
-import { dataDirOf } from "./secrets.js";
 
 async function all(gk: Grantkeeper, filter: ConnectionFilter): Promise<Connection[]> {
   const out: Connection[] = [];
@@ -86,44 +82,4 @@ export function printPreflight(result: PreflightResult, json: boolean): void {
   for (const p of result.providers) rows.push([p.providerId, p.usable ? "yes" : "no", p.state ?? "missing", p.action, p.connectUrl ?? "-", p.missingScopes?.join(" ") ?? "-"]);
   process.stdout.write(table(rows));
   process.stdout.write(result.ok ? `all ${result.providers.length} provider(s) usable for ${result.entityId}\n` : `${result.providers.filter((p) => p.action !== "none").length} provider(s) need the user: open the connect URL(s) above\n`);
-}
-
-/**
- * `grantkeeper doctor`: configuration, keys, store, migrations.
- * @returns exit code: 0 all good, 1 something needs attention
- */
-export async function doctor(): Promise<number> {
-  let ok = true;
-  const line = (good: boolean, text: string) => {
-    ok &&= good;
-    process.stdout.write(`${good ? "ok  " : "FAIL"} ${text}\n`);
-  };
-  let config;
-  try {
-    config = loadConfig();
-    line(true, `config ${config.configPath ?? "(defaults, no file)"}`);
-  } catch (e) {
-    line(false, (e as Error).message);
-    return 1;
-  }
-  const dir = dataDirOf(config.databaseUrl);
-  line(config.apiKey !== undefined || dir !== undefined, `API key ${config.apiKey ? "from GRANTKEEPER_API_KEY" : dir ? `generated in ${dir}` : "missing (required with PostgreSQL)"}`);
-  line(config.encryptionKey !== undefined || dir !== undefined, `encryption key ${config.encryptionKey ? "from GRANTKEEPER_ENCRYPTION_KEY" : dir ? `generated in ${dir}` : "missing (required with PostgreSQL)"}`);
-  try {
-    const store = await openStore(config.databaseUrl);
-    try {
-      const reachable = await isReachable(store);
-      line(reachable, `store ${store.location} ${reachable ? "reachable" : "unreachable"}`);
-      if (reachable) {
-        const pending = await pendingMigrations(store);
-        line(pending.length === 0, pending.length ? `pending migrations: ${pending.join(", ")} (run grantkeeper migrate)` : "migrations up to date");
-      }
-    } finally {
-      await store.close();
-    }
-  } catch (e) {
-    line(false, `store: ${(e as Error).message}`);
-  }
-  line(new URL(config.publicUrl).protocol === "https:" || ["127.0.0.1", "localhost"].includes(new URL(config.publicUrl).hostname), `public URL ${config.publicUrl} (redirect URI ${config.publicUrl}/v1/oauth/callback)`);
-  return ok ? 0 : 1;
 }

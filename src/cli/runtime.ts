@@ -1,10 +1,16 @@
 /** Shared set-up of CLI commands: config, secrets, logger, grantkeeper. */
-import { loadConfig, type GrantkeeperConfig } from "../config/config.js";
+import { ConfigError, loadConfig, type GrantkeeperConfig } from "../config/config.js";
 import { createGrantkeeper, type Grantkeeper } from "../grantkeeper.js";
 import { createLogger, type Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import type { SinkConfig } from "../alerts/sinks.js";
-import { resolveSecrets, type ResolvedSecrets } from "./secrets.js";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import pino from "pino";
+import { openStore } from "../store/database.js";
+import { pendingMigrations } from "../store/migrations.js";
+import { CliError } from "./exit.js";
+import { dataDirOf, resolveSecrets, type ResolvedSecrets } from "./secrets.js";
 
 /** Everything a command needs. */
 export interface Runtime {
@@ -14,15 +20,54 @@ export interface Runtime {
   gk: Grantkeeper;
 }
 
+/** The SQLite file of a `sqlite:` URL, or undefined for PostgreSQL and `:memory:`. */
+export function sqliteFileOf(databaseUrl: string): string | undefined {
+  if (!databaseUrl.startsWith("sqlite:")) return undefined;
+  const path = databaseUrl.slice("sqlite:".length);
+  return path === ":memory:" || path === "" ? undefined : resolve(path);
+}
+
+/**
+ * Check, without creating anything, that a store and its keys exist here
+ * and the store's schema is current — what a read-only command
+ * (`status`, `connections list|show`) needs (issue 15 item 7).
+ * @throws {@link CliError} (exit 1) naming what is missing and the command that sets it up;
+ *   {@link ConfigError} (exit 2) for PostgreSQL without `GRANTKEEPER_ENCRYPTION_KEY`
+ */
+export async function assertInitialised(config: GrantkeeperConfig): Promise<void> {
+  const file = sqliteFileOf(config.databaseUrl);
+  if (file !== undefined && !existsSync(file)) {
+    throw new CliError(`no store here: ${config.databaseUrl} does not exist; run \`grantkeeper serve\` (or \`grantkeeper migrate\`) to create it, or set GRANTKEEPER_DATABASE_URL`);
+  }
+  const dir = dataDirOf(config.databaseUrl);
+  if (config.encryptionKey === undefined && dir === undefined) {
+    throw new ConfigError("GRANTKEEPER_ENCRYPTION_KEY is required with PostgreSQL (every instance must share it)");
+  }
+  if (config.encryptionKey === undefined && dir !== undefined && !existsSync(join(dir, "encryption-key"))) {
+    throw new CliError(`no encryption key here: ${join(dir, "encryption-key")} does not exist; set GRANTKEEPER_ENCRYPTION_KEY or run \`grantkeeper serve\` once to generate it`);
+  }
+  const store = await openStore(config.databaseUrl);
+  try {
+    const pending = await pendingMigrations(store);
+    if (pending.length > 0) throw new CliError(`the store at ${store.location} needs ${pending.length} migration(s); run \`grantkeeper migrate\``);
+  } finally {
+    await store.close();
+  }
+}
+
 /**
  * Load config and secrets and open grantkeeper (migrating the store).
+ * Logs (pino JSON) go to stderr: stdout carries only what the command prints.
  * @param opts.migrate run migrations @defaultValue true
+ * @param opts.readOnly create nothing: no store, no keys, no migrations; throws {@link CliError} (exit 1) when something is missing @defaultValue false
  * @param opts.telemetry metrics and tracer @defaultValue a fresh one without process metrics
  */
-export async function openRuntime(opts: { migrate?: boolean; logLevel?: string; telemetry?: Telemetry } = {}): Promise<Runtime> {
+export async function openRuntime(opts: { migrate?: boolean; readOnly?: boolean; logLevel?: string; telemetry?: Telemetry } = {}): Promise<Runtime> {
   const config = loadConfig();
-  const logger = createLogger(opts.logLevel ? { level: opts.logLevel } : {});
-  const secrets = resolveSecrets(config.databaseUrl, config.apiKey, config.encryptionKey);
+  if (opts.readOnly) await assertInitialised(config);
+  const logger = createLogger({ ...(opts.logLevel ? { level: opts.logLevel } : {}), destination: pino.destination({ dest: 2, sync: true }) });
+  // Read-only: the encryption key exists (checked above); the API key is not needed, so a missing one is not generated.
+  const secrets = opts.readOnly ? { ...resolveSecrets(config.databaseUrl, config.apiKey ?? "", config.encryptionKey), apiKey: config.apiKey ?? "" } : resolveSecrets(config.databaseUrl, config.apiKey, config.encryptionKey);
   const gk = await createGrantkeeper({
     databaseUrl: config.databaseUrl,
     encryptionKey: secrets.encryptionKey,
@@ -43,7 +88,7 @@ export async function openRuntime(opts: { migrate?: boolean; logLevel?: string; 
     stateTtlMs: config.connect.stateTtlMs,
     proxy: config.proxy,
     logger,
-    migrate: opts.migrate ?? true,
+    migrate: opts.readOnly ? false : (opts.migrate ?? true),
     ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
   });
   return { config, secrets, logger, gk };

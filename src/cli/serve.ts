@@ -1,15 +1,23 @@
 /** `grantkeeper serve`: API, connect flow and refresh scheduler in one process. */
+import { Command } from "commander";
 import { createApp } from "../http/app.js";
 import { listen } from "../http/server.js";
 import { createTelemetry } from "../telemetry/telemetry.js";
 import { startTracing, tracingOptionsFromEnv } from "../telemetry/tracing.js";
 import { openRuntime } from "./runtime.js";
 
+/** The `serve` command: see {@link serve}. */
+export function serveCommand(): Command {
+  return new Command("serve").description("API, connect flow and proactive refresh scheduler in one process").action(serve);
+}
+
 /**
  * Run until SIGINT/SIGTERM, then stop the scheduler, finish in-flight work and close the store.
  * Tracing is on only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
+ * Logs (pino JSON) go to stderr; the "listening on" summary to stdout.
+ * @throws the listen error (`EADDRINUSE`…) after closing grantkeeper; the CLI prints it as one line, exit 1
  */
-export async function serveCommand(): Promise<void> {
+export async function serve(): Promise<void> {
   // Before anything that could start a span; a bad endpoint stops the start with a RangeError naming it.
   const tracing = await startTracing(tracingOptionsFromEnv());
   const rt = await openRuntime({ telemetry: createTelemetry({ metrics: { processMetrics: true } }) });
@@ -17,13 +25,20 @@ export async function serveCommand(): Promise<void> {
   if (tracing) logger.info({ otlpOrigin: new URL(tracing.tracesUrl).origin }, "tracing to OTLP/HTTP");
   for (const file of secrets.generated) logger.warn({ file }, "generated a secret into the data directory (mode 0600); set the environment variable to manage it yourself");
   const app = createApp(gk, { apiKey: secrets.apiKey, maxBodyBytes: config.file.jobs.maxBodyBytes });
-  const server = await listen(app, config.host, config.port, { limits: config.server, logger });
+  let server;
+  try {
+    server = await listen(app, config.host, config.port, { limits: config.server, logger });
+  } catch (e) {
+    await gk.close();
+    await tracing?.shutdown().catch(() => undefined);
+    throw e;
+  }
   await gk.start();
   logger.info(
     { url: server.url, publicUrl: config.publicUrl, store: gk.storeLocation, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
     "grantkeeper serving",
   );
-  process.stderr.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
+  process.stdout.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

@@ -117,7 +117,7 @@ describe("grantkeeper CLI", async () => {
     const table = await run(["preflight", "--entity", "happy", "--providers", "acme:admin"]);
     expect(table.stdout).toMatch(/acme\s+yes\s+pending\s+reconnect\s+http\S+\s+admin/);
     const bad = await run(["preflight", "--entity", "happy", "--providers", "acme:"]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("provider:scope+scope");
   });
 
