@@ -9,6 +9,7 @@ import { serveCommand } from "./serve.js";
 import { openRuntime } from "./runtime.js";
 import { printConnections, printStatus, printPreflight, doctor } from "./report.js";
 import { parsePreflightProviders } from "./preflightArgs.js";
+import { registerPrune } from "./prune.js";
 
 /** Open grantkeeper for one command and always close it, whatever the command does. */
 async function withRuntime(fn: (rt: Awaited<ReturnType<typeof openRuntime>>) => Promise<void>): Promise<void> {
@@ -113,6 +114,8 @@ program
   .action(async () => {
     process.exitCode = await doctor();
   });
+
+registerPrune(program);
 
 /** Codes of a configuration that keeps grantkeeper from starting (exit 2). */
 const STARTUP_CODES: ReadonlySet<ErrorCodeValue> = new Set([ErrorCode.invalidConfig, ErrorCode.invalidDatabaseUrl, ErrorCode.invalidEncryptionKey]);

@@ -41,6 +41,7 @@ export async function openRuntime(opts: { migrate?: boolean; logLevel?: string; 
     publicUrl: config.publicUrl,
     allowedReturnOrigins: config.allowedReturnOrigins,
     stateTtlMs: config.connect.stateTtlMs,
+    retention: config.retention,
     proxy: config.proxy,
     logger,
     migrate: opts.migrate ?? true,

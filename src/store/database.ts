@@ -58,7 +58,8 @@ const INT8_OID = 20;
  * A SQLite file (and its directory) that does not exist yet is created
  * private: mode 0600 (0700), whatever the umask.
  *
- * SQLite runs with `journal_mode=WAL`, `synchronous=FULL` (a rotated refresh
+ * SQLite runs with `auto_vacuum=INCREMENTAL` (new files; docs/operations.md
+ * "Retention"), `journal_mode=WAL`, `synchronous=FULL` (a rotated refresh
  * token that is lost on power failure is a dead grant, so durability wins over
  * the ~6× faster NORMAL), `busy_timeout=5000` and foreign keys on.
  *
@@ -78,6 +79,9 @@ export async function openStore(url: string): Promise<Store> {
       ensurePrivateFile(resolve(path));
     }
     const database = new SQLite(path);
+    // Takes effect on a new file only (before its first table): freed pages can then go back to the file system
+    // after a retention sweep (PRAGMA incremental_vacuum). An older file keeps NONE until `grantkeeper prune --vacuum`.
+    database.pragma("auto_vacuum = INCREMENTAL");
     database.pragma("journal_mode = WAL");
     database.pragma("synchronous = FULL");
     database.pragma("busy_timeout = 5000");
