@@ -79,6 +79,11 @@ export class RetentionSweeper {
     return this.running;
   }
 
+  /** True while a sweep of this instance runs (started by the timer or by {@link RetentionSweeper.sweep}). */
+  get inProgress(): boolean {
+    return this.running !== undefined;
+  }
+
   /** Sweep every `policy.sweepIntervalMs` (the first after one interval) until {@link RetentionSweeper.stop}. Idempotent. */
   start(): void {
     if (this.started) return;

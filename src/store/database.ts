@@ -34,6 +34,13 @@ export interface Store {
   schema?: string;
   /** Human-readable location with any password removed (for logs and `doctor`). */
   location: string;
+  /**
+   * SQLite only: run SQL to completion on the raw connection, bypassing
+   * kysely (which steps a statement that returns no rows once: `PRAGMA
+   * incremental_vacuum(n)` would free one page, not n). Call it while holding
+   * `db.connection()` so no kysely transaction is open around it.
+   */
+  sqliteExec?(sql: string): void;
   /** Close every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -87,7 +94,7 @@ export async function openStore(url: string): Promise<Store> {
     database.pragma("busy_timeout = 5000");
     database.pragma("foreign_keys = ON");
     const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database: cachingDatabase(database) }) });
-    return { db, workerDb: db, dialect: "sqlite", location: `sqlite:${path}`, close: once(() => db.destroy()) };
+    return { db, workerDb: db, dialect: "sqlite", location: `sqlite:${path}`, sqliteExec: (text) => void database.exec(text), close: once(() => db.destroy()) };
   }
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
     const parsed = new URL(url);

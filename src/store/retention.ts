@@ -51,11 +51,13 @@ export interface OldestFinished {
 export class RetentionRepository {
   private readonly db: Kysely<Database>;
   private readonly dialect: Dialect;
+  private readonly sqliteExec: ((sql: string) => void) | undefined;
 
   /** @param store the open store (its `db` handle; the lock pins one of its connections) */
-  constructor(store: Pick<Store, "db" | "dialect">) {
+  constructor(store: Pick<Store, "db" | "dialect" | "sqliteExec">) {
     this.db = store.db;
     this.dialect = store.dialect;
+    this.sqliteExec = store.sqliteExec;
   }
 
   /**
@@ -174,7 +176,10 @@ export class RetentionRepository {
     if (this.dialect !== "sqlite" || (await this.autoVacuumMode()) !== 2) return 0;
     const before = await this.freePages();
     if (before === 0) return 0;
-    await sql.raw(`pragma incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`).execute(this.db);
+    const exec = this.sqliteExec;
+    if (!exec) return 0;
+    // Held connection: no kysely transaction is open around the raw call, and none starts during it.
+    await this.db.connection().execute(async () => exec(`pragma incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`));
     return before - (await this.freePages());
   }
 
