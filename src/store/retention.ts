@@ -11,11 +11,19 @@
  * that changed between the inner select and the delete (a dead job replayed
  * by hand) is left alone. Indexes: migration `0011_retention`.
  */
-import { sql, type Kysely } from "kysely";
+import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
 import type { JobState } from "../domain/states.js";
 import { FINISHED_JOB_STATES } from "../domain/states.js";
 import type { Dialect, Store } from "./database.js";
 import type { Database } from "./schema.js";
+import { inList } from "./stateSql.js";
+
+/**
+ * The predicate of the `jobs_finished` partial index, spelled as the index spells it: SQLite uses a partial
+ * index only when the query's WHERE contains its predicate as written, and PostgreSQL cannot prove it from a
+ * bound parameter. The state itself is a literal too (a closed set, never input).
+ */
+const FINISHED = inList("state", FINISHED_JOB_STATES);
 
 /**
  * First key of the PostgreSQL advisory lock a sweep holds (`pg_try_advisory_lock(int4, int4)`; "gkrt"
@@ -61,6 +69,16 @@ export class RetentionRepository {
   }
 
   /**
+   * `key IN (batch)` for a batch subquery. PostgreSQL gets `key = any(array(batch))`: the batch runs first
+   * (an InitPlan) and each key is one index probe; with `key IN (batch)` and the outer re-check of the
+   * window, the planner estimates the whole table matches and hash-joins it after a sequential scan, per batch.
+   */
+  private keyIn(key: string, batch: Expression<unknown>): Expression<SqlBool> {
+    if (this.dialect === "postgres") return sql<SqlBool>`${sql.ref(key)} = any(array(${batch}))`;
+    return sql<SqlBool>`${sql.ref(key)} in ${batch}`;
+  }
+
+  /**
    * Delete up to `limit` jobs in `state` finished before `beforeMs`, oldest
    * first, and their payloads, in one transaction.
    * @param state a finished state (`FINISHED_JOB_STATES`)
@@ -73,8 +91,8 @@ export class RetentionRepository {
     return this.db.transaction().execute(async (trx) => {
       const ids = await trx
         .deleteFrom("jobs")
-        .where("id", "in", (eb) => eb.selectFrom("jobs").select("id").where("state", "=", state).where("finished_at", "<", beforeMs).orderBy("finished_at").limit(limit))
-        .where("state", "=", state)
+        .where(this.keyIn("id", trx.selectFrom("jobs").select("id").where(FINISHED).where(inList("state", [state])).where("finished_at", "<", beforeMs).orderBy("finished_at").limit(limit)))
+        .where(inList("state", [state]))
         .where("finished_at", "<", beforeMs)
         .returning("id")
         .execute();
@@ -91,7 +109,7 @@ export class RetentionRepository {
   async deleteByTime(table: "alerts" | "connection_events", beforeMs: number, limit: number): Promise<number> {
     const r = await this.db
       .deleteFrom(table)
-      .where("id", "in", (eb) => eb.selectFrom(table).select("id").where("at", "<", beforeMs).orderBy("at").limit(limit))
+      .where(this.keyIn("id", this.db.selectFrom(table).select("id").where("at", "<", beforeMs).orderBy("at").limit(limit)))
       .where("at", "<", beforeMs)
       .executeTakeFirst();
     return Number(r.numDeletedRows);
@@ -105,7 +123,7 @@ export class RetentionRepository {
   async deleteOAuthStates(expiredAtMs: number, limit: number): Promise<number> {
     const r = await this.db
       .deleteFrom("oauth_states")
-      .where("state_hash", "in", (eb) => eb.selectFrom("oauth_states").select("state_hash").where("expires_at", "<=", expiredAtMs).orderBy("expires_at").limit(limit))
+      .where(this.keyIn("state_hash", this.db.selectFrom("oauth_states").select("state_hash").where("expires_at", "<=", expiredAtMs).orderBy("expires_at").limit(limit)))
       .where("expires_at", "<=", expiredAtMs)
       .executeTakeFirst();
     return Number(r.numDeletedRows);
@@ -118,7 +136,7 @@ export class RetentionRepository {
   async deleteConnectSessions(beforeMs: number, limit: number): Promise<number> {
     const r = await this.db
       .deleteFrom("connect_sessions")
-      .where("id", "in", (eb) => eb.selectFrom("connect_sessions").select("id").where("expires_at", "<", beforeMs).orderBy("expires_at").limit(limit))
+      .where(this.keyIn("id", this.db.selectFrom("connect_sessions").select("id").where("expires_at", "<", beforeMs).orderBy("expires_at").limit(limit)))
       .where("expires_at", "<", beforeMs)
       .executeTakeFirst();
     return Number(r.numDeletedRows);
@@ -131,7 +149,7 @@ export class RetentionRepository {
    */
   async oldestFinished(nowMs: number): Promise<OldestFinished> {
     const jobMins = await Promise.all(
-      FINISHED_JOB_STATES.map(async (state) => (await this.db.selectFrom("jobs").select("finished_at").where("state", "=", state).where("finished_at", "is not", null).orderBy("finished_at").limit(1).executeTakeFirst())?.finished_at ?? null),
+      FINISHED_JOB_STATES.map(async (state) => (await this.db.selectFrom("jobs").select("finished_at").where(FINISHED).where(inList("state", [state])).where("finished_at", "is not", null).orderBy("finished_at").limit(1).executeTakeFirst())?.finished_at ?? null),
     );
     const first = async (q: Promise<{ t: number } | undefined>) => (await q)?.t ?? null;
     const [alerts, events, states, sessions] = await Promise.all([
