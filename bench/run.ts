@@ -2,7 +2,7 @@
  * Runs the benchmarks and writes docs/benchmarks.md (overwritten).
  *
  * Usage: `npm run bench [-- --quick] [-- --only=<name>]`, names:
- * `singleFlight`, `schedulerScale`, `propagation`, `jobs`. `--quick` uses
+ * `singleFlight`, `schedulerScale`, `propagation`, `jobs`, `retention`. `--quick` uses
  * small N (smoke check).
  * A benchmark is never a timed unit test: it measures, against a baseline
  * measured in the same run, and reports numbers.
@@ -15,6 +15,7 @@ import { runJobsThroughput } from "./jobsThroughput.js";
 import { runPropagation } from "./propagation.js";
 import { runSchedulerScale } from "./schedulerScale.js";
 import { runSingleFlight } from "./singleFlight.js";
+import { runRetention } from "./retention.js";
 
 /** The benchmarks, by the name `--only` takes. */
 export const benchmarks: Record<string, (opts: BenchOptions) => Promise<BenchReport>> = {
@@ -22,6 +23,7 @@ export const benchmarks: Record<string, (opts: BenchOptions) => Promise<BenchRep
   schedulerScale: runSchedulerScale,
   propagation: runPropagation,
   jobs: runJobsThroughput,
+  retention: runRetention,
 };
 
 /** Hard ceiling of a whole run; every loop inside is bounded too. */

@@ -41,6 +41,9 @@ import { BreakerRepository } from "./store/breakers.js";
 import { JobRepository } from "./store/jobs.js";
 import { UnitsOfWork } from "./store/unitOfWork.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
+import { resolveRetentionPolicy, type RetentionPolicy } from "./domain/retention.js";
+import { RetentionRepository } from "./store/retention.js";
+import { RetentionSweeper } from "./lifecycle/retention.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
 
 /** Options of {@link createGrantkeeper}. */
@@ -83,6 +86,13 @@ export interface GrantkeeperOptions {
   allowedReturnOrigins?: string[];
   /** Lifetime of a connect-flow `state`, milliseconds. @defaultValue 600 000 */
   stateTtlMs?: number;
+  /**
+   * Data retention (api-contract.md v1.1 "Data lifecycle"): how long finished
+   * rows are kept and how often `start()`ed instances sweep, milliseconds.
+   * Queued, running, faulted and parked jobs are never deleted.
+   * @defaultValue succeeded jobs 7 d, failed/dead/discarded jobs 30 d, alerts and connection events 90 d, a sweep every 5 min
+   */
+  retention?: Partial<RetentionPolicy>;
   clock?: Clock;
   fetch?: typeof fetch;
   logger?: Logger;
@@ -152,9 +162,9 @@ export interface Grantkeeper {
    * @throws {@link GrantkeeperError} 422 `provider_not_found`
    */
   preflight(entityId: string, providers: readonly PreflightRequirement[]): Promise<PreflightResult>;
-  /** Start the refresh scheduler and the job worker. */
+  /** Start the refresh scheduler, the job worker and the retention sweeps (every `retention.sweepIntervalMs`). */
   start(): Promise<void>;
-  /** Stop the scheduler and the worker, waiting for work in flight. */
+  /** Stop the scheduler, the worker and the retention sweeps, waiting for work in flight (a sweep stops after its current batch). */
   stop(): Promise<void>;
   /** Stop and close the store. */
   close(): Promise<void>;
@@ -167,7 +177,7 @@ const toKey = (k: string | Buffer) => (typeof k === "string" ? parseEncryptionKe
  * providers, and wire the lifecycle. Call `start()` to run the scheduler.
  * @throws {@link EncryptionKeyError} for a key that is not 32 bytes; {@link DatabaseUrlError}; migration errors;
  *   RangeError for an `alerts.reconnectUrl` that is not an http(s) URL template with known placeholders;
- *   RangeError naming a bad job policy value (`jobs.maxAttempts` not an integer ≥ 1, a negative backoff)
+ *   RangeError naming a bad job policy value (`jobs.maxAttempts` not an integer ≥ 1, a negative backoff) or retention window
  */
 export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Grantkeeper> {
   const reconnectProblem = options.alerts?.reconnectUrl ? reconnectUrlProblem(options.alerts.reconnectUrl) : undefined;
@@ -177,6 +187,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const random = options.random ?? Math.random;
   const policy = resolveRefreshPolicy(options.refresh);
   const apiOptions = resolveApiClientOptions(options.proxy);
+  const retentionPolicy = resolveRetentionPolicy(options.retention);
   const key = toKey(options.encryptionKey);
   const encryptor = new Encryptor(key, (options.retiredEncryptionKeys ?? []).map(toKey));
   const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db");
@@ -194,6 +205,8 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const jobRepo = new JobRepository(store.db, store.dialect, store.workerDb);
   const integrationRepo = new IntegrationRepository(store.db);
   const breakerRepo = new BreakerRepository(store.db);
+  const retentionRepo = new RetentionRepository(store);
+  const retention = new RetentionSweeper({ repo: retentionRepo, clock, logger, policy: retentionPolicy, metrics: telemetry.metrics });
   const units = new UnitsOfWork(store.db, { integrations: integrationRepo, jobs: jobRepo, breakers: breakerRepo });
   const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
     // A fixed client configuration retries, at once, the connections that failed on the old one.
@@ -241,6 +254,11 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     jobsByState: () => jobRepo.countByState(),
     connectionsByState: () => repo.countByState(),
     openBreakers: () => breakerRepo.countOpen(),
+    retentionOldestAgeSeconds: async () => {
+      const now = clock.now();
+      const oldest = await retentionRepo.oldestFinished(now);
+      return Object.fromEntries(Object.entries(oldest).map(([table, at]) => [table, at === null ? 0 : Math.max(0, (now - at) / 1000)]));
+    },
   });
   const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: (committed) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
@@ -321,16 +339,17 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     async start() {
       scheduler.start();
       worker.start();
+      retention.start();
     },
     async stop() {
-      await Promise.all([scheduler.stop(), worker.stop()]);
+      await Promise.all([scheduler.stop(), worker.stop(), retention.stop()]);
     },
     async close() {
-      await Promise.all([scheduler.stop(), worker.stop()]);
+      await Promise.all([scheduler.stop(), worker.stop(), retention.stop()]);
       await api.close();
       await store.close();
     },
   };
-  registerInternals(gk, { store, engine });
+  registerInternals(gk, { store, engine, retention });
   return gk;
 }

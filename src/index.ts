@@ -55,6 +55,7 @@ export {
 export { defaultRefreshPolicy, resolveRefreshPolicy, policyForProvider, type RefreshPolicy, type ProviderTiming } from "./domain/policy.js";
 export type { PermanentGrantReason, PermanentProviderReason, TransientReason, ChallengeObservation, ErrorClassOverride } from "./domain/classify.js";
 export { BREAKER_STATES, type BreakerPolicy, type BreakerState, type BreakerStateName } from "./domain/breaker.js";
+export { defaultRetentionPolicy, type RetentionPolicy } from "./domain/retention.js";
 export { defaultJobPolicy, type JobPolicy, type Disposition } from "./domain/jobLifecycle.js";
 export { JOB_ERROR_CLASSES, JobAuthCode, type JobLastError, type JobErrorClass, type JobAuthCodeValue } from "./domain/jobLastError.js";
 export { defaultEpisodePolicy, type EpisodePolicy } from "./domain/alertEpisodes.js";

@@ -7,11 +7,14 @@
  */
 import type { RefreshEngine } from "./lifecycle/refresher.js";
 import type { Store } from "./store/database.js";
+import type { RetentionSweeper } from "./lifecycle/retention.js";
 
 /** The internals of one Grantkeeper instance. */
 export interface GrantkeeperInternals {
   store: Store;
   engine: RefreshEngine;
+  /** Retention sweeps of this instance (`start()` runs them on a timer; tests call `sweep()`). */
+  retention: RetentionSweeper;
 }
 
 const registry = new WeakMap<object, GrantkeeperInternals>();

@@ -14,6 +14,7 @@ import { preflightCommand } from "./preflight.js";
 import { replayCommand } from "./replay.js";
 import { serveCommand } from "./serve.js";
 import { statusCommand } from "./status.js";
+import { registerPrune } from "./prune.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
 const program = createProgram(version);
@@ -26,5 +27,6 @@ program.addCommand(connectionsCommand());
 program.addCommand(preflightCommand());
 program.addCommand(replayCommand());
 program.addCommand(doctorCommand());
+registerPrune(program);
 
 await runCli(program);

@@ -86,6 +86,7 @@ export async function openRuntime(opts: { migrate?: boolean; readOnly?: boolean;
     publicUrl: config.publicUrl,
     allowedReturnOrigins: config.allowedReturnOrigins,
     stateTtlMs: config.connect.stateTtlMs,
+    retention: config.retention,
     proxy: config.proxy,
     logger,
     migrate: opts.readOnly ? false : (opts.migrate ?? true),

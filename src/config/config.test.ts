@@ -50,6 +50,15 @@ describe("loadConfig", () => {
     });
   });
 
+  it("reads the retention windows (seconds in the file) with the contract's defaults", () => {
+    expect(loadConfig({}).retention).toEqual({ succeededJobsMs: 604_800_000, failedJobsMs: 2_592_000_000, alertsMs: 7_776_000_000, eventsMs: 7_776_000_000, sweepIntervalMs: 300_000 });
+    const cfg = loadConfig({ GRANTKEEPER_CONFIG: configFile("retention:\n  succeededJobsSeconds: 3600\n  sweepIntervalSeconds: 0.5\n") });
+    expect(cfg.retention).toMatchObject({ succeededJobsMs: 3_600_000, failedJobsMs: 2_592_000_000, sweepIntervalMs: 500 });
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("retention:\n  eventsSeconds: -1\n") }, /retention\.eventsSeconds/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("retention:\n  sweepIntervalSeconds: 0\n") }, /retention\.sweepIntervalSeconds/);
+    expectConfigError({ GRANTKEEPER_CONFIG: configFile("retention:\n  jobsSeconds: 5\n") }, /retention/);
+  });
+
   it("reads the proxy keys (seconds in the file) with their defaults", () => {
     expect(loadConfig({}).proxy).toEqual({ timeoutMs: 30_000, authFailuresToDegrade: 3, connectionsPerOrigin: 64 });
     const cfg = loadConfig({ GRANTKEEPER_CONFIG: configFile("proxy:\n  timeoutSeconds: 2.5\n  authFailuresToDegrade: 5\n") });

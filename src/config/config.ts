@@ -9,6 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { resolveRefreshPolicy, type RefreshPolicy } from "../domain/policy.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import type { RetentionPolicy } from "../domain/retention.js";
 import { reconnectUrlProblem } from "../alerts/reconnectUrl.js";
 
 const seconds = z.number().finite().min(0);
@@ -84,6 +85,17 @@ export const configFileSchema = z
       .object({ batchSize: z.number().int().min(1).max(10_000).default(200), concurrency: z.number().int().min(1).max(256).default(32), maxSleepSeconds: z.number().positive().default(30) })
       .strict()
       .prefault({}),
+    // Data lifecycle (contract v1.1): finished rows only; queued, running, faulted and parked jobs are never deleted.
+    retention: z
+      .object({
+        succeededJobsSeconds: seconds.default(604_800),
+        failedJobsSeconds: seconds.default(2_592_000),
+        alertsSeconds: seconds.default(7_776_000),
+        eventsSeconds: seconds.default(7_776_000),
+        sweepIntervalSeconds: z.number().finite().positive().default(300),
+      })
+      .strict()
+      .prefault({}),
     connect: z.object({ stateTtlSeconds: z.number().int().min(30).default(600) }).strict().prefault({}),
     proxy: z
       .object({
@@ -127,6 +139,8 @@ export interface GrantkeeperConfig {
   refresh: RefreshPolicy;
   scheduler: { batchSize: number; concurrency: number; maxSleepMs: number };
   connect: { stateTtlMs: number };
+  /** Retention windows and the sweep interval (`retention` in the file, seconds there); see src/domain/retention.ts. */
+  retention: RetentionPolicy;
   /** Provider API calls (the proxy and `ctx.fetch`). */
   proxy: { timeoutMs: number; authFailuresToDegrade: number; connectionsPerOrigin: number };
   /** HTTP server limits (`server` in the file, seconds there); see `ServerLimits` in src/http/server.ts. */
@@ -217,6 +231,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GrantkeeperCon
     refresh: refreshPolicyFromFile(file.refresh),
     scheduler: { batchSize: file.scheduler.batchSize, concurrency: file.scheduler.concurrency, maxSleepMs: Math.round(file.scheduler.maxSleepSeconds * 1000) },
     connect: { stateTtlMs: file.connect.stateTtlSeconds * 1000 },
+    retention: {
+      succeededJobsMs: Math.round(file.retention.succeededJobsSeconds * 1000),
+      failedJobsMs: Math.round(file.retention.failedJobsSeconds * 1000),
+      alertsMs: Math.round(file.retention.alertsSeconds * 1000),
+      eventsMs: Math.round(file.retention.eventsSeconds * 1000),
+      sweepIntervalMs: Math.round(file.retention.sweepIntervalSeconds * 1000),
+    },
     proxy: { timeoutMs: Math.round(file.proxy.timeoutSeconds * 1000), authFailuresToDegrade: file.proxy.authFailuresToDegrade, connectionsPerOrigin: file.proxy.connectionsPerOrigin },
     server: {
       requestTimeoutMs: Math.round(file.server.requestTimeoutSeconds * 1000),

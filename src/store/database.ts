@@ -34,6 +34,13 @@ export interface Store {
   schema?: string;
   /** Human-readable location with any password removed (for logs and `doctor`). */
   location: string;
+  /**
+   * SQLite only: run SQL to completion on the raw connection, bypassing
+   * kysely (which steps a statement that returns no rows once: `PRAGMA
+   * incremental_vacuum(n)` would free one page, not n). Call it while holding
+   * `db.connection()` so no kysely transaction is open around it.
+   */
+  sqliteExec?(sql: string): void;
   /** Close every connection. Idempotent. */
   close(): Promise<void>;
 }
@@ -58,7 +65,8 @@ const INT8_OID = 20;
  * A SQLite file (and its directory) that does not exist yet is created
  * private: mode 0600 (0700), whatever the umask.
  *
- * SQLite runs with `journal_mode=WAL`, `synchronous=FULL` (a rotated refresh
+ * SQLite runs with `auto_vacuum=INCREMENTAL` (new files; docs/operations.md
+ * "Retention"), `journal_mode=WAL`, `synchronous=FULL` (a rotated refresh
  * token that is lost on power failure is a dead grant, so durability wins over
  * the ~6× faster NORMAL), `busy_timeout=5000` and foreign keys on.
  *
@@ -78,12 +86,15 @@ export async function openStore(url: string): Promise<Store> {
       ensurePrivateFile(resolve(path));
     }
     const database = new SQLite(path);
+    // Takes effect on a new file only (before its first table): freed pages can then go back to the file system
+    // after a retention sweep (PRAGMA incremental_vacuum). An older file keeps NONE until `grantkeeper prune --vacuum`.
+    database.pragma("auto_vacuum = INCREMENTAL");
     database.pragma("journal_mode = WAL");
     database.pragma("synchronous = FULL");
     database.pragma("busy_timeout = 5000");
     database.pragma("foreign_keys = ON");
     const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database: cachingDatabase(database) }) });
-    return { db, workerDb: db, dialect: "sqlite", location: `sqlite:${path}`, close: once(() => db.destroy()) };
+    return { db, workerDb: db, dialect: "sqlite", location: `sqlite:${path}`, sqliteExec: (text) => void database.exec(text), close: once(() => db.destroy()) };
   }
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
     const parsed = new URL(url);

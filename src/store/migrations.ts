@@ -9,7 +9,7 @@
  */
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, type RawBuilder, type SqlBool } from "kysely";
 import { BREAKER_STATES } from "../domain/breaker.js";
-import { CLAIMABLE_JOB_STATES } from "../domain/states.js";
+import { CLAIMABLE_JOB_STATES, FINISHED_JOB_STATES } from "../domain/states.js";
 import type { Dialect, Store } from "./database.js";
 import { inList } from "./stateSql.js";
 
@@ -315,6 +315,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       },
       async down(db: Kysely<any>) {
         await db.schema.alterTable("connections").dropColumn("connection_config").execute();
+      },
+    },
+    "0011_retention": {
+      async up(db: Kysely<any>) {
+        // Retention sweeps (issue 13) walk the oldest finished rows of each table in batches, one index each (alerts_at
+        // and connect_sessions_expires_at exist already), so a batch reads n index entries instead of scanning the
+        // table. The jobs index is partial on finished states: queued and running jobs (the hot part of the queue) are
+        // not in it, so ingress and claims do not write it.
+        await db.schema.createIndex("jobs_finished").on("jobs").columns(["state", "finished_at"]).where(inList("state", FINISHED_JOB_STATES)).execute();
+        await db.schema.createIndex("connection_events_at").on("connection_events").column("at").execute();
+        await db.schema.createIndex("oauth_states_expires_at").on("oauth_states").column("expires_at").execute();
+      },
+      async down(db: Kysely<any>) {
+        for (const i of ["oauth_states_expires_at", "connection_events_at", "jobs_finished"]) await db.schema.dropIndex(i).execute();
       },
     },
     "0014_api_auth_rejections": {

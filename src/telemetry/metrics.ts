@@ -7,7 +7,8 @@
  * Label values come from closed sets (results, classes, reasons, outcomes,
  * states) or from configuration (provider ids, alert sink names): never a
  * connection, job or integration id, so the number of series stays bounded.
- * Store-backed gauges (jobs by state, connections by state, open breakers)
+ * Store-backed gauges (jobs by state, connections by state, open breakers,
+ * the oldest finished row per table)
  * are read at scrape time by `collect()` callbacks, never updated per event,
  * so they are right across instances sharing a store.
  */
@@ -23,6 +24,12 @@ export interface MetricsSources {
   connectionsByState(): Promise<Record<string, number>>;
   /** Delivery targets whose breaker is open. */
   openBreakers(): Promise<number>;
+  /**
+   * Age in seconds of the oldest row retention will delete once its window passes, per table
+   * (`jobs`, `alerts`, `connection_events`, `oauth_states`, `connect_sessions`); 0 for a table with none.
+   * Optional: without it the gauge exports nothing.
+   */
+  retentionOldestAgeSeconds?(): Promise<Record<string, number>>;
 }
 
 /** Options of {@link Metrics}. */
@@ -46,6 +53,7 @@ interface StoreSnapshot {
   jobs?: PromiseSettledResult<Record<string, number>>;
   connections?: PromiseSettledResult<Record<string, number>>;
   breakers?: PromiseSettledResult<number>;
+  retention?: PromiseSettledResult<Record<string, number>>;
 }
 
 /** Seconds; the default refresh timeout is 30 s. */
@@ -77,6 +85,7 @@ export class Metrics {
   private readonly jobsDead = new Counter({ name: "grantkeeper_jobs_dead_total", help: "Jobs that exhausted their attempts.", registers: [this.registry] });
   private readonly breakerTransitions = new Counter({ name: "grantkeeper_breaker_transitions_total", help: "Delivery breaker transitions, by new state (open, closed).", labelNames: ["state"] as const, registers: [this.registry] });
   private readonly alerts = new Counter({ name: "grantkeeper_alerts_sent_total", help: "Alerts handed to a sink, by alert kind and sink name.", labelNames: ["kind", "sink"] as const, registers: [this.registry] });
+  private readonly retentionDeletedRows = new Counter({ name: "grantkeeper_retention_deleted_rows_total", help: "Rows deleted by retention sweeps (docs/operations.md \"Retention\"), by table.", labelNames: ["table"] as const, registers: [this.registry] });
   private readonly alertFailures = new Counter({ name: "grantkeeper_alert_send_failures_total", help: "Alerts a sink failed to send, by alert kind and sink name.", labelNames: ["kind", "sink"] as const, registers: [this.registry] });
   private readonly collectErrors = new Counter({
     name: "grantkeeper_metrics_collect_errors_total",
@@ -85,7 +94,7 @@ export class Metrics {
     registers: [this.registry],
     collect: async () => {
       const s = await this.storeSnapshot();
-      for (const [gauge, r] of [["jobs", s.jobs], ["connections", s.connections], ["breakers_open", s.breakers]] as const) if (r?.status === "rejected") this.collectErrors.inc({ gauge });
+      for (const [gauge, r] of [["jobs", s.jobs], ["connections", s.connections], ["breakers_open", s.breakers], ["retention_oldest", s.retention]] as const) if (r?.status === "rejected") this.collectErrors.inc({ gauge });
     },
   });
 
@@ -121,6 +130,17 @@ export class Metrics {
         this.reset();
         const r = (await self.storeSnapshot()).breakers;
         if (r?.status === "fulfilled") this.set(r.value);
+      },
+    });
+    new Gauge({
+      name: "grantkeeper_retention_oldest_finished_age_seconds",
+      help: "Age of the oldest finished row retention will delete once its window passes, by table, read from the store at scrape time (0: none). Above its window plus a sweep interval, sweeps are not keeping up.",
+      labelNames: ["table"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const r = (await self.storeSnapshot()).retention;
+        if (r?.status === "fulfilled") for (const [table, age] of Object.entries(r.value)) this.set({ table }, age);
       },
     });
     if (o.processMetrics) collectDefaultMetrics({ register: this.registry });
@@ -205,6 +225,14 @@ export class Metrics {
     this.alerts.inc({ kind, sink });
   }
 
+  /**
+   * A retention sweep deleted `rows` rows of `table` (one of `RETENTION_TABLES`, src/domain/retention.ts).
+   * @param rows a count ≥ 0
+   */
+  retentionDeleted(table: string, rows: number): void {
+    this.retentionDeletedRows.inc({ table }, rows);
+  }
+
   /** A sink failed to send an alert. */
   alertSendFailed(kind: string, sink: string): void {
     this.alertFailures.inc({ kind, sink });
@@ -220,8 +248,8 @@ export class Metrics {
       const sources = this.sources;
       this.snapshotInFlight = (async (): Promise<StoreSnapshot> => {
         if (!sources) return {};
-        const [jobs, connections, breakers] = await Promise.allSettled([sources.jobsByState(), sources.connectionsByState(), sources.openBreakers()]);
-        return { jobs, connections, breakers };
+        const [jobs, connections, breakers, retention] = await Promise.allSettled([sources.jobsByState(), sources.connectionsByState(), sources.openBreakers(), sources.retentionOldestAgeSeconds?.()]);
+        return { jobs, connections, breakers, ...(sources.retentionOldestAgeSeconds ? { retention: retention as PromiseSettledResult<Record<string, number>> } : {}) };
       })().finally(() => {
         this.snapshotInFlight = undefined;
       });

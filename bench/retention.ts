@@ -1,0 +1,198 @@
+/**
+ * Benchmark "retention sweep under ingress" (issue 13), SQLite and
+ * PostgreSQL in one run: N finished jobs with 1 KB payloads, seeded with bulk
+ * SQL (not through the API), are swept by the server's own sweeper while
+ * webhooks arrive at a fixed rate through `gk.ingress.accept` in the same
+ * process. Reported: accept latency p50/p99 with no sweep (the baseline,
+ * same process, same rate, same store, measured just before) and during the
+ * sweep (goal: p99 ≤ 2× the baseline's), and the sweep's rows/s.
+ *
+ * N: the issue asks for 10 million; on the shared 2-core machine the default
+ * is 1 million (`GK_BENCH_RETENTION_N` sets it; `--quick` uses 20 000).
+ * Latency is measured from each webhook's scheduled arrival (open loop), so
+ * time a webhook spends waiting behind a sweep batch counts.
+ */
+import { join } from "node:path";
+import { sql } from "kysely";
+import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
+import { ManualClock } from "../src/domain/clock.js";
+import { defaultRetentionPolicy } from "../src/domain/retention.js";
+import { internalsOf } from "../src/internals.js";
+import { DEFAULT_SWEEP_BATCH_SIZE, RetentionSweeper, type SweepReport } from "../src/lifecycle/retention.js";
+import { RetentionRepository } from "../src/store/retention.js";
+import { silentLogger } from "../src/telemetry/logger.js";
+import { benchKey, dropSchema, fmt, PG_BASE, progress, removeSqlite, scratchDir, table, type BenchOptions, type BenchReport } from "./common.js";
+import { BODY_BYTES, jobBody } from "./jobsBaselines.js";
+
+/** Webhooks per second offered during both phases. */
+const RATE = 2_000;
+/** Accepts started per tick (a tick every 1000 / (RATE / BURST) ms). */
+const BURST = 10;
+/** Length of the no-sweep baseline phase, ms. */
+const BASELINE_MS = 10_000;
+/** Longest a sweep may run under load before it is stopped and reported as partial, ms. */
+const SWEEP_CAP_MS = 600_000;
+/** Rows per seeding statement. */
+const SEED_CHUNK = 50_000;
+const NOW = Date.UTC(2026, 5, 1);
+const DAY = 86_400_000;
+
+interface EngineResult {
+  label: string;
+  n: number;
+  seedSeconds: number;
+  base: Latency;
+  during: Latency;
+  sweep: SweepReport;
+  rowsPerSecond: number;
+  partial: boolean;
+}
+
+interface Latency {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** Accepted per second, as achieved. */
+  rate: number;
+}
+
+/** N from the environment, `--quick`, or the default. */
+function jobsToSweep(opts: BenchOptions): number {
+  const fromEnv = Number(process.env.GK_BENCH_RETENTION_N ?? "");
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return opts.quick ? 20_000 : 1_000_000;
+}
+
+/** Insert `n` succeeded jobs finished 30 days before NOW, with 1 KB payloads, in chunks of bulk SQL. */
+async function seed(gk: Grantkeeper, integrationId: string, n: number): Promise<void> {
+  const { db, dialect } = internalsOf(gk).store;
+  const body = Buffer.from(jobBody(0)).toString("base64");
+  const finished = NOW - 30 * DAY;
+  for (let from = 0; from < n; from += SEED_CHUNK) {
+    const to = Math.min(n, from + SEED_CHUNK);
+    if (dialect === "postgres") {
+      await sql`insert into jobs (id, integration_id, state, attempts, idempotency_key, run_at, lease_owner, lease_until, last_error, probe, received_at, created_at, updated_at, finished_at)
+        select 'job_seed_' || i, ${integrationId}, 'succeeded', 1, null, ${finished} - i, null, null, null, 0, ${finished} - i, ${finished} - i, ${finished}, ${finished} + i from generate_series(${from}::bigint, ${to - 1}::bigint) as i`.execute(db);
+      await sql`insert into job_payloads (job_id, headers, body) select 'job_seed_' || i, '{}', ${body} from generate_series(${from}::bigint, ${to - 1}::bigint) as i`.execute(db);
+    } else {
+      await db.transaction().execute(async (trx) => {
+        await sql`with recursive s(i) as (select ${from} union all select i + 1 from s where i < ${to - 1})
+          insert into jobs (id, integration_id, state, attempts, idempotency_key, run_at, lease_owner, lease_until, last_error, probe, received_at, created_at, updated_at, finished_at)
+          select 'job_seed_' || i, ${integrationId}, 'succeeded', 1, null, ${finished} - i, null, null, null, 0, ${finished} - i, ${finished} - i, ${finished}, ${finished} + i from s`.execute(trx);
+        await sql`with recursive s(i) as (select ${from} union all select i + 1 from s where i < ${to - 1})
+          insert into job_payloads (job_id, headers, body) select 'job_seed_' || i, '{}', ${body} from s`.execute(trx);
+      });
+    }
+  }
+  if (dialect === "postgres") await sql`analyze jobs`.execute(db);
+}
+
+/**
+ * Offer RATE webhooks/s until `until()` says stop; each latency runs from the
+ * webhook's scheduled arrival to its accept's resolution, milliseconds.
+ */
+async function offerLoad(gk: Grantkeeper, integrationId: string, until: () => boolean): Promise<Latency> {
+  const latencies: number[] = [];
+  const pending = new Set<Promise<void>>();
+  const tickMs = 1000 / (RATE / BURST);
+  const t0 = performance.now();
+  let sent = 0;
+  let errors = 0;
+  while (!until()) {
+    const due = t0 + (sent / BURST) * tickMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    for (let k = 0; k < BURST; k++) {
+      const scheduled = due;
+      const i = sent++;
+      const p = gk.ingress
+        .accept(integrationId, new TextEncoder().encode(jobBody(i)), new Headers({ "content-type": "application/json" }))
+        .then(
+          () => void latencies.push(performance.now() - scheduled),
+          () => void errors++,
+        )
+        .finally(() => pending.delete(p));
+      pending.add(p);
+    }
+  }
+  await Promise.all(pending);
+  if (errors > 0) throw new Error(`${errors} accepts failed`);
+  const seconds = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { count: latencies.length, p50: at(0.5), p99: at(0.99), max: latencies[latencies.length - 1] ?? NaN, rate: latencies.length / seconds };
+}
+
+async function runEngine(label: "SQLite" | "PostgreSQL", n: number): Promise<EngineResult> {
+  const file = join(scratchDir(), "retention.db");
+  const schema = "bench_retention";
+  const url = label === "SQLite" ? `sqlite:${file}` : `${PG_BASE}?schema=${schema}`;
+  if (label === "SQLite") removeSqlite(file);
+  else await dropSchema(schema);
+  const clock = new ManualClock(NOW);
+  const gk = await createGrantkeeper({ databaseUrl: url, encryptionKey: benchKey(), clock });
+  try {
+    const { integration } = await gk.integrations.create({ name: "retention-bench", entityId: "bench", connectionIds: [], webhook: { signing: "none" } });
+    progress(`retention ${label}: seeding ${n} finished jobs with ${BODY_BYTES} B payloads`);
+    const s0 = performance.now();
+    await seed(gk, integration.id, n);
+    const seedSeconds = (performance.now() - s0) / 1000;
+    progress(`retention ${label}: seeded in ${seedSeconds.toFixed(1)} s; ${RATE}/s webhooks for ${BASELINE_MS / 1000} s without a sweep`);
+    const baseEnd = performance.now() + BASELINE_MS;
+    const base = await offerLoad(gk, integration.id, () => performance.now() >= baseEnd);
+    progress(`retention ${label}: baseline p99 ${base.p99.toFixed(1)} ms; sweeping under the same load`);
+    // The server's sweeper, batch size and all; the manual clock only fixes "now" for the windows.
+    const sweeper = new RetentionSweeper({ repo: new RetentionRepository(internalsOf(gk).store), clock, logger: silentLogger(), policy: defaultRetentionPolicy, batchSize: DEFAULT_SWEEP_BATCH_SIZE });
+    let done = false;
+    let partial = false;
+    const cap = setTimeout(() => {
+      partial = true;
+      void sweeper.stop();
+    }, SWEEP_CAP_MS);
+    const sweeping = sweeper.sweep().finally(() => {
+      done = true;
+      clearTimeout(cap);
+    });
+    const during = await offerLoad(gk, integration.id, () => done);
+    const sweep = await sweeping;
+    const rowsPerSecond = sweep.deleted.jobs / (sweep.durationMs / 1000);
+    progress(`retention ${label}: swept ${sweep.deleted.jobs} jobs in ${(sweep.durationMs / 1000).toFixed(1)} s (${fmt(rowsPerSecond)} jobs/s); p99 during ${during.p99.toFixed(1)} ms`);
+    return { label, n, seedSeconds, base, during, sweep, rowsPerSecond, partial };
+  } finally {
+    await gk.close();
+    if (label === "SQLite") removeSqlite(file);
+    else await dropSchema(schema);
+  }
+}
+
+/** Run the benchmark on both engines and render its section of docs/benchmarks.md. */
+export async function runRetention(opts: BenchOptions): Promise<BenchReport> {
+  const n = jobsToSweep(opts);
+  const results: EngineResult[] = [];
+  for (const label of ["SQLite", "PostgreSQL"] as const) results.push(await runEngine(label, n));
+  const ok = (r: EngineResult) => !r.partial && r.sweep.deleted.jobs === r.n && r.during.p99 <= 2 * r.base.p99;
+  const markdown = [
+    `Sweeping ${fmt(n)} finished jobs (succeeded 30 days ago, ${BODY_BYTES} B payloads, seeded with bulk SQL) with the server's sweeper (batches of ${DEFAULT_SWEEP_BATCH_SIZE} rows, default windows) while ${fmt(RATE)} webhooks/s arrive through \`gk.ingress.accept\` in the same process.`,
+    `The issue asks for 10 million jobs; this shared 2-core machine runs ${n === 1_000_000 ? "1 million by default" : fmt(n)} (\`GK_BENCH_RETENTION_N\` sets N). Latency runs from each webhook's scheduled arrival (open loop), so waiting behind a sweep batch counts.`,
+    `Baseline: the same load on the same store for ${BASELINE_MS / 1000} s just before the sweep. Goal: accept p99 during the sweep ≤ 2× the baseline's, every seeded job deleted.`,
+    "",
+    table(
+      ["engine", "jobs swept", "sweep s", "sweep jobs/s (+ payloads)", "accept p50 / p99 / max without sweep, ms", "accept p50 / p99 / max during sweep, ms", "p99 ratio", "webhooks/s achieved during", "goal met"],
+      results.map((r) => [
+        r.label,
+        `${fmt(r.sweep.deleted.jobs)}${r.partial ? " (stopped at the cap)" : ""}`,
+        (r.sweep.durationMs / 1000).toFixed(1),
+        fmt(r.rowsPerSecond),
+        `${r.base.p50.toFixed(1)} / ${r.base.p99.toFixed(1)} / ${r.base.max.toFixed(0)}`,
+        `${r.during.p50.toFixed(1)} / ${r.during.p99.toFixed(1)} / ${r.during.max.toFixed(0)}`,
+        `${(r.during.p99 / r.base.p99).toFixed(2)}×`,
+        fmt(r.during.rate),
+        ok(r) ? "yes" : "**no**",
+      ]),
+    ),
+    "",
+    `Seeding took ${results.map((r) => `${r.seedSeconds.toFixed(0)} s (${r.label})`).join(", ")}. SQLite pages given back after the sweep: ${fmt(results.find((r) => r.label === "SQLite")?.sweep.reclaimedPages ?? 0)}.`,
+  ].join("\n");
+  return { name: "retention", title: "Retention sweep under ingress", goalMet: results.every(ok), markdown };
+}

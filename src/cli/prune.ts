@@ -1,0 +1,67 @@
+/**
+ * `grantkeeper prune`: one retention sweep now (api-contract.md v1.1 "CLI
+ * additions", docs/operations.md "Retention"), with what it deleted per table.
+ * Needs only the config and the store (no encryption key: nothing is decrypted).
+ */
+import type { Command } from "commander";
+import { loadConfig } from "../config/config.js";
+import { systemClock } from "../domain/clock.js";
+import { RETENTION_TABLES } from "../domain/retention.js";
+import { RetentionSweeper, type SweepReport } from "../lifecycle/retention.js";
+import { openStore } from "../store/database.js";
+import { migrateToLatest } from "../store/migrations.js";
+import { RetentionRepository } from "../store/retention.js";
+import { createLogger } from "../telemetry/logger.js";
+
+/** Exit code when another instance holds the sweep lock (PostgreSQL): nothing was deleted, try again later. */
+export const PRUNE_SKIPPED_EXIT = 3;
+
+/** Options of `grantkeeper prune`. */
+export interface PruneOptions {
+  /** Print one JSON object instead of lines. */
+  json?: boolean;
+  /** SQLite: after the sweep, switch a file made before `auto_vacuum=INCREMENTAL` to it with one full VACUUM. */
+  vacuum?: boolean;
+}
+
+/** The human lines of a sweep's report (stdout). */
+export function formatPruneReport(r: SweepReport, vacuumMode?: number): string {
+  if (r.skipped) return "skipped: another grantkeeper instance is sweeping this store; nothing deleted\n";
+  const lines = RETENTION_TABLES.map((t) => `${t}: ${r.deleted[t]} deleted`);
+  if (r.reclaimedPages > 0) lines.push(`reclaimed ${r.reclaimedPages} free page(s)`);
+  if (r.interrupted) lines.push("interrupted: the next sweep continues");
+  if (vacuumMode !== undefined) lines.push(vacuumMode === 2 ? "vacuumed: the file now gives freed space back after each sweep (auto_vacuum=INCREMENTAL)" : `vacuum ran but auto_vacuum is ${vacuumMode}`);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * Run one sweep with the configured windows and print what it deleted.
+ * Exit 0 when it ran, {@link PRUNE_SKIPPED_EXIT} when another instance was sweeping.
+ * @throws ConfigError / DatabaseUrlError (exit 2 from main), or the store's error
+ */
+export async function pruneCommand(o: PruneOptions): Promise<void> {
+  const config = loadConfig();
+  const store = await openStore(config.databaseUrl);
+  try {
+    await migrateToLatest(store);
+    const repo = new RetentionRepository(store);
+    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: createLogger({ level: "warn" }), policy: config.retention });
+    const report = await sweeper.sweep();
+    const vacuumMode = o.vacuum && !report.skipped ? await repo.vacuumIntoIncremental() : undefined;
+    if (o.json) process.stdout.write(JSON.stringify({ ...report, durationMs: Math.round(report.durationMs), ...(vacuumMode !== undefined ? { autoVacuum: vacuumMode } : {}) }) + "\n");
+    else process.stdout.write(formatPruneReport(report, vacuumMode));
+    process.exitCode = report.skipped ? PRUNE_SKIPPED_EXIT : 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Register `prune` on the CLI program (one line in main.ts). */
+export function registerPrune(program: Command): void {
+  program
+    .command("prune")
+    .description("delete finished rows past their retention windows now (one sweep); prints rows deleted per table")
+    .option("--json", "print JSON")
+    .option("--vacuum", "SQLite: then switch an older file to auto_vacuum=INCREMENTAL with one full VACUUM (exclusive lock, needs free disk as large as the file)")
+    .action(pruneCommand);
+}

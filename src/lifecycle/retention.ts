@@ -1,0 +1,179 @@
+/**
+ * Retention sweeps (issue 13, api-contract.md v1.1 "Data lifecycle"): delete
+ * finished rows past their windows (src/domain/retention.ts) in small
+ * batches, one instance at a time, and on SQLite give the freed pages back.
+ * A running server sweeps every `retention.sweepIntervalSeconds`;
+ * `grantkeeper prune` runs one sweep now.
+ *
+ * Ingress keeps its latency: each batch is one short statement or
+ * transaction of at most `batchSize` rows, and the sweep yields to the event
+ * loop between batches (on SQLite the database calls are synchronous in this
+ * process, so a batch's length is how long a webhook may wait behind it).
+ */
+import type { Clock } from "../domain/clock.js";
+import { RETENTION_TABLES, retentionCutoffs, type RetentionPolicy, type RetentionTable } from "../domain/retention.js";
+import type { RetentionRepository } from "../store/retention.js";
+import type { Logger } from "../telemetry/logger.js";
+import type { Metrics } from "../telemetry/metrics.js";
+
+/** Rows per delete statement unless told otherwise (docs/benchmarks.md "Retention sweep" measured it). */
+export const DEFAULT_SWEEP_BATCH_SIZE = 500;
+/** SQLite pages (4 KiB each) released per `incremental_vacuum` step. */
+const VACUUM_STEP_PAGES = 2_000;
+
+/** What one sweep did. */
+export interface SweepReport {
+  /** True when another instance was sweeping this store (PostgreSQL advisory lock): nothing was deleted. */
+  skipped: boolean;
+  /** Rows deleted per table (every table of `RETENTION_TABLES`, 0 when none). */
+  deleted: Record<RetentionTable, number>;
+  /** SQLite pages given back to the file system after the deletes (0 on PostgreSQL or an `auto_vacuum=NONE` file). */
+  reclaimedPages: number;
+  /** True when `stop()` cut the sweep short (the next one continues where it left off). */
+  interrupted: boolean;
+  /** Wall time the sweep took, milliseconds. */
+  durationMs: number;
+}
+
+/** Dependencies of {@link RetentionSweeper}. */
+export interface RetentionSweeperDeps {
+  repo: RetentionRepository;
+  clock: Clock;
+  logger: Logger;
+  policy: RetentionPolicy;
+  /** Counts deleted rows per table (`grantkeeper_retention_deleted_rows_total`). */
+  metrics?: Pick<Metrics, "retentionDeleted">;
+  /** Rows per delete statement. @defaultValue {@link DEFAULT_SWEEP_BATCH_SIZE} */
+  batchSize?: number;
+}
+
+/**
+ * Runs retention sweeps: on demand ({@link RetentionSweeper.sweep}) and, once
+ * started, every `policy.sweepIntervalMs` on the injected clock. At most one
+ * sweep runs per process (a second call joins the first); across processes
+ * on PostgreSQL, one per store (the others report `skipped`).
+ */
+export class RetentionSweeper {
+  private running: Promise<SweepReport> | undefined;
+  private timer: unknown;
+  private started = false;
+  private stopping = false;
+  private readonly batchSize: number;
+
+  /** @throws RangeError for a batch size that is not an integer ≥ 1 */
+  constructor(private readonly d: RetentionSweeperDeps) {
+    this.batchSize = d.batchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`retention batch size must be an integer ≥ 1, got ${this.batchSize}`);
+  }
+
+  /**
+   * Sweep now: every finished row past its window goes, batch by batch;
+   * queued, running, faulted and parked jobs are never touched. Joins a
+   * sweep already running in this process.
+   * @throws the store's error when a delete fails (rows deleted before it stay deleted; the next sweep goes on)
+   */
+  sweep(): Promise<SweepReport> {
+    this.running ??= this.sweepOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** True while a sweep of this instance runs (started by the timer or by {@link RetentionSweeper.sweep}). */
+  get inProgress(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Sweep every `policy.sweepIntervalMs` (the first after one interval) until {@link RetentionSweeper.stop}. Idempotent. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.stopping = false;
+    this.schedule();
+  }
+
+  /** Stop the timer and cut a sweep in progress short after its current batch; resolves when it has ended. */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.stopping = true;
+    if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+    this.stopping = false;
+  }
+
+  private schedule(): void {
+    this.timer = this.d.clock.setTimeout(() => {
+      this.timer = undefined;
+      void this.sweep()
+        .then((r) => {
+          if (r.skipped) this.d.logger.debug("retention sweep skipped: another instance is sweeping this store");
+          else if (Object.values(r.deleted).some((n) => n > 0)) this.d.logger.info({ deleted: r.deleted, reclaimedPages: r.reclaimedPages, durationMs: Math.round(r.durationMs) }, "retention sweep");
+        })
+        .catch((e: Error) => this.d.logger.warn({ err: { name: e.name, message: e.message } }, "retention sweep failed; retrying at the next interval"))
+        .finally(() => {
+          if (this.started) this.schedule();
+        });
+    }, this.d.policy.sweepIntervalMs);
+  }
+
+  private async sweepOnce(): Promise<SweepReport> {
+    const t0 = performance.now();
+    const deleted = Object.fromEntries(RETENTION_TABLES.map((t) => [t, 0])) as Record<RetentionTable, number>;
+    let interrupted = false;
+    const count = (table: RetentionTable, n: number) => {
+      deleted[table] += n;
+      if (n > 0) this.d.metrics?.retentionDeleted(table, n);
+    };
+    /** Run batches until one deletes less than a full batch (or stop() is called). */
+    const drain = async (batch: () => Promise<number>) => {
+      for (;;) {
+        if (this.stopping) {
+          interrupted = true;
+          return;
+        }
+        const n = await batch();
+        if (n < this.batchSize) return;
+        await yieldToEventLoop();
+      }
+    };
+    const locked = await this.d.repo.withSweepLock(async () => {
+      const cut = retentionCutoffs(this.d.policy, this.d.clock.now());
+      const limit = this.batchSize;
+      for (const { state, beforeMs } of cut.jobs) {
+        await drain(async () => {
+          const r = await this.d.repo.deleteJobs(state, beforeMs, limit);
+          count("jobs", r.jobs);
+          count("job_payloads", r.payloads);
+          return r.jobs;
+        });
+      }
+      await drain(async () => tap("alerts", await this.d.repo.deleteByTime("alerts", cut.alertsBeforeMs, limit)));
+      await drain(async () => tap("connection_events", await this.d.repo.deleteByTime("connection_events", cut.eventsBeforeMs, limit)));
+      await drain(async () => tap("oauth_states", await this.d.repo.deleteOAuthStates(cut.oauthStatesExpiredAtMs, limit)));
+      await drain(async () => tap("connect_sessions", await this.d.repo.deleteConnectSessions(cut.connectSessionsBeforeMs, limit)));
+      let reclaimed = 0;
+      if (Object.values(deleted).some((n) => n > 0)) {
+        // Free pages go back in steps, each a short write transaction, like the deletes.
+        for (;;) {
+          if (this.stopping) break;
+          const n = await this.d.repo.reclaimSpace(VACUUM_STEP_PAGES);
+          reclaimed += n;
+          if (n < VACUUM_STEP_PAGES) break;
+          await yieldToEventLoop();
+        }
+      }
+      return reclaimed;
+    });
+    function tap(table: RetentionTable, n: number): number {
+      count(table, n);
+      return n;
+    }
+    return { skipped: !locked.acquired, deleted, reclaimedPages: locked.acquired ? locked.value : 0, interrupted, durationMs: performance.now() - t0 };
+  }
+}
+
+/** Let queued I/O callbacks (an arriving webhook) run between two batches. Not a timed sleep. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
