@@ -68,12 +68,17 @@ export async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: Para
 /**
  * Progress of long work on stderr: rewritten in place with `\r` on a
  * terminal; on a pipe or file, one plain line at most every `everyMs` (and
- * the last one), so logs stay readable.
- * @param everyMs minimum milliseconds between plain lines @defaultValue 1000
+ * the last one), so logs stay readable (issue 15 item 7).
+ * @param opts.stream where to write @defaultValue process.stderr
+ * @param opts.everyMs minimum milliseconds between plain lines @defaultValue 1000
+ * @param opts.now clock in epoch milliseconds @defaultValue Date.now
  */
-export function progress(stream: NodeJS.WriteStream = process.stderr, everyMs = 1000): { update(text: string): void; done(text?: string): void } {
+export function progress(opts: { stream?: Pick<NodeJS.WriteStream, "write" | "isTTY">; everyMs?: number; now?: () => number } = {}): { update(text: string): void; done(text?: string): void } {
+  const stream = opts.stream ?? process.stderr;
+  const everyMs = opts.everyMs ?? 1000;
+  const clock = opts.now ?? Date.now;
   const tty = stream.isTTY === true;
-  let last = 0;
+  let last = -Infinity;
   let pending: string | undefined;
   return {
     update(text) {
@@ -81,7 +86,7 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, everyMs = 
         stream.write(`\r${text}\x1b[K`);
         return;
       }
-      const now = Date.now();
+      const now = clock();
       if (now - last >= everyMs) {
         stream.write(`${text}\n`);
         last = now;
