@@ -54,10 +54,13 @@ export async function runCli(program: Command, argv: string[] = process.argv): P
 /**
  * Open grantkeeper for one command and always close it (draining in-flight
  * work) before returning, whatever the command does.
- * @param opts passed to {@link openRuntime}; logs go to stderr at `warn` unless `GRANTKEEPER_LOG_LEVEL` says otherwise
+ * A one-shot command never sets a store up: without a store or an
+ * encryption key here it fails with a {@link CliError} naming the command
+ * that does (`serve`, `migrate`).
+ * @param opts passed to {@link openRuntime} (`create: false` unless given); logs go to stderr at `warn` unless `GRANTKEEPER_LOG_LEVEL` says otherwise
  */
 export async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: Parameters<typeof openRuntime>[0] = {}): Promise<T> {
-  const rt = await openRuntime({ logLevel: process.env.GRANTKEEPER_LOG_LEVEL ?? "warn", ...opts });
+  const rt = await openRuntime({ logLevel: process.env.GRANTKEEPER_LOG_LEVEL ?? "warn", create: false, ...opts });
   try {
     return await fn(rt);
   } finally {

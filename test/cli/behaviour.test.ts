@@ -90,9 +90,9 @@ describe("grantkeeper binary", { timeout: 120_000 }, () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it("read-only commands in an empty directory create nothing and say how to start, exit 1", async () => {
+  it("commands other than serve and migrate, in an empty directory, create nothing and say how to start, exit 1", async () => {
     const dir = emptyDir();
-    for (const args of [["status"], ["status", "--json"], ["connections", "list"], ["connections", "show", "conn_x"]]) {
+    for (const args of [["status"], ["status", "--json"], ["connections", "list"], ["connections", "show", "conn_x"], ["connections", "refresh", "conn_x"], ["replay", "int_x"], ["preflight", "--entity", "e", "--providers", "acme"]]) {
       const r = await run(args, { cwd: dir });
       expect(r.code, args.join(" ")).toBe(1);
       expect(r.stdout).toBe("");
