@@ -54,10 +54,13 @@ export async function runCli(program: Command, argv: string[] = process.argv): P
 /**
  * Open grantkeeper for one command and always close it (draining in-flight
  * work) before returning, whatever the command does.
- * @param opts passed to {@link openRuntime}; logs go to stderr at `warn` unless `GRANTKEEPER_LOG_LEVEL` says otherwise
+ * A one-shot command never sets a store up: without a store or an
+ * encryption key here it fails with a {@link CliError} naming the command
+ * that does (`serve`, `migrate`).
+ * @param opts passed to {@link openRuntime} (`create: false` unless given); logs go to stderr at `warn` unless `GRANTKEEPER_LOG_LEVEL` says otherwise
  */
 export async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: Parameters<typeof openRuntime>[0] = {}): Promise<T> {
-  const rt = await openRuntime({ logLevel: process.env.GRANTKEEPER_LOG_LEVEL ?? "warn", ...opts });
+  const rt = await openRuntime({ logLevel: process.env.GRANTKEEPER_LOG_LEVEL ?? "warn", create: false, ...opts });
   try {
     return await fn(rt);
   } finally {
@@ -68,12 +71,17 @@ export async function withRuntime<T>(fn: (rt: Runtime) => Promise<T>, opts: Para
 /**
  * Progress of long work on stderr: rewritten in place with `\r` on a
  * terminal; on a pipe or file, one plain line at most every `everyMs` (and
- * the last one), so logs stay readable.
- * @param everyMs minimum milliseconds between plain lines @defaultValue 1000
+ * the last one), so logs stay readable (issue 15 item 7).
+ * @param opts.stream where to write @defaultValue process.stderr
+ * @param opts.everyMs minimum milliseconds between plain lines @defaultValue 1000
+ * @param opts.now clock in epoch milliseconds @defaultValue Date.now
  */
-export function progress(stream: NodeJS.WriteStream = process.stderr, everyMs = 1000): { update(text: string): void; done(text?: string): void } {
+export function progress(opts: { stream?: Pick<NodeJS.WriteStream, "write" | "isTTY">; everyMs?: number; now?: () => number } = {}): { update(text: string): void; done(text?: string): void } {
+  const stream = opts.stream ?? process.stderr;
+  const everyMs = opts.everyMs ?? 1000;
+  const clock = opts.now ?? Date.now;
   const tty = stream.isTTY === true;
-  let last = 0;
+  let last = -Infinity;
   let pending: string | undefined;
   return {
     update(text) {
@@ -81,7 +89,7 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, everyMs = 
         stream.write(`\r${text}\x1b[K`);
         return;
       }
-      const now = Date.now();
+      const now = clock();
       if (now - last >= everyMs) {
         stream.write(`${text}\n`);
         last = now;

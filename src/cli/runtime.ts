@@ -28,13 +28,15 @@ export function sqliteFileOf(databaseUrl: string): string | undefined {
 }
 
 /**
- * Check, without creating anything, that a store and its keys exist here
- * and the store's schema is current — what a read-only command
- * (`status`, `connections list|show`) needs (issue 15 item 7).
+ * Check, without creating anything, that a store and its encryption key
+ * exist here and (with `checkMigrations`) that the store's schema is
+ * current — what a one-shot command needs (issue 15 item 7): only `serve`
+ * and `migrate` set a store up.
+ * @param opts.checkMigrations refuse a store with pending migrations (read-only commands, which do not migrate) @defaultValue true
  * @throws {@link CliError} (exit 1) naming what is missing and the command that sets it up;
  *   {@link ConfigError} (exit 2) for PostgreSQL without `GRANTKEEPER_ENCRYPTION_KEY`
  */
-export async function assertInitialised(config: GrantkeeperConfig): Promise<void> {
+export async function assertInitialised(config: GrantkeeperConfig, opts: { checkMigrations?: boolean } = {}): Promise<void> {
   const file = sqliteFileOf(config.databaseUrl);
   if (file !== undefined && !existsSync(file)) {
     throw new CliError(`no store here: ${config.databaseUrl} does not exist; run \`grantkeeper serve\` (or \`grantkeeper migrate\`) to create it, or set GRANTKEEPER_DATABASE_URL`);
@@ -46,6 +48,7 @@ export async function assertInitialised(config: GrantkeeperConfig): Promise<void
   if (config.encryptionKey === undefined && dir !== undefined && !existsSync(join(dir, "encryption-key"))) {
     throw new CliError(`no encryption key here: ${join(dir, "encryption-key")} does not exist; set GRANTKEEPER_ENCRYPTION_KEY or run \`grantkeeper serve\` once to generate it`);
   }
+  if (opts.checkMigrations === false) return;
   const store = await openStore(config.databaseUrl);
   try {
     const pending = await pendingMigrations(store);
@@ -59,15 +62,17 @@ export async function assertInitialised(config: GrantkeeperConfig): Promise<void
  * Load config and secrets and open grantkeeper (migrating the store).
  * Logs (pino JSON) go to stderr: stdout carries only what the command prints.
  * @param opts.migrate run migrations @defaultValue true
- * @param opts.readOnly create nothing: no store, no keys, no migrations; throws {@link CliError} (exit 1) when something is missing @defaultValue false
+ * @param opts.create set up what is missing: the store (SQLite) and generated keys — `serve` only; otherwise a missing store or encryption key is a {@link CliError} (exit 1) and no API key is generated (only `serve` needs one) @defaultValue true
+ * @param opts.readOnly create nothing and change nothing: implies `create: false`, no migrations (a store needing them is a {@link CliError}) @defaultValue false
  * @param opts.telemetry metrics and tracer @defaultValue a fresh one without process metrics
  */
-export async function openRuntime(opts: { migrate?: boolean; readOnly?: boolean; logLevel?: string; telemetry?: Telemetry } = {}): Promise<Runtime> {
+export async function openRuntime(opts: { migrate?: boolean; create?: boolean; readOnly?: boolean; logLevel?: string; telemetry?: Telemetry } = {}): Promise<Runtime> {
   const config = loadConfig();
-  if (opts.readOnly) await assertInitialised(config);
+  const create = opts.create !== false && opts.readOnly !== true;
+  if (!create) await assertInitialised(config, { checkMigrations: opts.readOnly === true });
   const logger = createLogger({ ...(opts.logLevel ? { level: opts.logLevel } : {}), destination: pino.destination({ dest: 2, sync: true }) });
-  // Read-only: the encryption key exists (checked above); the API key is not needed, so a missing one is not generated.
-  const secrets = opts.readOnly ? { ...resolveSecrets(config.databaseUrl, config.apiKey ?? "", config.encryptionKey), apiKey: config.apiKey ?? "" } : resolveSecrets(config.databaseUrl, config.apiKey, config.encryptionKey);
+  // Not creating: the encryption key exists (checked above); the API key is not needed, so a missing one is not generated.
+  const secrets = !create ? { ...resolveSecrets(config.databaseUrl, config.apiKey ?? "", config.encryptionKey), apiKey: config.apiKey ?? "" } : resolveSecrets(config.databaseUrl, config.apiKey, config.encryptionKey);
   const gk = await createGrantkeeper({
     databaseUrl: config.databaseUrl,
     encryptionKey: secrets.encryptionKey,

@@ -4,6 +4,7 @@ import { createApp } from "../http/app.js";
 import { listen } from "../http/server.js";
 import { createTelemetry } from "../telemetry/telemetry.js";
 import { startTracing, tracingOptionsFromEnv } from "../telemetry/tracing.js";
+import { describeError, ExitCode } from "./exit.js";
 import { openRuntime } from "./runtime.js";
 
 /** The `serve` command: see {@link serve}. */
@@ -34,11 +35,7 @@ export async function serve(): Promise<void> {
     throw e;
   }
   await gk.start();
-  logger.info(
-    { url: server.url, publicUrl: config.publicUrl, store: gk.storeLocation, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
-    "grantkeeper serving",
-  );
-  process.stdout.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
+  // Before the summary: a supervisor that stops us as soon as it reads it gets a clean shutdown.
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -49,6 +46,16 @@ export async function serve(): Promise<void> {
     await tracing?.shutdown().catch((e: Error) => logger.warn({ err: { name: e.name, message: e.message } }, "could not flush traces"));
     process.exit(0);
   };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  const onSignal = (signal: string) =>
+    void shutdown(signal).catch((e: unknown) => {
+      process.stderr.write(`grantkeeper: shutdown failed: ${describeError(e).line}\n`);
+      process.exit(ExitCode.runtime);
+    });
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  logger.info(
+    { url: server.url, publicUrl: config.publicUrl, store: gk.storeLocation, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
+    "grantkeeper serving",
+  );
+  process.stdout.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
 }

@@ -9,6 +9,7 @@ import type { Grantkeeper } from "../grantkeeper.js";
 import { apiKeyGate, parseApiKeys, publicRoute } from "./auth.js";
 import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
+import { referencePage } from "./reference.js";
 import { ProblemError, toProblem } from "./problem.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { connectSessionRoutes } from "./routes/connectSessions.js";
@@ -121,6 +122,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     }),
   );
   app.get("/openapi.json", publicRoute((c: Context) => c.json(openApiDocument())));
+  // The document rendered as HTML; behind the API-key gate (the dashboard's sign-in may take over later). No script at all.
+  app.get("/reference", (c: Context) => c.html(referencePage(), 200, { "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'" }));
   // For scrapers: counts and states only, no ids or secrets in any label.
   app.get("/metrics", publicRoute(async () => new Response(await gk.telemetry.metrics.render(), { headers: { "content-type": gk.telemetry.metrics.contentType } })));
 

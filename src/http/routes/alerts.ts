@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Grantkeeper } from "../../grantkeeper.js";
 import { queryParams } from "../validation.js";
 
-const query = z.object({ since: z.iso.datetime({ offset: true }).optional() }).strict();
+export const query = z.object({ since: z.iso.datetime({ offset: true }).optional() }).strict();
 
 /** Routes mounted at `/v1/alerts`. Without `since`, the last 24 hours. */
 export function alertRoutes(gk: Grantkeeper): Hono {

@@ -33,7 +33,7 @@ export const importConnectionSchema = z
     path: ["accessToken"],
   });
 
-const listQuery = z
+export const listQuery = z
   .object({
     entityId: z.string().min(1).optional(),
     providerId: z.string().min(1).optional(),
@@ -43,7 +43,10 @@ const listQuery = z
   })
   .strict();
 
-const pageQuery = z.object({ cursor: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }).strict();
+export const pageQuery = z.object({ cursor: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }).strict();
+
+/** Body of `PATCH /v1/connections/{id}`: the state the host app reports. */
+export const reportStateSchema = z.object({ state: z.enum(HOST_REPORTED_STATES) }).strict();
 
 const connectionId = z.string().regex(/^conn_[a-zA-Z0-9]{1,64}$/);
 
@@ -111,7 +114,7 @@ export function connectionRoutes(gk: Grantkeeper): Hono {
 
   app.patch("/:id", async (c) => {
     const id = idParam(c.req.param("id"));
-    const b = await jsonBody(c, z.object({ state: z.enum(HOST_REPORTED_STATES) }).strict());
+    const b = await jsonBody(c, reportStateSchema);
     return c.json(await gk.connections.reportState(id, b.state));
   });
 

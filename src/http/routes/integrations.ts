@@ -40,7 +40,7 @@ export const preflightSchema = z
   })
   .strict();
 
-const listQuery = z
+export const listQuery = z
   .object({
     entityId: z.string().min(1).optional(),
     status: z.enum(INTEGRATION_STATUSES).optional(),
@@ -49,7 +49,7 @@ const listQuery = z
     limit: z.coerce.number().int().min(1).max(500).optional(),
   })
   .strict();
-const pageQuery = z.object({ cursor: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }).strict();
+export const pageQuery = z.object({ cursor: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional() }).strict();
 
 function idParam(raw: string): string {
   if (!/^int_[a-zA-Z0-9]{1,64}$/.test(raw)) throw new ProblemError(404, "integration_not_found", "Integration not found", `no integration ${JSON.stringify(raw)}`);

@@ -6,7 +6,7 @@ import { JOB_STATES } from "../../domain/states.js";
 import { publicRoute } from "../auth.js";
 import { queryParams } from "../validation.js";
 
-const listQuery = z
+export const listQuery = z
   .object({ integrationId: z.string().min(1).optional(), state: z.enum(JOB_STATES).optional(), cursor: z.string().min(1).optional(), limit: z.coerce.number().int().min(1).max(500).optional() })
   .strict();
 

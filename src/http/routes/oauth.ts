@@ -15,7 +15,7 @@ import { clearBindingCookie, readBindingCookie, setBindingCookie } from "../bind
 import { queryParams } from "../validation.js";
 
 /** Query of the keyed, server-side form. */
-const serverSideQuery = z
+export const serverSideQuery = z
   .object({
     entityId: z.string().min(1).max(256).optional(),
     returnTo: z.string().max(2048).optional(),
