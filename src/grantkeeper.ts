@@ -31,6 +31,7 @@ import { providerLevelCodes } from "./providers/definition.js";
 import { ConnectionRepository } from "./store/connections.js";
 import { isReachable, openStore } from "./store/database.js";
 import { Encryptor, parseEncryptionKey } from "./store/encryption.js";
+import { verifyKeyring } from "./store/keyRotation.js";
 import { migrateToLatest, pendingMigrations } from "./store/migrations.js";
 import { registerInternals } from "./internals.js";
 import { OAuthStateRepository } from "./store/oauthStates.js";
@@ -175,7 +176,7 @@ const toKey = (k: string | Buffer) => (typeof k === "string" ? parseEncryptionKe
 /**
  * Open the store (migrating it unless told not to), define the given
  * providers, and wire the lifecycle. Call `start()` to run the scheduler.
- * @throws {@link EncryptionKeyError} for a key that is not 32 bytes; {@link DatabaseUrlError}; migration errors;
+ * @throws {@link EncryptionKeyError} for a key that is not 32 bytes; {@link DatabaseUrlError}; migration errors; {@link DecryptionError} when the keys open none of the stored secrets (src/store/keyRotation.ts `verifyKeyring`);
  *   RangeError for an `alerts.reconnectUrl` that is not an http(s) URL template with known placeholders;
  *   RangeError naming a bad job policy value (`jobs.maxAttempts` not an integer ≥ 1, a negative backoff) or retention window
  */
@@ -193,6 +194,8 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db");
   try {
     if (options.migrate !== false) await migrateToLatest(store);
+    // A key that opens none of the stored secrets refuses here, rather than serving garbage (issue 13).
+    await verifyKeyring(store.db, encryptor);
   } catch (e) {
     await store.close();
     throw e;

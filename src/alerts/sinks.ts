@@ -8,6 +8,7 @@ import type { Clock } from "../domain/clock.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import { newJobId, type JobRepository } from "../store/jobs.js";
+import { sealPayload } from "../store/payloadCipher.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { AlertKind } from "../domain/alertEpisodes.js";
 import { alertSinkIntegrationId } from "../integrations/internal.js";
@@ -163,15 +164,16 @@ export class WebhookSink implements AlertSink {
   async send(a: AlertRecord): Promise<void> {
     const now = this.deps.clock.now();
     const body = { id: a.id, kind: a.kind, subject: a.subject, severity: a.severity, message: textFor(this.config, a), at: a.at, ...(a.detail ? { detail: a.detail } : {}) };
+    const id = newJobId(now);
     await this.deps.jobs.insertGroup([
       {
-        id: newJobId(now),
+        id,
         integration_id: this.integrationId,
         state: "queued",
         attempts: 0,
         idempotency_key: `alert-${a.id}`,
-        headers: JSON.stringify({ "content-type": "application/json" }),
-        body: Buffer.from(JSON.stringify(body)).toString("base64"),
+        // Sealed like every payload at rest (src/store/payloadCipher.ts).
+        ...sealPayload(this.deps.encryptor, id, { headers: JSON.stringify({ "content-type": "application/json" }), body: Buffer.from(JSON.stringify(body)).toString("base64") }),
         run_at: now,
         lease_owner: null,
         lease_until: null,

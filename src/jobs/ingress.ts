@@ -13,6 +13,7 @@ import { isInternalIntegrationId } from "../integrations/internal.js";
 import { WEBHOOK_NOT_CONFIGURED } from "../integrations/view.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import { newJobId, type InsertResult, type JobRepository, type NewJob } from "../store/jobs.js";
+import { sealPayload } from "../store/payloadCipher.js";
 import type { Logger } from "../telemetry/logger.js";
 import { GroupCommit } from "./groupCommit.js";
 import { idempotencyKeyOf, signedBodyReplayWindowMs, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
@@ -110,14 +111,17 @@ export class IngressService {
     headers.forEach((v, k) => {
       if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
     });
+    // Headers and body sealed together, under the job id (one encryption; src/store/payloadCipher.ts).
+    const plain = { headers: JSON.stringify(kept), body: Buffer.from(rawBody).toString("base64") };
+    const withId = (id: string): NewJob => ({ ...job, id, ...sealPayload(this.d.encryptor, id, plain) });
     const job: NewJob = {
-      id: newJobId(now),
+      id: "",
       integration_id: integration.id,
       state: record.state,
       attempts: record.attempts,
       idempotency_key: key?.value ?? null,
-      headers: JSON.stringify(kept),
-      body: Buffer.from(rawBody).toString("base64"),
+      headers: "",
+      body: "",
       run_at: record.runAtMs,
       lease_owner: null,
       lease_until: null,
@@ -128,12 +132,12 @@ export class IngressService {
       updated_at: now,
       finished_at: record.finishedAtMs,
     };
-    let result = await this.group.submit(job);
+    let result = await this.group.submit(withId(newJobId(now)));
     const windowStart = now - signedBodyReplayWindowMs;
     if (result.duplicate && key?.source === "signed_body" && result.receivedAt < windowStart) {
       // The same signed body was last accepted more than the replay window ago: this is a new delivery.
       await this.d.jobs.retireIdempotencyKey(integration.id, key.value, windowStart);
-      result = await this.group.submit({ ...job, id: newJobId(now) });
+      result = await this.group.submit(withId(newJobId(now)));
     }
     if (result.duplicate) return { jobId: result.id, disposition: "duplicate" };
     if (disposition === "queued") this.d.onQueued(this.group.stats.groups);

@@ -23,6 +23,7 @@ import type { IntegrationRepository, IntegrationRow } from "../store/integration
 import type { BreakerRepository } from "../store/breakers.js";
 import type { UnitsOfWork } from "../store/unitOfWork.js";
 import { jobRecordOf, type ClaimedJob, type JobFinish, type JobRepository } from "../store/jobs.js";
+import { openPayload } from "../store/payloadCipher.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
@@ -219,7 +220,9 @@ export class JobWorker {
         const [rows, connectionIds, payloads] = await Promise.all([this.d.integrations.getMany(ids), this.d.integrations.connectionIdsOf(ids), jobs.payloads(claimed.map((j) => j.id))]);
         const batch: BatchContext = { integrations: rows, connectionIds, breakers: await this.d.breakerStore.breakers([...new Set([...rows.values()].map((r) => r.delivery_target))]) };
         for (const job of claimed) {
-          const payload = payloads.get(job.id) ?? { headers: "{}", body: "" };
+          // Sealed payloads are opened here, legacy plaintext rows pass as they are (src/store/payloadCipher.ts).
+          const stored = payloads.get(job.id);
+          const payload = stored ? openPayload(this.d.encryptor, job.id, stored) : { headers: "{}", body: "" };
           const list = byIntegration.get(job.integration_id) ?? [];
           list.push({ ...job, ...payload });
           byIntegration.set(job.integration_id, list);

@@ -76,6 +76,11 @@ export class Encryptor {
     return this.current.id;
   }
 
+  /** Ids of every key that decrypts: the current one first, then the retired ones. */
+  get keyIds(): string[] {
+    return [this.current.id, ...[...this.byId.keys()].filter((id) => id !== this.current.id)];
+  }
+
   /**
    * @param plaintext UTF-8 text
    * @param context associated data binding the ciphertext to its place, e.g. `connection:<id>:access_token`

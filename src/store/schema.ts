@@ -152,9 +152,9 @@ export interface IntegrationEventsTable {
  */
 export interface JobPayloadsTable {
   job_id: string;
-  /** JSON object of the delivery's headers (credentials removed). */
+  /** JSON object of the delivery's headers (credentials removed); "" when sealed (src/store/payloadCipher.ts). */
   headers: string;
-  /** The raw body, base64. */
+  /** Sealed: one `v1.` ciphertext of headers and body (src/store/payloadCipher.ts). Legacy rows: the raw body, base64. */
   body: string;
 }
 
