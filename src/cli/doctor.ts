@@ -9,6 +9,7 @@ import { ExitCode } from "./command.js";
 import { describeError } from "./exit.js";
 import { sqliteFileOf } from "./runtime.js";
 import { dataDirOf } from "./secrets.js";
+import { keyUsageLines } from "./keys.js";
 
 /** Outcome of one check: `ok`, `todo` (a step still to take on a fresh install, not a fault) or `FAIL`. */
 type Mark = "ok" | "todo" | "FAIL";
@@ -55,6 +56,8 @@ export async function doctor(): Promise<number> {
         if (reachable) {
           const pending = await pendingMigrations(store);
           line(pending.length ? "todo" : "ok", pending.length ? `${pending.length} pending migration(s): run \`grantkeeper migrate\` (serve also migrates at start)` : "migrations up to date");
+          // Rows per encryption key id per column (issue 13): what a rotation has left.
+          if (pending.length === 0) for (const l of await keyUsageLines(store, config)) line(l.mark, l.text);
         }
       } finally {
         await store.close();

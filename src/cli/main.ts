@@ -15,6 +15,8 @@ import { replayCommand } from "./replay.js";
 import { serveCommand } from "./serve.js";
 import { statusCommand } from "./status.js";
 import { registerPrune } from "./prune.js";
+import { keysCommand } from "./keys.js";
+import { backupCommand } from "./backup.js";
 
 const { version } = createRequire(import.meta.url)("../../../package.json") as { version: string };
 const program = createProgram(version);
@@ -28,5 +30,7 @@ program.addCommand(preflightCommand());
 program.addCommand(replayCommand());
 program.addCommand(doctorCommand());
 registerPrune(program);
+program.addCommand(keysCommand());
+program.addCommand(backupCommand());
 
 await runCli(program);
