@@ -136,6 +136,12 @@ export interface RotationOptions {
   batchSize?: number;
   /** Called after each batch. */
   onProgress?: (p: RotationProgress) => void;
+  /**
+   * Called between a batch's read and its conditional updates, with the
+   * batch's primary keys: the window in which a concurrent write must win
+   * (tests write there to prove it does). Not for production use.
+   */
+  beforeWrite?: (field: string, keys: string[]) => Promise<void>;
   /** Passes over all fields while rows are left that are not failures (rows written meanwhile under an old key). @defaultValue 3 */
   maxPasses?: number;
 }
@@ -187,6 +193,7 @@ export async function rotateKeys(db: Kysely<Database>, encryptor: Encryptor, opt
             }
           }
         }
+        await options.beforeWrite?.(name, updates.map((u) => u.k));
         const changed = await db.transaction().execute(async (trx) => {
           let n = 0;
           for (const u of updates) {
