@@ -25,14 +25,89 @@ export const GRANTS = 50;
 const BODY_1K = Buffer.from(JSON.stringify({ data: "y".repeat(1024 - 11) }));
 const STREAM_BYTES = 100 * 2 ** 20;
 
-/** One autocannon run, reduced to what the report shows. */
+/** Several interleaved autocannon runs of one target, reduced to what the report shows. */
 export interface LoadResult {
   label: string;
+  /** Requests per second over all rounds. */
   rps: number;
+  /** Median over rounds of each round's p50 / p99, milliseconds. */
   p50: number;
   p99: number;
+  /** CPU time (user + system) of the server process per request, microseconds: less sensitive to a busy machine than req/s. */
+  cpuMicrosPerRequest: number;
   errors: number;
   non2xx: number;
+}
+
+/** One target of {@link compare}. */
+export interface LoadTarget {
+  label: string;
+  url: string;
+  /** The server's process, asked for its CPU time around each round. */
+  child: BenchChild;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Request paths, handed out round-robin. */
+  paths: string[];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function cpuOf(child: BenchChild): Promise<number> {
+  child.send({ type: "cpu" });
+  return Number((await child.next("cpu:ok", 10_000)).micros);
+}
+
+function cannon(t: LoadTarget, seconds: number) {
+  let n = 0;
+  return autocannon({
+    url: t.url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    timeout: 30,
+    requests: [
+      {
+        method: t.method ?? "GET",
+        headers: { ...t.headers, ...(t.body ? { "content-type": "application/json" } : {}) },
+        ...(t.body ? { body: t.body } : {}),
+        setupRequest: (req) => ({ ...req, path: t.paths[n++ % t.paths.length]! }),
+      },
+    ],
+  });
+}
+
+/**
+ * Drive the targets with autocannon, interleaved: a 1 s warm-up each, then `rounds` rounds of
+ * `seconds / rounds` per target, so that a busy spell of the machine hits every target alike.
+ */
+export async function compare<T extends LoadTarget[]>(targets: [...T], seconds: number, rounds: number): Promise<{ [K in keyof T]: LoadResult }> {
+  for (const t of targets) await withTimeout(cannon(t, 1), 30_000, `${t.label} warm-up`);
+  const per = Math.max(1, Math.round(seconds / rounds));
+  const acc = targets.map(() => ({ requests: 0, ms: 0, cpu: 0, p50: [] as number[], p99: [] as number[], errors: 0, non2xx: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of targets.entries()) {
+      const cpu0 = await cpuOf(t.child);
+      const res = await withTimeout(cannon(t, per), (per + 30) * 1000, t.label);
+      const a = acc[i]!;
+      a.cpu += (await cpuOf(t.child)) - cpu0;
+      a.requests += res.requests.total;
+      a.ms += res.duration * 1000;
+      a.p50.push(res.latency.p50);
+      a.p99.push(res.latency.p99);
+      a.errors += res.errors + res.timeouts;
+      a.non2xx += res.non2xx;
+    }
+  }
+  return targets.map((t, i) => {
+    const a = acc[i]!;
+    const result = { label: t.label, rps: a.requests / (a.ms / 1000), p50: median(a.p50), p99: median(a.p99), cpuMicrosPerRequest: a.requests ? a.cpu / a.requests : 0, errors: a.errors, non2xx: a.non2xx };
+    progress(`${t.label}: ${fmt(result.rps)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${fmt(result.cpuMicrosPerRequest)} µs CPU/request${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
+    return result;
+  }) as { [K in keyof T]: LoadResult };
 }
 
 /** The three servers, each its own process. */
@@ -43,6 +118,7 @@ export interface BenchServers {
   apiKey: string;
   ids: string[];
   gkChild: BenchChild;
+  bareChild: BenchChild;
   stop(): Promise<void>;
 }
 
@@ -72,40 +148,13 @@ export async function startServers(name: string): Promise<BenchServers> {
       apiKey: String(started.apiKey),
       ids: started.ids as string[],
       gkChild,
+      bareChild,
       stop: async () => void (await Promise.all(children.map((c) => c.stop()))),
     };
   } catch (e) {
     await Promise.all(children.map((c) => c.stop()));
     throw e;
   }
-}
-
-/**
- * Drive `url` with autocannon: a 1 s warm-up, then `seconds` measured.
- * @param paths request paths, handed out round-robin
- */
-export async function load(label: string, url: string, seconds: number, opts: { method?: string; headers?: Record<string, string>; body?: Buffer; paths: string[] }): Promise<LoadResult> {
-  let n = 0;
-  const run = (duration: number) =>
-    autocannon({
-      url,
-      connections: CONNECTIONS,
-      duration,
-      timeout: 30,
-      requests: [
-        {
-          method: opts.method ?? "GET",
-          headers: { ...opts.headers, ...(opts.body ? { "content-type": "application/json" } : {}) },
-          ...(opts.body ? { body: opts.body } : {}),
-          setupRequest: (req) => ({ ...req, path: opts.paths[n++ % opts.paths.length]! }),
-        },
-      ],
-    });
-  await withTimeout(run(1), 30_000, `${label} warm-up`);
-  const r = await withTimeout(run(seconds), (seconds + 30) * 1000, label);
-  const result = { label, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx };
-  progress(`${label}: ${fmt(result.rps)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
-  return result;
 }
 
 /** Stream `bytes` through grantkeeper's proxy; the peak RSS growth of the grantkeeper process. */
@@ -131,21 +180,34 @@ async function streamThrough(s: BenchServers, bytes: number): Promise<{ growth: 
 }
 
 function row(ours: LoadResult, base: LoadResult): string[] {
-  return [ours.label, fmt(ours.rps), String(ours.p50), String(ours.p99), base.label, fmt(base.rps), String(base.p99), ratio(ours.rps, base.rps), `${fmt(ours.p99 - base.p99)} ms`];
+  return [ours.label, fmt(ours.rps), String(ours.p50), String(ours.p99), fmt(ours.cpuMicrosPerRequest), base.label, fmt(base.rps), String(base.p99), fmt(base.cpuMicrosPerRequest), ratio(ours.rps, base.rps), ratio(base.cpuMicrosPerRequest, ours.cpuMicrosPerRequest), `${fmt(ours.p99 - base.p99)} ms`];
 }
 
 /** Run the proxy benchmark. */
 export async function runProxy(opts: BenchOptions): Promise<BenchReport> {
   const seconds = opts.quick ? 3 : 10;
+  const rounds = opts.quick ? 3 : 5;
   const s = await startServers("proxy");
   try {
     const auth = { authorization: `Bearer ${s.apiKey}` };
     const gkPaths = s.ids.map((id) => `/v1/proxy/${id}/items`);
     const barePaths = ["/api/items"];
-    const bareGet = await load("bare undici pass-through, GET", s.bare, seconds, { paths: barePaths });
-    const gkGet = await load("grantkeeper proxy, GET", s.gk, seconds, { headers: auth, paths: gkPaths });
-    const barePost = await load("bare undici pass-through, POST 1 KiB", s.bare, seconds, { method: "POST", body: BODY_1K, paths: barePaths });
-    const gkPost = await load("grantkeeper proxy, POST 1 KiB", s.gk, seconds, { method: "POST", headers: auth, body: BODY_1K, paths: gkPaths });
+    const [bareGet, gkGet] = await compare(
+      [
+        { label: "bare undici pass-through, GET", url: s.bare, child: s.bareChild, paths: barePaths },
+        { label: "grantkeeper proxy, GET", url: s.gk, child: s.gkChild, headers: auth, paths: gkPaths },
+      ],
+      seconds,
+      rounds,
+    );
+    const [barePost, gkPost] = await compare(
+      [
+        { label: "bare undici pass-through, POST 1 KiB", url: s.bare, child: s.bareChild, method: "POST", body: BODY_1K, paths: barePaths },
+        { label: "grantkeeper proxy, POST 1 KiB", url: s.gk, child: s.gkChild, method: "POST", headers: auth, body: BODY_1K, paths: gkPaths },
+      ],
+      seconds,
+      rounds,
+    );
     const stream = await streamThrough(s, STREAM_BYTES);
     progress(`100 MB through the proxy: ${stream.seconds.toFixed(1)} s, grantkeeper RSS growth ${mb(stream.growth)} MB`);
     const ratios = [gkGet.rps / bareGet.rps, gkPost.rps / barePost.rps];
@@ -156,7 +218,7 @@ export async function runProxy(opts: BenchOptions): Promise<BenchReport> {
       `Goal (issue 16): \`GET|POST /v1/proxy/{id}/…\` ≥ 0.7× a bare undici \`Pool.stream\` pass-through to the same upstream, added p99 ≤ 2 ms, 1 KiB bodies, ${CONNECTIONS} connections (autocannon, ${seconds} s each after a 1 s warm-up, over ${GRANTS} grants); a 100 MB body streamed through with RSS growth < 64 MB.`,
       "Upstream, pass-through and grantkeeper each run in their own process; grantkeeper is served as `grantkeeper serve` serves it (SQLite, logging at info).",
       "",
-      table(["grantkeeper", "req/s", "p50 ms", "p99 ms", "baseline (same run)", "req/s", "p99 ms", "ratio", "added p99"], [row(gkGet, bareGet), row(gkPost, barePost)]),
+      table(["grantkeeper", "req/s", "p50 ms", "p99 ms", "CPU/req µs", "baseline (same run)", "req/s", "p99 ms", "CPU/req µs", "ratio req/s", "ratio CPU", "added p99"], [row(gkGet, bareGet), row(gkPost, barePost)]),
       "",
       `100 MB request body through \`POST /v1/proxy/{id}/sink\`: ${stream.seconds.toFixed(1)} s, upstream received ${fmt(stream.received)} bytes, grantkeeper's peak RSS growth **${mb(stream.growth)} MB** (sampled every 20 ms).`,
       clean ? "" : "\n**Errors or non-2xx answers during the load: see the progress output.**",

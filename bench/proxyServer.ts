@@ -16,7 +16,8 @@
  * IPC: `start {mode, upstream?, grants?, file?}` → `listening {port, apiKey?, ids?}`;
  * `rss:reset` → `rss:ok {rss}` (starts sampling the peak every 20 ms);
  * `rss:peak` → `rss:ok {rss, peak}`; `ensureFresh {ms, concurrency}` →
- * `ensureFresh:ok {calls}` (the library call, in process). Exits when the parent goes away.
+ * `ensureFresh:ok {calls}` (the library call, in process); `cpu` → `cpu:ok {micros}` (user + system
+ * CPU time of this process so far, µs). Exits when the parent goes away.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -134,6 +135,9 @@ process.on("message", (m: ChildMessage) => {
       clearInterval(sampler);
       peak = Math.max(peak, process.memoryUsage().rss);
       await parent.send({ type: "rss:ok", rss: process.memoryUsage().rss, peak });
+    } else if (m.type === "cpu") {
+      const u = process.cpuUsage();
+      await parent.send({ type: "cpu:ok", micros: u.user + u.system });
     } else if (m.type === "ensureFresh") {
       await parent.send({ type: "ensureFresh:ok", calls: await ensureFreshLoop(ids, Number(m.ms), Number(m.concurrency)) });
     }

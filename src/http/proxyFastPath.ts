@@ -21,7 +21,6 @@
  * with the app's "http request" line.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { pipeline } from "node:stream";
 import type { Grantkeeper } from "../grantkeeper.js";
 import type { ApiAnswer } from "../lifecycle/api/authorizedFetch.js";
 import { API_METHODS } from "../lifecycle/api/target.js";
@@ -117,7 +116,13 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
       res.end();
       return;
     }
-    pipeline(answer.body, res, () => undefined);
+    // pipe, not pipeline: pipeline builds (and aborts) an AbortController per call.
+    const body = answer.body;
+    body.once("error", (e) => res.destroy(e));
+    res.once("close", () => {
+      if (!body.readableEnded) body.destroy();
+    });
+    body.pipe(res);
   }
 }
 

@@ -42,6 +42,8 @@ export interface CachedGrant {
   connection: ConnectionSummaryRow;
   /** The provider's definition as read at fill time; undefined when it was not defined. */
   provider: ProviderView | undefined;
+  /** Values derived from the two above by their users, computed once per entry (e.g. the connection's resolved `apiBaseUrl`). */
+  memo?: { apiBaseUrl?: string };
 }
 
 interface Entry extends CachedGrant {
@@ -137,7 +139,7 @@ export class FreshTokenCache {
     const current = this.entries.get(connectionId);
     if (current !== undefined && !("token" in current) && (current.gone || current.epoch > epoch)) return;
     this.entries.delete(connectionId);
-    this.entries.set(connectionId, { ...grant, validUntilMs });
+    this.entries.set(connectionId, { ...grant, memo: {}, validUntilMs });
     this.evict();
   }
 

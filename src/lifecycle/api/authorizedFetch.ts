@@ -153,7 +153,9 @@ export class ApiClient {
     const provider = cached ? cached.provider : await this.d.providers.get(conn.provider_id);
     if (!provider) throw new GrantkeeperError(ErrorCode.noApiBaseUrl, `provider ${conn.provider_id} is not defined; define it with an apiBaseUrl to call its API`, { details: { providerId: conn.provider_id } });
     // Placeholders ({instance_url}, {subdomain}) resolve per connection: two Salesforce orgs, two hosts.
-    const baseUrl = apiBaseUrlFor(provider, { connectionConfig: parseConnectionConfig(conn.connection_config) });
+    const memo = cached?.memo;
+    const baseUrl = memo?.apiBaseUrl ?? apiBaseUrlFor(provider, { connectionConfig: parseConnectionConfig(conn.connection_config) });
+    if (memo) memo.apiBaseUrl = baseUrl;
     const url = resolveApiTarget(baseUrl, req.path, req.search);
     const headers = headersForProvider(req.headers ?? []);
     const body = await prepareRequestBody(req.body, req.contentLength);
