@@ -12,6 +12,7 @@ import { startAuthServer, type AuthServer } from "../support/authServer.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { connectEntity } from "../support/connect.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
+import { startUpstream, type Upstream } from "../support/upstream.js";
 
 const MARGIN_MS = 10_000;
 
@@ -21,6 +22,9 @@ describe("fresh tokens from memory, two instances on one store", () => {
   let a: GrantkeeperUnderTest;
   let b: GrantkeeperUnderTest;
   let provider: Record<string, unknown>;
+  let upstream: Upstream;
+  /** The one token the provider's API accepts; undefined: any. */
+  let accepted: string | undefined;
 
   beforeAll(async () => {
     db = await testDatabase();
@@ -30,7 +34,12 @@ describe("fresh tokens from memory, two instances on one store", () => {
     a = await startGrantkeeper(db, { encryptionKey: key, instanceId: "instance-a", clock: new ManualClock(start), refresh, logName: "a.log" });
     b = await startGrantkeeper(db, { encryptionKey: key, instanceId: "instance-b", clock: new ManualClock(start), refresh, logName: "b.log" });
     as = await startAuthServer({ accessTokenTtlSeconds: 60, clients: [{ clientId: "c", clientSecret: "fresh-tokens-secret", redirectUris: [`${a.url}/v1/oauth/callback`] }] });
-    provider = { issuer: as.issuer, authorizationEndpoint: as.authorizationEndpoint, tokenEndpoint: as.tokenEndpoint, clientId: "c", clientSecret: "fresh-tokens-secret", scopes: ["openid"] };
+    upstream = await startUpstream();
+    upstream.handle((req, res) => {
+      const ok = accepted === undefined || req.headers.authorization === `Bearer ${accepted}`;
+      res.writeHead(ok ? 200 : 401, { "content-type": "application/json" }).end(JSON.stringify({ ok }));
+    });
+    provider = { apiBaseUrl: upstream.origin, issuer: as.issuer, authorizationEndpoint: as.authorizationEndpoint, tokenEndpoint: as.tokenEndpoint, clientId: "c", clientSecret: "fresh-tokens-secret", scopes: ["openid"] };
     expect((await a.api("PUT", "/v1/providers/acme", provider)).status).toBe(200);
   });
 
@@ -38,6 +47,7 @@ describe("fresh tokens from memory, two instances on one store", () => {
     await a?.close();
     await b?.close();
     await as?.close();
+    await upstream?.close();
     await db?.cleanup();
   });
 
@@ -138,5 +148,29 @@ describe("fresh tokens from memory, two instances on one store", () => {
     const r = await a.api("POST", `/v1/connections/${id}/token`);
     expect(r.status).toBe(409);
     expect(r.body.code).toBe("connection_error");
+  });
+
+  it("a proxied call whose remembered token the API rejects reads the store again, and uses another instance's refresh without one of its own", async () => {
+    const id = await connect("rejected-user");
+    const proxied = () => fetch(`${a.url}/v1/proxy/${id}/me`, { headers: { authorization: `Bearer ${a.apiKey}` } });
+    expect((await proxied()).status).toBe(200);
+    const t1 = (await a.gk.connections.ensureFresh(id)).accessToken;
+    // B refreshes; from now on the API accepts only B's token. A still remembers t1.
+    await internalsOf(b.gk).engine.refresh(id, "forced");
+    const t2 = (await b.gk.connections.ensureFresh(id)).accessToken;
+    accepted = t2;
+    try {
+      const callsBefore = internalsOf(a.gk).engine.tokenCalls;
+      const seenBefore = upstream.seen.length;
+      const r = await proxied();
+      expect(r.status).toBe(200);
+      expect(await r.json()).toEqual({ ok: true });
+      // t1 was rejected once, then t2 (read from the store) accepted; A made no token call.
+      expect(upstream.seen.slice(seenBefore).map((x) => x.headers.authorization)).toEqual([`Bearer ${t1}`, `Bearer ${t2}`]);
+      expect(internalsOf(a.gk).engine.tokenCalls).toBe(callsBefore);
+      expect((await a.gk.connections.ensureFresh(id)).accessToken).toBe(t2);
+    } finally {
+      accepted = undefined;
+    }
   });
 });
