@@ -15,7 +15,7 @@
  *   decode them; the app does that);
  * - the method is an API method ({@link API_METHODS}; others get the app's 405);
  * - `Authorization: Bearer <key>` matches one of the keys, in constant time
- *   ({@link authorizationHasKey}, what the gate calls; the proxy route is never public).
+ *   ({@link authorizationHasKey}, what the gate calls; the proxy route is never public), sent once.
  * Answers carry {@link PROXIED_ANSWER_HEADERS} like the app's, errors are the
  * same RFC 9457 problems ({@link toProblem}), and each request is logged
  * with the app's "http request" line.
@@ -63,7 +63,8 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
     const slash = afterPrefix.indexOf("/");
     const connectionId = slash === -1 ? afterPrefix : afterPrefix.slice(0, slash);
     if (connectionId === "" || connectionId.includes("%")) return false;
-    if (!authorizationHasKey(req.headers.authorization, apiKeys)) return false;
+    // Node keeps the first of repeated Authorization headers where the app's Headers would join them (and refuse).
+    if (authorizationCount(req.rawHeaders) !== 1 || !authorizationHasKey(req.headers.authorization, apiKeys)) return false;
     void serve(gk, req, res, { path, connectionId, rest: slash === -1 ? "" : afterPrefix.slice(slash + 1), search: q === -1 ? "" : new URL(target, "http://h").search }).catch((e: unknown) => {
       log.error({ path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
       res.destroy();
@@ -124,6 +125,13 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
     });
     body.pipe(res);
   }
+}
+
+/** How many `Authorization` fields the request carries. */
+function authorizationCount(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === "authorization") n++;
+  return n;
 }
 
 /** `rawHeaders` as pairs, names as sent (the core lower-cases them). */
