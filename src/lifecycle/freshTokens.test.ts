@@ -68,4 +68,11 @@ describe("FreshTokenCache", () => {
     expect(c.get("c1", 1)).toBeUndefined();
     expect(c.get("c2", 1)?.token.accessToken).toBe("t2");
   });
+
+  it("keeps the tokens in use however many other connections are invalidated (the scheduler refreshing many grants)", () => {
+    const c = new FreshTokenCache({ maxEntries: 2 });
+    c.fill("hot", c.epoch(), grant("hot", "t"), 5_000, 0);
+    for (let i = 0; i < 10; i++) c.invalidate(`cold-${i}`);
+    expect(c.get("hot", 1)?.token.accessToken).toBe("t");
+  });
 });

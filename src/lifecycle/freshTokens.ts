@@ -90,9 +90,14 @@ function usable(state: ConnectionState | string): boolean {
   return state !== "error";
 }
 
-/** The per-instance map of fresh tokens; see the module comment for its rules. */
+/**
+ * The per-instance map of fresh tokens; see the module comment for its rules.
+ * Invalidations are kept apart from the tokens (each map bounded by `maxEntries`), so that the scheduler's
+ * refreshes of many grants never push the tokens of the connections in use out of memory.
+ */
 export class FreshTokenCache {
-  private readonly entries = new Map<string, Entry | Tombstone>();
+  private readonly entries = new Map<string, Entry>();
+  private readonly tombstones = new Map<string, Tombstone>();
   private epochCounter = 0;
   private readonly maxEntries: number;
 
@@ -107,7 +112,7 @@ export class FreshTokenCache {
     return this.epochCounter;
   }
 
-  /** Number of live entries and tombstones (for tests and metrics). */
+  /** Number of tokens held (for tests and metrics). */
   get size(): number {
     return this.entries.size;
   }
@@ -118,13 +123,10 @@ export class FreshTokenCache {
    */
   get(connectionId: string, nowMs: number): CachedGrant | undefined {
     const e = this.entries.get(connectionId);
-    if (e === undefined || !("token" in e)) return undefined;
-    if (nowMs >= e.validUntilMs) {
-      this.entries.delete(connectionId);
-      return undefined;
-    }
-    // Most recently used last: Map keeps insertion order.
+    if (e === undefined) return undefined;
     this.entries.delete(connectionId);
+    if (nowMs >= e.validUntilMs) return undefined;
+    // Most recently used last: Map keeps insertion order.
     this.entries.set(connectionId, e);
     return e;
   }
@@ -136,11 +138,11 @@ export class FreshTokenCache {
    */
   fill(connectionId: string, epoch: number, grant: CachedGrant, validUntilMs: number, nowMs: number): void {
     if (this.maxEntries === 0 || validUntilMs <= nowMs || !usable(grant.connection.state)) return;
-    const current = this.entries.get(connectionId);
-    if (current !== undefined && !("token" in current) && (current.gone || current.epoch > epoch)) return;
+    const t = this.tombstones.get(connectionId);
+    if (t !== undefined && (t.gone || t.epoch > epoch)) return;
     this.entries.delete(connectionId);
     this.entries.set(connectionId, { ...grant, memo: {}, validUntilMs });
-    this.evict();
+    evictOldest(this.entries, this.maxEntries);
   }
 
   /**
@@ -149,21 +151,21 @@ export class FreshTokenCache {
    */
   invalidate(connectionId: string, gone = false): void {
     this.epochCounter++;
-    const current = this.entries.get(connectionId);
     this.entries.delete(connectionId);
-    this.entries.set(connectionId, { epoch: this.epochCounter, gone: gone || (current !== undefined && !("token" in current) && current.gone) });
-    this.evict();
+    const wasGone = this.tombstones.get(connectionId)?.gone === true;
+    this.tombstones.delete(connectionId);
+    this.tombstones.set(connectionId, { epoch: this.epochCounter, gone: gone || wasGone });
+    evictOldest(this.tombstones, this.maxEntries);
   }
 
   /** Forget every token of a provider's connections (the provider was redefined: its API base URL or rules may have changed). */
   invalidateProvider(providerId: string): void {
-    for (const [id, e] of this.entries) if ("token" in e && e.connection.provider_id === providerId) this.invalidate(id);
+    const ids = [...this.entries].filter(([, e]) => e.connection.provider_id === providerId).map(([id]) => id);
+    for (const id of ids) this.invalidate(id);
   }
+}
 
-  private evict(): void {
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
-  }
+/** Drop the oldest keys of `map` (insertion order) until it holds at most `max`. */
+function evictOldest(map: Map<string, unknown>, max: number): void {
+  while (map.size > max) map.delete(map.keys().next().value as string);
 }
