@@ -2,7 +2,7 @@
  * Runs the benchmarks and writes docs/benchmarks.md (overwritten).
  *
  * Usage: `npm run bench [-- --quick] [-- --only=<name>]`, names:
- * `singleFlight`, `schedulerScale`, `propagation`, `jobs`, `retention`. `--quick` uses
+ * `singleFlight`, `schedulerScale`, `propagation`, `jobs`, `retention`, `proxy`, `freshTokens`. `--quick` uses
  * small N (smoke check).
  * A benchmark is never a timed unit test: it measures, against a baseline
  * measured in the same run, and reports numbers.
@@ -11,7 +11,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { benchDir, machineFacts, progress, type BenchOptions, type BenchReport } from "./common.js";
+import { runFreshTokens } from "./freshTokens.js";
 import { runJobsThroughput } from "./jobsThroughput.js";
+import { runProxy } from "./proxy.js";
 import { runPropagation } from "./propagation.js";
 import { runSchedulerScale } from "./schedulerScale.js";
 import { runSingleFlight } from "./singleFlight.js";
@@ -24,6 +26,8 @@ export const benchmarks: Record<string, (opts: BenchOptions) => Promise<BenchRep
   propagation: runPropagation,
   jobs: runJobsThroughput,
   retention: runRetention,
+  proxy: runProxy,
+  freshTokens: runFreshTokens,
 };
 
 /** Hard ceiling of a whole run; every loop inside is bounded too. */

@@ -23,6 +23,7 @@ import { AlertRepository } from "./store/alerts.js";
 import { ConnectionService } from "./lifecycle/connections.js";
 import { ConnectSessionService } from "./lifecycle/connectSessions.js";
 import { LifecycleHooks, type LifecycleEvents } from "./lifecycle/hooks.js";
+import { FreshTokenCache } from "./lifecycle/freshTokens.js";
 import { RefreshEngine } from "./lifecycle/refresher.js";
 import { RefreshScheduler, type SchedulerOptions } from "./lifecycle/scheduler.js";
 import type { ProviderInput } from "./providers/definition.js";
@@ -211,14 +212,18 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const retentionRepo = new RetentionRepository(store);
   const retention = new RetentionSweeper({ repo: retentionRepo, clock, logger, policy: retentionPolicy, metrics: telemetry.metrics });
   const units = new UnitsOfWork(store.db, { integrations: integrationRepo, jobs: jobRepo, breakers: breakerRepo });
+  // Fresh tokens in memory, shared by the engine (invalidates) and the connection service (fills, hands out).
+  const freshTokens = new FreshTokenCache();
   const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
+    // A redefined provider (base URL, margin, auth-failure rule) is read again by this instance's next call.
+    freshTokens.invalidateProvider(id);
     // A fixed client configuration retries, at once, the connections that failed on the old one.
     if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
   });
-  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry });
+  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry, freshTokens });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
-  const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random });
-  const api = new ApiClient({ connections, repo, providers, clock, logger, hooks, telemetry, options: apiOptions });
+  const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, freshTokens });
+  const api = new ApiClient({ connections, repo, providers, clock, logger, hooks, telemetry, options: apiOptions, freshTokens });
   const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
   const integrations = new IntegrationService({
     repo: integrationRepo,
@@ -353,6 +358,6 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       await store.close();
     },
   };
-  registerInternals(gk, { store, engine, retention });
+  registerInternals(gk, { store, engine, retention, freshTokens });
   return gk;
 }

@@ -5,6 +5,7 @@
  * (`src/index.ts`; package.json `exports` has only "."), so a consumer
  * cannot come to depend on store internals.
  */
+import type { FreshTokenCache } from "./lifecycle/freshTokens.js";
 import type { RefreshEngine } from "./lifecycle/refresher.js";
 import type { Store } from "./store/database.js";
 import type { RetentionSweeper } from "./lifecycle/retention.js";
@@ -15,6 +16,8 @@ export interface GrantkeeperInternals {
   engine: RefreshEngine;
   /** Retention sweeps of this instance (`start()` runs them on a timer; tests call `sweep()`). */
   retention: RetentionSweeper;
+  /** The instance's fresh tokens in memory (src/lifecycle/freshTokens.ts). */
+  freshTokens: FreshTokenCache;
 }
 
 const registry = new WeakMap<object, GrantkeeperInternals>();

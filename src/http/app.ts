@@ -10,6 +10,7 @@ import { apiKeyGate, parseApiKeys, publicRoute } from "./auth.js";
 import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
 import { referencePage } from "./reference.js";
+import { attachFastPath, proxyFastPath } from "./proxyFastPath.js";
 import { ProblemError, toProblem } from "./problem.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { connectSessionRoutes } from "./routes/connectSessions.js";
@@ -53,6 +54,16 @@ function clientWentAway(c: Context, err: Error): boolean {
   return (err as { code?: unknown }).code === "ECONNRESET" && incoming.destroyed && !incoming.complete;
 }
 
+/**
+ * True when the request declares a body (`Content-Length` or `Transfer-Encoding`, RFC 9112 §6.3), read from
+ * Node's headers when served by @hono/node-server (no web `Request` is built for it), else from the Request.
+ */
+function declaresBody(c: Context): boolean {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (!incoming) return c.req.raw.body !== null;
+  return incoming.headers["content-length"] !== undefined || incoming.headers["transfer-encoding"] !== undefined;
+}
+
 /** The request target exactly as the client sent it: Node's raw `url` when served by @hono/node-server, else the Request's URL. */
 function rawTarget(c: Context): string {
   return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.url ?? c.req.url;
@@ -82,7 +93,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     const t0 = performance.now();
     await next();
     // Path only: queries may carry `code` and `state`.
-    log.info({ method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, durationMs: Math.round(performance.now() - t0) }, "http request");
+    log.info({ method: c.req.method, path: rawPathOf(rawTarget(c)), status: c.res.status, durationMs: Math.round(performance.now() - t0) }, "http request");
   });
 
   app.onError((err, c) => {
@@ -108,7 +119,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     },
   });
   // The proxy streams bodies through and never holds one whole; every other route reads its body into memory.
-  app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/proxy/") ? next() : limitBody(c, next)));
+  // A request that declares no body has none (RFC 9112 §6.3): nothing to limit, and no web Request to build for it.
+  app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/proxy/") || !declaresBody(c) ? next() : limitBody(c, next)));
   // Deny by default: from here on, only publicRoute handlers answer without a key.
   app.use("*", apiKeyGate(apiKeys));
 
@@ -139,5 +151,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/preflight", preflightRoutes(gk));
   app.route("/v1/connect-sessions", connectSessionRoutes(gk));
   app.route("/v1", oauthRoutes(gk, { apiKeys }));
+  // Served on a socket (src/http/server.ts), an authorized, canonical proxy request skips the Hono adapter.
+  attachFastPath(app, proxyFastPath(gk, apiKeys));
   return app;
 }

@@ -35,6 +35,25 @@ export function matchesAnyKey(given: string, keys: readonly string[]): boolean {
   return ok;
 }
 
+/** SHA-256 digests of the valid keys, computed once per key list (the gate runs on every request). */
+const keyDigests = new WeakMap<readonly string[], Buffer[]>();
+
+/**
+ * {@link matchesAnyKey} with the keys' digests computed once: the given key is hashed, then compared with
+ * every key's digest in constant time, every key compared (no early exit).
+ */
+export function matchesAnyKeyDigest(given: string, keys: readonly string[]): boolean {
+  let digests = keyDigests.get(keys);
+  if (!digests) {
+    digests = keys.map((k) => createHash("sha256").update(k).digest());
+    keyDigests.set(keys, digests);
+  }
+  const a = createHash("sha256").update(given).digest();
+  let ok = false;
+  for (const d of digests) ok = timingSafeEqual(a, d) || ok;
+  return ok;
+}
+
 /**
  * Split `GRANTKEEPER_API_KEY` into its keys: comma-separated, blanks ignored.
  * @throws RangeError when no key is left (an empty key list would lock everyone out, or worse, be compared with "")
@@ -78,8 +97,13 @@ export function unauthorized(): ProblemError {
 
 /** True when the request carries one of `keys` as a bearer token. */
 export function hasApiKey(c: Context, keys: readonly string[]): boolean {
-  const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(c.req.header("authorization") ?? "");
-  return m !== null && matchesAnyKey(m[1]!, keys);
+  return authorizationHasKey(c.req.header("authorization"), keys);
+}
+
+/** True when an `Authorization` header value is `Bearer <one of keys>` (compared in constant time). */
+export function authorizationHasKey(authorization: string | undefined, keys: readonly string[]): boolean {
+  const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(authorization ?? "");
+  return m !== null && matchesAnyKeyDigest(m[1]!, keys);
 }
 
 /**

@@ -21,6 +21,7 @@ import type { Hono } from "hono";
 import { ALLOW_HEADER } from "../lifecycle/api/target.js";
 import type { Logger } from "../telemetry/logger.js";
 import { ProblemError } from "./problem.js";
+import { fastPathOf } from "./proxyFastPath.js";
 
 /**
  * CONNECT never reaches the app (Node hands it to a `connect` listener, and
@@ -145,6 +146,8 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
   const limits = resolveServerLimits(options.limits);
   // Our lingering close replaces @hono/node-server's (500 ms, and a close that still resets the connection).
   const handle = getRequestListener(app.fetch, { autoCleanupIncoming: false });
+  // The app's node:http fast path (the proxy), when it has one: it serves what it takes, the app the rest.
+  const fast = fastPathOf(app);
   const server: Server = createServer(
     {
       requestTimeout: limits.requestTimeoutMs,
@@ -155,6 +158,7 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
     },
     (req: IncomingMessage, res: ServerResponse) => {
       res.prependListener("finish", () => lingerAfterEarlyAnswer(req, limits, options.logger));
+      if (fast?.(req, res)) return;
       void handle(req, res);
     },
   );

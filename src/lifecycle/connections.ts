@@ -18,19 +18,14 @@ import type { Encryptor } from "../store/encryption.js";
 import type { UnitsOfWork } from "../store/unitOfWork.js";
 import type { Logger } from "../telemetry/logger.js";
 import { connectionInError, connectionNotFound, providerNotFound, refreshRateLimited, tokenUnavailable } from "./errors.js";
+import { cacheableUntil, type AccessToken, type CachedGrant, type FreshTokenCache } from "./freshTokens.js";
 import type { LifecycleHooks } from "./hooks.js";
 import { isFresh, tokenContext, type RefreshEngine } from "./refresher.js";
 import type { RefreshScheduler } from "./scheduler.js";
 import { toConnection, type Connection, type ConnectionEvent } from "./view.js";
 import { seqCursor } from "../domain/cursor.js";
 
-/** A fresh access token, as `POST /v1/connections/{id}/token` answers. */
-export interface AccessToken {
-  accessToken: string;
-  tokenType: string;
-  /** RFC 3339, or null for a token that does not expire. */
-  expiresAt: string | null;
-}
+export type { AccessToken } from "./freshTokens.js";
 
 /** A grant to store: from an import, a code exchange or a client-credentials request. */
 export interface GrantInput {
@@ -71,6 +66,8 @@ export interface ConnectionServiceDeps {
   /** Units of work for what other parts write in a connection change's transaction. */
   units: UnitsOfWork;
   random: () => number;
+  /** Fresh tokens in memory (docs/architecture.md "Fresh tokens from memory"); the engine shares it. */
+  freshTokens: FreshTokenCache;
 }
 
 /** Connections: the library surface (`gk.connections`) and what the HTTP API calls. */
@@ -143,6 +140,8 @@ export class ConnectionService {
       }
       return { row: (await repo.get(id, trx))!, created: !existing, previousState: existing?.state };
     });
+    // A re-authorization replaces the token: the old one is never handed out from memory again.
+    this.d.freshTokens.invalidate(row.id);
     this.d.scheduler.wake(row.next_refresh_at);
     this.d.logger.info({ connectionId: row.id, providerId: row.provider_id, source: input.source, created }, "grant stored");
     if (noRefreshToken) this.d.logger.warn({ connectionId: row.id, providerId: row.provider_id }, "grant stored without a refresh token at a provider that normally issues one");
@@ -219,21 +218,48 @@ export class ConnectionService {
   /**
    * A usable access token: refreshed first when expired or within the margin
    * (single-flight). A still-valid token is returned even when that refresh
-   * fails transiently.
+   * fails transiently. Served from memory while fresh (see {@link freshGrant}).
    * @throws {@link GrantkeeperError} 404 `connection_not_found`; 409 `connection_error` (grant dead);
    *   503 `token_unavailable` with `Retry-After` (expired and the provider is unreachable; still usable)
    */
   async ensureFresh(id: string): Promise<AccessToken> {
-    const { repo, clock, policy } = this.d;
+    return (await this.freshGrant(id)).token;
+  }
+
+  /**
+   * The connection's token while it is fresh in this instance's memory, with the connection summary and
+   * provider it was read with; undefined when the store must be read ({@link freshGrant} does). Never an
+   * expired token, nor one within the refresh margin, nor one older than one margin.
+   */
+  cachedGrant(id: string): CachedGrant | undefined {
+    return this.d.freshTokens.get(id, this.d.clock.now());
+  }
+
+  /**
+   * {@link ensureFresh}, with the connection summary and provider definition it was decided on (what an API
+   * call needs). From memory while the token is fresh and at most one margin old; else the store is read (and
+   * the token refreshed when due), and the answer remembered.
+   * @throws as {@link ensureFresh}
+   */
+  async freshGrant(id: string): Promise<CachedGrant> {
+    const { repo, clock, policy, freshTokens } = this.d;
+    const hit = freshTokens.get(id, clock.now());
+    if (hit) return hit;
+    // Taken before the read: an invalidation meanwhile (a refresh here, a delete) refuses to remember this read.
+    let epoch = freshTokens.epoch();
     // A refresh already running here answers every caller: no store read per caller.
     const joined = this.d.engine.inFlightFor(id);
     let row = joined ? (await joined).row : await repo.get(id);
+    // The refresh's result is newer than its own invalidation.
+    if (joined) epoch = freshTokens.epoch();
     if (!row) throw connectionNotFound(id);
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
     // The provider's own timing decides (read fresh: another instance may have redefined it); the engine re-checks under its lease.
     const def = await this.d.providers.get(row.provider_id);
-    if (!isFresh(row, clock.now(), def ? this.policyFor(def).marginMs : policy.marginMs)) {
+    const marginMs = def ? this.policyFor(def).marginMs : policy.marginMs;
+    if (!isFresh(row, clock.now(), marginMs)) {
       row = (await this.d.engine.refresh(id, "ensure")).row;
+      epoch = freshTokens.epoch();
     }
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
     const now = clock.now();
@@ -241,7 +267,10 @@ export class ConnectionService {
       const retryMs = row.next_refresh_at !== null ? Math.max(1000, row.next_refresh_at - now) : policy.minIntervalMs;
       throw tokenUnavailable(id, retryMs, this.lastErrorCode(row) ?? "refresh pending");
     }
-    return this.tokenOf(row);
+    const { access_token_ct: _a, refresh_token_ct: _r, ...connection } = row;
+    const grant: CachedGrant = { token: this.tokenOf(row), connection, provider: def };
+    freshTokens.fill(id, epoch, grant, cacheableUntil(row.expires_at, row.last_refreshed_at, now, marginMs), now);
+    return grant;
   }
 
   /**
@@ -275,6 +304,8 @@ export class ConnectionService {
       await repo.update(id, { state: r.state, updated_at: now }, trx);
       await repo.appendEvent({ connectionId: id, atMs: now, type: "state_reported", message: `host reported ${reported}`, detail: { from: row.state, to: r.state } }, trx);
     });
+    // The remembered summary carries the state (an API call's bookkeeping reads it).
+    this.d.freshTokens.invalidate(id);
     return this.get(id);
   }
 
@@ -289,6 +320,8 @@ export class ConnectionService {
     const { repo, encryptor, providers, policy, clock, fetch } = this.d;
     const row = await repo.get(id);
     if (!row) throw connectionNotFound(id);
+    // The token being revoked is not handed out from memory any more, and never again once deleted (below).
+    this.d.freshTokens.invalidate(id);
     let revoked = false;
     let revocationError: string | undefined;
     const provider = await providers.forCall(row.provider_id).catch(() => undefined);
@@ -304,6 +337,7 @@ export class ConnectionService {
       }
     }
     await repo.delete(id, (trx) => this.d.hooks.inTransaction("deleted", this.d.units.of(trx), { connectionId: id, nowMs: clock.now() }));
+    this.d.freshTokens.invalidate(id, true);
     this.d.logger.info({ connectionId: id, providerId: row.provider_id, revoked }, "connection deleted");
     return revocationError ? { revoked, revocationError } : { revoked };
   }

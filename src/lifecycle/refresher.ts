@@ -27,6 +27,7 @@ import type { Telemetry } from "../telemetry/telemetry.js";
 import { inSpan, recordRefreshResult, SpanNames } from "../telemetry/tracing.js";
 import { connectionNotFound } from "./errors.js";
 import { readFailureStreak, type FailureStreak } from "./failureStreak.js";
+import type { FreshTokenCache } from "./freshTokens.js";
 import type { LifecycleHooks } from "./hooks.js";
 import { lastErrorCodeOf } from "./view.js";
 
@@ -67,6 +68,8 @@ export interface RefreshEngineDeps {
   instanceId: string;
   /** Metrics and the tracer (span `grantkeeper.refresh` per attempt). */
   telemetry: Telemetry;
+  /** The instance's fresh tokens in memory: every refresh attempt, whatever its outcome, invalidates the connection's entry. */
+  freshTokens?: FreshTokenCache;
 }
 
 /** Associated-data context of a connection's token ciphertext. */
@@ -125,7 +128,7 @@ export class RefreshEngine {
   refresh(connectionId: string, mode: RefreshMode): Promise<RefreshResult> {
     const existing = this.inFlight.get(connectionId);
     if (existing) return existing;
-    const p = this.run(connectionId, mode).finally(() => this.inFlight.delete(connectionId));
+    const p = this.run(connectionId, mode).finally(() => this.settled(connectionId));
     this.inFlight.set(connectionId, p);
     return p;
   }
@@ -139,10 +142,16 @@ export class RefreshEngine {
     return rows.map((row) => {
       const existing = this.inFlight.get(row.id);
       if (existing) return existing;
-      const p = this.run(row.id, mode, row).finally(() => this.inFlight.delete(row.id));
+      const p = this.run(row.id, mode, row).finally(() => this.settled(row.id));
       this.inFlight.set(row.id, p);
       return p;
     });
+  }
+
+  /** A refresh ended: joiners read its result; the token in memory (if any) is stale or confirmed, so it is read again. */
+  private settled(id: string): void {
+    this.inFlight.delete(id);
+    this.deps.freshTokens?.invalidate(id);
   }
 
   private async run(id: string, mode: RefreshMode, leased?: ConnectionRow): Promise<RefreshResult> {

@@ -213,4 +213,15 @@ describe("proxy confinement", () => {
     expect((await rawRequest(t.url, "GET", `/v1/proxy/conn_nope/x`, key())).status).toBe(404);
     expect(up.seen).toHaveLength(0);
   });
+
+  it("takes the key only as the gate does: a wrong key, a non-Bearer scheme, or the key sent twice is 401, reaching nothing", async () => {
+    expect((await rawRequest(t.url, "GET", `/v1/proxy/${conn}/x`, { authorization: `Bearer ${t.apiKey}x` })).status).toBe(401);
+    expect((await rawRequest(t.url, "GET", `/v1/proxy/${conn}/x`, { authorization: `Basic ${t.apiKey}` })).status).toBe(401);
+    const twice = await rawExchange(t.url, `GET /v1/proxy/${conn}/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${t.apiKey}\r\nAuthorization: Bearer ${t.apiKey}\r\nConnection: close\r\n\r\n`);
+    expect(twice).toMatch(/^HTTP\/1\.1 401 /);
+    expect(up.seen).toHaveLength(0);
+    // The same request with the key once is proxied.
+    expect((await rawRequest(t.url, "GET", `/v1/proxy/${conn}/x`, key())).status).toBe(200);
+    expect(up.seen.map((x) => x.url)).toEqual(["/v2/x"]);
+  });
 });

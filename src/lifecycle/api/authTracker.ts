@@ -25,6 +25,8 @@ export interface ApiAuthTrackerDeps {
   hooks: LifecycleHooks;
   /** Rejections in a row that make a connection `degraded`. @defaultValue 3 */
   authFailuresToDegrade: number;
+  /** Fresh tokens in memory: their remembered summary (count, state) is forgotten when this changes it. */
+  freshTokens?: { invalidate(connectionId: string): void };
 }
 
 /** The part of a connection the tracker reads (a summary row: no ciphertext). */
@@ -36,6 +38,7 @@ export class ApiAuthTracker {
 
   /** The API rejected a token that was refreshed for this very call. */
   async rejected(conn: TrackedConnection): Promise<void> {
+    this.d.freshTokens?.invalidate(conn.id);
     try {
       await this.countRejection(conn);
     } catch (e) {
@@ -49,6 +52,7 @@ export class ApiAuthTracker {
     if (conn.api_auth_rejections === 0 && !t.recovered) return;
     try {
       await this.d.repo.resetApiAuthRejections(conn.id);
+      this.d.freshTokens?.invalidate(conn.id);
       if (!t.recovered) return;
       const now = this.d.clock.now();
       const event = { connectionId: conn.id, atMs: now, type: "api_auth_accepted", message: "the provider's API accepts the token again", detail: null };

@@ -36,6 +36,7 @@ import type { Telemetry } from "../../telemetry/telemetry.js";
 import { inSpan, SpanNames } from "../../telemetry/tracing.js";
 import type { ConnectionService } from "../connections.js";
 import { connectionNotFound } from "../errors.js";
+import type { FreshTokenCache } from "../freshTokens.js";
 import type { LifecycleHooks } from "../hooks.js";
 import { ApiAuthTracker, type TrackedConnection } from "./authTracker.js";
 import { discard, peekJson, prepareRequestBody, REPLAY_LIMIT_BYTES, type BodySource, type OutgoingBody } from "./bodies.js";
@@ -107,7 +108,7 @@ export interface ApiAnswer {
 
 /** Dependencies of {@link ApiClient}. */
 export interface ApiClientDeps {
-  connections: Pick<ConnectionService, "ensureFresh" | "refresh">;
+  connections: Pick<ConnectionService, "ensureFresh" | "refresh" | "cachedGrant">;
   repo: ConnectionRepository;
   providers: Pick<ProviderService, "get">;
   clock: Clock;
@@ -115,6 +116,8 @@ export interface ApiClientDeps {
   hooks: LifecycleHooks;
   telemetry: Telemetry;
   options: ApiClientOptions;
+  /** Fresh tokens in memory: a rejected token is forgotten at once, and the rejection count's changes too. */
+  freshTokens?: Pick<FreshTokenCache, "invalidate">;
 }
 
 /** Statuses whose answer has no content (RFC 9110 §15.2, §15.3.5, §15.3.6, §15.4.5). */
@@ -131,7 +134,7 @@ export class ApiClient {
 
   constructor(private readonly d: ApiClientDeps) {
     this.transport = new ApiTransport({ timeoutMs: d.options.timeoutMs, connectionsPerOrigin: d.options.connectionsPerOrigin, ...(d.options.dispatcher ? { dispatcher: d.options.dispatcher } : {}) });
-    this.tracker = new ApiAuthTracker({ repo: d.repo, clock: d.clock, logger: d.logger, hooks: d.hooks, authFailuresToDegrade: d.options.authFailuresToDegrade });
+    this.tracker = new ApiAuthTracker({ repo: d.repo, clock: d.clock, logger: d.logger, hooks: d.hooks, authFailuresToDegrade: d.options.authFailuresToDegrade, ...(d.freshTokens ? { freshTokens: d.freshTokens } : {}) });
   }
 
   /**
@@ -143,19 +146,23 @@ export class ApiClient {
    */
   async authorizedFetch(req: ApiRequest): Promise<ApiAnswer> {
     const method = apiMethod(req.method);
-    const conn = await this.d.repo.getSummary(req.connectionId);
+    // A fresh token in memory comes with the summary and provider it was read with: no store read then.
+    const cached = this.d.connections.cachedGrant(req.connectionId);
+    const conn = cached ? cached.connection : await this.d.repo.getSummary(req.connectionId);
     if (!conn) throw connectionNotFound(req.connectionId);
-    const provider = await this.d.providers.get(conn.provider_id);
+    const provider = cached ? cached.provider : await this.d.providers.get(conn.provider_id);
     if (!provider) throw new GrantkeeperError(ErrorCode.noApiBaseUrl, `provider ${conn.provider_id} is not defined; define it with an apiBaseUrl to call its API`, { details: { providerId: conn.provider_id } });
     // Placeholders ({instance_url}, {subdomain}) resolve per connection: two Salesforce orgs, two hosts.
-    const baseUrl = apiBaseUrlFor(provider, { connectionConfig: parseConnectionConfig(conn.connection_config) });
+    const memo = cached?.memo;
+    const baseUrl = memo?.apiBaseUrl ?? apiBaseUrlFor(provider, { connectionConfig: parseConnectionConfig(conn.connection_config) });
+    if (memo) memo.apiBaseUrl = baseUrl;
     const url = resolveApiTarget(baseUrl, req.path, req.search);
     const headers = headersForProvider(req.headers ?? []);
     const body = await prepareRequestBody(req.body, req.contentLength);
     // No URL or path attribute: paths may carry record ids or personal data.
     const attributes = { "grantkeeper.provider.id": conn.provider_id, "grantkeeper.connection.id": conn.id, "grantkeeper.api.caller": req.caller, "http.request.method": method, "server.address": url.hostname };
     return inSpan(this.d.telemetry.tracer, SpanNames.apiCall, attributes, async (span) => {
-      const answer = await this.exchange(conn, provider.apiAuthFailure, { url, method, headers, body, ...(req.signal ? { signal: req.signal } : {}) });
+      const answer = await this.exchange(conn, provider.apiAuthFailure, { url, method, headers, body, ...(req.signal ? { signal: req.signal } : {}) }, cached?.token.accessToken);
       span.setAttributes({ "http.response.status_code": answer.status, "grantkeeper.api.auth": answer.auth });
       // A provider's 5xx is a fault; its 4xx answers are the caller's to judge.
       if (answer.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `provider API answered ${answer.status}` });
@@ -168,11 +175,13 @@ export class ApiClient {
     return this.transport.close();
   }
 
-  private async exchange(conn: TrackedConnection, rule: ApiAuthFailureRule | undefined, call: Call): Promise<ApiAnswer> {
+  private async exchange(conn: TrackedConnection, rule: ApiAuthFailureRule | undefined, call: Call, fromMemory: string | undefined): Promise<ApiAnswer> {
     const { metrics } = this.d.telemetry;
-    const used = (await this.d.connections.ensureFresh(conn.id)).accessToken;
+    const used = fromMemory ?? (await this.d.connections.ensureFresh(conn.id)).accessToken;
     const first = await this.send(call, used, rule);
     if (!first.authFailure) return this.accept(conn, call, first, "accepted");
+    // The API refused this token: never hand it out from memory again (another instance may have refreshed it).
+    this.d.freshTokens?.invalidate(conn.id);
     metrics.apiUnauthorized(conn.provider_id);
     // A streamed body is gone: refresh anyway, so the caller's own retry carries a fresh token.
     if (call.body.kind !== "stream") discard(first.body);

@@ -1,0 +1,230 @@
+/**
+ * Benchmark "the proxy at the speed of its floor" (issue 16 goal 1).
+ *
+ * Three child processes (bench/proxyServer.ts): the provider's API
+ * (`upstream`), a bare undici `Pool.stream` pass-through to it (`bare`, the
+ * baseline), and grantkeeper served as `grantkeeper serve` does, with 50
+ * imported grants. autocannon (in this process) drives each over loopback
+ * with 50 connections: `GET` and `POST` (1 KiB body) answered with 1 KiB,
+ * grantkeeper's requests spread over the 50 grants. Then one 100 MB body is
+ * streamed through grantkeeper's proxy, and the peak RSS growth of the
+ * grantkeeper process is sampled every 20 ms.
+ *
+ * Goal: each grantkeeper/bare ratio ≥ 0.7, added p99 ≤ 2 ms, RSS growth < 64 MB.
+ */
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import autocannon from "autocannon";
+import { request } from "undici";
+import { BenchChild, fmt, mb, progress, ratio, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
+
+/** Connections autocannon keeps open. */
+export const CONNECTIONS = 50;
+/** Grants spread over (one per connection). */
+export const GRANTS = 50;
+const BODY_1K = Buffer.from(JSON.stringify({ data: "y".repeat(1024 - 11) }));
+const STREAM_BYTES = 100 * 2 ** 20;
+
+/** Several interleaved autocannon runs of one target, reduced to what the report shows. */
+export interface LoadResult {
+  label: string;
+  /** Requests per second over all rounds. */
+  rps: number;
+  /** Median over rounds of each round's p50 / p99, milliseconds. */
+  p50: number;
+  p99: number;
+  /** CPU time (user + system) of the server process per request, microseconds: less sensitive to a busy machine than req/s. */
+  cpuMicrosPerRequest: number;
+  errors: number;
+  non2xx: number;
+}
+
+/** One target of {@link compare}. */
+export interface LoadTarget {
+  label: string;
+  url: string;
+  /** The server's process, asked for its CPU time around each round. */
+  child: BenchChild;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Request paths, handed out round-robin. */
+  paths: string[];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function cpuOf(child: BenchChild): Promise<number> {
+  child.send({ type: "cpu" });
+  return Number((await child.next("cpu:ok", 10_000)).micros);
+}
+
+function cannon(t: LoadTarget, seconds: number) {
+  let n = 0;
+  return autocannon({
+    url: t.url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    timeout: 30,
+    requests: [
+      {
+        method: t.method ?? "GET",
+        headers: { ...t.headers, ...(t.body ? { "content-type": "application/json" } : {}) },
+        ...(t.body ? { body: t.body } : {}),
+        setupRequest: (req) => ({ ...req, path: t.paths[n++ % t.paths.length]! }),
+      },
+    ],
+  });
+}
+
+/**
+ * Drive the targets with autocannon, interleaved: a 1 s warm-up each, then `rounds` rounds of
+ * `seconds / rounds` per target, so that a busy spell of the machine hits every target alike.
+ */
+export async function compare<T extends LoadTarget[]>(targets: [...T], seconds: number, rounds: number): Promise<{ [K in keyof T]: LoadResult }> {
+  for (const t of targets) await withTimeout(cannon(t, 1), 30_000, `${t.label} warm-up`);
+  const per = Math.max(1, Math.round(seconds / rounds));
+  const acc = targets.map(() => ({ requests: 0, ms: 0, cpu: 0, p50: [] as number[], p99: [] as number[], errors: 0, non2xx: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of targets.entries()) {
+      const cpu0 = await cpuOf(t.child);
+      const res = await withTimeout(cannon(t, per), (per + 30) * 1000, t.label);
+      const a = acc[i]!;
+      a.cpu += (await cpuOf(t.child)) - cpu0;
+      a.requests += res.requests.total;
+      a.ms += res.duration * 1000;
+      a.p50.push(res.latency.p50);
+      a.p99.push(res.latency.p99);
+      a.errors += res.errors + res.timeouts;
+      a.non2xx += res.non2xx;
+    }
+  }
+  return targets.map((t, i) => {
+    const a = acc[i]!;
+    const result = { label: t.label, rps: a.requests / (a.ms / 1000), p50: median(a.p50), p99: median(a.p99), cpuMicrosPerRequest: a.requests ? a.cpu / a.requests : 0, errors: a.errors, non2xx: a.non2xx };
+    progress(`${t.label}: ${fmt(result.rps)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${fmt(result.cpuMicrosPerRequest)} µs CPU/request${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
+    return result;
+  }) as { [K in keyof T]: LoadResult };
+}
+
+/** The three servers, each its own process. */
+export interface BenchServers {
+  upstream: string;
+  bare: string;
+  gk: string;
+  apiKey: string;
+  ids: string[];
+  gkChild: BenchChild;
+  bareChild: BenchChild;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start the upstream, the bare pass-through and grantkeeper (its SQLite file in the scratch directory).
+ * @param name scratch file name prefix
+ */
+export async function startServers(name: string): Promise<BenchServers> {
+  const children: BenchChild[] = [];
+  try {
+    const up = new BenchChild("proxyServer.js", "upstream");
+    children.push(up);
+    up.send({ type: "start", mode: "upstream" });
+    const upstream = `http://127.0.0.1:${String((await up.next("listening", 20_000)).port)}`;
+    const bareChild = new BenchChild("proxyServer.js", "bare pass-through");
+    children.push(bareChild);
+    bareChild.send({ type: "start", mode: "bare", upstream });
+    const bare = `http://127.0.0.1:${String((await bareChild.next("listening", 20_000)).port)}`;
+    const gkChild = new BenchChild("proxyServer.js", "grantkeeper");
+    children.push(gkChild);
+    gkChild.send({ type: "start", mode: "grantkeeper", upstream, grants: GRANTS, file: join(scratchDir(), `${name}.db`) });
+    const started = await gkChild.next("listening", 60_000);
+    return {
+      upstream,
+      bare,
+      gk: `http://127.0.0.1:${String(started.port)}`,
+      apiKey: String(started.apiKey),
+      ids: started.ids as string[],
+      gkChild,
+      bareChild,
+      stop: async () => void (await Promise.all(children.map((c) => c.stop()))),
+    };
+  } catch (e) {
+    await Promise.all(children.map((c) => c.stop()));
+    throw e;
+  }
+}
+
+/** Stream `bytes` through grantkeeper's proxy; the peak RSS growth of the grantkeeper process. */
+async function streamThrough(s: BenchServers, bytes: number): Promise<{ growth: number; seconds: number; received: number }> {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  async function* body(): AsyncGenerator<Buffer> {
+    for (let sent = 0; sent < bytes; sent += chunk.length) yield sent + chunk.length <= bytes ? chunk : chunk.subarray(0, bytes - sent);
+  }
+  s.gkChild.send({ type: "rss:reset" });
+  const base = Number((await s.gkChild.next("rss:ok", 10_000)).rss);
+  const t0 = performance.now();
+  const r = await withTimeout(
+    request(`${s.gk}/v1/proxy/${s.ids[0]!}/sink`, { method: "POST", headers: { authorization: `Bearer ${s.apiKey}`, "content-type": "application/octet-stream", "content-length": String(bytes) }, body: Readable.from(body()) }),
+    120_000,
+    "100 MB stream",
+  );
+  const answer = (await r.body.json()) as { bytes?: number };
+  const seconds = (performance.now() - t0) / 1000;
+  s.gkChild.send({ type: "rss:peak" });
+  const peak = Number((await s.gkChild.next("rss:ok", 10_000)).peak);
+  if (r.statusCode !== 200) throw new Error(`100 MB stream answered ${r.statusCode}`);
+  return { growth: peak - base, seconds, received: answer.bytes ?? 0 };
+}
+
+function row(ours: LoadResult, base: LoadResult): string[] {
+  return [ours.label, fmt(ours.rps), String(ours.p50), String(ours.p99), fmt(ours.cpuMicrosPerRequest), base.label, fmt(base.rps), String(base.p99), fmt(base.cpuMicrosPerRequest), ratio(ours.rps, base.rps), ratio(base.cpuMicrosPerRequest, ours.cpuMicrosPerRequest), `${fmt(ours.p99 - base.p99)} ms`];
+}
+
+/** Run the proxy benchmark. */
+export async function runProxy(opts: BenchOptions): Promise<BenchReport> {
+  const seconds = opts.quick ? 3 : 10;
+  const rounds = opts.quick ? 3 : 5;
+  const s = await startServers("proxy");
+  try {
+    const auth = { authorization: `Bearer ${s.apiKey}` };
+    const gkPaths = s.ids.map((id) => `/v1/proxy/${id}/items`);
+    const barePaths = ["/api/items"];
+    const [bareGet, gkGet] = await compare(
+      [
+        { label: "bare undici pass-through, GET", url: s.bare, child: s.bareChild, paths: barePaths },
+        { label: "grantkeeper proxy, GET", url: s.gk, child: s.gkChild, headers: auth, paths: gkPaths },
+      ],
+      seconds,
+      rounds,
+    );
+    const [barePost, gkPost] = await compare(
+      [
+        { label: "bare undici pass-through, POST 1 KiB", url: s.bare, child: s.bareChild, method: "POST", body: BODY_1K, paths: barePaths },
+        { label: "grantkeeper proxy, POST 1 KiB", url: s.gk, child: s.gkChild, method: "POST", headers: auth, body: BODY_1K, paths: gkPaths },
+      ],
+      seconds,
+      rounds,
+    );
+    const stream = await streamThrough(s, STREAM_BYTES);
+    progress(`100 MB through the proxy: ${stream.seconds.toFixed(1)} s, grantkeeper RSS growth ${mb(stream.growth)} MB`);
+    const ratios = [gkGet.rps / bareGet.rps, gkPost.rps / barePost.rps];
+    const added = [gkGet.p99 - bareGet.p99, gkPost.p99 - barePost.p99];
+    const clean = [bareGet, gkGet, barePost, gkPost].every((r) => r.errors === 0 && r.non2xx === 0);
+    const goalMet = clean && ratios.every((r) => r >= 0.7) && added.every((a) => a <= 2) && stream.growth < 64 * 2 ** 20 && stream.received === STREAM_BYTES;
+    const markdown = [
+      `Goal (issue 16): \`GET|POST /v1/proxy/{id}/…\` ≥ 0.7× a bare undici \`Pool.stream\` pass-through to the same upstream, added p99 ≤ 2 ms, 1 KiB bodies, ${CONNECTIONS} connections (autocannon, ${seconds} s each after a 1 s warm-up, over ${GRANTS} grants); a 100 MB body streamed through with RSS growth < 64 MB.`,
+      "Upstream, pass-through and grantkeeper each run in their own process; grantkeeper is served as `grantkeeper serve` serves it (SQLite, logging at info).",
+      "",
+      table(["grantkeeper", "req/s", "p50 ms", "p99 ms", "CPU/req µs", "baseline (same run)", "req/s", "p99 ms", "CPU/req µs", "ratio req/s", "ratio CPU", "added p99"], [row(gkGet, bareGet), row(gkPost, barePost)]),
+      "",
+      `100 MB request body through \`POST /v1/proxy/{id}/sink\`: ${stream.seconds.toFixed(1)} s, upstream received ${fmt(stream.received)} bytes, grantkeeper's peak RSS growth **${mb(stream.growth)} MB** (sampled every 20 ms).`,
+      clean ? "" : "\n**Errors or non-2xx answers during the load: see the progress output.**",
+    ].join("\n");
+    return { name: "proxy", title: "Proxy vs a bare undici pass-through", goalMet, markdown };
+  } finally {
+    await s.stop();
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The proxy route on node:http directly (issue 16 "Proxy"): a request that
+ * the Hono app would send to `ANY /v1/proxy/{connectionId}/{path}` with a
+ * valid API key is served here, without a web `Request`, `AbortSignal` from
+ * the adapter, `Response` or web-stream copies of either body — the caller's
+ * body streams from the socket into undici, the provider's answer from undici
+ * into the socket.
+ *
+ * Security first: this path only takes what the Hono app would have let
+ * through to the same handler, decided by the same functions, and hands
+ * everything else to the app unchanged (which then answers as before):
+ * - the request target is origin-form, starts with `/v1/proxy/`, and is
+ *   canonical ({@link nonCanonicalReason}, the app's first middleware);
+ * - the connection id segment is non-empty and has no escapes (Hono would
+ *   decode them; the app does that);
+ * - the method is an API method ({@link API_METHODS}; others get the app's 405);
+ * - `Authorization: Bearer <key>` matches one of the keys, in constant time
+ *   ({@link authorizationHasKey}, what the gate calls; the proxy route is never public), sent once.
+ * Answers carry {@link PROXIED_ANSWER_HEADERS} like the app's, errors are the
+ * same RFC 9457 problems ({@link toProblem}), and each request is logged
+ * with the app's "http request" line.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { Grantkeeper } from "../grantkeeper.js";
+import type { ApiAnswer } from "../lifecycle/api/authorizedFetch.js";
+import { API_METHODS } from "../lifecycle/api/target.js";
+import { authorizationHasKey } from "./auth.js";
+import { nonCanonicalReason } from "./canonicalPath.js";
+import { ProblemError, toProblem } from "./problem.js";
+import { PROXIED_ANSWER_HEADERS } from "./routes/proxy.js";
+
+/** A node:http handler that serves a request and returns true, or returns false to leave it to the app. */
+export type NodeFastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+const PREFIX = "/v1/proxy/";
+const METHODS: ReadonlySet<string> = new Set(API_METHODS);
+const PROXIED_NAMES: ReadonlySet<string> = new Set(PROXIED_ANSWER_HEADERS.map(([k]) => k));
+const fastPaths = new WeakMap<object, NodeFastPath>();
+
+/** Attach a {@link NodeFastPath} to an app: {@link ./server.ts listen} runs it before the app. */
+export function attachFastPath(app: object, handler: NodeFastPath): void {
+  fastPaths.set(app, handler);
+}
+
+/** The {@link NodeFastPath} attached to an app, if any. */
+export function fastPathOf(app: object): NodeFastPath | undefined {
+  return fastPaths.get(app);
+}
+
+/**
+ * The proxy's fast path over a {@link Grantkeeper}.
+ * @param apiKeys the valid API keys (the app's, see `parseApiKeys`)
+ */
+export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFastPath {
+  const log = gk.logger;
+  return (req, res) => {
+    const target = req.url;
+    if (target === undefined || !target.startsWith(PREFIX) || !METHODS.has(req.method ?? "")) return false;
+    const q = target.indexOf("?");
+    const path = q === -1 ? target : target.slice(0, q);
+    if (nonCanonicalReason(path) !== undefined) return false;
+    const afterPrefix = path.slice(PREFIX.length);
+    const slash = afterPrefix.indexOf("/");
+    const connectionId = slash === -1 ? afterPrefix : afterPrefix.slice(0, slash);
+    if (connectionId === "" || connectionId.includes("%")) return false;
+    // Node keeps the first of repeated Authorization headers where the app's Headers would join them (and refuse).
+    if (authorizationCount(req.rawHeaders) !== 1 || !authorizationHasKey(req.headers.authorization, apiKeys)) return false;
+    void serve(gk, req, res, { path, connectionId, rest: slash === -1 ? "" : afterPrefix.slice(slash + 1), search: q === -1 ? "" : new URL(target, "http://h").search }).catch((e: unknown) => {
+      log.error({ path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
+      res.destroy();
+    });
+    return true;
+  };
+
+  async function serve(gk: Grantkeeper, req: IncomingMessage, res: ServerResponse, t: { path: string; connectionId: string; rest: string; search: string }): Promise<void> {
+    const t0 = performance.now();
+    const method = req.method!;
+    res.once("finish", () => log.info({ method, path: t.path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }, "http request"));
+    const declared = req.headers["content-length"];
+    // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): none is sent on either.
+    const hasBody = declared !== undefined || req.headers["transfer-encoding"] !== undefined;
+    // The client going away cancels the provider call too.
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) gone.abort();
+    };
+    res.once("close", onClose);
+    let answer: ApiAnswer;
+    try {
+      answer = await gk.api.authorizedFetch({
+        connectionId: t.connectionId,
+        method,
+        path: t.rest,
+        search: t.search,
+        headers: headerPairs(req.rawHeaders),
+        body: hasBody ? req : null,
+        ...(declared !== undefined && /^\d{1,15}$/.test(declared) ? { contentLength: Number(declared) } : {}),
+        signal: gone.signal,
+        caller: "proxy",
+      });
+    } catch (e) {
+      if (gone.signal.aborted) {
+        // Nobody is left to answer: not an error of grantkeeper's (any client could flood the error log with these).
+        log.debug({ connectionId: t.connectionId, method }, "proxy client went away before the provider answered");
+        // 499: "client closed request", for the request log only (nothing is sent: the socket is gone).
+        log.info({ method, path: t.path, status: 499, durationMs: Math.round(performance.now() - t0) }, "http request");
+        res.destroy();
+        return;
+      }
+      const problem = toProblem(e);
+      if (!problem) log.error({ path: t.path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
+      writeProblem(res, problem ?? new ProblemError(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged"));
+      return;
+    }
+    res.writeHead(answer.status, answerHeaders(answer.headers));
+    if (!answer.body) {
+      res.end();
+      return;
+    }
+    // pipe, not pipeline: pipeline builds (and aborts) an AbortController per call.
+    const body = answer.body;
+    body.once("error", (e) => res.destroy(e));
+    res.once("close", () => {
+      if (!body.readableEnded) body.destroy();
+    });
+    body.pipe(res);
+  }
+}
+
+/** How many `Authorization` fields the request carries. */
+function authorizationCount(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === "authorization") n++;
+  return n;
+}
+
+/** `rawHeaders` as pairs, names as sent (the core lower-cases them). */
+function* headerPairs(raw: string[]): Iterable<[string, string]> {
+  for (let i = 0; i + 1 < raw.length; i += 2) yield [raw[i]!, raw[i + 1]!];
+}
+
+/** The provider's headers (already filtered by the core) with {@link PROXIED_ANSWER_HEADERS} replacing same-named ones. */
+function answerHeaders(headers: Array<[string, string]>): string[] {
+  const flat: string[] = [];
+  for (const [k, v] of headers) if (!PROXIED_NAMES.has(k)) flat.push(k, v);
+  for (const [k, v] of PROXIED_ANSWER_HEADERS) flat.push(k, v);
+  return flat;
+}
+
+/** An RFC 9457 problem on a node:http response, as the app's error handler answers. */
+function writeProblem(res: ServerResponse, problem: ProblemError): void {
+  const body = JSON.stringify(problem.toBody());
+  const headers: OutgoingHttpHeaders = { "content-type": "application/problem+json", ...problem.headers, "content-length": Buffer.byteLength(body) };
+  res.writeHead(problem.status, headers).end(body);
+}
