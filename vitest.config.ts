@@ -10,7 +10,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
-      { test: { name: "unit", include: ["src/**/*.test.ts", "test/**/*.test.ts"], exclude: [...integration, "**/node_modules/**"] } },
+      { test: { name: "unit", testTimeout: 30_000, include: ["src/**/*.test.ts", "test/**/*.test.ts"], exclude: [...integration, "**/node_modules/**"] } },
       { test: { name: "sqlite", include: integration, env: { GK_TEST_BACKEND: "sqlite" }, testTimeout: 60_000, hookTimeout: 60_000 } },
       { test: { name: "postgres", include: integration, env: { GK_TEST_BACKEND: "postgres", GK_TEST_POSTGRES_URL: pgUrl }, testTimeout: 60_000, hookTimeout: 60_000 } },
     ],

@@ -17,7 +17,8 @@ describe("migration 0014_api_auth_rejections", () => {
     await tdb?.cleanup();
   });
 
-  const columns = async (s: Store) => (await s.db.introspection.getTables()).find((t) => t.name === "connections")!.columns.map((c) => c.name);
+  // Introspection lists every schema of the database (other test files run beside this one): read ours only.
+  const columns = async (s: Store) => (await s.db.introspection.getTables()).find((t) => t.name === "connections" && (s.schema === undefined || t.schema === s.schema))!.columns.map((c) => c.name);
 
   it("adds a rejection count of 0 to existing connections, and rolls back without losing them", async () => {
     tdb = await testDatabase();
