@@ -24,8 +24,8 @@ import { silentLogger } from "../src/telemetry/logger.js";
 import { benchKey, dropSchema, fmt, PG_BASE, progress, removeSqlite, scratchDir, table, type BenchOptions, type BenchReport } from "./common.js";
 import { BODY_BYTES, jobBody } from "./jobsBaselines.js";
 
-/** Webhooks per second offered during both phases. */
-const RATE = 2_000;
+/** Webhooks per second offered during both phases (`GK_BENCH_RETENTION_RATE` overrides: below the machine's capacity, or latency only measures the backlog). */
+const RATE = Number(process.env.GK_BENCH_RETENTION_RATE ?? "") > 0 ? Number(process.env.GK_BENCH_RETENTION_RATE) : 2_000;
 /** Accepts started per tick (a tick every 1000 / (RATE / BURST) ms). */
 const BURST = 10;
 /** Length of the no-sweep baseline phase, ms. */
@@ -143,7 +143,16 @@ async function runEngine(label: "SQLite" | "PostgreSQL", n: number): Promise<Eng
     const base = await offerLoad(gk, integration.id, () => performance.now() >= baseEnd);
     progress(`retention ${label}: baseline p99 ${base.p99.toFixed(1)} ms; sweeping under the same load`);
     // The server's sweeper, batch size and all; the manual clock only fixes "now" for the windows.
-    const sweeper = new RetentionSweeper({ repo: new RetentionRepository(internalsOf(gk).store), clock, logger: silentLogger(), policy: defaultRetentionPolicy, batchSize: DEFAULT_SWEEP_BATCH_SIZE });
+    let deletedSoFar = 0;
+    const sweeper = new RetentionSweeper({
+      repo: new RetentionRepository(internalsOf(gk).store),
+      clock,
+      logger: silentLogger(),
+      policy: defaultRetentionPolicy,
+      batchSize: DEFAULT_SWEEP_BATCH_SIZE,
+      metrics: { retentionDeleted: (table, rows) => void (table === "jobs" && (deletedSoFar += rows)) },
+    });
+    const ticker = setInterval(() => progress(`retention ${label}: ${fmt(deletedSoFar)} of ${fmt(n)} jobs deleted so far`), 10_000);
     let done = false;
     let partial = false;
     const cap = setTimeout(() => {
@@ -153,6 +162,7 @@ async function runEngine(label: "SQLite" | "PostgreSQL", n: number): Promise<Eng
     const sweeping = sweeper.sweep().finally(() => {
       done = true;
       clearTimeout(cap);
+      clearInterval(ticker);
     });
     const during = await offerLoad(gk, integration.id, () => done);
     const sweep = await sweeping;
