@@ -28,6 +28,8 @@ import { BODY_BYTES, jobBody } from "./jobsBaselines.js";
 const RATE = Number(process.env.GK_BENCH_RETENTION_RATE ?? "") > 0 ? Number(process.env.GK_BENCH_RETENTION_RATE) : 2_000;
 /** Accepts started per tick (a tick every 1000 / (RATE / BURST) ms). */
 const BURST = 10;
+/** Load offered, unmeasured, before the baseline, ms. */
+const WARMUP_MS = 3_000;
 /** Length of the no-sweep baseline phase, ms. */
 const BASELINE_MS = 10_000;
 /** Longest a sweep may run under load before it is stopped and reported as partial, ms. */
@@ -139,6 +141,9 @@ async function runEngine(label: "SQLite" | "PostgreSQL", n: number): Promise<Eng
     await seed(gk, integration.id, n);
     const seedSeconds = (performance.now() - s0) / 1000;
     progress(`retention ${label}: seeded in ${seedSeconds.toFixed(1)} s; ${RATE}/s webhooks for ${BASELINE_MS / 1000} s without a sweep`);
+    // Warm-up (JIT, statement cache, the store's first pages), not measured.
+    const warmEnd = performance.now() + WARMUP_MS;
+    await offerLoad(gk, integration.id, () => performance.now() >= warmEnd);
     const baseEnd = performance.now() + BASELINE_MS;
     const base = await offerLoad(gk, integration.id, () => performance.now() >= baseEnd);
     progress(`retention ${label}: baseline p99 ${base.p99.toFixed(1)} ms; sweeping under the same load`);
@@ -185,7 +190,7 @@ export async function runRetention(opts: BenchOptions): Promise<BenchReport> {
   const markdown = [
     `Sweeping ${fmt(n)} finished jobs (succeeded 30 days ago, ${BODY_BYTES} B payloads, seeded with bulk SQL) with the server's sweeper (batches of ${DEFAULT_SWEEP_BATCH_SIZE} rows, default windows) while ${fmt(RATE)} webhooks/s arrive through \`gk.ingress.accept\` in the same process.`,
     `The issue asks for 10 million jobs; this shared 2-core machine runs ${n === 1_000_000 ? "1 million by default" : fmt(n)} (\`GK_BENCH_RETENTION_N\` sets N). Latency runs from each webhook's scheduled arrival (open loop), so waiting behind a sweep batch counts.`,
-    `Baseline: the same load on the same store for ${BASELINE_MS / 1000} s just before the sweep. Goal: accept p99 during the sweep ≤ 2× the baseline's, every seeded job deleted.`,
+    `Baseline: the same load on the same store for ${BASELINE_MS / 1000} s just before the sweep (after ${WARMUP_MS / 1000} s of unmeasured warm-up). Goal: accept p99 during the sweep ≤ 2× the baseline's, every seeded job deleted.`,
     "",
     table(
       ["engine", "jobs swept", "sweep s", "sweep jobs/s (+ payloads)", "accept p50 / p99 / max without sweep, ms", "accept p50 / p99 / max during sweep, ms", "p99 ratio", "webhooks/s achieved during", "goal met"],
