@@ -7,8 +7,8 @@
  *
  * Ingress keeps its latency: each batch is one short statement or
  * transaction of at most `batchSize` rows, and after each batch the sweep
- * pauses for as long as the batch took (`pauseFactor` × its duration, at most
- * 50 ms), so it holds the store about half the time and an arriving webhook never
+ * pauses twice as long as the batch took (`pauseFactor` × its duration, at
+ * most 250 ms), so it holds the store about a third of the time and an arriving webhook never
  * waits behind more than one batch (on SQLite the database calls are
  * synchronous in this process: a batch's length is how long a webhook may
  * wait behind it). The pause is real elapsed time (`setTimeout`), not the
@@ -24,14 +24,14 @@ import type { Metrics } from "../telemetry/metrics.js";
 
 /** Rows per delete statement unless told otherwise (docs/benchmarks.md "Retention sweep under ingress" measured it). */
 export const DEFAULT_SWEEP_BATCH_SIZE = 200;
-/** Pause after a batch, as a multiple of the batch's duration, unless told otherwise: 1 = the sweep holds the store about half the time. */
-export const DEFAULT_SWEEP_PAUSE_FACTOR = 1;
+/** Pause after a batch, as a multiple of the batch's duration, unless told otherwise: 2 = the sweep holds the store about a third of the time. */
+export const DEFAULT_SWEEP_PAUSE_FACTOR = 2;
 /**
  * Longest pause after one batch, milliseconds. A batch's duration includes its wait for the store (on SQLite,
  * behind ingress's own commits in the one connection's queue): on a saturated store that wait, not the sweep's
  * work, would set the pause and the sweep would crawl. Capped, the sweep still makes progress.
  */
-const MAX_PAUSE_MS = 50;
+const MAX_PAUSE_MS = 250;
 /** SQLite pages (4 KiB each) released per `incremental_vacuum` step. */
 const VACUUM_STEP_PAGES = 2_000;
 
