@@ -14,7 +14,7 @@ import { preflightCommand } from "./preflight.js";
 import { replayCommand } from "./replay.js";
 import { serveCommand } from "./serve.js";
 import { statusCommand } from "./status.js";
-import { registerPrune } from "./prune.js";
+import { pruneCommand } from "./prune.js";
 import { keysCommand } from "./keys.js";
 import { backupCommand } from "./backup.js";
 
@@ -29,7 +29,7 @@ program.addCommand(connectionsCommand());
 program.addCommand(preflightCommand());
 program.addCommand(replayCommand());
 program.addCommand(doctorCommand());
-registerPrune(program);
+program.addCommand(pruneCommand());
 program.addCommand(keysCommand());
 program.addCommand(backupCommand());
 

@@ -3,7 +3,9 @@
  * additions", docs/operations.md "Retention"), with what it deleted per table.
  * Needs only the config and the store (no encryption key: nothing is decrypted).
  */
-import type { Command } from "commander";
+import { existsSync } from "node:fs";
+import { Command } from "commander";
+import pino from "pino";
 import { loadConfig } from "../config/config.js";
 import { systemClock } from "../domain/clock.js";
 import { RETENTION_TABLES } from "../domain/retention.js";
@@ -12,9 +14,8 @@ import { openStore } from "../store/database.js";
 import { migrateToLatest } from "../store/migrations.js";
 import { RetentionRepository } from "../store/retention.js";
 import { createLogger } from "../telemetry/logger.js";
-
-/** Exit code when another instance holds the sweep lock (PostgreSQL): nothing was deleted, try again later. */
-export const PRUNE_SKIPPED_EXIT = 3;
+import { CliError, ExitCode } from "./command.js";
+import { sqliteFileOf } from "./runtime.js";
 
 /** Options of `grantkeeper prune`. */
 export interface PruneOptions {
@@ -36,32 +37,37 @@ export function formatPruneReport(r: SweepReport, vacuumMode?: number): string {
 
 /**
  * Run one sweep with the configured windows and print what it deleted.
- * Exit 0 when it ran, {@link PRUNE_SKIPPED_EXIT} when another instance was sweeping.
- * @throws ConfigError / DatabaseUrlError (exit 2 from main), or the store's error
+ * Like the other one-shot commands it sets no store up, but applies pending migrations (as `replay` does).
+ * @returns the exit code: 0 when it ran, 1 when another instance was sweeping (nothing deleted; try again later)
+ * @throws {@link CliError} (exit 1) when the SQLite store does not exist; ConfigError / DatabaseUrlError (exit 2); the store's error (exit 1)
  */
-export async function pruneCommand(o: PruneOptions): Promise<void> {
+export async function runPrune(o: PruneOptions): Promise<number> {
   const config = loadConfig();
+  const file = sqliteFileOf(config.databaseUrl);
+  if (file !== undefined && !existsSync(file)) throw new CliError(`no store here: ${config.databaseUrl} does not exist; set GRANTKEEPER_DATABASE_URL to the store to prune`);
   const store = await openStore(config.databaseUrl);
   try {
     await migrateToLatest(store);
     const repo = new RetentionRepository(store);
-    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: createLogger({ level: "warn" }), policy: config.retention });
+    const logger = createLogger({ level: process.env.GRANTKEEPER_LOG_LEVEL ?? "warn", destination: pino.destination({ dest: 2, sync: true }) });
+    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger, policy: config.retention });
     const report = await sweeper.sweep();
     const vacuumMode = o.vacuum && !report.skipped ? await repo.vacuumIntoIncremental() : undefined;
     if (o.json) process.stdout.write(JSON.stringify({ ...report, durationMs: Math.round(report.durationMs), ...(vacuumMode !== undefined ? { autoVacuum: vacuumMode } : {}) }) + "\n");
     else process.stdout.write(formatPruneReport(report, vacuumMode));
-    process.exitCode = report.skipped ? PRUNE_SKIPPED_EXIT : 0;
+    return report.skipped ? ExitCode.runtime : ExitCode.ok;
   } finally {
     await store.close();
   }
 }
 
-/** Register `prune` on the CLI program (one line in main.ts). */
-export function registerPrune(program: Command): void {
-  program
-    .command("prune")
+/** The `prune` command (registered with one line in main.ts). */
+export function pruneCommand(): Command {
+  return new Command("prune")
     .description("delete finished rows past their retention windows now (one sweep); prints rows deleted per table")
     .option("--json", "print JSON")
     .option("--vacuum", "SQLite: then switch an older file to auto_vacuum=INCREMENTAL with one full VACUUM (exclusive lock, needs free disk as large as the file)")
-    .action(pruneCommand);
+    .action(async (o: PruneOptions) => {
+      process.exitCode = await runPrune(o);
+    });
 }

@@ -6,9 +6,15 @@
  * `grantkeeper prune` runs one sweep now.
  *
  * Ingress keeps its latency: each batch is one short statement or
- * transaction of at most `batchSize` rows, and the sweep yields to the event
- * loop between batches (on SQLite the database calls are synchronous in this
- * process, so a batch's length is how long a webhook may wait behind it).
+ * transaction of at most `batchSize` rows, and after each batch the sweep
+ * pauses twice as long as the batch took (`pauseFactor` × its duration, at
+ * most 250 ms), so it holds the store about a third of the time and an arriving webhook never
+ * waits behind more than one batch (on SQLite the database calls are
+ * synchronous in this process: a batch's length is how long a webhook may
+ * wait behind it). The pause is real elapsed time (`setTimeout`), not the
+ * injected clock: it meters the store's work, which the clock of the
+ * retention windows does not see (a manual clock stands still while the
+ * store works).
  */
 import type { Clock } from "../domain/clock.js";
 import { RETENTION_TABLES, retentionCutoffs, type RetentionPolicy, type RetentionTable } from "../domain/retention.js";
@@ -16,8 +22,16 @@ import type { RetentionRepository } from "../store/retention.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Metrics } from "../telemetry/metrics.js";
 
-/** Rows per delete statement unless told otherwise (docs/benchmarks.md "Retention sweep" measured it). */
-export const DEFAULT_SWEEP_BATCH_SIZE = 500;
+/** Rows per delete statement unless told otherwise (docs/benchmarks.md "Retention sweep under ingress" measured it). */
+export const DEFAULT_SWEEP_BATCH_SIZE = 200;
+/** Pause after a batch, as a multiple of the batch's duration, unless told otherwise: 2 = the sweep holds the store about a third of the time. */
+export const DEFAULT_SWEEP_PAUSE_FACTOR = 2;
+/**
+ * Longest pause after one batch, milliseconds. A batch's duration includes its wait for the store (on SQLite,
+ * behind ingress's own commits in the one connection's queue): on a saturated store that wait, not the sweep's
+ * work, would set the pause and the sweep would crawl. Capped, the sweep still makes progress.
+ */
+const MAX_PAUSE_MS = 250;
 /** SQLite pages (4 KiB each) released per `incremental_vacuum` step. */
 const VACUUM_STEP_PAGES = 2_000;
 
@@ -45,6 +59,8 @@ export interface RetentionSweeperDeps {
   metrics?: Pick<Metrics, "retentionDeleted">;
   /** Rows per delete statement. @defaultValue {@link DEFAULT_SWEEP_BATCH_SIZE} */
   batchSize?: number;
+  /** Pause after each full batch, as a multiple of its duration (0: only yield to the event loop). @defaultValue {@link DEFAULT_SWEEP_PAUSE_FACTOR} */
+  pauseFactor?: number;
 }
 
 /**
@@ -59,11 +75,14 @@ export class RetentionSweeper {
   private started = false;
   private stopping = false;
   private readonly batchSize: number;
+  private readonly pauseFactor: number;
 
-  /** @throws RangeError for a batch size that is not an integer ≥ 1 */
+  /** @throws RangeError for a batch size that is not an integer ≥ 1, or a pause factor that is not a finite number ≥ 0 */
   constructor(private readonly d: RetentionSweeperDeps) {
     this.batchSize = d.batchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
+    this.pauseFactor = d.pauseFactor ?? DEFAULT_SWEEP_PAUSE_FACTOR;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`retention batch size must be an integer ≥ 1, got ${this.batchSize}`);
+    if (!Number.isFinite(this.pauseFactor) || this.pauseFactor < 0) throw new RangeError(`retention pause factor must be a finite number ≥ 0, got ${this.pauseFactor}`);
   }
 
   /**
@@ -132,9 +151,10 @@ export class RetentionSweeper {
           interrupted = true;
           return;
         }
+        const t = performance.now();
         const n = await batch();
         if (n < this.batchSize) return;
-        await yieldToEventLoop();
+        await this.pause(performance.now() - t);
       }
     };
     const locked = await this.d.repo.withSweepLock(async () => {
@@ -157,10 +177,11 @@ export class RetentionSweeper {
         // Free pages go back in steps, each a short write transaction, like the deletes.
         for (;;) {
           if (this.stopping) break;
+          const t = performance.now();
           const n = await this.d.repo.reclaimSpace(VACUUM_STEP_PAGES);
           reclaimed += n;
           if (n < VACUUM_STEP_PAGES) break;
-          await yieldToEventLoop();
+          await this.pause(performance.now() - t);
         }
       }
       return reclaimed;
@@ -171,9 +192,11 @@ export class RetentionSweeper {
     }
     return { skipped: !locked.acquired, deleted, reclaimedPages: locked.acquired ? locked.value : 0, interrupted, durationMs: performance.now() - t0 };
   }
-}
 
-/** Let queued I/O callbacks (an arriving webhook) run between two batches. Not a timed sleep. */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  /** Let queued I/O (an arriving webhook) run, then wait `pauseFactor` × the last batch's duration (real milliseconds, at most {@link MAX_PAUSE_MS}). */
+  private async pause(batchMs: number): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    const ms = Math.min(MAX_PAUSE_MS, batchMs * this.pauseFactor);
+    if (ms >= 1) await new Promise((resolve) => setTimeout(resolve, ms));
+  }
 }

@@ -4,7 +4,7 @@
  * stdout (lines, or JSON), exit 0.
  */
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
 import { sql } from "kysely";
@@ -110,6 +110,20 @@ describe("grantkeeper prune", () => {
       expect(r.stdout).toContain("vacuumed: the file now gives freed space back");
       expect(await mode()).toBe(2);
     } else expect(r.stdout).not.toContain("vacuum");
+  });
+
+  it("creates no store: a missing SQLite file is exit 1, 'no store here', and stays missing", async () => {
+    const missing = join(db.dir, "nothing-here", "grantkeeper.db");
+    const saved = env.GRANTKEEPER_DATABASE_URL!;
+    env.GRANTKEEPER_DATABASE_URL = `sqlite:${missing}`;
+    try {
+      const r = await run(["prune"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("no store here");
+      expect(existsSync(missing)).toBe(false);
+    } finally {
+      env.GRANTKEEPER_DATABASE_URL = saved;
+    }
   });
 
   it("a bad retention window stops with exit 2 and names the key", async () => {
