@@ -232,5 +232,5 @@ describe("grantkeeper backup", () => {
     } finally {
       await restored.close();
     }
-  });
+  }, 300_000);
 });
