@@ -35,7 +35,7 @@ export interface CipherField {
 /**
  * Every ciphertext column of the store. A new `encrypt(…)` call site that
  * stores its result in a new column must be listed here, or `keys rotate`
- * leaves it under the old key (keyRotation.integration.test.ts checks the
+ * leaves it under the old key (test/e2e/keyRotation.integration.test.ts checks the
  * list against the schema's `_ct` columns).
  */
 export const CIPHER_FIELDS: readonly CipherField[] = [

@@ -158,7 +158,7 @@ describe("grantkeeper keys rotate", () => {
     const again = await cli(db, ["keys", "rotate"], { GRANTKEEPER_ENCRYPTION_KEY: keyB });
     expect(again.stdout).toMatch(/re-encrypted 0 value\(s\)/);
     expect(again.code).toBe(0);
-  });
+  }, 300_000); // three CLI processes: seconds each on a quiet machine, tens of seconds on a loaded one
 });
 
 describe("grantkeeper backup", () => {
@@ -232,5 +232,5 @@ describe("grantkeeper backup", () => {
     } finally {
       await restored.close();
     }
-  });
+  }, 300_000);
 });

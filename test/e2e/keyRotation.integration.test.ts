@@ -124,6 +124,7 @@ describe("encryption at rest and key rotation", () => {
     try {
       const { store } = internalsOf(gk);
       // Every column of the schema that holds a ciphertext is one the rotation knows.
+      // (On PostgreSQL the introspection lists every schema of the database: only this store's.)
       const tables = (await store.db.introspection.getTables()).filter((t) => store.schema === undefined || t.schema === store.schema);
       const ctColumns = tables.flatMap((t) => t.columns.filter((c) => c.name.endsWith("_ct")).map((c) => `${t.name}.${c.name}`));
       expect(ctColumns.length).toBeGreaterThanOrEqual(6);
