@@ -72,6 +72,18 @@ describe("grantkeeper binary", { timeout: 120_000 }, () => {
     expect(r.stderr).toBe("");
   });
 
+  it("`npx grantkeeper` runs the package's bin from the repository (as the README shows)", async () => {
+    const r = await new Promise<Run>((resolve) => {
+      const child = spawn("npx", ["--offline", "--no-install", "grantkeeper", "--version"], { cwd: join(import.meta.dirname, "../.."), env: cleanEnv({}), timeout: 60_000 });
+      const out: Run = { code: null, stdout: "", stderr: "" };
+      child.stdout.on("data", (d) => (out.stdout += d));
+      child.stderr.on("data", (d) => (out.stderr += d));
+      child.on("close", (code) => resolve({ ...out, code }));
+    });
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(r.code).toBe(0);
+  });
+
   it("usage errors — unknown command, unknown option, missing argument — exit 2 with the problem on stderr", async () => {
     const dir = emptyDir();
     const unknown = await run(["stauts"], { cwd: dir });
