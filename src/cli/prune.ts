@@ -11,7 +11,7 @@ import { RetentionSweeper, type SweepReport } from "../lifecycle/retention.js";
 import { openStore } from "../store/database.js";
 import { migrateToLatest } from "../store/migrations.js";
 import { RetentionRepository } from "../store/retention.js";
-import { createLogger } from "../telemetry/logger.js";
+import { cliLogger } from "./runtime.js";
 
 /** Exit code when another instance holds the sweep lock (PostgreSQL): nothing was deleted, try again later. */
 export const PRUNE_SKIPPED_EXIT = 3;
@@ -45,7 +45,7 @@ export async function pruneCommand(o: PruneOptions): Promise<void> {
   try {
     await migrateToLatest(store);
     const repo = new RetentionRepository(store);
-    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: createLogger({ level: "warn" }), policy: config.retention });
+    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: cliLogger(process.env.GRANTKEEPER_LOG_LEVEL ?? "warn"), policy: config.retention });
     const report = await sweeper.sweep();
     const vacuumMode = o.vacuum && !report.skipped ? await repo.vacuumIntoIncremental() : undefined;
     if (o.json) process.stdout.write(JSON.stringify({ ...report, durationMs: Math.round(report.durationMs), ...(vacuumMode !== undefined ? { autoVacuum: vacuumMode } : {}) }) + "\n");
