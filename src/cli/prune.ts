@@ -5,7 +5,6 @@
  */
 import { existsSync } from "node:fs";
 import { Command } from "commander";
-import pino from "pino";
 import { loadConfig } from "../config/config.js";
 import { systemClock } from "../domain/clock.js";
 import { RETENTION_TABLES } from "../domain/retention.js";
@@ -13,9 +12,8 @@ import { RetentionSweeper, type SweepReport } from "../lifecycle/retention.js";
 import { openStore } from "../store/database.js";
 import { migrateToLatest } from "../store/migrations.js";
 import { RetentionRepository } from "../store/retention.js";
-import { createLogger } from "../telemetry/logger.js";
 import { CliError, ExitCode } from "./command.js";
-import { sqliteFileOf } from "./runtime.js";
+import { cliLogger, sqliteFileOf } from "./runtime.js";
 
 /** Options of `grantkeeper prune`. */
 export interface PruneOptions {
@@ -49,8 +47,7 @@ export async function runPrune(o: PruneOptions): Promise<number> {
   try {
     await migrateToLatest(store);
     const repo = new RetentionRepository(store);
-    const logger = createLogger({ level: process.env.GRANTKEEPER_LOG_LEVEL ?? "warn", destination: pino.destination({ dest: 2, sync: true }) });
-    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger, policy: config.retention });
+    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: cliLogger(process.env.GRANTKEEPER_LOG_LEVEL ?? "warn"), policy: config.retention });
     const report = await sweeper.sweep();
     const vacuumMode = o.vacuum && !report.skipped ? await repo.vacuumIntoIncremental() : undefined;
     if (o.json) process.stdout.write(JSON.stringify({ ...report, durationMs: Math.round(report.durationMs), ...(vacuumMode !== undefined ? { autoVacuum: vacuumMode } : {}) }) + "\n");

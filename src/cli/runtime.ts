@@ -20,6 +20,14 @@ export interface Runtime {
   gk: Grantkeeper;
 }
 
+/**
+ * The CLI's logger: pino JSON lines on stderr (fd 2), so stdout carries only what a command prints.
+ * @param level pino level @defaultValue `GRANTKEEPER_LOG_LEVEL`, else "info"
+ */
+export function cliLogger(level?: string): Logger {
+  return createLogger({ ...(level ? { level } : {}), destination: pino.destination({ dest: 2, sync: true }) });
+}
+
 /** The SQLite file of a `sqlite:` URL, or undefined for PostgreSQL and `:memory:`. */
 export function sqliteFileOf(databaseUrl: string): string | undefined {
   if (!databaseUrl.startsWith("sqlite:")) return undefined;
@@ -70,7 +78,7 @@ export async function openRuntime(opts: { migrate?: boolean; create?: boolean; r
   const config = loadConfig();
   const create = opts.create !== false && opts.readOnly !== true;
   if (!create) await assertInitialised(config, { checkMigrations: opts.readOnly === true });
-  const logger = createLogger({ ...(opts.logLevel ? { level: opts.logLevel } : {}), destination: pino.destination({ dest: 2, sync: true }) });
+  const logger = cliLogger(opts.logLevel);
   // Not creating: the encryption key exists (checked above); the API key is not needed, so a missing one is not generated.
   const secrets = !create ? { ...resolveSecrets(config.databaseUrl, config.apiKey ?? "", config.encryptionKey), apiKey: config.apiKey ?? "" } : resolveSecrets(config.databaseUrl, config.apiKey, config.encryptionKey);
   const gk = await createGrantkeeper({

@@ -15,6 +15,7 @@ const text = (s: string | undefined) => (s ? escape(s).replace(/`([^`]+)`/g, "<c
 type Json = Record<string, any>;
 
 function schemaBlock(schema: unknown): string {
+  if (schema === undefined || (typeof schema === "object" && schema !== null && Object.keys(schema).length === 0)) return "";
   const ref = (schema as Json | undefined)?.$ref as string | undefined;
   if (ref) {
     const name = ref.split("/").pop()!;

@@ -9,6 +9,8 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { openStore } from "../../src/store/database.js";
+import { migrateTo, pendingMigrations } from "../../src/store/migrations.js";
 import { testKey } from "../support/backend.js";
 
 const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
@@ -72,6 +74,18 @@ describe("grantkeeper binary", { timeout: 120_000 }, () => {
     expect(r.stderr).toBe("");
   });
 
+  it("`npx grantkeeper` runs the package's bin from the repository (as the README shows)", async () => {
+    const r = await new Promise<Run>((resolve) => {
+      const child = spawn("npx", ["--offline", "--no-install", "grantkeeper", "--version"], { cwd: join(import.meta.dirname, "../.."), env: cleanEnv({}), timeout: 60_000 });
+      const out: Run = { code: null, stdout: "", stderr: "" };
+      child.stdout.on("data", (d) => (out.stdout += d));
+      child.stderr.on("data", (d) => (out.stderr += d));
+      child.on("close", (code) => resolve({ ...out, code }));
+    });
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(r.code).toBe(0);
+  });
+
   it("usage errors — unknown command, unknown option, missing argument — exit 2 with the problem on stderr", async () => {
     const dir = emptyDir();
     const unknown = await run(["stauts"], { cwd: dir });
@@ -130,6 +144,31 @@ describe("grantkeeper binary", { timeout: 120_000 }, () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^connections: 0 \(none\)\nno connections\n\nintegrations: 0 \(none\)\nno integrations\n$/);
     expect(readdirSync(join(dir, "data")).filter((f) => f.endsWith("key"))).toEqual([]);
+  });
+
+  it("read-only commands on a store that needs migrations say so and migrate nothing", async () => {
+    const dir = emptyDir();
+    const url = `sqlite:${join(dir, "gk.db")}`;
+    const store = await openStore(url);
+    try {
+      await migrateTo(store, "0001_core");
+    } finally {
+      await store.close();
+    }
+    const env = { GRANTKEEPER_DATABASE_URL: url, GRANTKEEPER_ENCRYPTION_KEY: testKey() };
+    const status = await run(["status"], { cwd: dir, env });
+    expect(status.code).toBe(1);
+    oneLine(status.stderr);
+    expect(status.stderr).toMatch(/^grantkeeper: the store at sqlite:.*gk\.db needs \d+ migration\(s\); run `grantkeeper migrate`\n$/);
+    const doctor = await run(["doctor"], { cwd: dir, env });
+    expect(doctor.code).toBe(0);
+    expect(doctor.stdout).toMatch(/^todo \d+ pending migration\(s\): run `grantkeeper migrate`/m);
+    const again = await openStore(url);
+    try {
+      expect((await pendingMigrations(again)).length).toBeGreaterThan(0);
+    } finally {
+      await again.close();
+    }
   });
 
   it("serve: the summary on stdout, JSON logs only on stderr", async () => {
