@@ -168,7 +168,11 @@ export interface Grantkeeper {
   start(): Promise<void>;
   /** Stop the scheduler, the worker and the retention sweeps, waiting for work in flight (a sweep stops after its current batch). */
   stop(): Promise<void>;
-  /** Stop and close the store. */
+  /**
+   * Stop, wait for work in flight — refreshes (also ones not started by the
+   * scheduler) and the alert handling their events started — then close the
+   * store. Idempotent for the store.
+   */
   close(): Promise<void>;
 }
 
@@ -354,6 +358,11 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     },
     async close() {
       await Promise.all([scheduler.stop(), worker.stop(), retention.stop()]);
+      // Drain before the store goes (issue 12 item 5: a one-shot `connections refresh` lost its episode's
+      // refresh_failed alert to "driver has already been destroyed"): refreshes started outside the
+      // scheduler, then the alerts their events raised.
+      await engine.settled();
+      await alerts.idle();
       await api.close();
       await store.close();
     },

@@ -116,6 +116,16 @@ export class RefreshEngine {
     return this.deps.policy.timeoutMs + 5_000;
   }
 
+  /**
+   * Resolves when no refresh is in flight in this process (including ones
+   * that start while waiting); never throws. `close()` waits on it so a
+   * refresh started outside the scheduler (a CLI command, an API call) ends,
+   * and emits its events, before the store closes.
+   */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
+  }
+
   /** The refresh of a connection in flight in this process, if any (callers join it instead of reading the store). */
   inFlightFor(connectionId: string): Promise<RefreshResult> | undefined {
     return this.inFlight.get(connectionId);
