@@ -196,7 +196,16 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const retentionPolicy = resolveRetentionPolicy(options.retention);
   const key = toKey(options.encryptionKey);
   const encryptor = new Encryptor(key, (options.retiredEncryptionKeys ?? []).map(toKey));
-  const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db");
+  // A failover cuts every pg session: say so (at most once a second), never crash on it.
+  let lastConnectionErrorLogMs = 0;
+  const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db", {
+    onConnectionError: (e) => {
+      const nowMs = Date.now();
+      if (nowMs - lastConnectionErrorLogMs < 1_000) return;
+      lastConnectionErrorLogMs = nowMs;
+      logger.warn({ err: { name: e.name, message: e.message, code: (e as { code?: unknown }).code } }, "store connection lost; queries answer store_unavailable until it is back");
+    },
+  });
   try {
     if (options.migrate !== false) await migrateToLatest(store);
     // A key that opens none of the stored secrets refuses here, rather than serving garbage (issue 13).

@@ -1,0 +1,123 @@
+/**
+ * The store goes away under load (issue 12 item 1): `grantkeeper serve` as a
+ * real process on a private PostgreSQL cluster that the test stops with
+ * `pg_ctl stop -m fast` during a webhook burst and starts again. The process
+ * must survive (it used to die of an unhandled pg `'error'` event), answer
+ * webhooks `503 store_unavailable` + `Retry-After` (never a 202 it cannot
+ * keep), answer `/readyz` 503 while the store is down and 200 again within
+ * 10 s after it is back, and deliver every webhook it accepted.
+ *
+ * Runs in the postgres project only: it brings its own cluster, so running
+ * it twice (once per project) would prove nothing more.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createGrantkeeper } from "../../src/grantkeeper.js";
+import { testKey } from "../support/backend.js";
+import { freePort } from "../support/gk.js";
+import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from "../support/privatePostgres.js";
+import { startReceiver, type Receiver } from "../support/receiver.js";
+import { waitFor } from "../support/wait.js";
+
+const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
+const onPostgres = process.env.GK_TEST_BACKEND === "postgres";
+
+describe.runIf(onPostgres && (await privatePostgresAvailable()))("PostgreSQL stopped during a webhook burst", () => {
+  let pgc: PrivatePostgres;
+  let receiver: Receiver;
+  let child: ChildProcess;
+  let out = "";
+  let url: string;
+  let integrationId: string;
+  const encryptionKey = testKey();
+
+  beforeAll(async () => {
+    pgc = await startPrivatePostgres();
+    receiver = await startReceiver();
+    const setup = await createGrantkeeper({ databaseUrl: pgc.url, encryptionKey });
+    await setup.providers.put("acme", { authorizationEndpoint: "https://auth.example.com/authorize", tokenEndpoint: "https://auth.example.com/token", clientId: "c", clientSecret: "s" });
+    const { connection } = await setup.connections.storeGrant({ providerId: "acme", entityId: "e1", source: "import", tokens: { accessToken: "at-outage", tokenType: "Bearer" } });
+    integrationId = (await setup.integrations.create({ name: "burst", entityId: "e1", connectionIds: [connection.id], delivery: { url: `${receiver.url}/hook` }, webhook: { signing: "none" } })).integration.id;
+    await setup.close();
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    child = spawn(process.execPath, [MAIN, "serve"], {
+      env: { ...process.env, GRANTKEEPER_DATABASE_URL: pgc.url, GRANTKEEPER_API_KEY: "outage-api-key", GRANTKEEPER_ENCRYPTION_KEY: encryptionKey, GRANTKEEPER_PORT: String(port), GRANTKEEPER_LOG_LEVEL: "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    await waitFor("serve to become ready", () => fetch(`${url}/readyz`).then((r) => r.ok, () => false));
+  }, 120_000);
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+    await receiver?.close();
+    await pgc?.destroy();
+  });
+
+  it("survives, answers 503 while the store is down, is ready again within 10 s, and delivers every 202", async () => {
+    const statuses = new Map<number, number>();
+    const accepted: string[] = [];
+    let downAnswers = 0;
+    let missingRetryAfter = 0;
+    let stopped = false;
+    let n = 0;
+    // Four senders keep the burst going through the whole drill.
+    const sender = async () => {
+      while (!stopped) {
+        const id = `m${n++}`;
+        const res = await fetch(`${url}/v1/webhooks/${integrationId}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id }) });
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        const body = (await res.json()) as { code?: string };
+        if (res.status === 202) accepted.push(id);
+        if (res.status === 503) {
+          downAnswers++;
+          expect(body.code).toBe("store_unavailable");
+          if (!res.headers.get("retry-after")) missingRetryAfter++;
+        }
+        if (res.status === 503) await sleep(20);
+      }
+    };
+    const senders = Array.from({ length: 4 }, sender);
+    await waitFor("some webhooks accepted", async () => accepted.length >= 50);
+
+    await pgc.stop();
+    // While it is down: /readyz says so, webhooks get 503.
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { store: string }).store).toBe("unreachable");
+    const acceptedWhileDown = accepted.length;
+    await waitFor("webhooks answered 503 while the store is down", async () => downAnswers >= 20);
+    expect(accepted.length).toBe(acceptedWhileDown);
+
+    await pgc.start();
+    const backAt = performance.now();
+    await waitFor("/readyz 200 again", () => fetch(`${url}/readyz`).then((r) => r.status === 200, () => false), 400, 25);
+    const readyAfterMs = performance.now() - backAt;
+    expect(readyAfterMs).toBeLessThan(10_000);
+    await waitFor("webhooks accepted again", async () => accepted.length >= acceptedWhileDown + 50);
+    stopped = true;
+    await Promise.all(senders);
+
+    expect(child.exitCode).toBeNull();
+    expect([...statuses.keys()].sort()).toEqual([202, 503]);
+    expect(missingRetryAfter).toBe(0);
+    // Every 202 reaches the consumer: nothing accepted was lost in the outage.
+    await waitFor(
+      "every accepted webhook delivered",
+      async () => {
+        const delivered = new Set(receiver.requests.map((r) => (JSON.parse((JSON.parse(r.body) as { body: string }).body) as { id: string }).id));
+        return accepted.every((id) => delivered.has(id));
+      },
+      600,
+    ).catch((e) => {
+      const delivered = new Set(receiver.requests.map((r) => (JSON.parse((JSON.parse(r.body) as { body: string }).body) as { id: string }).id));
+      throw new Error(`${accepted.filter((id) => !delivered.has(id)).length} of ${accepted.length} accepted webhooks not delivered; log:\n${out.slice(-3000)}`, { cause: e });
+    });
+    expect(out).not.toContain("Unhandled");
+    expect(out).toContain("store connection lost");
+  }, 120_000);
+});
