@@ -129,11 +129,23 @@ class TranslatingDriver implements Driver {
   }
 
   beginTransaction(c: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return translated(this.fromPg, () => this.inner.beginTransaction(innerOf(c), settings));
+    return this.on(c, () => this.inner.beginTransaction(innerOf(c), settings));
   }
 
   commitTransaction(c: DatabaseConnection): Promise<void> {
-    return translated(this.fromPg, () => this.inner.commitTransaction(innerOf(c)));
+    // SQLITE_FULL typically surfaces here, at COMMIT, when the WAL cannot grow.
+    return this.on(c, () => this.inner.commitTransaction(innerOf(c)));
+  }
+
+  /** Run a statement of `c`'s, translating its error and marking `c` broken when the store is unreachable. */
+  private async on(c: DatabaseConnection, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      const t = translate(e, this.fromPg);
+      if (t !== e && c instanceof TranslatingConnection) c.broken = true;
+      throw t;
+    }
   }
 
   async rollbackTransaction(c: DatabaseConnection): Promise<void> {
@@ -149,7 +161,7 @@ class TranslatingDriver implements Driver {
   }
 
   savepoint(c: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]): Promise<void> {
-    return translated(this.fromPg, () => this.inner.savepoint!(innerOf(c), name, compile));
+    return this.on(c, () => this.inner.savepoint!(innerOf(c), name, compile));
   }
 
   rollbackToSavepoint(c: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]): Promise<void> {
@@ -157,7 +169,7 @@ class TranslatingDriver implements Driver {
   }
 
   releaseSavepoint(c: DatabaseConnection, name: string, compile: QueryCompiler["compileQuery"]): Promise<void> {
-    return translated(this.fromPg, () => this.inner.releaseSavepoint!(innerOf(c), name, compile));
+    return this.on(c, () => this.inner.releaseSavepoint!(innerOf(c), name, compile));
   }
 
   releaseConnection(c: DatabaseConnection): Promise<void> {

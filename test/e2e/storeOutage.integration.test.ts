@@ -7,10 +7,16 @@
  * keep), answer `/readyz` 503 while the store is down and 200 again within
  * 10 s after it is back, and deliver every webhook it accepted.
  *
- * Runs in the postgres project only: it brings its own cluster, so running
- * it twice (once per project) would prove nothing more.
+ * The same for SQLite on a full disk (SQLITE_FULL): the store lives on a
+ * 4 MB tmpfs the test mounts (we run as root in CI); the test is skipped
+ * only where that mount is impossible.
+ *
+ * Each case runs in its own project (postgres / sqlite): each brings its own
+ * store, so running it twice would prove nothing more.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, openSync, closeSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,6 +29,50 @@ import { waitFor } from "../support/wait.js";
 
 const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
 const onPostgres = process.env.GK_TEST_BACKEND === "postgres";
+
+/** A grantkeeper with one integration taking unsigned webhooks and delivering them to `receiver`; returns the integration id. */
+async function setUpIntegration(databaseUrl: string, encryptionKey: string, receiver: Receiver): Promise<string> {
+  const setup = await createGrantkeeper({ databaseUrl, encryptionKey });
+  try {
+    await setup.providers.put("acme", { authorizationEndpoint: "https://auth.example.com/authorize", tokenEndpoint: "https://auth.example.com/token", clientId: "c", clientSecret: "s" });
+    const { connection } = await setup.connections.storeGrant({ providerId: "acme", entityId: "e1", source: "import", tokens: { accessToken: "at-outage", tokenType: "Bearer" } });
+    return (await setup.integrations.create({ name: "burst", entityId: "e1", connectionIds: [connection.id], delivery: { url: `${receiver.url}/hook` }, webhook: { signing: "none" } })).integration.id;
+  } finally {
+    await setup.close();
+  }
+}
+
+/** `grantkeeper serve` on `databaseUrl`, ready. */
+async function serveOn(databaseUrl: string, encryptionKey: string): Promise<{ child: ChildProcess; url: string; out: () => string }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let out = "";
+  const child = spawn(process.execPath, [MAIN, "serve"], {
+    env: { ...process.env, GRANTKEEPER_DATABASE_URL: databaseUrl, GRANTKEEPER_API_KEY: "outage-api-key", GRANTKEEPER_ENCRYPTION_KEY: encryptionKey, GRANTKEEPER_PORT: String(port), GRANTKEEPER_LOG_LEVEL: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  await waitFor("serve to become ready", () => fetch(`${url}/readyz`).then((r) => r.ok, () => false));
+  return { child, url, out: () => out };
+}
+
+/** The ids (our own `{"id"}` bodies) the receiver got, out of grantkeeper's delivery envelopes. */
+function deliveredIds(receiver: Receiver): Set<string> {
+  return new Set(receiver.requests.map((r) => (JSON.parse((JSON.parse(r.body) as { body: string }).body) as { id: string }).id));
+}
+
+/** Mount a tmpfs of `sizeMb` at a fresh directory; undefined when this machine does not allow it. */
+function mountTmpfs(sizeMb: number): string | undefined {
+  const dir = mkdtempSync(join(tmpdir(), "gk-full-"));
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${sizeMb}m,mode=0700`, "tmpfs", dir], { stdio: "ignore" });
+    return dir;
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+}
 
 describe.runIf(onPostgres && (await privatePostgresAvailable()))("PostgreSQL stopped during a webhook burst", () => {
   let pgc: PrivatePostgres;
@@ -41,15 +91,12 @@ describe.runIf(onPostgres && (await privatePostgresAvailable()))("PostgreSQL sto
     const { connection } = await setup.connections.storeGrant({ providerId: "acme", entityId: "e1", source: "import", tokens: { accessToken: "at-outage", tokenType: "Bearer" } });
     integrationId = (await setup.integrations.create({ name: "burst", entityId: "e1", connectionIds: [connection.id], delivery: { url: `${receiver.url}/hook` }, webhook: { signing: "none" } })).integration.id;
     await setup.close();
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, [MAIN, "serve"], {
-      env: { ...process.env, GRANTKEEPER_DATABASE_URL: pgc.url, GRANTKEEPER_API_KEY: "outage-api-key", GRANTKEEPER_ENCRYPTION_KEY: encryptionKey, GRANTKEEPER_PORT: String(port), GRANTKEEPER_LOG_LEVEL: "warn" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child.stdout!.on("data", (d) => (out += d));
-    child.stderr!.on("data", (d) => (out += d));
-    await waitFor("serve to become ready", () => fetch(`${url}/readyz`).then((r) => r.ok, () => false));
+    const p = await serveOn(pgc.url, encryptionKey);
+    child = p.child;
+    url = p.url;
+    out = "";
+    p.child.stdout!.on("data", (d) => (out += d));
+    p.child.stderr!.on("data", (d) => (out += d));
   }, 120_000);
 
   afterAll(async () => {
@@ -109,15 +156,101 @@ describe.runIf(onPostgres && (await privatePostgresAvailable()))("PostgreSQL sto
     await waitFor(
       "every accepted webhook delivered",
       async () => {
-        const delivered = new Set(receiver.requests.map((r) => (JSON.parse((JSON.parse(r.body) as { body: string }).body) as { id: string }).id));
+        const delivered = deliveredIds(receiver);
         return accepted.every((id) => delivered.has(id));
       },
       600,
     ).catch((e) => {
-      const delivered = new Set(receiver.requests.map((r) => (JSON.parse((JSON.parse(r.body) as { body: string }).body) as { id: string }).id));
+      const delivered = deliveredIds(receiver);
       throw new Error(`${accepted.filter((id) => !delivered.has(id)).length} of ${accepted.length} accepted webhooks not delivered; log:\n${out.slice(-3000)}`, { cause: e });
     });
     expect(out).not.toContain("Unhandled");
     expect(out).toContain("store connection lost");
+  }, 120_000);
+});
+
+const tmpfs = onPostgres ? undefined : mountTmpfs(4);
+if (!onPostgres && !tmpfs) console.warn("[storeOutage] cannot mount a tmpfs here (not root?): the SQLite full-disk case is skipped");
+
+describe.runIf(tmpfs !== undefined)("SQLite on a full disk", () => {
+  let receiver: Receiver;
+  let served: Awaited<ReturnType<typeof serveOn>>;
+  let integrationId: string;
+  const encryptionKey = testKey();
+  const filler = join(tmpfs ?? "", "filler");
+
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    const url = `sqlite:${join(tmpfs!, "data", "grantkeeper.db")}`;
+    integrationId = await setUpIntegration(url, encryptionKey, receiver);
+    served = await serveOn(url, encryptionKey);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (served && served.child.exitCode === null) {
+      served.child.kill("SIGKILL");
+      await new Promise((r) => served.child.once("exit", r));
+    }
+    await receiver?.close();
+    if (tmpfs) {
+      execFileSync("umount", [tmpfs]);
+      rmSync(tmpfs, { recursive: true, force: true });
+    }
+  });
+
+  it("answers 503 store_unavailable while the disk is full, never crashes, and delivers every 202 once space is back", async () => {
+    const accepted: string[] = [];
+    const statuses = new Map<number, number>();
+    let full = 0;
+    let n = 0;
+    let stopped = false;
+    const pad = "x".repeat(4096);
+    const sender = async () => {
+      while (!stopped) {
+        const id = `f${n++}`;
+        const res = await fetch(`${served.url}/v1/webhooks/${integrationId}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id, pad }) });
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        const body = (await res.json()) as { code?: string };
+        if (res.status === 202) accepted.push(id);
+        if (res.status === 503) {
+          expect(body.code).toBe("store_unavailable");
+          expect(res.headers.get("retry-after")).toBe("5");
+          full++;
+          await sleep(20);
+        }
+      }
+    };
+    const senders = Array.from({ length: 4 }, sender);
+    await waitFor("some webhooks accepted", async () => accepted.length >= 20);
+    // Fill the disk: write until ENOSPC.
+    const fd = openSync(filler, "w");
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(64 * 1024));
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe("ENOSPC");
+    } finally {
+      closeSync(fd);
+    }
+    await waitFor("webhooks answered 503 on the full disk", async () => full >= 10, 600).catch((e) => {
+      stopped = true;
+      throw new Error(`statuses ${JSON.stringify([...statuses])}, accepted ${accepted.length}; log:\n${served.out().slice(-3000)}`, { cause: e });
+    });
+    const acceptedWhenFull = accepted.length;
+    // Space back: accepted again, no restart.
+    rmSync(filler);
+    await waitFor("webhooks accepted again", async () => accepted.length >= acceptedWhenFull + 20, 600);
+    stopped = true;
+    await Promise.all(senders);
+
+    expect(served.child.exitCode).toBeNull();
+    expect([...statuses.keys()].sort()).toEqual([202, 503]);
+    await waitFor("every accepted webhook delivered", async () => {
+      const delivered = deliveredIds(receiver);
+      return accepted.every((id) => delivered.has(id));
+    }, 600).catch((e) => {
+      const delivered = deliveredIds(receiver);
+      throw new Error(`${accepted.filter((id) => !delivered.has(id)).length} of ${accepted.length} accepted webhooks not delivered; log:\n${served.out().slice(-3000)}`, { cause: e });
+    });
+    expect(served.out()).not.toContain("Unhandled");
   }, 120_000);
 });
