@@ -12,7 +12,7 @@ import type { Clock } from "../domain/clock.js";
 import { policyForProvider, type RefreshPolicy } from "../domain/policy.js";
 import type { FailureClass, LastError } from "../domain/states.js";
 import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
-import { isGrantkeeperError } from "../domain/errors.js";
+import { ErrorCode, isGrantkeeperError } from "../domain/errors.js";
 import { clientCredentialsGrant, isTokenEndpointError, refreshGrant, type TokenEndpointContext, type TokenSet } from "../oauth/tokenEndpoint.js";
 import { forTokenCalls, parseConnectionConfig } from "../providers/connectionConfig.js";
 import { grantTypeOf, timingOf, type ProviderDefinition } from "../providers/definition.js";
@@ -99,6 +99,10 @@ function scopesToRenew(row: Pick<ConnectionRow, "scope">, def: ProviderDefinitio
 const LEASE_POLL_MS = 25;
 /** Lease time, beyond the call's timeout, that must be left before a token call is made without renewing the lease (milliseconds). */
 const LEASE_CALL_SLACK_MS = 1_000;
+/** How long refreshed tokens are held and their write retried while the store is unavailable (milliseconds). */
+const NEW_TOKENS_RETRY_MS = 60_000;
+/** Pause between those retries (milliseconds). */
+const NEW_TOKENS_RETRY_INTERVAL_MS = 250;
 
 /** Single-flight refresh of one connection at a time, in process and across processes. */
 export class RefreshEngine {
@@ -334,7 +338,7 @@ export class RefreshEngine {
     ];
     // Read before the commit appends "refreshed", which ends the streak in the history.
     const streak = row.state === "degraded" && row.consecutive_failures > 0 ? await this.failureStreak(row) : undefined;
-    const result = await this.commit(row, "refreshed", patch, events);
+    const result = await this.commitNewTokens(() => this.commit(row, "refreshed", patch, events), row);
     this.log(row, result.outcome, undefined, durationMs, next.nextRefreshAtMs, { ...(unchanged ? { suspicious: true } : {}), ...(notRotated ? { refreshTokenNotRotated: true } : {}) });
     if (result.outcome === "refreshed") {
       const { metrics } = this.deps.telemetry;
@@ -441,6 +445,29 @@ export class RefreshEngine {
     // Our lease expired and another instance holds it now: its result, not our stale one, is the connection's.
     this.deps.logger.warn({ connectionId: row.id, providerId: row.provider_id, result: outcome }, "refresh lease lost before this instance's result was stored: the result was dropped");
     return { outcome: "skipped", row: after };
+  }
+
+  /**
+   * Store new tokens, retrying for up to {@link NEW_TOKENS_RETRY_MS} while
+   * the store is unavailable: the provider has consumed the refresh token we
+   * sent, so on a rotating provider these are the grant's only live tokens. A
+   * PostgreSQL failover in the middle of a refresh must not kill the grant
+   * (found by the chaos suite, issue 12). The write stays guarded by
+   * `token_version`, so it never overwrites newer tokens.
+   * @throws the store's error when it is not back within the bound, or any other error at once
+   */
+  private async commitNewTokens(write: () => Promise<RefreshResult>, row: ConnectionRow): Promise<RefreshResult> {
+    // Wall-clock waits: this waits on the database coming back, not on domain time.
+    const deadline = Date.now() + NEW_TOKENS_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (e) {
+        if (!isGrantkeeperError(e, ErrorCode.storeUnavailable) || Date.now() >= deadline) throw e;
+        if (attempt === 0) this.deps.logger.warn({ connectionId: row.id, providerId: row.provider_id }, "store unavailable while storing refreshed tokens: holding them and retrying until it is back");
+        await sleep(NEW_TOKENS_RETRY_INTERVAL_MS);
+      }
+    }
   }
 
   /** The failure streak a recovering connection ends; a history that cannot be read costs the metric, never the refresh. */
