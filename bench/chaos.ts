@@ -58,6 +58,12 @@ export interface ChaosOptions {
   killedRefreshes: number;
   /** Connections raced from all instances (case 4). */
   racedConnections: number;
+  /**
+   * `refresh.timeoutSeconds` of the serve processes. Keep it well above the
+   * authorization server's answer time under the run's load: a call that
+   * times out after the provider rotated the refresh token loses the grant.
+   */
+  refreshTimeoutSeconds: number;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -77,7 +83,7 @@ interface Serve {
   out: string;
 }
 
-const REFRESH = { marginSeconds: 0, jitterSeconds: 1, timeoutSeconds: 5, maxRetries: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 4, recoveryIntervalSeconds: 10, minIntervalSeconds: 0 };
+const REFRESH = { marginSeconds: 0, jitterSeconds: 1, maxRetries: 3, backoffBaseSeconds: 1, backoffMaxSeconds: 4, recoveryIntervalSeconds: 10, minIntervalSeconds: 0 };
 
 async function serve(env: Record<string, string>): Promise<Serve> {
   const port = await freePort();
@@ -135,7 +141,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     log(`set up: ${o.connections} grants, ${o.integrations} integrations`);
 
     const config = join(dir, "grantkeeper.yaml");
-    const r = REFRESH;
+    const r = { ...REFRESH, timeoutSeconds: o.refreshTimeoutSeconds };
     writeFileSync(config, `refresh:\n${Object.entries(r).map(([k, v]) => `  ${k}: ${v}`).join("\n")}\nscheduler:\n  maxSleepSeconds: 1\njobs:\n  leaseSeconds: 10\n`);
     const env = { GRANTKEEPER_DATABASE_URL: pgc.url, GRANTKEEPER_API_KEY: API_KEY, GRANTKEEPER_ENCRYPTION_KEY: encryptionKey, GRANTKEEPER_CONFIG: config, GRANTKEEPER_LOG_LEVEL: "warn" };
     procs.push(...(await Promise.all(Array.from({ length: instances }, () => serve(env)))));
@@ -302,8 +308,9 @@ async function main(): Promise<void> {
     pgDownMs: 5_000,
     connections: 200,
     integrations: 20,
-    accessTokenTtlSeconds: 20,
-    webhooksPerSecond: 50,
+    accessTokenTtlSeconds: 30,
+    webhooksPerSecond: 20,
+    refreshTimeoutSeconds: 15,
     killedRefreshes: 20,
     racedConnections: 50,
     log: (l) => process.stderr.write(`[chaos] ${l}\n`),
