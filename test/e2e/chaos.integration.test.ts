@@ -17,6 +17,8 @@ describe.runIf(onPostgres && (await privatePostgresAvailable()))("chaos suite (s
       throw new Error(`chaos run failed: ${(e as Error).message}\n${lines.join("\n")}`, { cause: e });
     });
     const context = `${JSON.stringify(f, null, 1)}\n${lines.join("\n")}`;
+    // The figures docs/reliability.md quotes for the short variant.
+    process.stdout.write(`[chaos short] ${JSON.stringify(f)}\n`);
     // 1. token-endpoint chaos
     expect(f.tokenChaos.inError, context).toBe(0);
     expect(f.tokenChaos.lostAfterwards, context).toBe(0);

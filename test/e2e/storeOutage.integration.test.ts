@@ -25,6 +25,7 @@ import { testKey } from "../support/backend.js";
 import { freePort } from "../support/gk.js";
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from "../support/privatePostgres.js";
 import { startReceiver, type Receiver } from "../support/receiver.js";
+import { startScriptedTokenEndpoint } from "../support/scriptedTokenEndpoint.js";
 import { waitFor } from "../support/wait.js";
 
 const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
@@ -167,6 +168,41 @@ describe.runIf(onPostgres && (await privatePostgresAvailable()))("PostgreSQL sto
     expect(out).not.toContain("Unhandled");
     expect(out).toContain("store connection lost");
   }, 120_000);
+
+  it("a refresh whose commit meets the outage keeps the rotated tokens: they are written once the store is back", async () => {
+    const ep = await startScriptedTokenEndpoint();
+    let stopDuringCall = false;
+    const gk = await createGrantkeeper({
+      databaseUrl: pgc.url,
+      encryptionKey,
+      refresh: { minIntervalMs: 0 },
+      fetch: async (input, init) => {
+        const res = await fetch(input, init);
+        if (stopDuringCall) {
+          // The provider has answered (and consumed the refresh token we sent); now the database goes away.
+          stopDuringCall = false;
+          await pgc.stop();
+          void sleep(1_500).then(() => pgc.start());
+        }
+        return res;
+      },
+      providers: { rot: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "s", quirks: { rotatesRefreshTokens: true } } },
+    });
+    try {
+      const { connection } = await gk.connections.storeGrant({ providerId: "rot", entityId: "mid-refresh", source: "import", tokens: { accessToken: "at-old", tokenType: "Bearer", refreshToken: "rt-old", expiresInSeconds: 3600 } });
+      ep.push({ status: 200, body: { access_token: "at-new", token_type: "Bearer", refresh_token: "rt-new", expires_in: 3600 } });
+      stopDuringCall = true;
+      const c = await gk.connections.refresh(connection.id);
+      expect(c.state).toBe("ready");
+      // What the store holds now is the rotated pair: the next refresh sends rt-new.
+      ep.push({ status: 200, body: { access_token: "at-newer", token_type: "Bearer", refresh_token: "rt-newer", expires_in: 3600 } });
+      await gk.connections.refresh(connection.id);
+      expect(ep.requests.map((r) => r.params.get("refresh_token"))).toEqual(["rt-old", "rt-new"]);
+    } finally {
+      await gk.close();
+      await ep.close();
+    }
+  }, 60_000);
 });
 
 const tmpfs = onPostgres ? undefined : mountTmpfs(4);
