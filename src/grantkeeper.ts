@@ -168,7 +168,11 @@ export interface Grantkeeper {
   start(): Promise<void>;
   /** Stop the scheduler, the worker and the retention sweeps, waiting for work in flight (a sweep stops after its current batch). */
   stop(): Promise<void>;
-  /** Stop and close the store. */
+  /**
+   * Stop, wait for work in flight — refreshes (also ones not started by the
+   * scheduler) and the alert handling their events started — then close the
+   * store. Idempotent for the store.
+   */
   close(): Promise<void>;
 }
 
@@ -192,7 +196,16 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const retentionPolicy = resolveRetentionPolicy(options.retention);
   const key = toKey(options.encryptionKey);
   const encryptor = new Encryptor(key, (options.retiredEncryptionKeys ?? []).map(toKey));
-  const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db");
+  // A failover cuts every pg session: say so (at most once a second), never crash on it.
+  let lastConnectionErrorLogMs = 0;
+  const store = await openStore(options.databaseUrl ?? "sqlite:./data/grantkeeper.db", {
+    onConnectionError: (e) => {
+      const nowMs = Date.now();
+      if (nowMs - lastConnectionErrorLogMs < 1_000) return;
+      lastConnectionErrorLogMs = nowMs;
+      logger.warn({ err: { name: e.name, message: e.message, code: (e as { code?: unknown }).code } }, "store connection lost; queries answer store_unavailable until it is back");
+    },
+  });
   try {
     if (options.migrate !== false) await migrateToLatest(store);
     // A key that opens none of the stored secrets refuses here, rather than serving garbage (issue 13).
@@ -354,6 +367,11 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     },
     async close() {
       await Promise.all([scheduler.stop(), worker.stop(), retention.stop()]);
+      // Drain before the store goes (issue 12 item 5: a one-shot `connections refresh` lost its episode's
+      // refresh_failed alert to "driver has already been destroyed"): refreshes started outside the
+      // scheduler, then the alerts their events raised.
+      await engine.settled();
+      await alerts.idle();
       await api.close();
       await store.close();
     },

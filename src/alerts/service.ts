@@ -89,9 +89,18 @@ export class AlertService {
     hooks.on("breaker.closed", (e) => this.enqueue({ target: e.target }, [{ type: "breaker_closed" }], { integrations: e.integrations }));
   }
 
-  /** Wait until every event received so far is handled (tests, shutdown). */
-  idle(): Promise<void> {
-    return this.queue;
+  /**
+   * Wait until every event received so far is handled, including events
+   * that arrive while waiting (tests, and `close()`: a one-shot CLI command
+   * must not destroy the store under an alert still being written — issue 12
+   * item 5). Never throws: handling failures are logged where they happen.
+   */
+  async idle(): Promise<void> {
+    let seen: Promise<void>;
+    do {
+      seen = this.queue;
+      await seen;
+    } while (seen !== this.queue);
   }
 
   /** Alerts at or after `sinceMs`, oldest first (at most 500). */

@@ -87,6 +87,7 @@ export const ErrorCode = {
   methodNotAllowed: "method_not_allowed",
   upstreamTimeout: "upstream_timeout",
   upstreamUnreachable: "upstream_unreachable",
+  storeUnavailable: "store_unavailable",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -134,6 +135,7 @@ export const ERROR_DEFINITIONS: Readonly<Record<ErrorCodeValue, { kind: ErrorKin
   method_not_allowed: { kind: "method_not_allowed", title: "Method not allowed" },
   upstream_timeout: { kind: "upstream_timeout", title: "The provider's API did not answer in time" },
   upstream_unreachable: { kind: "upstream_failed", title: "The provider's API is unreachable" },
+  store_unavailable: { kind: "unavailable", title: "The store is unavailable" },
 });
 
 /** A field-level problem of an input (`path` is dotted, `(root)` for the whole value). */

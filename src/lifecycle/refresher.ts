@@ -12,12 +12,12 @@ import type { Clock } from "../domain/clock.js";
 import { policyForProvider, type RefreshPolicy } from "../domain/policy.js";
 import type { FailureClass, LastError } from "../domain/states.js";
 import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
-import { isGrantkeeperError } from "../domain/errors.js";
+import { ErrorCode, isGrantkeeperError } from "../domain/errors.js";
 import { clientCredentialsGrant, isTokenEndpointError, refreshGrant, type TokenEndpointContext, type TokenSet } from "../oauth/tokenEndpoint.js";
 import { forTokenCalls, parseConnectionConfig } from "../providers/connectionConfig.js";
 import { grantTypeOf, timingOf, type ProviderDefinition } from "../providers/definition.js";
 import type { ProviderForCall, ProviderService } from "../providers/service.js";
-import type { Transaction } from "kysely";
+import { sql, type Transaction } from "kysely";
 import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../store/connections.js";
 import type { Database } from "../store/schema.js";
 import type { UnitsOfWork } from "../store/unitOfWork.js";
@@ -97,6 +97,12 @@ function scopesToRenew(row: Pick<ConnectionRow, "scope">, def: ProviderDefinitio
 }
 
 const LEASE_POLL_MS = 25;
+/** Lease time, beyond the call's timeout, that must be left before a token call is made without renewing the lease (milliseconds). */
+const LEASE_CALL_SLACK_MS = 1_000;
+/** How long refreshed tokens are held and their write retried while the store is unavailable (milliseconds). */
+const NEW_TOKENS_RETRY_MS = 60_000;
+/** Pause between those retries (milliseconds). */
+const NEW_TOKENS_RETRY_INTERVAL_MS = 250;
 
 /** Single-flight refresh of one connection at a time, in process and across processes. */
 export class RefreshEngine {
@@ -114,6 +120,16 @@ export class RefreshEngine {
   /** Lease lifetime: one call's timeout plus slack, in milliseconds. */
   get leaseTtlMs(): number {
     return this.deps.policy.timeoutMs + 5_000;
+  }
+
+  /**
+   * Resolves when no refresh is in flight in this process (including ones
+   * that start while waiting); never throws. `close()` waits on it so a
+   * refresh started outside the scheduler (a CLI command, an API call) ends,
+   * and emits its events, before the store closes.
+   */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight.values()]);
   }
 
   /** The refresh of a connection in flight in this process, if any (callers join it instead of reading the store). */
@@ -166,8 +182,10 @@ export class RefreshEngine {
     try {
       return await this.underLease(row, mode);
     } catch (e) {
-      // Never leave a lease behind on an unexpected error; the TTL is the last resort.
-      await repo.update(id, { lease_owner: null, lease_until: null }).catch(() => undefined);
+      // Never leave a lease behind on an unexpected error; the TTL is the last resort. Fenced: if ours
+      // expired meanwhile, the lease is another instance's now, and freeing it would let a third refresh
+      // spend the refresh token that one is spending (issue 12 item 3, Frigg ADR-031).
+      await repo.releaseLease(id, instanceId, {}).catch(() => undefined);
       throw e;
     }
   }
@@ -207,7 +225,26 @@ export class RefreshEngine {
       }
       return this.commit(row, "skipped", { next_refresh_at: row.expires_at }, undefined);
     }
+    if (!(await this.leaseCoversCall(row))) {
+      this.deps.logger.warn({ connectionId: row.id, providerId: row.provider_id }, "refresh lease lost before the token call (this instance stalled past it): not calling");
+      const current = await this.deps.repo.get(row.id);
+      if (!current) throw connectionNotFound(row.id);
+      return { outcome: "skipped", row: current };
+    }
     return this.traced(row, mode, () => this.callTokenEndpoint(row, provider, now));
+  }
+
+  /**
+   * True when this instance still holds the lease for at least one token call
+   * (`timeoutMs` plus {@link LEASE_CALL_SLACK_MS}). Without that much left on
+   * the clock — the instance stalled after taking it — the lease is renewed
+   * with a fenced write, which fails when another instance took it over: then
+   * this one must not spend the refresh token the other is spending.
+   */
+  private async leaseCoversCall(row: ConnectionRow): Promise<boolean> {
+    const now = this.deps.clock.now();
+    if (row.lease_owner === this.deps.instanceId && row.lease_until !== null && row.lease_until - now >= this.deps.policy.timeoutMs + LEASE_CALL_SLACK_MS) return true;
+    return this.deps.repo.renewLease(row.id, this.deps.instanceId, now, this.leaseTtlMs);
   }
 
   /** One span per refresh attempt: ids, mode and result as attributes (never tokens); see {@link recordRefreshResult} for its status. */
@@ -301,7 +338,7 @@ export class RefreshEngine {
     ];
     // Read before the commit appends "refreshed", which ends the streak in the history.
     const streak = row.state === "degraded" && row.consecutive_failures > 0 ? await this.failureStreak(row) : undefined;
-    const result = await this.commit(row, "refreshed", patch, events);
+    const result = await this.commitNewTokens(() => this.commit(row, "refreshed", patch, events), row);
     this.log(row, result.outcome, undefined, durationMs, next.nextRefreshAtMs, { ...(unchanged ? { suspicious: true } : {}), ...(notRotated ? { refreshTokenNotRotated: true } : {}) });
     if (result.outcome === "refreshed") {
       const { metrics } = this.deps.telemetry;
@@ -357,6 +394,16 @@ export class RefreshEngine {
   /**
    * Write the patch and its events, releasing the lease, in one transaction,
    * only if no one stored newer tokens meanwhile (token_version unchanged).
+   *
+   * Fenced by the lease (issue 12 item 3): a failure or skip is written, and
+   * the lease released, only while this instance still holds it — an
+   * instance whose lease expired must not overwrite or free the state of the
+   * one that took it over. New tokens are the exception: the provider has
+   * already consumed the refresh token we sent, so if no newer tokens are
+   * stored (token_version unchanged, the data's own fencing token) ours are
+   * written — dropping them would leave only a spent refresh token behind —
+   * but the other instance's lease is left untouched; that instance then
+   * adopts them on its `invalid_grant` or finds its own write refused.
    */
   private async commit(
     row: ConnectionRow,
@@ -368,13 +415,20 @@ export class RefreshEngine {
   ): Promise<RefreshResult> {
     const { repo, clock } = this.deps;
     const now = clock.now();
+    const owner = this.deps.instanceId;
+    const newTokens = outcome === "refreshed";
     const written = await repo.transaction(async (trx) => {
-      const r = await trx
+      let q = trx
         .updateTable("connections")
-        .set({ ...patch, lease_owner: null, lease_until: null })
+        .set(
+          newTokens
+            ? { ...patch, lease_owner: sql<string | null>`case when lease_owner = ${owner} then null else lease_owner end`, lease_until: sql<number | null>`case when lease_owner = ${owner} then null else lease_until end` }
+            : { ...patch, lease_owner: null, lease_until: null },
+        )
         .where("id", "=", row.id)
-        .where("token_version", "=", row.token_version)
-        .executeTakeFirst();
+        .where("token_version", "=", row.token_version);
+      if (!newTokens) q = q.where("lease_owner", "=", owner);
+      const r = await q.executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) return false;
       for (const e of events ?? []) await repo.appendEvent({ connectionId: row.id, atMs: now, ...e }, trx);
       await participants?.(trx);
@@ -383,10 +437,36 @@ export class RefreshEngine {
     if (written) return { outcome, row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, ...(verdict ? { verdict } : {}) };
     const after = await repo.get(row.id);
     if (!after) throw connectionNotFound(row.id);
-    {
+    await repo.releaseLease(row.id, owner, {});
+    if (after.token_version !== row.token_version) {
       // Someone stored newer tokens while we were calling (our lease had expired): theirs win.
-      await repo.releaseLease(row.id, this.deps.instanceId, {});
       return { outcome: "adopted", row: after, ...(verdict ? { verdict } : {}) };
+    }
+    // Our lease expired and another instance holds it now: its result, not our stale one, is the connection's.
+    this.deps.logger.warn({ connectionId: row.id, providerId: row.provider_id, result: outcome }, "refresh lease lost before this instance's result was stored: the result was dropped");
+    return { outcome: "skipped", row: after };
+  }
+
+  /**
+   * Store new tokens, retrying for up to {@link NEW_TOKENS_RETRY_MS} while
+   * the store is unavailable: the provider has consumed the refresh token we
+   * sent, so on a rotating provider these are the grant's only live tokens. A
+   * PostgreSQL failover in the middle of a refresh must not kill the grant
+   * (found by the chaos suite, issue 12). The write stays guarded by
+   * `token_version`, so it never overwrites newer tokens.
+   * @throws the store's error when it is not back within the bound, or any other error at once
+   */
+  private async commitNewTokens(write: () => Promise<RefreshResult>, row: ConnectionRow): Promise<RefreshResult> {
+    // Wall-clock waits: this waits on the database coming back, not on domain time.
+    const deadline = Date.now() + NEW_TOKENS_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (e) {
+        if (!isGrantkeeperError(e, ErrorCode.storeUnavailable) || Date.now() >= deadline) throw e;
+        if (attempt === 0) this.deps.logger.warn({ connectionId: row.id, providerId: row.provider_id }, "store unavailable while storing refreshed tokens: holding them and retrying until it is back");
+        await sleep(NEW_TOKENS_RETRY_INTERVAL_MS);
+      }
     }
   }
 

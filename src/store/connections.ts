@@ -152,6 +152,17 @@ export class ConnectionRepository {
   }
 
   /**
+   * Extend the refresh lease `owner` holds to `nowMs + ttlMs`, only while it
+   * still holds it (a fenced write: an instance whose lease expired and was
+   * taken by another gets `false` and must not call the token endpoint).
+   * @returns false when another instance holds the lease now
+   */
+  async renewLease(id: string, owner: string, nowMs: number, ttlMs: number): Promise<boolean> {
+    const r = await this.db.updateTable("connections").set({ lease_until: nowMs + ttlMs }).where("id", "=", id).where("lease_owner", "=", owner).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  /**
    * Write `patch` and release the lease in one statement, only while `owner`
    * still holds it.
    * @returns false when the lease was lost (expired and taken by another instance)

@@ -11,6 +11,7 @@ import pg from "pg";
 import type { Database } from "./schema.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 import { ensurePrivateDir, ensurePrivateFile } from "./files.js";
+import { StoreErrorDialect } from "./storeErrors.js";
 
 /** Which SQL engine is behind a {@link Store}. */
 export type Dialect = "sqlite" | "postgres";
@@ -59,6 +60,18 @@ export class DatabaseUrlError extends GrantkeeperError {
 
 const INT8_OID = 20;
 
+/** Options of {@link openStore}. */
+export interface OpenStoreOptions {
+  /**
+   * Told of a PostgreSQL session that failed outside any query (a restart
+   * or failover cuts idle and checked-out sessions alike). Without a
+   * listener such an error would end the process; with it the pool drops
+   * that session and opens a fresh one at the next query.
+   * @defaultValue ignore
+   */
+  onConnectionError?: (e: Error) => void;
+}
+
 /**
  * Open the store.
  *
@@ -73,10 +86,17 @@ const INT8_OID = 20;
  * PostgreSQL URLs accept an extra `schema` query parameter: the schema is
  * created if missing and becomes the `search_path` (one schema per test run).
  *
+ * Every query error that means "the store is unreachable" (PostgreSQL down
+ * or restarting, SQLite on a full disk) is thrown as a `store_unavailable`
+ * {@link GrantkeeperError} (kind `unavailable`, `retryAfterMs`): see
+ * `storeErrors.ts`. Every pg pool and client has an `'error'` listener, so a
+ * failover never ends the process (issue 12).
+ *
  * @param url `sqlite:./data/grantkeeper.db`, `sqlite::memory:` or `postgres://user@host:5432/db?schema=x`
  * @throws {@link DatabaseUrlError} for any other scheme
  */
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  const onConnectionError = options.onConnectionError ?? (() => undefined);
   if (url.startsWith("sqlite:")) {
     const path = url.slice("sqlite:".length);
     if (path === "") throw new DatabaseUrlError("sqlite URL needs a path, e.g. sqlite:./data/grantkeeper.db");
@@ -93,7 +113,7 @@ export async function openStore(url: string): Promise<Store> {
     database.pragma("synchronous = FULL");
     database.pragma("busy_timeout = 5000");
     database.pragma("foreign_keys = ON");
-    const db = new Kysely<Database>({ dialect: new FifoSqliteDialect({ database: cachingDatabase(database) }) });
+    const db = new Kysely<Database>({ dialect: new StoreErrorDialect(new FifoSqliteDialect({ database: cachingDatabase(database) }), false) });
     return { db, workerDb: db, dialect: "sqlite", location: `sqlite:${path}`, sqliteExec: (text) => void database.exec(text), close: once(() => db.destroy()) };
   }
   if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
@@ -111,6 +131,7 @@ export async function openStore(url: string): Promise<Store> {
     };
     if (schema !== null) {
       const bootstrap = new pg.Client({ connectionString: parsed.toString() });
+      bootstrap.on("error", onConnectionError);
       await bootstrap.connect();
       try {
         await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
@@ -119,10 +140,9 @@ export async function openStore(url: string): Promise<Store> {
       }
       poolConfig.options = `-c search_path=${schema}`;
     }
-    const pool = new pg.Pool(poolConfig);
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const workerOptions = [poolConfig.options, "-c synchronous_commit=off -c enable_bitmapscan=off"].filter(Boolean).join(" ");
-    const workerDb = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new pg.Pool({ ...poolConfig, max: 4, options: workerOptions }) }) });
+    const db = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool(poolConfig, onConnectionError) }), true) });
+    const workerDb = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool({ ...poolConfig, max: 4, options: workerOptions }, onConnectionError) }), true) });
     let current = schema ?? undefined;
     try {
       current ??= (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s;
@@ -143,6 +163,21 @@ export async function openStore(url: string): Promise<Store> {
     };
   }
   throw new DatabaseUrlError(`unsupported database URL scheme in ${JSON.stringify(url.split(":")[0])}: use sqlite:<path> or postgres://…`);
+}
+
+/**
+ * A pg pool where no session can emit an unhandled `'error'`: the pool's own
+ * listener covers idle sessions, and each session gets one for the time it is
+ * checked out (pg-pool removes its idle listener then; a server shutdown
+ * between two statements of a transaction would otherwise end the process).
+ */
+function listenedPool(config: pg.PoolConfig, onConnectionError: (e: Error) => void): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on("error", onConnectionError);
+  pool.on("connect", (client) => {
+    client.on("error", onConnectionError);
+  });
+  return pool;
 }
 
 /** True when the store answers a trivial query. Never throws. */

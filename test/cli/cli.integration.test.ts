@@ -16,6 +16,7 @@ describe("grantkeeper CLI", async () => {
   let ep: ScriptedTokenEndpoint;
   let env: Record<string, string>;
   let connectionId: string;
+  let flakyId: string;
   let deadIntegration: string;
   let disabledIntegration: string;
 
@@ -38,6 +39,7 @@ describe("grantkeeper CLI", async () => {
     const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, jobs: { maxAttempts: 1 }, providers: { acme: { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "cli-client-secret" } } });
     const { connection } = await gk.connections.storeGrant({ providerId: "acme", entityId: "cli-user", source: "import", tokens: { accessToken: "cli-at", tokenType: "Bearer", refreshToken: "cli-rt", expiresInSeconds: 3600 } });
     connectionId = connection.id;
+    flakyId = (await gk.connections.storeGrant({ providerId: "acme", entityId: "flaky-user", source: "import", tokens: { accessToken: "flaky-at", tokenType: "Bearer", refreshToken: "flaky-rt", expiresInSeconds: 3600 } })).connection.id;
     const happy = await gk.connections.storeGrant({ providerId: "acme", entityId: "happy", source: "import", tokens: { accessToken: "happy-at", tokenType: "Bearer", scope: "read write" } });
     // Two jobs that die at once (nothing listens on port 9), and an integration that is DISABLED.
     const dead = await gk.integrations.create({ name: "dead-letters", entityId: "happy", connectionIds: [happy.connection.id], delivery: { url: "http://127.0.0.1:9/hook", timeoutMs: 500 }, webhook: { signing: "none" } });
@@ -70,7 +72,7 @@ describe("grantkeeper CLI", async () => {
     const r = await run(["status", "--json"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.connections.total).toBe(2);
+    expect(j.connections.total).toBe(3);
     expect(j.connections.items.find((c: any) => c.id === connectionId)).toMatchObject({ state: "pending", usable: true });
     expect(j.integrations).toMatchObject({ total: 2 });
     expect(r.stdout).not.toContain("cli-at");
@@ -94,6 +96,21 @@ describe("grantkeeper CLI", async () => {
     const dead = await run(["connections", "refresh", connectionId], { GRANTKEEPER_CONFIG: join(db.dir, "no-rate-limit.yaml") });
     expect(dead.stdout).toContain("error (permanent invalid_grant)");
     expect(dead.code).toBe(3);
+  });
+
+  it("connections refresh waits for the alert its failure raised before it exits (issue 12 item 5)", async () => {
+    ep.push({ status: 503, body: { error: "temporarily_unavailable" } });
+    const r = await run(["connections", "refresh", flakyId]);
+    expect(r.stdout).toContain(`${flakyId} degraded`);
+    expect(r.stdout + r.stderr).not.toContain("alert handling failed");
+    // The episode's first-failure alert is in the store, read by another process after the command exited.
+    const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, migrate: false });
+    try {
+      const alerts = await gk.alerts.list(0);
+      expect(alerts.filter((a) => a.kind === "refresh_failed" && a.subject.connectionId === flakyId)).toHaveLength(1);
+    } finally {
+      await gk.close();
+    }
   });
 
   it("preflight exits 0 when every provider is usable and 3 otherwise, with a connect link", async () => {
