@@ -247,7 +247,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   });
   integrations.attach();
   const handlers = new Map<string, JobHandler>();
-  const worker = new JobWorker({
+  const worker: JobWorker = new JobWorker({
     jobs: jobRepo,
     breakerStore: breakerRepo,
     units,
@@ -278,7 +278,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       return Object.fromEntries(Object.entries(oldest).map(([table, at]) => [table, at === null ? 0 : Math.max(0, (now - at) / 1000)]));
     },
   });
-  const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, signingCache, secretOverlapMs: options.webhook?.secretOverlapMs ?? 86_400_000, onQueued: (committed: number) => worker.wake(committed) });
+  const ingress: IngressService = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, signingCache, secretOverlapMs: options.webhook?.secretOverlapMs ?? 86_400_000, handoff: worker, onQueued: (committed: number) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
   const sinks: AlertSink[] = [];
   for (const config of options.alerts?.sinks ?? [{ type: "log", audience: "ops", minSeverity: "info" } satisfies SinkConfig]) {

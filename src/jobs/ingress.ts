@@ -16,7 +16,7 @@ import { isInternalIntegrationId } from "../integrations/internal.js";
 import type { WebhookSigning, WebhookSigningCache } from "../integrations/signingCache.js";
 import { WEBHOOK_NOT_CONFIGURED } from "../integrations/view.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
-import { newJobId, type AcceptedDelivery, type AcceptResult, type JobPayload, type JobRepository } from "../store/jobs.js";
+import { newJobId, type AcceptClaim, type AcceptedDelivery, type AcceptResult, type ClaimedJob, type JobPayload, type JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import { GroupCommit } from "./groupCommit.js";
 import { idempotencyKeyOf, signedBodyReplayWindowMs, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
@@ -69,6 +69,16 @@ export interface IngressDeps {
    * (see {@link IngressService.committedGroups}).
    */
   onQueued: (committedGroups: number) => void;
+  /**
+   * Claim at accept: the local worker, which may take a group's jobs straight
+   * from the INSERT (`JobWorker.offerHandoff` / `takeHandoff`). Without it
+   * every accepted job is written queued for a claim to find.
+   */
+  handoff?: {
+    offerHandoff(n: number, nowMs: number): AcceptClaim | undefined;
+    releaseHandoff(n: number): void;
+    takeHandoff(jobs: ClaimedJob[], offered: number): void;
+  };
 }
 
 /** Accepts webhook deliveries for integrations. */
@@ -78,7 +88,7 @@ export class IngressService {
   private readonly integrationLoader: DataLoader<string, IntegrationRow | undefined>;
 
   constructor(private readonly d: IngressDeps) {
-    this.group = new GroupCommit((rows) => d.jobs.acceptGroup(rows));
+    this.group = new GroupCommit((rows) => this.write(rows));
     this.integrationLoader = new DataLoader(
       async (ids) => {
         const rows = await d.integrations.getMany([...new Set(ids)]);
@@ -178,9 +188,39 @@ export class IngressService {
       throw notFound(integrationId);
     }
     if (result.duplicate) return { jobId: result.id, disposition: "duplicate" };
-    const disposition: Disposition = result.state === "queued" ? "queued" : result.state === "parked" ? "parked" : "discarded";
+    // `running`: claimed at accept by this instance's worker — queued, and already taken.
+    const disposition: Disposition = result.state === "queued" || result.state === "running" ? "queued" : result.state === "parked" ? "parked" : "discarded";
+    if (result.state === "running") return { jobId: result.id, disposition };
     if (disposition === "queued") this.d.onQueued(this.group.stats.groups);
     return { jobId: result.id, disposition };
+  }
+
+  /**
+   * Write one group. When the local worker has room, the INSERT may write jobs
+   * as claimed by it; those are handed over (with their payloads, from
+   * memory) once the group committed and before the next group is written,
+   * so they join their integrations' lanes in arrival order.
+   */
+  private async write(rows: AcceptedDelivery[]): Promise<AcceptResult[]> {
+    const { handoff } = this.d;
+    const claim = handoff?.offerHandoff(rows.length, this.d.clock.now());
+    let results: AcceptResult[];
+    try {
+      results = await this.d.jobs.acceptGroup(rows, claim);
+    } catch (e) {
+      if (claim) handoff!.releaseHandoff(rows.length);
+      throw e;
+    }
+    if (claim) {
+      const handed: ClaimedJob[] = [];
+      results.forEach((r, i) => {
+        if (!("integrationMissing" in r) && !r.duplicate && r.state === "running") {
+          handed.push({ ...rows[i]!.job, seq: r.seq!, state: "running", attempts: rows[i]!.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
+        }
+      });
+      handoff!.takeHandoff(handed, rows.length);
+    }
+    return results;
   }
 
   /** The integration's signing settings read from the store now (and cached), or undefined when it does not exist. */
