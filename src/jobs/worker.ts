@@ -161,7 +161,7 @@ export class JobWorker {
     if (this.started) return;
     this.started = true;
     this.stopping = false;
-    void this.runDue();
+    void this.runner.run();
   }
 
   /** Stop polling and wait for jobs in flight. */
@@ -268,7 +268,7 @@ export class JobWorker {
       if (committedGroups <= this.coveredThrough) return;
       this.coveredThrough = committedGroups;
     }
-    void this.runDue();
+    void this.runner.run();
   }
 
   /**
@@ -298,7 +298,7 @@ export class JobWorker {
     if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
     this.timer = this.d.clock.setTimeout(() => {
       this.timer = undefined;
-      void this.runDue();
+      void this.runner.run();
     }, this.d.options.pollMs);
   }
 
