@@ -11,6 +11,11 @@ import SQLite from "better-sqlite3";
 // break `npm ci` for everyone. Loaded dynamically so the project compiles without it.
 const BULLMQ = "bullmq";
 const IOREDIS = "ioredis";
+/** pg-boss, the second baseline on PostgreSQL: installed on demand like BullMQ (prebench), loaded dynamically. */
+const PGBOSS = "pg-boss";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import pg from "pg";
 import { fmt, progress, removeSqlite, withTimeout } from "./common.js";
 
@@ -147,6 +152,26 @@ export async function rawPostgresCommits(connectionString: string, schema: strin
   }
 }
 
+/**
+ * Load a baseline's package (installed by prebench, not in the lockfile). When
+ * it is not resolvable from here, `BENCH_DEPS_DIR` may name a directory whose
+ * `node_modules` holds it (an install kept outside the project's own
+ * node_modules).
+ * @throws the import error when neither place has it
+ */
+export async function loadBaseline(name: string): Promise<any> {
+  try {
+    return await import(name);
+  } catch (e) {
+    const dir = process.env.BENCH_DEPS_DIR;
+    if (!dir) throw e;
+    return import(pathToFileURL(createRequire(join(dir, "package.json")).resolve(name)).href);
+  }
+}
+
+/** How the BullMQ baseline's Redis persists: AOF with an fsync per write (durable like a commit), AOF fsynced every second, or nothing. */
+export type RedisPersistence = "always" | "everysec" | "none";
+
 /** Result of the BullMQ end-to-end run. */
 export interface BullResult extends Rate {
   completed: number;
@@ -159,9 +184,10 @@ export interface BullResult extends Rate {
  * processor that counts; first add → last processed. A warm-up of `warmup`
  * jobs runs first.
  */
-export async function bullmqEndToEnd(n: number, adders: number, concurrency: number, warmup: number, timeoutMs: number, aof: boolean): Promise<BullResult> {
-  const { Queue, Worker } = (await import(BULLMQ)) as any;
-  const { Redis } = (await import(IOREDIS)) as any;
+export async function bullmqEndToEnd(n: number, adders: number, concurrency: number, warmup: number, timeoutMs: number, persistence: RedisPersistence): Promise<BullResult> {
+  const aof = persistence !== "none";
+  const { Queue, Worker } = await loadBaseline(BULLMQ);
+  const { Redis } = await loadBaseline(IOREDIS);
   const connection = { host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null };
   const admin = new Redis(connection);
   const name = `grantkeeper-bench-${process.pid}`;
@@ -173,19 +199,20 @@ export async function bullmqEndToEnd(n: number, adders: number, concurrency: num
     { connection, concurrency },
   );
   const round = (count: number, offset: number) => rounds.round(count, (i) => queue.add("job", { body: jobBody(offset + i) }));
-  // stack.md's baseline runs Redis with AOF, fsync every second; the reference run persists nothing. The machine's
-  // own settings are put back afterwards.
+  // The baseline (issue 16's decision) runs Redis with AOF and an fsync per write (`appendfsync always`: each add is
+  // on disk before it resolves, like an accept); references run AOF fsynced every second, and no persistence. The
+  // machine's own settings are put back afterwards.
   const before = { appendonly: String(((await admin.config("GET", "appendonly")) as string[])[1]), appendfsync: String(((await admin.config("GET", "appendfsync")) as string[])[1]) };
   try {
-    await admin.config("SET", "appendfsync", "everysec");
+    await admin.config("SET", "appendfsync", aof ? persistence : "everysec");
     await admin.config("SET", "appendonly", aof ? "yes" : "no");
     if (aof) await waitForAofRewrite(admin);
     await worker.waitUntilReady();
     const info = await admin.info("server");
-    const persistence = await admin.config("GET", "appendonly");
+    const appendonly = await admin.config("GET", "appendonly");
     const save = await admin.config("GET", "save");
     const fsync = await admin.config("GET", "appendfsync");
-    const redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? "?"}, appendonly ${String((persistence as string[])[1])}${aof ? `, appendfsync ${String((fsync as string[])[1])}` : ""}, save "${String((save as string[])[1])}"`;
+    const redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? "?"}, appendonly ${String((appendonly as string[])[1])}${aof ? `, appendfsync ${String((fsync as string[])[1])}` : ""}, save "${String((save as string[])[1])}"`;
     await round(warmup, 0);
     progress(`jobs: BullMQ warm-up of ${fmt(warmup)} done; ${redis}`);
     const ms = await round(n, warmup);
@@ -371,4 +398,58 @@ export async function rawPostgresQueueEndToEnd(connectionString: string, schema:
     await adder.end();
     await worker.end();
   }
+}
+
+/** Result of the pg-boss end-to-end run. */
+export interface PgBossResult extends Rate {
+  /** The pg-boss version that ran. */
+  version: string;
+}
+
+/**
+ * pg-boss (10.4) on the local PostgreSQL, for reference as a second durable
+ * queue on that engine: its own schema `schema` (created by pg-boss, dropped
+ * after), `n` 1 KB jobs sent by `adders` concurrent loops (`boss.send`, each
+ * committed before it resolves), `workers` workers of `batchSize` jobs each
+ * with a no-op handler that counts (pg-boss polls: its shortest interval is
+ * 0.5 s, used here); first send → last handled. A warm-up of `warmup` jobs
+ * runs first.
+ */
+export async function pgBossEndToEnd(connectionString: string, schema: string, n: number, adders: number, workers: number, batchSize: number, warmup: number, timeoutMs: number): Promise<PgBossResult> {
+  const mod = await loadBaseline(PGBOSS);
+  const PgBoss = mod.default ?? mod;
+  const boss = new PgBoss({ connectionString, schema, max: adders + workers, supervise: false, schedule: false, migrate: true });
+  boss.on("error", (e: Error) => progress(`jobs: pg-boss error: ${e.message}`));
+  const name = "grantkeeper-bench";
+  const rounds = endToEndRounds(adders, timeoutMs, "pg-boss jobs");
+  await boss.start();
+  try {
+    await boss.createQueue(name);
+    for (let w = 0; w < workers; w++) {
+      await boss.work(name, { batchSize, pollingIntervalSeconds: 0.5 }, async (jobs: unknown[]) => rounds.handled(jobs.length));
+    }
+    const round = (count: number, offset: number) => rounds.round(count, (i) => boss.send(name, { body: jobBody(offset + i) }));
+    await round(warmup, 0);
+    const ms = await round(n, warmup);
+    const version = String(createRequireVersion());
+    return { rows: n, ms, perSec: n / (ms / 1000), version };
+  } finally {
+    await boss.stop({ graceful: false, wait: true, timeout: 5_000 }).catch(() => undefined);
+    const admin = new pg.Client({ connectionString });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => admin.end());
+  }
+}
+
+/** The version of the pg-boss that ran (its package.json). */
+function createRequireVersion(): string {
+  for (const from of [import.meta.url, process.env.BENCH_DEPS_DIR ? pathToFileURL(join(process.env.BENCH_DEPS_DIR, "package.json")).href : undefined]) {
+    if (!from) continue;
+    try {
+      return (createRequire(from)(`${PGBOSS}/package.json`) as { version: string }).version;
+    } catch {
+      // not installed there
+    }
+  }
+  return "?";
 }

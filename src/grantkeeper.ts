@@ -39,6 +39,7 @@ import { OAuthStateRepository } from "./store/oauthStates.js";
 import { ConnectSessionRepository } from "./store/connectSessions.js";
 import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
+import { WebhookSigningCache } from "./integrations/signingCache.js";
 import { BreakerRepository } from "./store/breakers.js";
 import { JobRepository } from "./store/jobs.js";
 import { UnitsOfWork } from "./store/unitOfWork.js";
@@ -65,6 +66,12 @@ export interface GrantkeeperOptions {
   integrations?: Partial<IntegrationPolicy>;
   /** Job queue tuning (milliseconds). */
   jobs?: Partial<Omit<WorkerOptions, "parkWhenDisabled">> & { maxBodyBytes?: number };
+  /**
+   * Inbound webhooks: how long a rotated-out secret is still accepted beside
+   * the new one (ms; config `webhook.secretOverlapSeconds`, Stripe's practice).
+   * @defaultValue `{ secretOverlapMs: 86 400 000 }`
+   */
+  webhook?: { secretOverlapMs?: number };
   /** Per delivery target breaker. @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }` */
   breaker?: Partial<BreakerPolicy>;
   /**
@@ -238,8 +245,11 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, freshTokens });
   const api = new ApiClient({ connections, repo, providers, clock, logger, hooks, telemetry, options: apiOptions, freshTokens });
   const parkWhenDisabled = options.integrations?.parkWhenDisabled ?? true;
+  // Signing settings cached for ≤ 5 s; this instance's own changes drop its entry at once.
+  const signingCache = new WebhookSigningCache(clock);
   const integrations = new IntegrationService({
     repo: integrationRepo,
+    signingCache,
     jobs: jobRepo,
     connections: repo,
     encryptor,
@@ -250,7 +260,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   });
   integrations.attach();
   const handlers = new Map<string, JobHandler>();
-  const worker = new JobWorker({
+  const worker: JobWorker = new JobWorker({
     jobs: jobRepo,
     breakerStore: breakerRepo,
     units,
@@ -281,7 +291,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       return Object.fromEntries(Object.entries(oldest).map(([table, at]) => [table, at === null ? 0 : Math.max(0, (now - at) / 1000)]));
     },
   });
-  const ingress = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, onQueued: (committed) => worker.wake(committed) });
+  const ingress: IngressService = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, signingCache, secretOverlapMs: options.webhook?.secretOverlapMs ?? 86_400_000, handoff: worker, onQueued: (committed: number) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
   const sinks: AlertSink[] = [];
   for (const config of options.alerts?.sinks ?? [{ type: "log", audience: "ops", minSeverity: "info" } satisfies SinkConfig]) {

@@ -89,6 +89,7 @@ export async function openRuntime(opts: { migrate?: boolean; create?: boolean; r
     scheduler: config.scheduler,
     integrations: { resetOnReauth: config.file.integrations.resetOnReauth, parkWhenDisabled: config.file.integrations.parkWhenDisabled },
     jobs: { leaseMs: config.file.jobs.leaseSeconds * 1000, maxAttempts: config.file.jobs.maxAttempts, maxBodyBytes: config.file.jobs.maxBodyBytes },
+    webhook: { secretOverlapMs: config.file.webhook.secretOverlapSeconds * 1000 },
     breaker: { maxConsecutiveFailures: config.file.breaker.maxConsecutiveFailures, cooldownMs: config.file.breaker.cooldownSeconds * 1000 },
     alerts: {
       sinks: config.file.alerts.sinks as SinkConfig[],

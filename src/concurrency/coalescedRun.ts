@@ -47,6 +47,11 @@ export class CoalescedRun {
     return total;
   }
 
+  /** True while a run is in progress. */
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
   /** Resolves when the run in progress, if any, has ended. */
   async settled(): Promise<void> {
     await this.running;

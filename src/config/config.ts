@@ -46,6 +46,13 @@ export const configFileSchema = z
       .object({ leaseSeconds: seconds.default(60), maxAttempts: z.number().int().min(1).default(5), maxBodyBytes: z.number().int().min(1).default(1_048_576) })
       .strict()
       .prefault({}),
+    webhook: z
+      .object({
+        /** How long a rotated-out inbound webhook secret is still accepted beside the new one (Stripe's practice: 24 h). */
+        secretOverlapSeconds: seconds.default(86_400),
+      })
+      .strict()
+      .prefault({}),
     alerts: z
       .object({
         escalateAfter: z.number().int().min(1).default(3),

@@ -5,7 +5,7 @@
  * ENABLED integration to ERROR(`credential_invalidated`) atomically (the
  * Frigg incident: 94k error lines a day from integrations left ENABLED).
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Transaction } from "kysely";
 import type { Clock } from "../domain/clock.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
@@ -17,6 +17,7 @@ import type { JobRepository } from "../store/jobs.js";
 import type { Database } from "../store/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import { isInternalIntegrationId, newUserIntegrationId } from "./internal.js";
+import type { WebhookSigningCache } from "./signingCache.js";
 import { toIntegration, toIntegrationEvent, WEBHOOK_NOT_CONFIGURED, type Integration, type IntegrationEvent, type IntegrationStatus, type WEBHOOK_SIGNING } from "./view.js";
 import { seqCursor } from "../domain/cursor.js";
 
@@ -61,6 +62,15 @@ export interface IntegrationServiceDeps {
   logger: Logger;
   hooks: LifecycleHooks;
   policy: IntegrationPolicy;
+  /** Ingress's cache of signing settings: {@link IntegrationService.setWebhook} drops the integration's entry, so this instance uses new settings at once. */
+  signingCache?: WebhookSigningCache;
+}
+
+/** Two secrets compared in constant time (for their length). */
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function notFound(id: string): GrantkeeperError {
@@ -201,8 +211,24 @@ export class IntegrationService {
     const { repo, encryptor, clock } = this.d;
     if (isInternalIntegrationId(id)) throw new GrantkeeperError(ErrorCode.integrationOutboundOnly, `integration ${id} is grantkeeper's own (an alert sink's queue) and takes no inbound webhooks`);
     checkWebhookSettings(webhook);
-    const secretCt = webhook?.secret ? encryptor.encrypt(webhook.secret, `integration:${id}:webhook_secret`) : null;
-    if (!(await repo.setWebhook(id, webhook?.signing ?? WEBHOOK_NOT_CONFIGURED, secretCt, clock.now()))) throw notFound(id);
+    const context = `integration:${id}:webhook_secret`;
+    const secretCt = webhook?.secret ? encryptor.encrypt(webhook.secret, context) : null;
+    const now = clock.now();
+    const found = await repo.transaction(async (trx) => {
+      const row = await repo.getForUpdate(id, trx);
+      if (!row) return false;
+      // Rotation (Stripe's practice): a new secret replacing another keeps the old one, accepted beside it for
+      // webhook.secretOverlapSeconds. The same secret again is no rotation; no secret (or no webhook) keeps none.
+      let previous = { ct: null as string | null, rotatedAt: null as number | null };
+      if (webhook?.secret && row.webhook_secret_ct) {
+        const old = encryptor.decrypt(row.webhook_secret_ct, context);
+        previous = sameSecret(old, webhook.secret) ? { ct: row.webhook_previous_secret_ct, rotatedAt: row.webhook_secret_rotated_at === null ? null : Number(row.webhook_secret_rotated_at) } : { ct: row.webhook_secret_ct, rotatedAt: now };
+      }
+      await repo.setWebhook(id, webhook?.signing ?? WEBHOOK_NOT_CONFIGURED, secretCt, now, trx, previous);
+      return true;
+    });
+    if (!found) throw notFound(id);
+    this.d.signingCache?.invalidate(id);
     return this.get(id);
   }
 

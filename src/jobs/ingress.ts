@@ -1,23 +1,25 @@
 /**
- * Webhook ingress: size limit, signature per integration (constant time),
- * idempotency, disposition by integration status, and a durable write before
+ * Webhook ingress: size limit, signature per integration (constant time;
+ * signing settings cached per instance for ≤ 5 s, a rotated secret accepted
+ * beside the new one for the overlap), idempotency, disposition by the
+ * integration's status as the INSERT reads it, and a durable write before
  * the 202 — grouped with other concurrent deliveries into one transaction.
  */
 import DataLoader from "dataloader";
 import type { Clock } from "../domain/clock.js";
-import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
 import { serializeJobLastError } from "../domain/jobLastError.js";
 import { acceptJob, type Disposition } from "../domain/jobLifecycle.js";
+import { INTEGRATION_STATUSES, type IntegrationStatus } from "../domain/states.js";
 import type { Encryptor } from "../store/encryption.js";
 import { isInternalIntegrationId } from "../integrations/internal.js";
+import type { WebhookSigning, WebhookSigningCache } from "../integrations/signingCache.js";
 import { WEBHOOK_NOT_CONFIGURED } from "../integrations/view.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
-import { newJobId, type InsertResult, type JobRepository, type NewJob } from "../store/jobs.js";
-import { sealPayload } from "../store/payloadCipher.js";
+import { newJobId, type AcceptClaim, type AcceptedDelivery, type AcceptResult, type ClaimedJob, type JobPayload, type JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
 import { GroupCommit } from "./groupCommit.js";
 import { idempotencyKeyOf, signedBodyReplayWindowMs, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
-
 /** What `POST /v1/webhooks/{integrationId}` answers with its 202. */
 export interface Accepted {
   jobId: string;
@@ -27,6 +29,20 @@ export interface Accepted {
 
 /** Headers never stored with a job (credentials and hop-by-hop headers). */
 const DROPPED_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "host", "connection", "content-length", "transfer-encoding", "keep-alive", "upgrade"]);
+
+/**
+ * What a job stores of a delivery (`job_payloads`): the kept headers as a JSON
+ * object (lower-case names, credentials and hop-by-hop headers dropped) and
+ * the raw body bytes exactly as received, in base64. Every accepted payload
+ * passes through here once, on its way to the store.
+ */
+export function payloadOf(headers: Headers, rawBody: Uint8Array): JobPayload {
+  const kept: Record<string, string> = {};
+  headers.forEach((v, k) => {
+    if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
+  });
+  return { headers: JSON.stringify(kept), body: Buffer.from(rawBody).toString("base64") };
+}
 
 /** Dependencies of {@link IngressService}. */
 export interface IngressDeps {
@@ -39,6 +55,13 @@ export interface IngressDeps {
   parkWhenDisabled: boolean;
   /** Largest accepted body, bytes. @defaultValue 1 048 576 */
   maxBodyBytes: number;
+  /** Signing settings by integration, shared with `IntegrationService` (which drops an entry when it changes them). */
+  signingCache: WebhookSigningCache;
+  /**
+   * How long a rotated-out webhook secret is still accepted beside the new one,
+   * ms (config `webhook.secretOverlapSeconds`; Stripe's practice). @defaultValue 86 400 000
+   */
+  secretOverlapMs: number;
   /**
    * Called after a new queued job committed (wakes the worker), with the
    * number of groups committed so far — this job's group included — so a
@@ -46,16 +69,26 @@ export interface IngressDeps {
    * (see {@link IngressService.committedGroups}).
    */
   onQueued: (committedGroups: number) => void;
+  /**
+   * Claim at accept: the local worker, which may take a group's jobs straight
+   * from the INSERT (`JobWorker.offerHandoff` / `takeHandoff`). Without it
+   * every accepted job is written queued for a claim to find.
+   */
+  handoff?: {
+    offerHandoff(n: number, nowMs: number): AcceptClaim | undefined;
+    releaseHandoff(n: number): void;
+    takeHandoff(jobs: ClaimedJob[], offered: number): void;
+  };
 }
 
 /** Accepts webhook deliveries for integrations. */
 export class IngressService {
-  private readonly group: GroupCommit<NewJob, InsertResult>;
-  /** Integration reads of deliveries arriving together, batched into one query (never cached: status is read fresh). */
+  private readonly group: GroupCommit<AcceptedDelivery, AcceptResult>;
+  /** Integration reads of deliveries arriving together (signing-cache misses), batched into one query. */
   private readonly integrationLoader: DataLoader<string, IntegrationRow | undefined>;
 
   constructor(private readonly d: IngressDeps) {
-    this.group = new GroupCommit((rows) => d.jobs.insertGroup(rows));
+    this.group = new GroupCommit((rows) => this.write(rows));
     this.integrationLoader = new DataLoader(
       async (ids) => {
         const rows = await d.integrations.getMany([...new Set(ids)]);
@@ -87,6 +120,12 @@ export class IngressService {
    * whatever their stored scheme), take no inbound webhook. A repeat of a
    * signed body whose scheme signs no timestamp is a `duplicate` for
    * {@link signedBodyReplayWindowMs} (see `idempotencyKeyOf`).
+   *
+   * The signature is checked against signing settings cached for ≤ 5 s; a
+   * webhook they reject is checked again against the store before it is
+   * refused. Within `secretOverlapMs` of a rotation the previous secret is
+   * accepted too. The disposition (queued, parked, discarded) is decided by
+   * the INSERT from the integration's status at commit.
    * @throws {@link GrantkeeperError} 404 `integration_not_found`, 413 `payload_too_large`,
    *   401 `webhook_signing_not_configured`, 401 `invalid_signature`, 400 `invalid_idempotency_key`
    */
@@ -96,51 +135,144 @@ export class IngressService {
     if (isInternalIntegrationId(integrationId)) {
       throw new GrantkeeperError(ErrorCode.webhookSigningNotConfigured, "this integration is grantkeeper's own and outbound only: it accepts no inbound webhooks");
     }
-    const integration = /^int_[a-zA-Z0-9]{1,64}$/.test(integrationId) ? await this.integrationLoader.load(integrationId) : undefined;
-    if (!integration) throw new GrantkeeperError(ErrorCode.integrationNotFound, `no integration ${JSON.stringify(integrationId)}`);
-    if (integration.webhook_signing === WEBHOOK_NOT_CONFIGURED) {
-      throw new GrantkeeperError(ErrorCode.webhookSigningNotConfigured, 'this integration accepts no inbound webhooks: give it a webhook block (PUT /v1/integrations/{id}/webhook) with a signing scheme, or signing "none" by name');
-    }
-    const scheme = integration.webhook_signing as SigningScheme;
-    const secret = integration.webhook_secret_ct ? this.d.encryptor.decrypt(integration.webhook_secret_ct, `integration:${integration.id}:webhook_secret`) : undefined;
+    if (!/^int_[a-zA-Z0-9]{1,64}$/.test(integrationId)) throw notFound(integrationId);
     const now = clock.now();
-    verifyWebhookSignature({ scheme, secret, rawBody, headers, nowMs: now });
+    const cached = this.d.signingCache.get(integrationId);
+    let signing = cached ?? (await this.readSigning(integrationId));
+    try {
+      this.verify(integrationId, signing, rawBody, headers, now);
+    } catch (e) {
+      if (!cached) throw e;
+      // The cache only ever accepts: settings changed on another instance within its lifetime are read before refusing.
+      signing = await this.readSigning(integrationId);
+      this.verify(integrationId, signing, rawBody, headers, now);
+    }
+    const scheme = signing!.signing as SigningScheme;
     const key = idempotencyKeyOf(scheme, headers, rawBody);
-    const { record, disposition } = acceptJob(integration.status, now, this.d);
-    const kept: Record<string, string> = {};
-    headers.forEach((v, k) => {
-      if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
-    });
-    // Headers and body sealed together, under the job id (one encryption; src/store/payloadCipher.ts).
-    const plain = { headers: JSON.stringify(kept), body: Buffer.from(rawBody).toString("base64") };
-    const withId = (id: string): NewJob => ({ ...job, id, ...sealPayload(this.d.encryptor, id, plain) });
-    const job: NewJob = {
-      id: "",
-      integration_id: integration.id,
-      state: record.state,
-      attempts: record.attempts,
-      idempotency_key: key?.value ?? null,
-      headers: "",
-      body: "",
-      run_at: record.runAtMs,
-      lease_owner: null,
-      lease_until: null,
-      last_error: serializeJobLastError(record.lastError),
-      probe: 0,
-      received_at: now,
-      created_at: now,
-      updated_at: now,
-      finished_at: record.finishedAtMs,
+    const recordFor = {} as AcceptedDelivery["recordFor"];
+    for (const status of INTEGRATION_STATUSES) {
+      const { record } = acceptJob(status as IntegrationStatus, now, this.d);
+      recordFor[status] = { state: record.state, finishedAtMs: record.finishedAtMs, lastError: serializeJobLastError(record.lastError) };
+    }
+    // The row as an ENABLED integration's job; the INSERT swaps in the record of the status it reads.
+    const first = acceptJob("ENABLED", now, this.d).record;
+    const delivery: AcceptedDelivery = {
+      job: {
+        id: newJobId(now),
+        integration_id: integrationId,
+        state: first.state,
+        attempts: first.attempts,
+        idempotency_key: key?.value ?? null,
+        ...payloadOf(headers, rawBody),
+        run_at: first.runAtMs,
+        lease_owner: null,
+        lease_until: null,
+        last_error: null,
+        probe: first.probe ? 1 : 0,
+        received_at: now,
+        created_at: now,
+        updated_at: now,
+        finished_at: first.finishedAtMs,
+      },
+      recordFor,
     };
-    let result = await this.group.submit(withId(newJobId(now)));
+    let result = await this.group.submit(delivery);
     const windowStart = now - signedBodyReplayWindowMs;
-    if (result.duplicate && key?.source === "signed_body" && result.receivedAt < windowStart) {
+    if ("duplicate" in result && result.duplicate && key?.source === "signed_body" && result.receivedAt < windowStart) {
       // The same signed body was last accepted more than the replay window ago: this is a new delivery.
-      await this.d.jobs.retireIdempotencyKey(integration.id, key.value, windowStart);
-      result = await this.group.submit(withId(newJobId(now)));
+      await this.d.jobs.retireIdempotencyKey(integrationId, key.value, windowStart);
+      result = await this.group.submit({ ...delivery, job: { ...delivery.job, id: newJobId(now) } });
+    }
+    if ("integrationMissing" in result) {
+      this.d.signingCache.invalidate(integrationId);
+      throw notFound(integrationId);
     }
     if (result.duplicate) return { jobId: result.id, disposition: "duplicate" };
+    // `running`: claimed at accept by this instance's worker — queued, and already taken.
+    const disposition: Disposition = result.state === "queued" || result.state === "running" ? "queued" : result.state === "parked" ? "parked" : "discarded";
+    if (result.state === "running") return { jobId: result.id, disposition };
     if (disposition === "queued") this.d.onQueued(this.group.stats.groups);
     return { jobId: result.id, disposition };
   }
+
+  /**
+   * Write one group. When the local worker has room, the INSERT may write jobs
+   * as claimed by it; those are handed over (with their payloads, from
+   * memory) once the group committed and before the next group is written,
+   * so they join their integrations' lanes in arrival order.
+   */
+  private async write(rows: AcceptedDelivery[]): Promise<AcceptResult[]> {
+    const { handoff } = this.d;
+    const claim = handoff?.offerHandoff(rows.length, this.d.clock.now());
+    let results: AcceptResult[];
+    try {
+      results = await this.d.jobs.acceptGroup(rows, claim);
+    } catch (e) {
+      if (claim) handoff!.releaseHandoff(rows.length);
+      throw e;
+    }
+    if (claim) {
+      const handed: ClaimedJob[] = [];
+      results.forEach((r, i) => {
+        if (!("integrationMissing" in r) && !r.duplicate && r.state === "running") {
+          handed.push({ ...rows[i]!.job, seq: r.seq!, state: "running", attempts: rows[i]!.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
+        }
+      });
+      handoff!.takeHandoff(handed, rows.length);
+    }
+    return results;
+  }
+
+  /** The integration's signing settings read from the store now (and cached), or undefined when it does not exist. */
+  private async readSigning(integrationId: string): Promise<WebhookSigning | undefined> {
+    const row = await this.integrationLoader.load(integrationId);
+    if (!row) return undefined;
+    const signing = signingOf(row, this.d.encryptor, this.d.secretOverlapMs);
+    this.d.signingCache.set(integrationId, signing);
+    return signing;
+  }
+
+  /**
+   * Check a delivery's signature against `signing`: the current secret, then,
+   * within the rotation overlap, the previous one.
+   * @throws {@link GrantkeeperError} 404 `integration_not_found` when `signing` is undefined, 401 `webhook_signing_not_configured`, 401 `invalid_signature`
+   */
+  private verify(integrationId: string, signing: WebhookSigning | undefined, rawBody: Uint8Array, headers: Headers, nowMs: number): void {
+    if (!signing) throw notFound(integrationId);
+    if (signing.signing === WEBHOOK_NOT_CONFIGURED) {
+      throw new GrantkeeperError(ErrorCode.webhookSigningNotConfigured, 'this integration accepts no inbound webhooks: give it a webhook block (PUT /v1/integrations/{id}/webhook) with a signing scheme, or signing "none" by name');
+    }
+    const scheme = signing.signing as SigningScheme;
+    try {
+      verifyWebhookSignature({ scheme, secret: signing.secret, rawBody, headers, nowMs });
+    } catch (e) {
+      if (signing.previousSecret === undefined || nowMs >= signing.previousUntilMs || !isGrantkeeperError(e, ErrorCode.invalidSignature)) throw e;
+      try {
+        verifyWebhookSignature({ scheme, secret: signing.previousSecret, rawBody, headers, nowMs });
+      } catch {
+        throw e;
+      }
+    }
+  }
+}
+
+function notFound(integrationId: string): GrantkeeperError {
+  return new GrantkeeperError(ErrorCode.integrationNotFound, `no integration ${JSON.stringify(integrationId)}`);
+}
+
+/**
+ * An integration row's signing settings, secrets decrypted. The previous
+ * secret's ciphertext was moved from the current-secret column at rotation,
+ * so it decrypts under the same context.
+ * @param overlapMs how long after a rotation the previous secret is accepted, ms
+ */
+export function signingOf(row: IntegrationRow, encryptor: Encryptor, overlapMs: number): WebhookSigning {
+  const context = `integration:${row.id}:webhook_secret`;
+  const previous = row.webhook_previous_secret_ct && row.webhook_secret_rotated_at !== null ? { ct: row.webhook_previous_secret_ct, until: Number(row.webhook_secret_rotated_at) + overlapMs } : undefined;
+  return {
+    signing: row.webhook_signing,
+    secret: row.webhook_secret_ct ? encryptor.decrypt(row.webhook_secret_ct, context) : undefined,
+    previousSecret: previous ? encryptor.decrypt(previous.ct, context) : undefined,
+    previousUntilMs: previous?.until ?? 0,
+  };
 }

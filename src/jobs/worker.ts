@@ -32,6 +32,7 @@ import { contextOf, jobOf, type JobHandler } from "./context.js";
 import { deliverTraced } from "./delivery.js";
 import { isAuthError, isUserError } from "./errors.js";
 import { ErrorCode, isGrantkeeperError, isNotFoundError } from "../domain/errors.js";
+import { CLAIMABLE_JOB_STATES } from "../domain/states.js";
 import { TargetBreakers } from "./targetBreakers.js";
 import type { ApiClient } from "../lifecycle/api/authorizedFetch.js";
 
@@ -93,7 +94,10 @@ interface BatchContext {
 export interface WorkerStats {
   /** Passes over the queue (sweep, probes, claims until none is runnable). */
   passes: number;
+  /** Jobs taken: by claim queries, and handed over by ingress at accept. */
   claimed: number;
+  /** Of {@link claimed}, the jobs ingress wrote as claimed at accept (no claim query). */
+  handedOver: number;
   succeeded: number;
   failed: number;
   faulted: number;
@@ -118,9 +122,20 @@ export class JobWorker {
    * committed before a claim that came back short (it took every runnable job it saw) began.
    */
   private coveredThrough = 0;
-  readonly stats: WorkerStats = { passes: 0, claimed: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
+  /**
+   * Per-integration lanes: the tail of each integration's chain of jobs in hand. A job starts after the one before
+   * it in its lane ended, so one integration's jobs run one after another in arrival order, whether they were
+   * claimed or handed over by ingress at accept; different integrations run side by side.
+   */
+  private readonly lanes = new Map<string, Promise<void>>();
+  /** Jobs in hand (in a lane, waiting or running) plus room promised to ingress for a group being written. */
+  private inHand = 0;
+  /** At most `concurrency` jobs run at once, over every lane. */
+  private readonly slot: ReturnType<typeof pLimit>;
+  readonly stats: WorkerStats = { passes: 0, claimed: 0, handedOver: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
 
   constructor(private readonly d: WorkerDeps) {
+    this.slot = pLimit(d.options.concurrency);
     this.targetBreakers = new TargetBreakers({ ...d, parkWhenDisabled: d.options.parkWhenDisabled });
     // Outcomes of jobs finishing together are written in one transaction; each job still awaits its own write.
     // If that transaction fails, each outcome is retried alone so one bad row cannot un-record the others.
@@ -146,7 +161,7 @@ export class JobWorker {
     if (this.started) return;
     this.started = true;
     this.stopping = false;
-    void this.runDue();
+    void this.runner.run();
   }
 
   /** Stop polling and wait for jobs in flight. */
@@ -156,6 +171,88 @@ export class JobWorker {
     if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.runner.settled();
+    // Jobs handed over at accept run outside any pass.
+    await this.lanesSettled();
+  }
+
+  /**
+   * Claim at accept (issue 16 item 3): how ingress may write the jobs of a
+   * group of `n` accepts directly as claimed by this worker — `running`, this
+   * instance's lease, first attempt — instead of `queued` for a claim query to
+   * find. Offered only while the worker runs and has room for all `n` (its
+   * jobs in hand stay within `max(batchSize, concurrency)`); the room is held
+   * until {@link takeHandoff} or {@link releaseHandoff}. The INSERT still
+   * admits a job only when a claim would take it now and no earlier job of its
+   * integration waits in the store (store/jobs.ts `acceptGroup`).
+   * @param n jobs in the group
+   * @param nowMs the time the group is written, ms since the epoch
+   * @returns the claim the INSERT applies, or undefined (write them queued)
+   */
+  offerHandoff(n: number, nowMs: number): { owner: string; leaseUntilMs: number; nowMs: number; handlerNames: string[] } | undefined {
+    const { options } = this.d;
+    if (!this.started || this.stopping || this.inHand + n > Math.max(options.batchSize, options.concurrency)) return undefined;
+    this.inHand += n;
+    return { owner: this.d.instanceId, leaseUntilMs: nowMs + options.leaseMs, nowMs, handlerNames: [...this.d.handlers.keys()] };
+  }
+
+  /** Give back the room of an offer whose group was not written (its transaction failed). */
+  releaseHandoff(n: number): void {
+    this.inHand -= n;
+  }
+
+  /**
+   * Take the jobs a group's INSERT wrote as claimed by this worker (with their
+   * payloads, from memory: no claim, no payload read) and give back the room
+   * of the others. Each job joins its integration's lane now, before the next
+   * group is written, so arrival order holds; the batch's integrations,
+   * connections and breakers are read once for all of them.
+   * @param offered the `n` of the {@link offerHandoff} that this group used
+   */
+  takeHandoff(jobs: ClaimedJob[], offered: number): void {
+    this.inHand -= offered;
+    if (jobs.length === 0) return;
+    this.stats.claimed += jobs.length;
+    this.stats.handedOver += jobs.length;
+    const batch = this.batchContext(jobs);
+    // Nothing waits on these promises but the lanes (and stop()); a failure is logged in enqueue.
+    for (const job of jobs) void this.enqueue(job, batch);
+  }
+
+  /** The reads one batch of jobs shares: integrations, their connections, their targets' breakers. */
+  private async batchContext(jobs: Array<{ integration_id: string }>): Promise<BatchContext> {
+    const ids = [...new Set(jobs.map((j) => j.integration_id))];
+    const [rows, connectionIds] = await Promise.all([this.d.integrations.getMany(ids), this.d.integrations.connectionIdsOf(ids)]);
+    return { integrations: rows, connectionIds, breakers: await this.d.breakerStore.breakers([...new Set([...rows.values()].map((r) => r.delivery_target))]) };
+  }
+
+  /**
+   * Put a job in hand at the end of its integration's lane. It runs once the
+   * lane's previous job ended, the batch's reads are in and a slot is free; a
+   * job that waited half its lease gets a fresh one first (so the sweep does
+   * not re-run it meanwhile). Never rejects: a job that cannot run keeps its
+   * lease, which expires, and the sweep queues it again.
+   */
+  private enqueue(job: ClaimedJob, batch: Promise<BatchContext>): Promise<void> {
+    const { clock, options, instanceId, jobs } = this.d;
+    this.inHand++;
+    const lane = job.integration_id;
+    const run = (this.lanes.get(lane) ?? Promise.resolve())
+      .then(async () => {
+        const context = await batch;
+        const now = clock.now();
+        if (job.lease_until !== null && job.lease_until - now < options.leaseMs / 2 && !(await jobs.renewLease(job.id, instanceId, now + options.leaseMs).catch(() => false))) return;
+        await this.slot(() => this.runOne(job, context));
+      })
+      .catch((e: Error) => {
+        this.stats.cleanupErrors++;
+        this.d.logger.error({ jobId: job.id, integrationId: job.integration_id, err: { name: e.name, message: e.message } }, "could not run a job in hand; its lease will expire and it will run again");
+      })
+      .finally(() => {
+        this.inHand--;
+        if (this.lanes.get(lane) === run) this.lanes.delete(lane);
+      });
+    this.lanes.set(lane, run);
+    return run;
   }
 
   /**
@@ -171,16 +268,29 @@ export class JobWorker {
       if (committedGroups <= this.coveredThrough) return;
       this.coveredThrough = committedGroups;
     }
-    void this.runDue();
+    void this.runner.run();
   }
 
   /**
    * Sweep expired leases, queue due breaker probes, then claim and run jobs
-   * until none is runnable. Concurrent calls share one run.
-   * @returns jobs run by this call
+   * until none is runnable, and wait for the jobs in hand (those handed over
+   * at accept too). Concurrent calls share one run.
+   * @returns jobs claimed by this call's passes
    */
-  runDue(): Promise<number> {
-    return this.runner.run();
+  async runDue(): Promise<number> {
+    const ran = await this.runner.run();
+    // Jobs handed over at accept run in their lanes, outside any pass: "run what is due" includes them, and the
+    // pass one of them may start when it is to run again at once.
+    while (this.lanes.size > 0 || this.runner.busy) {
+      await this.lanesSettled();
+      await this.runner.settled();
+    }
+    return ran;
+  }
+
+  /** Resolves once no job is in hand (every lane ran dry). */
+  private async lanesSettled(): Promise<void> {
+    while (this.lanes.size > 0) await Promise.all([...this.lanes.values()]);
   }
 
   private arm(): void {
@@ -188,7 +298,7 @@ export class JobWorker {
     if (this.timer !== undefined) this.d.clock.clearTimeout(this.timer);
     this.timer = this.d.clock.setTimeout(() => {
       this.timer = undefined;
-      void this.runDue();
+      void this.runner.run();
     }, this.d.options.pollMs);
   }
 
@@ -213,31 +323,15 @@ export class JobWorker {
         if (claimed.length === 0) break;
         this.stats.claimed += claimed.length;
         ran += claimed.length;
-        // One integration's jobs run one after another, in arrival order; different integrations run side by side.
-        const byIntegration = new Map<string, ClaimedJob[]>();
-        const ids = [...new Set(claimed.map((j) => j.integration_id))];
+        const withPayloads = async (): Promise<ClaimedJob[]> => {
+          const payloads = await jobs.payloads(claimed.map((j) => j.id));
+          return claimed.map((job) => ({ ...job, ...(payloads.get(job.id) ?? { headers: "{}", body: "" }) }));
+        };
         // The batch's reads are independent: on PostgreSQL they run side by side on the pool.
-        const [rows, connectionIds, payloads] = await Promise.all([this.d.integrations.getMany(ids), this.d.integrations.connectionIdsOf(ids), jobs.payloads(claimed.map((j) => j.id))]);
-        const batch: BatchContext = { integrations: rows, connectionIds, breakers: await this.d.breakerStore.breakers([...new Set([...rows.values()].map((r) => r.delivery_target))]) };
-        for (const job of claimed) {
-          // Sealed payloads are opened here, legacy plaintext rows pass as they are (src/store/payloadCipher.ts).
-          const stored = payloads.get(job.id);
-          const payload = stored ? openPayload(this.d.encryptor, job.id, stored) : { headers: "{}", body: "" };
-          const list = byIntegration.get(job.integration_id) ?? [];
-          list.push({ ...job, ...payload });
-          byIntegration.set(job.integration_id, list);
-        }
-        const slot = pLimit(options.concurrency);
-        await Promise.all(
-          [...byIntegration.values()].map(async (list) => {
-            for (const job of list) {
-              // A job that waited behind its predecessors for half its lease gets a fresh one, so the sweep does not re-run it meanwhile.
-              const now = clock.now();
-              if (job.lease_until !== null && job.lease_until - now < options.leaseMs / 2 && !(await jobs.renewLease(job.id, instanceId, now + options.leaseMs).catch(() => false))) continue;
-              await slot(() => this.runOne(job, batch));
-            }
-          }),
-        );
+        const [batch, inHand] = await Promise.all([this.batchContext(claimed), withPayloads()]);
+        // One integration's jobs run one after another, in arrival order (behind any it has in hand already); different
+        // integrations run side by side.
+        await Promise.all(inHand.map((job) => this.enqueue(job, Promise.resolve(batch))));
       }
     }
     return ran;
@@ -333,6 +427,9 @@ export class JobWorker {
       step = jobTransition(step.next, { type: "refreshed", connectionId: effect.connectionId, answer }, clock.now(), options, random());
     }
     await this.finish(job.id, step.next, now);
+    // A job to run again now (a re-run after a fresh token): a pass claims it. A job in a pass's batch would be found
+    // by that pass's next claim anyway; one handed over at accept runs outside any pass.
+    if ((CLAIMABLE_JOB_STATES as readonly string[]).includes(step.next.state) && step.next.runAtMs <= clock.now()) this.wake();
     this.count(outcome, step.next);
     if (outcome.kind === "failed") this.d.logger.info({ jobId: job.id, integrationId: job.integration_id, code: outcome.code }, "job failed (user error; not retried)");
     for (const effect of step.effects) await this.apply(effect, job, integration, step.next, now, batch);

@@ -34,8 +34,8 @@ export class IntegrationRepository {
     return this.db.transaction().execute(fn);
   }
 
-  /** Insert an integration with its dependencies and its first history entry. */
-  async insert(row: IntegrationRow, connectionIds: string[], message: string, db: Db): Promise<void> {
+  /** Insert an integration with its dependencies and its first history entry (a new integration has no rotated webhook secret). */
+  async insert(row: Omit<IntegrationRow, "webhook_previous_secret_ct" | "webhook_secret_rotated_at">, connectionIds: string[], message: string, db: Db): Promise<void> {
     await db.insertInto("integrations").values(row).execute();
     if (connectionIds.length > 0) await db.insertInto("integration_connections").values(connectionIds.map((connection_id) => ({ integration_id: row.id, connection_id }))).execute();
     await db
@@ -57,13 +57,29 @@ export class IntegrationRepository {
   }
 
   /**
+   * One row, locked for the rest of the transaction: a no-op UPDATE takes the
+   * row lock on PostgreSQL and the write lock on SQLite (both engines, no
+   * `FOR UPDATE`, which SQLite lacks), so two concurrent read-modify-writes of
+   * the row run one after the other.
+   */
+  async getForUpdate(id: string, trx: Transaction<Database>): Promise<IntegrationRow | undefined> {
+    await trx.updateTable("integrations").set((eb) => ({ updated_at: eb.ref("updated_at") })).where("id", "=", id).execute();
+    return trx.selectFrom("integrations").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  /**
    * Replace an integration's inbound webhook settings.
    * @param signing a scheme, or `not_configured` to take no inbound webhooks
    * @param secretCt the encrypted secret, or null
+   * @param previous the rotated-out secret still accepted (its ciphertext as stored under `webhook_secret_ct`) and when it was rotated out, ms since the epoch; nulls for none
    * @returns false when no such integration exists
    */
-  async setWebhook(id: string, signing: string, secretCt: string | null, nowMs: number): Promise<boolean> {
-    const r = await this.db.updateTable("integrations").set({ webhook_signing: signing, webhook_secret_ct: secretCt, updated_at: nowMs }).where("id", "=", id).executeTakeFirst();
+  async setWebhook(id: string, signing: string, secretCt: string | null, nowMs: number, db: Db = this.db, previous: { ct: string | null; rotatedAt: number | null } = { ct: null, rotatedAt: null }): Promise<boolean> {
+    const r = await db
+      .updateTable("integrations")
+      .set({ webhook_signing: signing, webhook_secret_ct: secretCt, webhook_previous_secret_ct: previous.ct, webhook_secret_rotated_at: previous.rotatedAt, updated_at: nowMs })
+      .where("id", "=", id)
+      .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
   }
 

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
 import { parseJobLastError, serializeJobLastError, type JobLastError } from "../domain/jobLastError.js";
 import { queueRuleFields, queueRules, REPLAYABLE_JOB_STATES, type JobRecord } from "../domain/jobLifecycle.js";
-import { CLAIMABLE_JOB_STATES, type JobState } from "../domain/states.js";
+import { CLAIMABLE_JOB_STATES, INTEGRATION_STATUSES, type IntegrationStatus, type JobState } from "../domain/states.js";
 import type { Dialect } from "./database.js";
 import type { Database, JobsTable } from "./schema.js";
 import { inList } from "./stateSql.js";
@@ -28,6 +28,39 @@ export type ClaimedJob = JobRow & JobPayload;
 
 /** A job to insert (before it has a `seq`), with its payload. */
 export type NewJob = Omit<JobRow, "seq"> & JobPayload;
+
+/**
+ * A webhook delivery to store whose state is not decided yet: {@link JobRepository.acceptGroup}
+ * picks, in the INSERT itself, the record `recordFor` gives for the status its
+ * integration has at that moment.
+ */
+export interface AcceptedDelivery {
+  /** The job row; its `state`, `finished_at` and `last_error` are replaced by those of the chosen record. */
+  job: NewJob;
+  /** The job's first record for each integration status (domain/jobLifecycle.ts `acceptJob`). */
+  recordFor: Record<IntegrationStatus, { state: JobState; finishedAtMs: number | null; lastError: string | null }>;
+}
+
+/**
+ * Result of {@link JobRepository.acceptGroup} for one delivery: stored (with
+ * its `seq`; state `running` when it was claimed at accept) or a duplicate,
+ * or its integration is gone.
+ */
+export type AcceptResult = (InsertResult & { seq?: number }) | { id: string; integrationMissing: true };
+
+/**
+ * Claim at accept: the claim {@link JobRepository.acceptGroup} applies to the
+ * jobs it may hand straight to the local worker (`JobWorker.offerHandoff`).
+ * Times are ms since the epoch.
+ */
+export interface AcceptClaim {
+  /** The worker instance that takes the jobs (lease owner). */
+  owner: string;
+  leaseUntilMs: number;
+  nowMs: number;
+  /** Handler names registered in this process (a job of an integration without a delivery URL needs its handler here). */
+  handlerNames: string[];
+}
 
 /** Result of inserting one job: its id, and whether it was a duplicate of an earlier delivery. */
 export interface InsertResult {
@@ -148,6 +181,114 @@ export class JobRepository {
     if (db) return write(db);
     // On PostgreSQL one statement is atomic on its own (no BEGIN/COMMIT round trips) unless a group needs several.
     return this.dialect === "postgres" && rows.length <= INSERT_CHUNK ? write(this.db) : this.db.transaction().execute(write);
+  }
+
+  /**
+   * Store a group of webhook deliveries in ONE transaction (group commit),
+   * each job's state decided IN the INSERT from its integration's status as
+   * the statement sees it (`INSERT … SELECT … JOIN integrations`), so a status
+   * change committed before the accept is always honoured — never a status
+   * read earlier and possibly stale (issue 16 item 3). Payloads are written as
+   * {@link insertGroup} writes them; on PostgreSQL jobs and payloads are one
+   * statement. A delivery whose (integration, idempotency key) is already
+   * stored — or appears earlier in the group — is a duplicate; one whose
+   * integration no longer exists is not stored (`integrationMissing`).
+   *
+   * With `claim`, a job is written directly as claimed by that worker
+   * (`running`, its lease, attempt 1: the `claimed` transition) when the claim
+   * query would take it now — integration ENABLED, runnable there (a delivery
+   * URL or a handler of `claim.handlerNames`), its target not cooling down —
+   * and no job of its integration waits before it: none queued or faulted and
+   * due, none running under another owner (this worker's own run in its
+   * integration's lane, which the job joins at the end). The conditions are
+   * read by the INSERT, so they hold for every job of one integration in the
+   * group alike.
+   * @returns one result per delivery, in order
+   */
+  async acceptGroup(deliveries: AcceptedDelivery[], claim?: AcceptClaim): Promise<AcceptResult[]> {
+    if (deliveries.length === 0) return [];
+    const pg = this.dialect === "postgres";
+    const write = async (trx: Db): Promise<AcceptResult[]> => {
+      const inserted = new Map<string, { state: JobState; seq: number }>();
+      for (let i = 0; i < deliveries.length; i += INSERT_CHUNK) {
+        const chunk = deliveries.slice(i, i + INSERT_CHUNK);
+        const text = (v: string | null) => sql`cast(${v} as text)`;
+        const int = (v: number | null) => sql`cast(${v} as bigint)`;
+        const values = sql.join(
+          chunk.map(({ job: r, recordFor }, k) =>
+            sql`(${sql.join([
+              int(k),
+              text(r.id),
+              text(r.integration_id),
+              int(r.attempts),
+              text(r.idempotency_key),
+              int(r.run_at),
+              int(r.probe),
+              int(r.received_at),
+              int(r.created_at),
+              int(r.updated_at),
+              text(r.headers),
+              text(r.body),
+              ...INTEGRATION_STATUSES.flatMap((st) => [text(recordFor[st].state), int(recordFor[st].finishedAtMs), text(recordFor[st].lastError)]),
+            ])})`,
+          ),
+        );
+        const perStatus = INTEGRATION_STATUSES.flatMap((_, n) => [sql.raw(`st${n}`), sql.raw(`fa${n}`), sql.raw(`le${n}`)]);
+        const columns = sql.join([...["ord", "id", "integration_id", "attempts", "idempotency_key", "run_at", "probe", "received_at", "created_at", "updated_at", "headers", "body"].map((c) => sql.raw(c)), ...perStatus]);
+        // The status is read by the INSERT itself: a CASE over every status picks that status's record.
+        const pick = (prefix: string) => sql.raw(`case i.status ${INTEGRATION_STATUSES.map((st, n) => `when '${st}' then v.${prefix}${n}`).join(" ")} end`);
+        const insertJobs = claim
+          ? // Claimed at accept when `handed` (see the method's description); queued, parked or discarded otherwise.
+            sql`insert into jobs (id, integration_id, state, attempts, idempotency_key, run_at, lease_owner, lease_until, last_error, probe, received_at, created_at, updated_at, finished_at)
+              select id, integration_id, case when handed then 'running' else st end, case when handed then attempts + 1 else attempts end, idempotency_key, run_at,
+                case when handed then ${claim.owner} else null end, case when handed then cast(${claim.leaseUntilMs} as bigint) else null end, le, probe, received_at, created_at, updated_at, fa
+              from (
+                select v.ord, v.id, v.integration_id, ${pick("st")} as st, v.attempts, v.idempotency_key, v.run_at, ${pick("le")} as le, v.probe, v.received_at, v.created_at, v.updated_at, ${pick("fa")} as fa,
+                  (i.status = 'ENABLED'
+                    and (i.delivery is not null${claim.handlerNames.length > 0 ? sql` or i.name in (${sql.join(claim.handlerNames)})` : sql``})
+                    and not exists (select 1 from breakers b where b.target = i.delivery_target and b.cooldown_until > ${claim.nowMs})
+                    and not exists (select 1 from jobs w where w.integration_id = v.integration_id and ${inList("w.state", CLAIMABLE_JOB_STATES)} and w.run_at <= ${claim.nowMs})
+                    and not exists (select 1 from jobs w where w.integration_id = v.integration_id and w.state = 'running' and (w.lease_owner is null or w.lease_owner <> ${claim.owner}))) as handed
+                from v join integrations i on i.id = v.integration_id
+              ) c where true order by ord
+              on conflict (integration_id, idempotency_key) do nothing
+              returning seq, id, state`
+          : sql`insert into jobs (id, integration_id, state, attempts, idempotency_key, run_at, lease_owner, lease_until, last_error, probe, received_at, created_at, updated_at, finished_at)
+              select v.id, v.integration_id, ${pick("st")}, v.attempts, v.idempotency_key, v.run_at, null, null, ${pick("le")}, v.probe, v.received_at, v.created_at, v.updated_at, ${pick("fa")}
+              from v join integrations i on i.id = v.integration_id where true order by v.ord
+              on conflict (integration_id, idempotency_key) do nothing
+              returning seq, id, state`;
+        if (pg) {
+          // One round trip: the jobs and the payloads of the ones inserted, in one statement (data-modifying CTEs).
+          const r = await sql<{ seq: number; id: string; state: JobState }>`with v (${columns}) as (values ${values}),
+            j as (${insertJobs}),
+            p as (insert into job_payloads (job_id, headers, body) select v.id, v.headers, v.body from v join j on j.id = v.id)
+            select seq, id, state from j`.execute(trx);
+          for (const row of r.rows) inserted.set(row.id, { state: row.state, seq: Number(row.seq) });
+          continue;
+        }
+        const r = await sql<{ seq: number; id: string; state: JobState }>`with v (${columns}) as (values ${values}) ${insertJobs}`.execute(trx);
+        for (const row of r.rows) inserted.set(row.id, { state: row.state, seq: Number(row.seq) });
+        const payloads = chunk.filter((d) => inserted.has(d.job.id)).map(({ job: d }) => ({ job_id: d.id, headers: d.headers, body: d.body }));
+        if (payloads.length > 0) await trx.insertInto("job_payloads").values(payloads).execute();
+      }
+      const out: AcceptResult[] = [];
+      for (const { job: row } of deliveries) {
+        const done = inserted.get(row.id);
+        if (done !== undefined) {
+          out.push({ id: row.id, duplicate: false, state: done.state, receivedAt: row.received_at, seq: done.seq });
+          continue;
+        }
+        const existing =
+          row.idempotency_key === null
+            ? undefined
+            : await trx.selectFrom("jobs").select(["id", "state", "received_at"]).where("integration_id", "=", row.integration_id).where("idempotency_key", "=", row.idempotency_key).executeTakeFirst();
+        out.push(existing ? { id: existing.id, duplicate: true, state: existing.state, receivedAt: existing.received_at } : { id: row.id, integrationMissing: true });
+      }
+      return out;
+    };
+    // On PostgreSQL one statement is atomic on its own (no BEGIN/COMMIT round trips) unless a group needs several.
+    return pg && deliveries.length <= INSERT_CHUNK ? write(this.db) : this.db.transaction().execute(write);
   }
 
   /**

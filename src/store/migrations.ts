@@ -340,6 +340,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable("connections").dropColumn("api_auth_rejections").execute();
       },
     },
+    "0019_webhook_secret_overlap": {
+      async up(db: Kysely<any>) {
+        // A rotated webhook secret is accepted beside the new one for webhook.secretOverlapSeconds (Stripe's practice):
+        // senders switch over at their own pace and no instance's cached signing settings refuse a valid webhook.
+        await db.schema.alterTable("integrations").addColumn("webhook_previous_secret_ct", "text").execute();
+        await db.schema.alterTable("integrations").addColumn("webhook_secret_rotated_at", bigint).execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.alterTable("integrations").dropColumn("webhook_secret_rotated_at").execute();
+        await db.schema.alterTable("integrations").dropColumn("webhook_previous_secret_ct").execute();
+      },
+    },
     "0008_webhook_signing_required": {
       async up(db: Kysely<any>) {
         // Deny by default (issue 10 item 5): an integration without a webhook block accepts no inbound webhook. Rows

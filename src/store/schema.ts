@@ -115,6 +115,10 @@ export interface IntegrationsTable {
   delivery_secret_ct: string | null;
   webhook_signing: string;
   webhook_secret_ct: string | null;
+  /** The secret a rotation replaced (encrypted), still accepted until `webhook_secret_rotated_at` + the overlap (`webhook.secretOverlapSeconds`). */
+  webhook_previous_secret_ct: string | null;
+  /** When the secret was last rotated, ms since the epoch; null when it never was. */
+  webhook_secret_rotated_at: number | null;
   /** Breaker key of where this integration's jobs go: the delivery URL, or `handler:<name>`. */
   delivery_target: string;
   created_at: number;
