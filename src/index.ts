@@ -62,7 +62,8 @@ export { defaultEpisodePolicy, type EpisodePolicy } from "./domain/alertEpisodes
 export { TokenEndpointError, isTokenEndpointError, type TokenSet } from "./oauth/tokenEndpoint.js";
 export { DatabaseUrlError } from "./store/database.js";
 export { EncryptionKeyError, DecryptionError } from "./store/encryption.js";
-export type { ConnectionFilter } from "./store/connections.js";
+export type { ConnectionFilter, ConnectionSummaryRow } from "./store/connections.js";
+export type { CachedGrant } from "./lifecycle/freshTokens.js";
 export type { ConnectionService } from "./lifecycle/connections.js";
 export type { LifecycleEvents, LifecycleListener } from "./lifecycle/hooks.js";
 export type { RefreshScheduler, SchedulerOptions, SchedulerStats } from "./lifecycle/scheduler.js";

@@ -239,7 +239,8 @@ export class ConnectionService {
    * {@link ensureFresh}, with the connection summary and provider definition it was decided on (what an API
    * call needs). From memory while the token is fresh and at most one margin old; else the store is read (and
    * the token refreshed when due), and the answer remembered.
-   * @throws as {@link ensureFresh}
+   * @throws {@link GrantkeeperError} 404 `connection_not_found`; 409 `connection_error` (grant dead);
+   *   503 `token_unavailable` with `Retry-After` (expired and the provider is unreachable; still usable)
    */
   async freshGrant(id: string): Promise<CachedGrant> {
     const { repo, clock, policy, freshTokens } = this.d;
