@@ -144,7 +144,7 @@ export class RefreshEngine {
   refresh(connectionId: string, mode: RefreshMode): Promise<RefreshResult> {
     const existing = this.inFlight.get(connectionId);
     if (existing) return existing;
-    const p = this.run(connectionId, mode).finally(() => this.settled(connectionId));
+    const p = this.run(connectionId, mode).finally(() => this.ended(connectionId));
     this.inFlight.set(connectionId, p);
     return p;
   }
@@ -158,14 +158,14 @@ export class RefreshEngine {
     return rows.map((row) => {
       const existing = this.inFlight.get(row.id);
       if (existing) return existing;
-      const p = this.run(row.id, mode, row).finally(() => this.settled(row.id));
+      const p = this.run(row.id, mode, row).finally(() => this.ended(row.id));
       this.inFlight.set(row.id, p);
       return p;
     });
   }
 
   /** A refresh ended: joiners read its result; the token in memory (if any) is stale or confirmed, so it is read again. */
-  private settled(id: string): void {
+  private ended(id: string): void {
     this.inFlight.delete(id);
     this.deps.freshTokens?.invalidate(id);
   }

@@ -39,7 +39,7 @@ describe("migration 0006_job_payloads", () => {
     const payloads = await new JobRepository(store.db, store.dialect).payloads(["job_a", "job_b"]);
     expect(payloads.get("job_a")).toEqual({ headers: '{"x-github-event":"issues"}', body });
     expect(payloads.get("job_b")).toEqual({ headers: '{"x-github-event":"issues"}', body });
-    const columns = await store.db.introspection.getTables().then((ts) => ts.find((t) => t.name === "jobs" && (store.schema === undefined || t.schema === store.schema))!.columns.map((c) => c.name));
+    const columns = await store.db.introspection.getTables().then((ts) => ts.find((t) => t.name === "jobs" && (store!.schema === undefined || t.schema === store!.schema))!.columns.map((c) => c.name));
     expect(columns).not.toContain("body");
 
     await migrateTo(store, "0005_provider_state_index");

@@ -107,7 +107,7 @@ describe("grantkeeper CLI", async () => {
     const gk = await createGrantkeeper({ databaseUrl: db.url, encryptionKey: env.GRANTKEEPER_ENCRYPTION_KEY!, migrate: false });
     try {
       const alerts = await gk.alerts.list(0);
-      expect(alerts.filter((a) => a.kind === "refresh_failed" && a.subject.connectionId === flakyId)).toHaveLength(1);
+      expect(alerts.filter((a) => a.kind === "refresh_failed" && "connectionId" in a.subject && a.subject.connectionId === flakyId)).toHaveLength(1);
     } finally {
       await gk.close();
     }

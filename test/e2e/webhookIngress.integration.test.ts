@@ -59,7 +59,7 @@ describe("webhook ingress: deny by default", () => {
   it("an integration created without a webhook block refuses every inbound webhook (401 webhook_signing_not_configured) and stores nothing", async () => {
     const id = await integration();
     expect((await t.api("GET", `/v1/integrations/${id}`)).body.webhook).toBeUndefined();
-    for (const headers of [{}, { "x-signature-256": `sha256=${hmacHex("{}")}` }, { "x-hub-signature-256": `sha256=${hmacHex("{}")}` }]) {
+    for (const headers of <Array<Record<string, string>>>[{}, { "x-signature-256": `sha256=${hmacHex("{}")}` }, { "x-hub-signature-256": `sha256=${hmacHex("{}")}` }]) {
       const res = await post(id, "{}", headers);
       expect(res).toMatchObject({ status: 401, body: { code: "webhook_signing_not_configured", status: 401 } });
     }
