@@ -81,7 +81,7 @@ describe("grantkeeper CLI", async () => {
 
   it("connections list prints a table", async () => {
     const r = await run(["connections", "list"]);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ID\s+PROVIDER\s+ENTITY\s+STATE/);
     expect(r.stdout).toContain(connectionId);
   });
