@@ -41,6 +41,9 @@ import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
 import { WebhookSigningCache } from "./integrations/signingCache.js";
 import { BreakerRepository } from "./store/breakers.js";
+import { ProviderBreakerRepository } from "./store/providerBreakers.js";
+import { ProviderBreakers } from "./lifecycle/providerBreakers.js";
+import { BREAKER_OPEN_CODE } from "./domain/providerBreaker.js";
 import { JobRepository } from "./store/jobs.js";
 import { UnitsOfWork } from "./store/unitOfWork.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
@@ -72,7 +75,10 @@ export interface GrantkeeperOptions {
    * @defaultValue `{ secretOverlapMs: 86 400 000 }`
    */
   webhook?: { secretOverlapMs?: number };
-  /** Per delivery target breaker. @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }` */
+  /**
+   * Per delivery target and per provider token endpoint breaker (design.md "Breakers and cooldowns").
+   * @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }`
+   */
   breaker?: Partial<BreakerPolicy>;
   /**
    * Alert episodes and sinks. `reconnectUrl` is a URL template on the host app
@@ -240,7 +246,22 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     // A fixed client configuration retries, at once, the connections that failed on the old one.
     if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
   });
-  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry, freshTokens });
+  const breakerPolicy: BreakerPolicy = { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker };
+  const providerBreakerRepo = new ProviderBreakerRepository(store.db);
+  const providerBreakers = new ProviderBreakers({
+    repo: providerBreakerRepo,
+    policy: breakerPolicy,
+    clock,
+    logger,
+    hooks,
+    telemetry,
+    rescheduleDeferred: async (providerId, nowMs) => {
+      const n = await repo.rescheduleProvider(providerId, nowMs, [BREAKER_OPEN_CODE]);
+      if (n > 0) scheduler.wake(nowMs);
+      return n;
+    },
+  });
+  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry, freshTokens, breakers: providerBreakers });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, freshTokens });
   const api = new ApiClient({ connections, repo, providers, clock, logger, hooks, telemetry, options: apiOptions, freshTokens });
@@ -273,7 +294,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     logger,
     hooks,
     handlers,
-    breaker: { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker },
+    breaker: breakerPolicy,
     options: { leaseMs: 60_000, concurrency: 8, batchSize: 64, pollMs: 1_000, ...options.jobs, ...resolveJobPolicy({ maxAttempts: options.jobs?.maxAttempts, backoffBaseMs: options.jobs?.backoffBaseMs, backoffMaxMs: options.jobs?.backoffMaxMs, parkWhenDisabled }) },
     instanceId,
     random,
@@ -386,6 +407,6 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       await store.close();
     },
   };
-  registerInternals(gk, { store, engine, retention, freshTokens });
+  registerInternals(gk, { store, engine, retention, freshTokens, providerBreakers: providerBreakerRepo });
   return gk;
 }
