@@ -240,14 +240,20 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const units = new UnitsOfWork(store.db, { integrations: integrationRepo, jobs: jobRepo, breakers: breakerRepo });
   // Fresh tokens in memory, shared by the engine (invalidates) and the connection service (fills, hands out).
   const freshTokens = new FreshTokenCache();
-  const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
-    // A redefined provider (base URL, margin, auth-failure rule) is read again by this instance's next call.
-    freshTokens.invalidateProvider(id);
-    // A fixed client configuration retries, at once, the connections that failed on the old one.
-    if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
-  });
-  const breakerPolicy: BreakerPolicy = { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker };
   const providerBreakerRepo = new ProviderBreakerRepository(store.db);
+  const providers = new ProviderService(
+    new ProviderRepository(store.db),
+    encryptor,
+    clock,
+    async (id, created) => {
+      // A redefined provider (base URL, margin, auth-failure rule) is read again by this instance's next call.
+      freshTokens.invalidateProvider(id);
+      // A fixed client configuration retries, at once, the connections that failed on the old one.
+      if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
+    },
+    (id) => providerBreakerRepo.get(id),
+  );
+  const breakerPolicy: BreakerPolicy = { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker };
   const providerBreakers = new ProviderBreakers({
     repo: providerBreakerRepo,
     policy: breakerPolicy,

@@ -87,6 +87,7 @@ export type { BodySource } from "./lifecycle/api/bodies.js";
 export { API_METHODS, type ApiMethod } from "./lifecycle/api/target.js";
 export { API_AUTH_REJECTED } from "./domain/transitions.js";
 export type { ProviderView } from "./providers/service.js";
+export type { ProviderBreakerView } from "./domain/providerBreaker.js";
 export { loadConfig, ConfigError, type GrantkeeperConfig } from "./config/config.js";
 export { createLogger, type Logger, type LoggerOptions } from "./telemetry/logger.js";
 export { Metrics, defaultMetricsOptions, type MetricsOptions, type MetricsSources, type RefreshAttemptResult, type RefreshClassLabel, type JobRunOutcome } from "./telemetry/metrics.js";

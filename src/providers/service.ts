@@ -1,7 +1,9 @@
 /**
  * Provider definitions, stored with their client secret encrypted.
  */
+import type { BreakerState } from "../domain/breaker.js";
 import type { Clock } from "../domain/clock.js";
+import { providerBreakerView, type ProviderBreakerView } from "../domain/providerBreaker.js";
 import { providerNotFound } from "../lifecycle/errors.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { ProviderRepository } from "../store/providers.js";
@@ -25,7 +27,19 @@ export class ProviderService {
     private readonly clock: Clock,
     /** Called after a successful put (e.g. to retry connections that failed on the old client configuration). */
     private readonly afterPut: (id: string, created: boolean) => Promise<void> = async () => {},
+    /** Reads a provider's token endpoint breaker from the store (closed when never seen). */
+    private readonly breakerOf: (id: string) => Promise<BreakerState> = async () => ({ state: "closed", consecutiveFailures: 0, cooldownUntil: null }),
   ) {}
+
+  /**
+   * The provider's token endpoint breaker as it stands (design.md "Breakers and
+   * cooldowns"): `open` means refreshes are deferred and one half-open probe
+   * goes out per cooldown (`retryAfterSeconds` until the next).
+   * Read from the store: every instance shows the same.
+   */
+  async tokenEndpointBreaker(id: string): Promise<ProviderBreakerView> {
+    return providerBreakerView(await this.breakerOf(id), this.clock.now());
+  }
 
   /**
    * Create or replace a provider (PUT semantics: the body is the whole definition).
