@@ -317,6 +317,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       const oldest = await retentionRepo.oldestFinished(now);
       return Object.fromEntries(Object.entries(oldest).map(([table, at]) => [table, at === null ? 0 : Math.max(0, (now - at) / 1000)]));
     },
+    providerBreakers: async () => Object.fromEntries([...(await providerBreakerRepo.providerBreakers())].map(([id, s]) => [id, s.state === "open"])),
   });
   const ingress: IngressService = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, signingCache, secretOverlapMs: options.webhook?.secretOverlapMs ?? 86_400_000, handoff: worker, onQueued: (committed: number) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());

@@ -100,12 +100,12 @@ export class ProviderBreakers {
     const { logger, hooks, telemetry } = this.d;
     const now = this.d.clock.now();
     if (t.opened) {
-      telemetry.metrics.breakerTransition("open");
+      telemetry.metrics.providerBreakerTransition("open");
       logger.error({ providerId, consecutiveFailures: t.next.consecutiveFailures, code: lastCode, cooldownMs: this.d.policy.cooldownMs }, "token endpoint breaker opened: one probe per cooldown until it answers");
       await hooks.emit("provider.breakerOpened", { providerId, consecutiveFailures: t.next.consecutiveFailures, cooldownSeconds: Math.round(this.d.policy.cooldownMs / 1000), ...(lastCode ? { lastErrorCode: lastCode } : {}) });
       return;
     }
-    telemetry.metrics.breakerTransition("closed");
+    telemetry.metrics.providerBreakerTransition("closed");
     const rescheduled = await this.d.rescheduleDeferred(providerId, now).catch((e: Error) => {
       logger.error({ providerId, err: { name: e.name, message: e.message } }, "could not reschedule the deferred connections; they refresh at their scheduled time");
       return 0;

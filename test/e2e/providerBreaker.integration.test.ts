@@ -105,6 +105,8 @@ describe("token endpoint breaker per provider, shared by two instances", () => {
   it("GET /v1/providers/{id} shows the open breaker and when the next probe may go out", async () => {
     const p = (await a.api("GET", "/v1/providers/acme")).body;
     expect(p.tokenEndpointBreaker).toMatchObject({ state: "open", consecutiveFailures: firstWave, retryAfterSeconds: COOLDOWN_MS / 1000 });
+    // Every instance reads it from the store: the gauge too.
+    expect(await b.gk.telemetry.metrics.render()).toContain('grantkeeper_provider_breaker_open{provider="acme"} 1');
   });
 
   it("an expired token answers 503 with Retry-After = the remaining cooldown; no call is made", async () => {
@@ -166,6 +168,7 @@ describe("token endpoint breaker per provider, shared by two instances", () => {
     expect((await internalsOf(a.gk).providerBreakers.providerBreakers()).get("acme")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
     expect(await providerAlerts()).toEqual(["breaker_opened", "breaker_closed"]);
     expect((await a.api("GET", "/v1/providers/acme")).body.tokenEndpointBreaker).toEqual({ state: "closed", consecutiveFailures: 0 });
+    expect(await a.gk.telemetry.metrics.render()).toContain('grantkeeper_provider_breaker_open{provider="acme"} 0');
     expect((await a.api("POST", `/v1/connections/${ids[0]}/token`)).status).toBe(200);
   });
 
