@@ -251,7 +251,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       // A fixed client configuration retries, at once, the connections that failed on the old one.
       if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
     },
-    (id) => providerBreakerRepo.get(id),
+    providerBreakerRepo,
   );
   const breakerPolicy: BreakerPolicy = { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker };
   const providerBreakers = new ProviderBreakers({

@@ -91,6 +91,7 @@ describe("token endpoint breaker per provider, shared by two instances", () => {
 
     const breakers = await internalsOf(a.gk).providerBreakers.providerBreakers();
     expect(breakers.get("acme")).toMatchObject({ state: "open", consecutiveFailures: firstWave });
+    expect(await b.gk.providers.tokenEndpointBreakers()).toEqual({ acme: expect.objectContaining({ state: "open", consecutiveFailures: firstWave }) });
 
     const all = await Promise.all(ids.map(connection));
     for (const c of all) expect(c).toMatchObject({ state: "degraded", usable: true });
