@@ -250,6 +250,8 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       freshTokens.invalidateProvider(id);
       // A fixed client configuration retries, at once, the connections that failed on the old one.
       if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
+      // A redefined provider starts with a closed token endpoint breaker (a fixed tokenEndpoint is used at once).
+      if (!created) await providerBreakers.redefined(id);
     },
     providerBreakerRepo,
   );

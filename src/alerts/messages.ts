@@ -107,7 +107,7 @@ export function renderAlert(kind: AlertKind, f: AlertFacts): RenderedAlert {
       }
       return { kind, severity, message: `${who} failed repeatedly; ${f.integrations ?? 0} integration(s) paused (ERROR circuit_open), their jobs parked. A probe is sent after the cooldown.` };
     case "breaker_closed":
-      if ("providerId" in f.subject) return { kind, severity, message: `All clear: the token endpoint of ${who} answered a probe after ${duration(f.durationMs)}; deferred refreshes run now.` };
+      if ("providerId" in f.subject) return { kind, severity, message: `All clear: the token endpoint breaker of ${who} is closed after ${duration(f.durationMs)} (a probe got an answer, or the provider was redefined); deferred refreshes run now.` };
       return { kind, severity, message: `All clear: ${who} answered a probe after ${duration(f.durationMs)}; integrations resumed and parked jobs replaying.` };
   }
 }

@@ -96,6 +96,18 @@ export class ProviderBreakers {
     return fault;
   }
 
+  /**
+   * The provider was redefined (`PUT /v1/providers/{id}`): a new client
+   * configuration or token endpoint starts with a closed breaker, so a fixed
+   * `tokenEndpoint` is used at once instead of after the cooldown. Closing an
+   * open breaker here is announced like a probe's close (deferred connections
+   * rescheduled, one all-clear).
+   */
+  async redefined(providerId: string): Promise<void> {
+    const t = await this.d.repo.settle(providerId, this.d.clock.now(), (current) => onSuccess(current));
+    if (t?.closed) await this.announce(providerId, t, undefined);
+  }
+
   private async announce(providerId: string, t: BreakerTransition, lastCode: string | undefined): Promise<void> {
     const { logger, hooks, telemetry } = this.d;
     const now = this.d.clock.now();

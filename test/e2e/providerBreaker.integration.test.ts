@@ -180,3 +180,55 @@ describe("token endpoint breaker per provider, shared by two instances", () => {
     }
   });
 });
+
+describe("redefining the provider closes its token endpoint breaker", () => {
+  let db: TestDatabase;
+  let down: ScriptedTokenEndpoint;
+  let up: ScriptedTokenEndpoint;
+  let t: GrantkeeperUnderTest;
+  const ids: string[] = [];
+  const define = (tokenEndpoint: string) =>
+    t.api("PUT", "/v1/providers/acme", { displayName: "Acme", authorizationEndpoint: `${up.origin}/authorize`, tokenEndpoint, clientId: "acme-client", clientSecret: "acme-client-secret", tokenEndpointAuthMethod: "client_secret_post" });
+  async function runDue() {
+    await t.gk.scheduler.runDue();
+    await t.gk.alerts.idle();
+  }
+
+  beforeAll(async () => {
+    db = await testDatabase();
+    [down, up] = await Promise.all([startScriptedTokenEndpoint(), startScriptedTokenEndpoint()]);
+    t = await startGrantkeeper(db, { refresh: { marginMs: 60_000, jitterMs: 0, minIntervalMs: 1_000 }, extra: { breaker: { maxConsecutiveFailures: 2, cooldownMs: 600_000 }, scheduler: { concurrency: 1 } } });
+    expect((await define(down.tokenEndpoint)).status).toBe(200);
+    for (let i = 0; i < 5; i++) ids.push((await t.api("POST", "/v1/connections", { providerId: "acme", entityId: `e-${i}`, accessToken: `at-r-secret-${i}`, refreshToken: `rt-r-secret-${i}`, expiresIn: 30 })).body.id);
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all([down?.close(), up?.close()]);
+    await db?.cleanup();
+  });
+
+  it("a wrong tokenEndpoint fixed with PUT is used at once, not after the 10 min cooldown", async () => {
+    await runDue();
+    // One call after another: the breaker opens after exactly 2, the other 3 are deferred.
+    expect(down.requests).toHaveLength(2);
+    expect((await t.api("GET", "/v1/providers/acme")).body.tokenEndpointBreaker).toMatchObject({ state: "open", retryAfterSeconds: 600 });
+
+    up.push(...Array.from({ length: 5 }, (_, i) => ({ status: 200, body: { access_token: `at-r-issued-${i}`, token_type: "Bearer", expires_in: 3600 } })));
+    t.clock.advance(1_000);
+    expect((await define(up.tokenEndpoint)).status).toBe(200);
+    await t.gk.alerts.idle();
+    expect((await t.api("GET", "/v1/providers/acme")).body.tokenEndpointBreaker).toEqual({ state: "closed", consecutiveFailures: 0 });
+    await runDue();
+    // The 3 deferred connections at once; the 2 that failed keep their own backoff (seconds, not the 10 min cooldown).
+    expect(up.requests).toHaveLength(3);
+    for (let i = 0; i < 12 && up.requests.length < 5; i++) {
+      t.clock.advance(10_000);
+      await runDue();
+    }
+    expect(up.requests).toHaveLength(5);
+    for (const id of ids) expect((await t.api("GET", `/v1/connections/${id}`)).body).toMatchObject({ state: "ready", consecutiveFailures: 0 });
+    const provider = (await t.gk.alerts.list(0)).filter((x) => "providerId" in x.subject).map((x) => x.kind);
+    expect(provider).toEqual(["breaker_opened", "breaker_closed"]);
+  });
+});
