@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { onFault, onSuccess, type BreakerState } from "./breaker.js";
 import { classifyRefreshFailure, type RefreshObservation } from "./classify.js";
-import { deferredUntil, isEndpointFault, providerBreakerView, providerGate } from "./providerBreaker.js";
+import { afterDeferred, BREAKER_OPEN_CODE, deferredUntil, isEndpointFault, providerBreakerView, providerGate } from "./providerBreaker.js";
+import { API_AUTH_REJECTED } from "./transitions.js";
 
 const NOW = Date.UTC(2026, 0, 1);
 const http = (status: number, error?: string, json = true): RefreshObservation => ({ kind: "http", status, json, ...(error ? { error } : {}) });
@@ -74,5 +75,19 @@ describe("providerBreakerView", () => {
       retryAfterSeconds: 80,
     });
     expect(providerBreakerView({ state: "open", consecutiveFailures: 3, openedAt: NOW, cooldownUntil: NOW - 1 }, NOW).retryAfterSeconds).toBe(0);
+  });
+});
+
+describe("afterDeferred: a refresh the open breaker did not let through", () => {
+  const retryAt = NOW + 120_000;
+  it.each([
+    ["a ready connection → degraded, due at the end of the cooldown, says why", { state: "ready", lastErrorCode: undefined, nextRefreshAtMs: NOW }, false, { write: true, state: "degraded", nextRefreshAtMs: retryAt, replaceLastError: true }],
+    ["one in backoff after an endpoint fault → deferred to the cooldown's end", { state: "degraded", lastErrorCode: "http_503", nextRefreshAtMs: NOW + 5_000 }, false, { write: true, state: "degraded", nextRefreshAtMs: retryAt, replaceLastError: true }],
+    ["already deferred to that time (an ensureFresh while open) → nothing written", { state: "degraded", lastErrorCode: BREAKER_OPEN_CODE, nextRefreshAtMs: retryAt }, false, { write: false }],
+    ["deferred to an earlier cooldown → deferred again", { state: "degraded", lastErrorCode: BREAKER_OPEN_CODE, nextRefreshAtMs: retryAt - 1 }, false, { write: true, state: "degraded", nextRefreshAtMs: retryAt, replaceLastError: true }],
+    ["a failed probe is always written (its attempt is recorded)", { state: "degraded", lastErrorCode: BREAKER_OPEN_CODE, nextRefreshAtMs: retryAt }, true, { write: true, state: "degraded", nextRefreshAtMs: retryAt, replaceLastError: true }],
+    ["degraded because its API rejects its tokens → keeps that last error", { state: "degraded", lastErrorCode: API_AUTH_REJECTED, nextRefreshAtMs: NOW }, false, { write: true, state: "degraded", nextRefreshAtMs: retryAt, replaceLastError: false }],
+  ] as const)("%s", (_name, subject, probe, expected) => {
+    expect(afterDeferred(subject, retryAt, probe, 120_000, 0)).toEqual(expected);
   });
 });

@@ -12,6 +12,8 @@
  */
 import type { BreakerState } from "./breaker.js";
 import type { Classification, TransientReason } from "./classify.js";
+import type { ConnectionState } from "./states.js";
+import { API_AUTH_REJECTED } from "./transitions.js";
 
 /**
  * Transient reasons that say the token endpoint itself is failing (no answer,
@@ -66,6 +68,48 @@ export const BREAKER_OPEN_CODE = "token_endpoint_breaker_open";
  */
 export function deferredUntil(retryAtMs: number, cooldownMs: number, random: number): number {
   return retryAtMs + Math.floor(Math.min(cooldownMs / 10, 30_000) * random);
+}
+
+/** What {@link afterDeferred} tells the refresher to write for a deferred connection. */
+export type Deferral =
+  /** Already deferred to (at least) that time: write nothing, only give the lease back. */
+  | { write: false }
+  | {
+      write: true;
+      /** Always `degraded`: the grant is usable, its refresh could not happen. */
+      state: "degraded";
+      /** When to try again, ms since the epoch ({@link deferredUntil}). */
+      nextRefreshAtMs: number;
+      /** False when the last error must stay (a connection degraded because its API rejects its tokens). */
+      replaceLastError: boolean;
+    };
+
+/**
+ * A refresh the open breaker did not let through (or a failed half-open
+ * probe): the connection becomes `degraded` and waits for the end of the
+ * cooldown; its failure count is left alone (it is not the grant's failure).
+ * @param subject the connection: state, last error code, next refresh (ms since the epoch or null)
+ * @param retryAtMs end of the cooldown, ms since the epoch
+ * @param probe true for a failed probe (always written: its attempt is recorded)
+ * @param cooldownMs the breaker's cooldown, ms
+ * @param random a number in [0, 1), for the spread
+ */
+export function afterDeferred(
+  subject: { state: ConnectionState; lastErrorCode: string | undefined; nextRefreshAtMs: number | null },
+  retryAtMs: number,
+  probe: boolean,
+  cooldownMs: number,
+  random: number,
+): Deferral {
+  const alreadyDeferred = subject.state === "degraded" && subject.lastErrorCode === BREAKER_OPEN_CODE && subject.nextRefreshAtMs !== null && subject.nextRefreshAtMs >= retryAtMs;
+  if (!probe && alreadyDeferred) return { write: false };
+  return {
+    write: true,
+    state: "degraded",
+    nextRefreshAtMs: deferredUntil(retryAtMs, cooldownMs, random),
+    // A connection whose API rejects its tokens keeps saying so: the deferral is not why it is degraded.
+    replaceLastError: !(subject.state === "degraded" && subject.lastErrorCode === API_AUTH_REJECTED),
+  };
 }
 
 /** A provider breaker as `GET /v1/providers/{id}` and the dashboard show it (times ISO 8601, durations in seconds). */

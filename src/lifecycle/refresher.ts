@@ -11,7 +11,7 @@ import { classifyRefreshFailure, forClientCredentials, type Classification } fro
 import type { Clock } from "../domain/clock.js";
 import { policyForProvider, type RefreshPolicy } from "../domain/policy.js";
 import type { FailureClass, LastError } from "../domain/states.js";
-import { afterRefreshFailure, afterRefreshSuccess, API_AUTH_REJECTED } from "../domain/transitions.js";
+import { afterRefreshFailure, afterRefreshSuccess } from "../domain/transitions.js";
 import { ErrorCode, isGrantkeeperError } from "../domain/errors.js";
 import { clientCredentialsGrant, isTokenEndpointError, refreshGrant, type TokenEndpointContext, type TokenSet } from "../oauth/tokenEndpoint.js";
 import { forTokenCalls, parseConnectionConfig } from "../providers/connectionConfig.js";
@@ -30,7 +30,7 @@ import { readFailureStreak, type FailureStreak } from "./failureStreak.js";
 import type { FreshTokenCache } from "./freshTokens.js";
 import type { LifecycleHooks } from "./hooks.js";
 import { lastErrorCodeOf } from "./view.js";
-import { BREAKER_OPEN_CODE, deferredUntil } from "../domain/providerBreaker.js";
+import { afterDeferred, BREAKER_OPEN_CODE } from "../domain/providerBreaker.js";
 import type { GateResult, ProviderBreakers } from "./providerBreakers.js";
 
 /** Why a refresh runs. `scheduled` skips when no longer due; `ensure` skips when fresh; `forced` always calls (rate limit permitting). */
@@ -376,17 +376,15 @@ export class RefreshEngine {
   private async defer(row: ConnectionRow, retryAtMs: number, message: string, probedAt?: number): Promise<RefreshResult> {
     const now = this.deps.clock.now();
     const breakerOpenForMs = Math.max(0, retryAtMs - now);
-    const code = lastErrorCodeOf(row.last_error);
-    if (probedAt === undefined && row.state === "degraded" && code === BREAKER_OPEN_CODE && row.next_refresh_at !== null && row.next_refresh_at >= retryAtMs) {
-      return this.release(row, "skipped", { breakerOpenForMs });
-    }
-    const next = deferredUntil(retryAtMs, this.deps.breakers.cooldownMs, this.deps.random());
+    const subject = { state: row.state, lastErrorCode: lastErrorCodeOf(row.last_error), nextRefreshAtMs: row.next_refresh_at };
+    const d = afterDeferred(subject, retryAtMs, probedAt !== undefined, this.deps.breakers.cooldownMs, this.deps.random());
+    if (!d.write) return this.release(row, "skipped", { breakerOpenForMs });
+    const next = d.nextRefreshAtMs;
     const lastError: LastError = { class: "transient", code: BREAKER_OPEN_CODE, message, at: new Date(now).toISOString() };
     const patch: ConnectionPatch = {
-      state: "degraded",
+      state: d.state,
       next_refresh_at: next,
-      // A connection whose API rejects its tokens keeps saying so: the deferral is not why it is degraded.
-      ...(code === API_AUTH_REJECTED && row.state === "degraded" ? {} : { last_error: JSON.stringify(lastError) }),
+      ...(d.replaceLastError ? { last_error: JSON.stringify(lastError) } : {}),
       ...(probedAt !== undefined ? { last_attempt_at: probedAt } : {}),
       updated_at: now,
     };
