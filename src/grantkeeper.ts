@@ -41,6 +41,9 @@ import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
 import { WebhookSigningCache } from "./integrations/signingCache.js";
 import { BreakerRepository } from "./store/breakers.js";
+import { ProviderBreakerRepository } from "./store/providerBreakers.js";
+import { ProviderBreakers } from "./lifecycle/providerBreakers.js";
+import { BREAKER_OPEN_CODE } from "./domain/providerBreaker.js";
 import { JobRepository } from "./store/jobs.js";
 import { UnitsOfWork } from "./store/unitOfWork.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
@@ -72,7 +75,10 @@ export interface GrantkeeperOptions {
    * @defaultValue `{ secretOverlapMs: 86 400 000 }`
    */
   webhook?: { secretOverlapMs?: number };
-  /** Per delivery target breaker. @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }` */
+  /**
+   * Per delivery target and per provider token endpoint breaker (design.md "Breakers and cooldowns").
+   * @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }`
+   */
   breaker?: Partial<BreakerPolicy>;
   /**
    * Alert episodes and sinks. `reconnectUrl` is a URL template on the host app
@@ -234,13 +240,36 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const units = new UnitsOfWork(store.db, { integrations: integrationRepo, jobs: jobRepo, breakers: breakerRepo });
   // Fresh tokens in memory, shared by the engine (invalidates) and the connection service (fills, hands out).
   const freshTokens = new FreshTokenCache();
-  const providers = new ProviderService(new ProviderRepository(store.db), encryptor, clock, async (id, created) => {
-    // A redefined provider (base URL, margin, auth-failure rule) is read again by this instance's next call.
-    freshTokens.invalidateProvider(id);
-    // A fixed client configuration retries, at once, the connections that failed on the old one.
-    if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
+  const providerBreakerRepo = new ProviderBreakerRepository(store.db);
+  const providers = new ProviderService(
+    new ProviderRepository(store.db),
+    encryptor,
+    clock,
+    async (id, created) => {
+      // A redefined provider (base URL, margin, auth-failure rule) is read again by this instance's next call.
+      freshTokens.invalidateProvider(id);
+      // A fixed client configuration retries, at once, the connections that failed on the old one.
+      if (!created) await repo.rescheduleProvider(id, clock.now(), providerLevelCodes((await providers.get(id))!));
+      // A redefined provider starts with a closed token endpoint breaker (a fixed tokenEndpoint is used at once).
+      if (!created) await providerBreakers.redefined(id);
+    },
+    providerBreakerRepo,
+  );
+  const breakerPolicy: BreakerPolicy = { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker };
+  const providerBreakers = new ProviderBreakers({
+    repo: providerBreakerRepo,
+    policy: breakerPolicy,
+    clock,
+    logger,
+    hooks,
+    telemetry,
+    rescheduleDeferred: async (providerId, nowMs) => {
+      const n = await repo.rescheduleProvider(providerId, nowMs, [BREAKER_OPEN_CODE]);
+      if (n > 0) scheduler.wake(nowMs);
+      return n;
+    },
   });
-  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry, freshTokens });
+  const engine = new RefreshEngine({ repo, providers, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, instanceId, telemetry, freshTokens, breakers: providerBreakers });
   const scheduler = new RefreshScheduler(repo, engine, clock, logger, { batchSize: 200, concurrency: 32, maxSleepMs: 30_000, ...options.scheduler });
   const connections = new ConnectionService({ repo, providers, engine, scheduler, encryptor, clock, fetch: fetchImpl, logger, policy, hooks, units, random, freshTokens });
   const api = new ApiClient({ connections, repo, providers, clock, logger, hooks, telemetry, options: apiOptions, freshTokens });
@@ -273,7 +302,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     logger,
     hooks,
     handlers,
-    breaker: { maxConsecutiveFailures: 3, cooldownMs: 120_000, ...options.breaker },
+    breaker: breakerPolicy,
     options: { leaseMs: 60_000, concurrency: 8, batchSize: 64, pollMs: 1_000, ...options.jobs, ...resolveJobPolicy({ maxAttempts: options.jobs?.maxAttempts, backoffBaseMs: options.jobs?.backoffBaseMs, backoffMaxMs: options.jobs?.backoffMaxMs, parkWhenDisabled }) },
     instanceId,
     random,
@@ -290,6 +319,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       const oldest = await retentionRepo.oldestFinished(now);
       return Object.fromEntries(Object.entries(oldest).map(([table, at]) => [table, at === null ? 0 : Math.max(0, (now - at) / 1000)]));
     },
+    providerBreakers: async () => Object.fromEntries([...(await providerBreakerRepo.providerBreakers())].map(([id, s]) => [id, s.state === "open"])),
   });
   const ingress: IngressService = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, signingCache, secretOverlapMs: options.webhook?.secretOverlapMs ?? 86_400_000, handoff: worker, onQueued: (committed: number) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
@@ -386,6 +416,6 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       await store.close();
     },
   };
-  registerInternals(gk, { store, engine, retention, freshTokens });
+  registerInternals(gk, { store, engine, retention, freshTokens, providerBreakers: providerBreakerRepo });
   return gk;
 }

@@ -72,7 +72,7 @@ export type { IntegrationService, NewIntegration, IntegrationPolicy, WebhookSett
 export type { JobService } from "./jobs/service.js";
 export type { IngressService } from "./jobs/ingress.js";
 export type { JobWorker, WorkerOptions, WorkerStats } from "./jobs/worker.js";
-export type { ProviderService, ProviderForCall } from "./providers/service.js";
+export type { ProviderService, ProviderForCall, ProviderBreakerReader } from "./providers/service.js";
 export type { AlertService } from "./alerts/service.js";
 export type { AlertRecord, Audience, SinkConfig } from "./alerts/sinks.js";
 export type { AlertSubject } from "./alerts/messages.js";
@@ -87,6 +87,7 @@ export type { BodySource } from "./lifecycle/api/bodies.js";
 export { API_METHODS, type ApiMethod } from "./lifecycle/api/target.js";
 export { API_AUTH_REJECTED } from "./domain/transitions.js";
 export type { ProviderView } from "./providers/service.js";
+export type { ProviderBreakerView } from "./domain/providerBreaker.js";
 export { loadConfig, ConfigError, type GrantkeeperConfig } from "./config/config.js";
 export { createLogger, type Logger, type LoggerOptions } from "./telemetry/logger.js";
 export { Metrics, defaultMetricsOptions, type MetricsOptions, type MetricsSources, type RefreshAttemptResult, type RefreshClassLabel, type JobRunOutcome } from "./telemetry/metrics.js";

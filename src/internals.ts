@@ -9,6 +9,7 @@ import type { FreshTokenCache } from "./lifecycle/freshTokens.js";
 import type { RefreshEngine } from "./lifecycle/refresher.js";
 import type { Store } from "./store/database.js";
 import type { RetentionSweeper } from "./lifecycle/retention.js";
+import type { ProviderBreakerRepository } from "./store/providerBreakers.js";
 
 /** The internals of one Grantkeeper instance. */
 export interface GrantkeeperInternals {
@@ -18,6 +19,8 @@ export interface GrantkeeperInternals {
   retention: RetentionSweeper;
   /** The instance's fresh tokens in memory (src/lifecycle/freshTokens.ts). */
   freshTokens: FreshTokenCache;
+  /** Provider token endpoint breakers (`providerBreakers()` lists them, for the dashboard). */
+  providerBreakers: ProviderBreakerRepository;
 }
 
 const registry = new WeakMap<object, GrantkeeperInternals>();

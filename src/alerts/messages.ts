@@ -29,6 +29,8 @@ export interface AlertFacts {
   durationMs?: number;
   integrations?: number;
   jobId?: string;
+  /** A provider token endpoint breaker's cooldown, in seconds (one half-open probe per cooldown). */
+  cooldownSeconds?: number;
 }
 
 /** A rendered alert. */
@@ -96,8 +98,16 @@ export function renderAlert(kind: AlertKind, f: AlertFacts): RenderedAlert {
     case "job_dead":
       return { kind, severity, message: `A job of ${who} gave up after its last attempt${f.jobId ? ` (${f.jobId})` : ""}; replay it with POST /v1/integrations/{id}/replay once the cause is fixed.${err}` };
     case "breaker_opened":
+      if ("providerId" in f.subject) {
+        return {
+          kind,
+          severity,
+          message: `The token endpoint of ${who} failed ${f.consecutiveFailures ?? "several"} times in a row across its connections${f.lastErrorCode ? ` (last: ${f.lastErrorCode})` : ""}; its breaker is open. Refreshes are deferred and one probe is sent every ${f.cooldownSeconds ?? "?"} s; connections stay usable (degraded) and their retries are not spent. Check the provider's status page and the network path to its token endpoint.`,
+        };
+      }
       return { kind, severity, message: `${who} failed repeatedly; ${f.integrations ?? 0} integration(s) paused (ERROR circuit_open), their jobs parked. A probe is sent after the cooldown.` };
     case "breaker_closed":
+      if ("providerId" in f.subject) return { kind, severity, message: `All clear: the token endpoint breaker of ${who} is closed after ${duration(f.durationMs)} (a probe got an answer, or the provider was redefined); deferred refreshes run now.` };
       return { kind, severity, message: `All clear: ${who} answered a probe after ${duration(f.durationMs)}; integrations resumed and parked jobs replaying.` };
   }
 }

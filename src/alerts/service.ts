@@ -84,6 +84,9 @@ export class AlertService {
     });
     hooks.on("connection.granted", (e) => (e.previousState !== undefined ? this.enqueue(conn(e.connectionId), [{ type: "success" }], {}) : undefined));
     hooks.on("provider.misconfigured", (e) => this.enqueue({ providerId: e.providerId }, [{ type: "provider_misconfigured" }], { lastErrorCode: e.lastError.code }));
+    // A provider's token endpoint breaker: one alert when it opens, one all-clear when the probe closes it (subject: the provider).
+    hooks.on("provider.breakerOpened", (e) => this.enqueue({ providerId: e.providerId }, [{ type: "breaker_opened" }], { consecutiveFailures: e.consecutiveFailures, cooldownSeconds: e.cooldownSeconds, ...(e.lastErrorCode ? { lastErrorCode: e.lastErrorCode } : {}) }));
+    hooks.on("provider.breakerClosed", (e) => this.enqueue({ providerId: e.providerId }, [{ type: "breaker_closed" }], {}));
     hooks.on("job.dead", (e) => this.enqueue({ integrationId: e.integrationId }, [{ type: "job_dead" }], { jobId: e.jobId, lastErrorCode: e.lastError.code }));
     hooks.on("breaker.opened", (e) => this.enqueue({ target: e.target }, [{ type: "breaker_opened" }], { integrations: e.integrations }));
     hooks.on("breaker.closed", (e) => this.enqueue({ target: e.target }, [{ type: "breaker_closed" }], { integrations: e.integrations }));

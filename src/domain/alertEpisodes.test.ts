@@ -61,6 +61,12 @@ describe("alert episodes", () => {
     expect(run([[0, { type: "breaker_opened" }], [1, { type: "breaker_opened" }], [2 * MIN, { type: "breaker_closed" }]]).out).toEqual([[0, "breaker_opened"], [2 * MIN, "breaker_closed"]]);
   });
 
+  it("a provider's breaker episode ends with the breaker's all-clear, whichever comes first: the close, or a connection's success", () => {
+    const opened: EpisodeInput = { type: "breaker_opened" };
+    expect(run([[0, opened], [2 * MIN, ok], [2 * MIN + 1, { type: "breaker_closed" }], [2 * MIN + 2, ok]]).out).toEqual([[0, "breaker_opened"], [2 * MIN, "breaker_closed"]]);
+    expect(run([[0, opened], [2 * MIN, { type: "breaker_closed" }], [2 * MIN + 1, ok]]).out).toEqual([[0, "breaker_opened"], [2 * MIN, "breaker_closed"]]);
+  });
+
   it("the all-clear says how long the episode lasted", () => {
     const first = stepEpisode(undefined, fail(1), 1_000);
     const done = stepEpisode(first.episode, ok, 61_000);

@@ -88,7 +88,9 @@ export function stepEpisode(current: Episode | undefined, input: EpisodeInput, n
     const alerted = ep.sent.length > 0;
     ep.status = "resolved";
     ep.resolvedAt = nowMs;
-    const kind = input.type === "breaker_closed" ? "breaker_closed" : "recovered";
+    // A provider's episode that alerted a token endpoint breaker ends with that breaker's all-clear, whichever
+    // instance's input arrives first (the probe's close, or a connection's success after it).
+    const kind = input.type === "breaker_closed" || ep.sent.includes("breaker_opened") ? "breaker_closed" : "recovered";
     if (alerted && (p.alertOnRecovery || kind === "breaker_closed")) once(ep, kind, alerts);
     return { episode: ep, alerts, ...(alerts.length ? { durationMs: nowMs - ep.openedAt } : {}) };
   }

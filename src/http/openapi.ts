@@ -144,7 +144,7 @@ export const OPERATIONS: readonly Operation[] = [
 
   { method: "put", path: "/v1/providers/{providerId}", operationId: "putProvider", tag: "providers", summary: "Create or replace a provider (from a catalogue template or by hand)", params: { providerId: "lowercase id" }, body: providerInputSchema, responses: { 200: ok("Provider"), 422: "validation_failed, invalid_provider, invalid_provider_id, unknown_template" } },
   { method: "get", path: "/v1/providers", operationId: "listProviders", tag: "providers", summary: "Every provider (client secrets never returned; hasClientSecret)", responses: { 200: ok("ProviderList") } },
-  { method: "get", path: "/v1/providers/{providerId}", operationId: "getProvider", tag: "providers", summary: "One provider", params: { providerId: "lowercase id" }, responses: { 200: ok("Provider"), 404: "provider_not_found", 422: "invalid_provider_id" } },
+  { method: "get", path: "/v1/providers/{providerId}", operationId: "getProvider", tag: "providers", summary: "One provider, with its token endpoint breaker", params: { providerId: "lowercase id" }, responses: { 200: ok("Provider"), 404: "provider_not_found", 422: "invalid_provider_id" } },
   { method: "get", path: "/v1/catalogue", operationId: "listProviderTemplates", tag: "providers", summary: "Provider templates", responses: { 200: ok("ProviderTemplateList") } },
 
   {

@@ -63,7 +63,20 @@ export const connectionEventSchema = z.object({
 });
 
 /** A provider as the API shows it: its definition without the client secret. */
-export const providerSchema = providerDefinitionSchema.extend({ hasClientSecret: z.boolean(), createdAt: time, updatedAt: time });
+export const providerSchema = providerDefinitionSchema.extend({
+  hasClientSecret: z.boolean(),
+  createdAt: time,
+  updatedAt: time,
+  tokenEndpointBreaker: z
+    .object({
+      state: z.enum(["closed", "open"]),
+      consecutiveFailures: z.number().int(),
+      openedAt: time.optional(),
+      retryAfterSeconds: z.number().int().optional().describe("seconds until the next half-open probe may go out"),
+    })
+    .optional()
+    .describe("GET /v1/providers/{id} only: the provider's token endpoint breaker (design.md \"Breakers and cooldowns\"); while open, refreshes are deferred and one probe goes out per breaker.cooldownSeconds"),
+});
 
 /** A catalogue template. */
 export const providerTemplateViewSchema = providerTemplateSchema;

@@ -17,7 +17,7 @@ import { newConnectionId, type ConnectionFilter, type ConnectionRepository, type
 import type { Encryptor } from "../store/encryption.js";
 import type { UnitsOfWork } from "../store/unitOfWork.js";
 import type { Logger } from "../telemetry/logger.js";
-import { connectionInError, connectionNotFound, providerNotFound, refreshRateLimited, tokenUnavailable } from "./errors.js";
+import { connectionInError, connectionNotFound, providerNotFound, refreshRateLimited, tokenEndpointUnavailable, tokenUnavailable } from "./errors.js";
 import { cacheableUntil, type AccessToken, type CachedGrant, type FreshTokenCache } from "./freshTokens.js";
 import type { LifecycleHooks } from "./hooks.js";
 import { isFresh, tokenContext, type RefreshEngine } from "./refresher.js";
@@ -220,7 +220,9 @@ export class ConnectionService {
    * (single-flight). A still-valid token is returned even when that refresh
    * fails transiently. Served from memory while fresh (see {@link freshGrant}).
    * @throws {@link GrantkeeperError} 404 `connection_not_found`; 409 `connection_error` (grant dead);
-   *   503 `token_unavailable` with `Retry-After` (expired and the provider is unreachable; still usable)
+   *   503 `token_unavailable` with `Retry-After` (expired and the provider is unreachable; still usable) — with
+   *   `details.reason` `token_endpoint_breaker_open` and `Retry-After` = the breaker's remaining cooldown when the
+   *   provider's token endpoint breaker is open (no call was made)
    */
   async ensureFresh(id: string): Promise<AccessToken> {
     return (await this.freshGrant(id)).token;
@@ -258,13 +260,17 @@ export class ConnectionService {
     // The provider's own timing decides (read fresh: another instance may have redefined it); the engine re-checks under its lease.
     const def = await this.d.providers.get(row.provider_id);
     const marginMs = def ? this.policyFor(def).marginMs : policy.marginMs;
+    let breakerOpenForMs: number | undefined;
     if (!isFresh(row, clock.now(), marginMs)) {
-      row = (await this.d.engine.refresh(id, "ensure")).row;
+      const result = await this.d.engine.refresh(id, "ensure");
+      row = result.row;
+      breakerOpenForMs = result.breakerOpenForMs;
       epoch = freshTokens.epoch();
     }
     if (row.state === "error") throw connectionInError(id, this.lastErrorCode(row));
     const now = clock.now();
     if (row.expires_at !== null && row.expires_at <= now && !expiryIsAGuess(row, def)) {
+      if (breakerOpenForMs !== undefined) throw tokenEndpointUnavailable(id, row.provider_id, breakerOpenForMs);
       const retryMs = row.next_refresh_at !== null ? Math.max(1000, row.next_refresh_at - now) : policy.minIntervalMs;
       throw tokenUnavailable(id, retryMs, this.lastErrorCode(row) ?? "refresh pending");
     }

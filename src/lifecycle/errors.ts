@@ -57,6 +57,21 @@ export function tokenUnavailable(id: string, retryAfterMs: number, reason: strin
 }
 
 /**
+ * `token_unavailable` (kind `unavailable`, 503) for an expired access token
+ * while the provider's token endpoint breaker is open: no refresh was tried,
+ * the grant is still usable. `details.reason` is `token_endpoint_breaker_open`
+ * and `Retry-After` the breaker's remaining cooldown (design.md "Breakers and cooldowns").
+ * @param retryAfterMs milliseconds until the breaker's cooldown ends and a half-open probe may go out
+ */
+export function tokenEndpointUnavailable(id: string, providerId: string, retryAfterMs: number): GrantkeeperError {
+  const s = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new GrantkeeperError(ErrorCode.tokenUnavailable, `connection ${id}: the access token is expired and the token endpoint of provider ${providerId} is failing (its breaker is open); the grant is still usable, retry in ${s} s`, {
+    retryAfterMs: s * 1000,
+    details: { retryAfterSeconds: s, connectionId: id, reason: "token_endpoint_breaker_open" },
+  });
+}
+
+/**
  * `provider_not_found`: kind `not_found` when the provider is the thing asked for,
  * `invalid_input` when it is named inside a body.
  */

@@ -24,6 +24,13 @@ export interface LifecycleEventMap {
   "connection.granted": { connectionId: string; providerId: string; entityId: string; previousState: string | undefined };
   /** A job exhausted its attempts on infrastructure faults. */
   "job.dead": { jobId: string; integrationId: string; attempts: number; lastError: { code: string; message: string } };
+  /**
+   * A provider's token endpoint breaker opened after `consecutiveFailures` endpoint faults across its
+   * connections: refreshes are deferred, one half-open probe per cooldown (`cooldownSeconds`).
+   */
+  "provider.breakerOpened": { providerId: string; consecutiveFailures: number; cooldownSeconds: number; lastErrorCode?: string };
+  /** The provider's token endpoint answered the probe: its breaker closed, `rescheduled` deferred connections refresh now. */
+  "provider.breakerClosed": { providerId: string; rescheduled: number };
   /** A delivery target's breaker opened; its integrations are in ERROR(circuit_open). */
   "breaker.opened": { target: string; integrations: number };
   /** A delivery target answered a probe; its integrations are ENABLED again. */

@@ -30,6 +30,8 @@ import { readFailureStreak, type FailureStreak } from "./failureStreak.js";
 import type { FreshTokenCache } from "./freshTokens.js";
 import type { LifecycleHooks } from "./hooks.js";
 import { lastErrorCodeOf } from "./view.js";
+import { afterDeferred, BREAKER_OPEN_CODE } from "../domain/providerBreaker.js";
+import type { GateResult, ProviderBreakers } from "./providerBreakers.js";
 
 /** Why a refresh runs. `scheduled` skips when no longer due; `ensure` skips when fresh; `forced` always calls (rate limit permitting). */
 export type RefreshMode = "scheduled" | "ensure" | "forced";
@@ -48,6 +50,11 @@ export interface RefreshResult {
   verdict?: Classification;
   /** Set when `skipped` because of the per-connection rate limit: milliseconds until a call is allowed. */
   rateLimitedForMs?: number;
+  /**
+   * Set when `skipped` because the provider's token endpoint breaker is open (no call was made):
+   * milliseconds until its cooldown ends and a half-open probe may go out.
+   */
+  breakerOpenForMs?: number;
 }
 
 /** Dependencies of {@link RefreshEngine}. */
@@ -70,6 +77,8 @@ export interface RefreshEngineDeps {
   telemetry: Telemetry;
   /** The instance's fresh tokens in memory: every refresh attempt, whatever its outcome, invalidates the connection's entry. */
   freshTokens?: FreshTokenCache;
+  /** The provider token endpoint breakers (one probe per cooldown while open). */
+  breakers: ProviderBreakers;
 }
 
 /** Associated-data context of a connection's token ciphertext. */
@@ -231,7 +240,10 @@ export class RefreshEngine {
       if (!current) throw connectionNotFound(row.id);
       return { outcome: "skipped", row: current };
     }
-    return this.traced(row, mode, () => this.callTokenEndpoint(row, provider, now));
+    // The provider's token endpoint breaker: closed → call; open → one half-open probe per cooldown, the rest deferred.
+    const gate = await this.deps.breakers.gate(row.provider_id);
+    if (gate.kind === "blocked") return this.defer(row, gate.retryAtMs, "the provider's token endpoint breaker is open");
+    return this.traced(row, mode, () => this.callTokenEndpoint(row, provider, now, gate));
   }
 
   /**
@@ -262,7 +274,7 @@ export class RefreshEngine {
     return policyForProvider(this.deps.policy, timingOf(def));
   }
 
-  private async callTokenEndpoint(row: ConnectionRow, provider: ProviderForCall, startedAt: number): Promise<RefreshResult> {
+  private async callTokenEndpoint(row: ConnectionRow, provider: ProviderForCall, startedAt: number, gate: GateResult): Promise<RefreshResult> {
     const { encryptor, policy, fetch } = this.deps;
     const def = provider.definition;
     const clientCredentials = grantTypeOf(def) === "client_credentials";
@@ -287,10 +299,14 @@ export class RefreshEngine {
       const verdict = clientCredentials ? forClientCredentials(classified) : classified;
       const durationMs = performance.now() - t0;
       metrics.refreshCallDuration(verdict.class, durationMs / 1000);
+      const endpointFault = await this.deps.breakers.record(row.provider_id, verdict, gate);
+      // A failed half-open probe is the provider's failure, not this grant's: its own budget is not spent.
+      if (gate.kind === "probe" && endpointFault) return this.defer(row, this.deps.clock.now() + this.deps.breakers.cooldownMs, `the half-open probe of the provider's token endpoint failed (${verdict.code})`, startedAt);
       return this.fail(row, verdict, e.message, startedAt, durationMs);
     }
     const durationMs = performance.now() - t0;
     metrics.refreshCallDuration("none", durationMs / 1000);
+    await this.deps.breakers.record(row.provider_id, undefined, gate);
     return this.succeed(row, tokens, def, startedAt, durationMs);
   }
 
@@ -347,6 +363,35 @@ export class RefreshEngine {
       await this.deps.hooks.emit("connection.refreshed", { connectionId: row.id, providerId: row.provider_id, entityId: row.entity_id, previousFailures: row.consecutive_failures });
     }
     return result;
+  }
+
+  /**
+   * No call: the provider's token endpoint breaker is open. The connection is
+   * `degraded` (still usable), tried again when the cooldown ends; its own
+   * failure count is left alone, so an outage does not run out its retries.
+   * A connection already deferred to that time is not written again.
+   * @param retryAtMs when the cooldown ends (ms since the epoch)
+   * @param probedAt when a failed probe was sent (ms since the epoch): recorded as the last attempt
+   */
+  private async defer(row: ConnectionRow, retryAtMs: number, message: string, probedAt?: number): Promise<RefreshResult> {
+    const now = this.deps.clock.now();
+    const breakerOpenForMs = Math.max(0, retryAtMs - now);
+    const subject = { state: row.state, lastErrorCode: lastErrorCodeOf(row.last_error), nextRefreshAtMs: row.next_refresh_at };
+    const d = afterDeferred(subject, retryAtMs, probedAt !== undefined, this.deps.breakers.cooldownMs, this.deps.random());
+    if (!d.write) return this.release(row, "skipped", { breakerOpenForMs });
+    const next = d.nextRefreshAtMs;
+    const lastError: LastError = { class: "transient", code: BREAKER_OPEN_CODE, message, at: new Date(now).toISOString() };
+    const patch: ConnectionPatch = {
+      state: d.state,
+      next_refresh_at: next,
+      ...(d.replaceLastError ? { last_error: JSON.stringify(lastError) } : {}),
+      ...(probedAt !== undefined ? { last_attempt_at: probedAt } : {}),
+      updated_at: now,
+    };
+    const events = [{ type: "refresh_deferred", class: "transient" as const, code: BREAKER_OPEN_CODE, message, detail: { nextRefreshAt: new Date(next).toISOString(), probe: probedAt !== undefined } }];
+    const result = await this.commit(row, "skipped", patch, events);
+    this.deps.logger.debug({ connectionId: row.id, providerId: row.provider_id, nextRefreshAt: new Date(next).toISOString(), probe: probedAt !== undefined }, "refresh deferred: token endpoint breaker open");
+    return { ...result, breakerOpenForMs };
   }
 
   private async fail(row: ConnectionRow, verdict: Classification, message: string, startedAt: number, durationMs: number): Promise<RefreshResult> {

@@ -78,6 +78,26 @@ const shapes: Shape[] = [
     expected: provider("invalid_client"),
   },
   {
+    name: "client_secret_post, wrong secret: 400 JSON invalid_client (Salesforce, Keycloak: no challenge, 400 not 401)",
+    status: 400,
+    body: { error: "invalid_client", error_description: "invalid client credentials" },
+    expected: provider("invalid_client"),
+  },
+  {
+    name: "401 + Basic challenge + JSON unauthorized_client (the client may not use refresh tokens)",
+    status: 401,
+    headers: { "www-authenticate": 'Basic realm="token"' },
+    body: { error: "unauthorized_client" },
+    expected: provider("unauthorized_client"),
+  },
+  {
+    name: "401 + Basic challenge error=invalid_client, text/plain body",
+    status: 401,
+    headers: { "www-authenticate": 'Basic realm="token", error="invalid_client"', "content-type": "text/plain" },
+    body: "Unauthorized",
+    expected: provider("invalid_client"),
+  },
+  {
     name: "Keycloak: 401 JSON unauthorized_client",
     status: 401,
     body: { error: "unauthorized_client", error_description: "Invalid client or Invalid client credentials" },

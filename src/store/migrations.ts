@@ -331,6 +331,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         for (const i of ["oauth_states_expires_at", "connection_events_at", "jobs_finished"]) await db.schema.dropIndex(i).execute();
       },
     },
+    "0012_provider_breakers": {
+      async up(db: Kysely<any>) {
+        // A breaker per provider token endpoint (issue 12), shared by every instance like the delivery breakers.
+        // cooldown_until is also the half-open probe's claim: the instance that moves it forward sends the one probe.
+        await db.schema
+          .createTable("provider_breakers")
+          .addColumn("provider_id", "text", (c) => c.primaryKey())
+          .addColumn("state", "text", (c) => c.notNull().check(inList("state", BREAKER_STATES)))
+          .addColumn("consecutive_failures", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("opened_at", bigint)
+          .addColumn("cooldown_until", bigint)
+          .addColumn("updated_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable("provider_breakers").execute();
+      },
+    },
     "0014_api_auth_rejections": {
       async up(db: Kysely<any>) {
         // Rejections of a just-refreshed token by the provider's API, in a row: the Nth makes the connection degraded.

@@ -197,6 +197,23 @@ export interface BreakersTable {
   updated_at: number;
 }
 
+/**
+ * Per provider token endpoint breaker (migration 0012), shared by every
+ * instance through the store. Times in ms since the epoch. While `open`,
+ * `cooldown_until` is when the next half-open probe may go out; claiming the
+ * probe moves it one cooldown forward.
+ */
+export interface ProviderBreakersTable {
+  provider_id: string;
+  /** CHECK: one of `BREAKER_STATES`. */
+  state: BreakerStateName;
+  /** Consecutive token endpoint faults across the provider's connections. */
+  consecutive_failures: number;
+  opened_at: number | null;
+  cooldown_until: number | null;
+  updated_at: number;
+}
+
 export interface AlertsTable {
   id: Generated<number>;
   kind: string;
@@ -233,6 +250,7 @@ export interface Database {
   jobs: JobsTable;
   job_payloads: JobPayloadsTable;
   breakers: BreakersTable;
+  provider_breakers: ProviderBreakersTable;
   alerts: AlertsTable;
   alert_episodes: AlertEpisodesTable;
 }

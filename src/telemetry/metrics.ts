@@ -30,6 +30,8 @@ export interface MetricsSources {
    * Optional: without it the gauge exports nothing.
    */
   retentionOldestAgeSeconds?(): Promise<Record<string, number>>;
+  /** Provider token endpoint breakers the store has seen, by provider id: true when open. Optional: without it the gauge exports nothing. */
+  providerBreakers?(): Promise<Record<string, boolean>>;
 }
 
 /** Options of {@link Metrics}. */
@@ -54,6 +56,7 @@ interface StoreSnapshot {
   connections?: PromiseSettledResult<Record<string, number>>;
   breakers?: PromiseSettledResult<number>;
   retention?: PromiseSettledResult<Record<string, number>>;
+  providerBreakers?: PromiseSettledResult<Record<string, boolean>>;
 }
 
 /** Seconds; the default refresh timeout is 30 s. */
@@ -83,6 +86,7 @@ export class Metrics {
   private readonly authRejected = new Counter({ name: "grantkeeper_api_auth_rejected_total", help: "API calls whose auth failure went back to the caller (the retry with a refreshed token failed too, or the body could not be sent again), by provider.", labelNames: ["provider"] as const, registers: [this.registry] });
   private readonly jobRuns = new Counter({ name: "grantkeeper_job_runs_total", help: "Job runs by outcome (succeeded, failed = user error, faulted, auth_failed).", labelNames: ["outcome"] as const, registers: [this.registry] });
   private readonly jobsDead = new Counter({ name: "grantkeeper_jobs_dead_total", help: "Jobs that exhausted their attempts.", registers: [this.registry] });
+  private readonly providerBreakerTransitions = new Counter({ name: "grantkeeper_provider_breaker_transitions_total", help: "Provider token endpoint breaker transitions, by new state (open, closed).", labelNames: ["state"] as const, registers: [this.registry] });
   private readonly breakerTransitions = new Counter({ name: "grantkeeper_breaker_transitions_total", help: "Delivery breaker transitions, by new state (open, closed).", labelNames: ["state"] as const, registers: [this.registry] });
   private readonly alerts = new Counter({ name: "grantkeeper_alerts_sent_total", help: "Alerts handed to a sink, by alert kind and sink name.", labelNames: ["kind", "sink"] as const, registers: [this.registry] });
   private readonly retentionDeletedRows = new Counter({ name: "grantkeeper_retention_deleted_rows_total", help: "Rows deleted by retention sweeps (docs/operations.md \"Retention\"), by table.", labelNames: ["table"] as const, registers: [this.registry] });
@@ -94,7 +98,7 @@ export class Metrics {
     registers: [this.registry],
     collect: async () => {
       const s = await this.storeSnapshot();
-      for (const [gauge, r] of [["jobs", s.jobs], ["connections", s.connections], ["breakers_open", s.breakers], ["retention_oldest", s.retention]] as const) if (r?.status === "rejected") this.collectErrors.inc({ gauge });
+      for (const [gauge, r] of [["jobs", s.jobs], ["connections", s.connections], ["breakers_open", s.breakers], ["retention_oldest", s.retention], ["provider_breaker_open", s.providerBreakers]] as const) if (r?.status === "rejected") this.collectErrors.inc({ gauge });
     },
   });
 
@@ -141,6 +145,17 @@ export class Metrics {
         this.reset();
         const r = (await self.storeSnapshot()).retention;
         if (r?.status === "fulfilled") for (const [table, age] of Object.entries(r.value)) this.set({ table }, age);
+      },
+    });
+    new Gauge({
+      name: "grantkeeper_provider_breaker_open",
+      help: "1 while a provider's token endpoint breaker is open (refreshes deferred, one probe per cooldown), 0 when closed; read from the store at scrape time.",
+      labelNames: ["provider"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const r = (await self.storeSnapshot()).providerBreakers;
+        if (r?.status === "fulfilled") for (const [provider, open] of Object.entries(r.value)) this.set({ provider }, open ? 1 : 0);
       },
     });
     if (o.processMetrics) collectDefaultMetrics({ register: this.registry });
@@ -211,6 +226,11 @@ export class Metrics {
     this.jobsDead.inc();
   }
 
+  /** A provider's token endpoint breaker opened or closed. */
+  providerBreakerTransition(state: "open" | "closed"): void {
+    this.providerBreakerTransitions.inc({ state });
+  }
+
   /** A delivery target's breaker opened or closed. */
   breakerTransition(state: "open" | "closed"): void {
     this.breakerTransitions.inc({ state });
@@ -248,8 +268,20 @@ export class Metrics {
       const sources = this.sources;
       this.snapshotInFlight = (async (): Promise<StoreSnapshot> => {
         if (!sources) return {};
-        const [jobs, connections, breakers, retention] = await Promise.allSettled([sources.jobsByState(), sources.connectionsByState(), sources.openBreakers(), sources.retentionOldestAgeSeconds?.()]);
-        return { jobs, connections, breakers, ...(sources.retentionOldestAgeSeconds ? { retention: retention as PromiseSettledResult<Record<string, number>> } : {}) };
+        const [jobs, connections, breakers, retention, providerBreakers] = await Promise.allSettled([
+          sources.jobsByState(),
+          sources.connectionsByState(),
+          sources.openBreakers(),
+          sources.retentionOldestAgeSeconds?.(),
+          sources.providerBreakers?.(),
+        ]);
+        return {
+          jobs,
+          connections,
+          breakers,
+          ...(sources.retentionOldestAgeSeconds ? { retention: retention as PromiseSettledResult<Record<string, number>> } : {}),
+          ...(sources.providerBreakers ? { providerBreakers: providerBreakers as PromiseSettledResult<Record<string, boolean>> } : {}),
+        };
       })().finally(() => {
         this.snapshotInFlight = undefined;
       });

@@ -51,6 +51,9 @@ describe("grant lifecycle on a real authorization server", () => {
     // The redirect URI must be known before the authorization server starts; grantkeeper picks its port first.
     t = await startGrantkeeper(db, {
       refresh: { marginMs: MARGIN_S * 1000, jitterMs: 0, timeoutMs: 1_000, minIntervalMs: 1_000, backoffBaseMs: 2_000, backoffMaxMs: 10_000, maxRetries: 3, recoveryIntervalMs: 60_000 },
+      // One connection's own retries and active recovery are the subject here: the provider's token endpoint
+      // breaker, which would take over after 3 faults, is tested in providerBreaker.integration.test.ts.
+      extra: { breaker: { maxConsecutiveFailures: 100, cooldownMs: 120_000 } },
     });
     as = await startAuthServer({ accessTokenTtlSeconds: TTL_S, clients: [{ clientId: "gk-client", clientSecret: "gk-client-secret-value", redirectUris: [`${t.url}/v1/oauth/callback`] }] });
     proxy = await startFaultProxy(as.issuer);

@@ -27,7 +27,7 @@ export function providerRoutes(gk: Grantkeeper): Hono {
     const id = idParam(c.req.param("providerId"));
     const p = await gk.providers.get(id);
     if (!p) throw providerNotFound(id);
-    return c.json(p);
+    return c.json({ ...p, tokenEndpointBreaker: await gk.providers.tokenEndpointBreaker(id) });
   });
   return app;
 }
