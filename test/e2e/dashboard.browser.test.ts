@@ -175,7 +175,7 @@ describe("the operator dashboard in a real browser", () => {
     await page.goto(`${t.url}/`);
     expect(await text("section[aria-labelledby=h-conn]")).toMatch(/error 1/);
     expect(await text("section[aria-labelledby=h-jobs]")).toMatch(/parked 3/);
-    expect(await text("main")).toMatch(/1 permanent failures/);
+    expect(await text("main")).toMatch(/Succeeded: 0 · transient failures: 0 · permanent failures: 1/);
     await page.locator("#refresh-outcomes-chart canvas").waitFor();
     await check("overview-error");
   }, 60_000);

@@ -61,7 +61,10 @@ input,select{font:inherit;padding:.3rem .4rem;border:1px solid #8c959f;border-ra
 .muted{color:var(--muted)}
 .link-box{width:100%;font-family:ui-monospace,monospace;font-size:.85rem}
 .chart{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:.5rem;min-height:2rem}
-.sign-in{max-width:26rem;margin:10vh auto;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1.5rem 2rem}
+main.narrow{max-width:28rem;margin:10vh auto 0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1.5rem 2rem}
+dl.facts{grid-template-columns:max-content 1fr;max-width:56rem}dl.facts dd{text-align:left;font-weight:400}
+ul.tabs{list-style:none;display:flex;flex-wrap:wrap;gap:.5rem 1.25rem;padding:0;margin:0 0 1rem}
+ul.tabs a[aria-current=page]{font-weight:700}
 .sign-in label{display:block;margin:.75rem 0 .25rem;font-weight:600}
 .sign-in input{width:100%}
 .sign-in button{margin-top:1rem}

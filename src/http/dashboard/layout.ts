@@ -45,6 +45,8 @@ export interface PageOptions {
   head?: Fragment;
   /** Scripts at the end of `<body>` (the chart). */
   scripts?: Fragment;
+  /** A narrow, centred page (sign-in). */
+  narrow?: boolean;
 }
 
 /** A hidden CSRF field for a form that changes something. */
@@ -61,7 +63,7 @@ export function page(c: Context, body: Fragment, o: PageOptions): Response | Pro
 <title>${o.title} · grantkeeper</title><link rel="stylesheet" href="${assetUrl(ASSETS.css)}">${o.head ?? ""}</head>
 <body><a class="skip" href="#main">Skip to content</a>
 <header class="top"><span class="brand">grantkeeper</span>${nav}</header>
-<main id="main" tabindex="-1"><h1>${o.title}</h1>${body}</main>${o.scripts ?? ""}</body></html>`;
+<main id="main" tabindex="-1"${o.narrow ? raw(' class="narrow"') : ""}><h1>${o.title}</h1>${body}</main>${o.scripts ?? ""}</body></html>`;
   return c.html(doc, (o.status ?? 200) as 200, { ...DASHBOARD_PAGE_HEADERS });
 }
 

@@ -109,6 +109,15 @@ function noticeOf(c: Context): Fragment | string {
 const counts = (label: string, entries: Array<[string, number]>, link?: (k: string) => string) =>
   html`<dl class="counts" aria-label="${label}">${entries.map(([k, n]) => html`<dt>${link ? html`<a href="${link(k)}">${k}</a>` : k}</dt><dd>${n}</dd>`)}</dl>`;
 
+/** The form fields of a POST, or undefined when the body is not a readable form (a malformed multipart body). */
+async function formOf(c: Context): Promise<Record<string, unknown> | undefined> {
+  try {
+    return (await c.req.parseBody()) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
 const oneOf = <T extends string>(list: readonly T[], v: string | undefined): T | undefined => (v && (list as readonly string[]).includes(v) ? (v as T) : undefined);
 const nonEmpty = (v: string | undefined) => (v && v.trim() ? v.trim().slice(0, 256) : undefined);
 
@@ -124,8 +133,8 @@ export function dashboardRoutes(gk: Grantkeeper, o: DashboardOptions): Hono {
   const action = (run: (c: Context, form: Record<string, unknown>, session: DashboardSession) => Promise<Response>) =>
     sessionRoute(async (c: Context) => {
       const session = sessionOf(c);
-      const form = (await c.req.parseBody()) as Record<string, unknown>;
-      if (!signer.checkCsrf(session, form[CSRF_FIELD])) {
+      const form = await formOf(c);
+      if (!form || !signer.checkCsrf(session, form[CSRF_FIELD])) {
         return page(c, html`<p class="problem" role="alert">This form was not sent from the dashboard, or it is too old (missing or wrong CSRF token). Nothing was changed.</p><p><a href="/">Back to the overview</a></p>`, { title: "Refused", status: 403, csrf: signer.csrfToken(session) });
       }
       try {
@@ -159,7 +168,7 @@ export function dashboardRoutes(gk: Grantkeeper, o: DashboardOptions): Hono {
 <label for="api-key">API key</label><input id="api-key" name="apiKey" type="password" autocomplete="current-password" required autofocus>
 <p class="muted">The value of <code>GRANTKEEPER_API_KEY</code> (or the key file <code>grantkeeper serve</code> printed).</p>
 <button type="submit" class="primary">Sign in</button></form></div>`,
-      { title: "Sign in to grantkeeper", status },
+      { title: "Sign in to grantkeeper", status, narrow: true },
     );
   };
 
@@ -168,7 +177,7 @@ export function dashboardRoutes(gk: Grantkeeper, o: DashboardOptions): Hono {
   app.post(
     "/dashboard/sign-in",
     publicRoute(async (c: Context) => {
-      const form = (await c.req.parseBody()) as Record<string, unknown>;
+      const form = (await formOf(c)) ?? {};
       if (!signer.checkSignInToken(getCookie(c, SIGN_IN_COOKIE), form[CSRF_FIELD])) return signInPage(c, 403, "The sign-in form was too old or not sent from this page. Please try again.");
       const key = typeof form.apiKey === "string" ? form.apiKey.trim() : "";
       if (!key || !matchesAnyKey(key, o.apiKeys)) {
@@ -208,7 +217,7 @@ export function dashboardRoutes(gk: Grantkeeper, o: DashboardOptions): Hono {
 <section class="card" aria-labelledby="h-alerts"><h2 id="h-alerts">Alerts</h2>${counts("Open alert episodes", [["open episodes", ov.openEpisodes.length], ["critical", ov.openEpisodes.filter((e) => e.severity === "critical").length]])}<p><a href="/dashboard/alerts">All alerts</a></p></section>
 </div>
 <h2 id="h-chart">Refresh outcomes, last 24 hours</h2>
-<p>${total.s} succeeded, ${total.t} transient failures, ${total.p} permanent failures.</p>
+<p>Succeeded: ${total.s} · transient failures: ${total.t} · permanent failures: ${total.p}</p>
 <div id="refresh-outcomes-chart" class="chart" role="img" aria-labelledby="h-chart">(The chart needs JavaScript; the table below has the same numbers.)</div>
 <script type="application/json" id="refresh-outcomes-data">${chartData}</script>
 <details><summary>Refresh outcomes per hour as a table</summary>
@@ -263,7 +272,7 @@ ${list.nextCursor ? html`<p><a href="/dashboard/connections?${qs({ cursor: list.
       if (!conn) return page(c, html`<p class="problem" role="alert">No connection ${id}.</p><p><a href="/dashboard/connections">All connections</a></p>`, { title: "Connection not found", status: 404, csrf, current: "/dashboard/connections" });
       const events = await gk.connections.events(id, { limit: 50, ...(cursor ? { cursor } : {}) });
       const body = html`${noticeOf(c)}
-<dl class="counts card" aria-label="Connection">
+<dl class="counts facts card" aria-label="Connection">
 <dt>Id</dt><dd><code>${conn.id}</code></dd><dt>Provider</dt><dd>${conn.providerId}</dd><dt>Entity</dt><dd>${conn.entityId}</dd>
 <dt>State</dt><dd>${badge(conn.state)}</dd><dt>Scope</dt><dd>${conn.scope || "—"}</dd>
 <dt>Access token expires</dt><dd>${when(conn.expiresAt)}</dd><dt>Last refreshed</dt><dd>${when(conn.lastRefreshedAt)}</dd>
@@ -353,7 +362,7 @@ ${list.nextCursor ? html`<p><a href="/dashboard/integrations?${new URLSearchPara
       const [byState, list] = await Promise.all([gk.operations.jobsByState(), gk.jobs.list({ state }, { limit: 100, ...(cursor ? { cursor } : {}) })]);
       const integrationIds = [...new Set(list.items.map((j) => j.integrationId))];
       const body = html`${noticeOf(c)}
-<nav aria-label="Jobs by state"><ul class="filters">${JOB_STATES.map((s) => html`<li><a href="/dashboard/jobs?state=${s}"${s === state ? raw(' aria-current="page"') : ""}>${s}</a> <span class="muted">(${byState[s] ?? 0})</span></li>`)}</ul></nav>
+<nav aria-label="Jobs by state"><ul class="tabs">${JOB_STATES.map((s) => html`<li><a href="/dashboard/jobs?state=${s}"${s === state ? raw(' aria-current="page"') : ""}>${s}</a> <span class="muted">(${byState[s] ?? 0})</span></li>`)}</ul></nav>
 <h2>${state} jobs</h2>
 ${list.items.length === 0 ? html`<p>No ${state} job.</p>` : html`<table><thead><tr><th scope="col">Job</th><th scope="col">Integration</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Received</th><th scope="col">Updated</th></tr></thead><tbody>
 ${list.items.map((j) => html`<tr><td><code>${j.id}</code></td><td><code>${j.integrationId}</code></td><td class="num">${j.attempts}</td><td>${j.lastError ? html`${codeLink("job", j.lastError.code)} (${j.lastError.class}) ${j.lastError.message}` : "—"}</td><td>${when(j.receivedAt)}</td><td>${when(j.updatedAt)}</td></tr>`)}
