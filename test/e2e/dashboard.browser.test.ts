@@ -178,6 +178,12 @@ describe("the operator dashboard in a real browser", () => {
     expect(await text("main")).toMatch(/Succeeded: 0 · transient failures: 0 · permanent failures: 1/);
     await page.locator("#refresh-outcomes-chart canvas").waitFor();
     await check("overview-error");
+    // The README's picture: the first screen of the overview at a laptop's width.
+    await page.setViewportSize({ width: 1024, height: 820 });
+    await page.reload();
+    await page.locator("#refresh-outcomes-chart canvas").waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, "overview-small.png") });
+    await page.setViewportSize({ width: 1280, height: 900 });
   }, 60_000);
 
   it("Reconnect mints a link; the end user completes the real login; the connection is ready, the integration ENABLED, parked 0", async () => {

@@ -34,11 +34,12 @@ header.top form{margin-left:auto}
 main{max-width:80rem;margin:0 auto;padding:1rem 1.25rem 3rem}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}
 h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:1rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(13rem,1fr));gap:1rem}
 .card{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem}
 .card h2{margin-top:0}
 dl.counts{display:grid;grid-template-columns:1fr auto;gap:.15rem 1rem;margin:0}
 dl.counts dt{color:var(--muted)}dl.counts dd{margin:0;font-variant-numeric:tabular-nums;text-align:right;font-weight:600}
+dl.counts dd.alarm{color:var(--bad)}
 table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line)}
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:#eaeef2;font-weight:600}

@@ -106,8 +106,11 @@ function noticeOf(c: Context): Fragment | string {
   return html`<p class="notice" role="status">${text}${key === "replayed" && Number.isInteger(n) && n >= 0 ? ` ${n} job${n === 1 ? "" : "s"} re-queued.` : ""}</p>`;
 }
 
+/** Counts that need someone when above zero: shown in the alarm colour (the number is always written too). */
+const ALARMING = new Set(["error", "ERROR", "degraded", "dead", "parked", "critical"]);
+
 const counts = (label: string, entries: Array<[string, number]>, link?: (k: string) => string) =>
-  html`<dl class="counts" aria-label="${label}">${entries.map(([k, n]) => html`<dt>${link ? html`<a href="${link(k)}">${k}</a>` : k}</dt><dd>${n}</dd>`)}</dl>`;
+  html`<dl class="counts" aria-label="${label}">${entries.map(([k, n]) => html`<dt>${link ? html`<a href="${link(k)}">${k}</a>` : k}</dt><dd${n > 0 && ALARMING.has(k) ? raw(' class="alarm"') : ""}>${n}</dd>`)}</dl>`;
 
 /** The form fields of a POST, or undefined when the body is not a readable form (a malformed multipart body). */
 async function formOf(c: Context): Promise<Record<string, unknown> | undefined> {
