@@ -76,6 +76,11 @@ describe("the operator dashboard in a real browser", () => {
     const bobConn = (await connectEntity(t.gk, "acme", "bob")).body.connection.id;
     // The host app reports a connection ready once it has synced (a new grant is `pending`).
     for (const id of [aliceConn, bobConn]) await t.api("PATCH", `/v1/connections/${id}`, { state: "ready" });
+    // A few hours of history for the chart: bob's grant refreshed once an hour (the manual clock moves, no sleeping).
+    for (let h = 0; h < 6; h++) {
+      t.clock.advance(3_600_000);
+      expect((await t.api("POST", `/v1/connections/${bobConn}/refresh`)).body.lastError).toBeUndefined();
+    }
     receiver = await startReceiver();
     const webhook = { signing: "hmac-sha256", secret: WEBHOOK_SECRET };
     syncId = (await t.api("POST", "/v1/integrations", { name: "CRM sync", entityId: "alice", connectionIds: [aliceConn], webhook })).body.id;
@@ -175,7 +180,7 @@ describe("the operator dashboard in a real browser", () => {
     await page.goto(`${t.url}/`);
     expect(await text("section[aria-labelledby=h-conn]")).toMatch(/error 1/);
     expect(await text("section[aria-labelledby=h-jobs]")).toMatch(/parked 3/);
-    expect(await text("main")).toMatch(/Succeeded: 0 · transient failures: 0 · permanent failures: 1/);
+    expect(await text("main")).toMatch(/Succeeded: 6 · transient failures: 0 · permanent failures: 1/);
     await page.locator("#refresh-outcomes-chart canvas").waitFor();
     await check("overview-error");
     // The README's picture: the first screen of the overview at a laptop's width.

@@ -79,9 +79,13 @@ const CHART_JS = `(function(){
   var rows=JSON.parse(el.textContent);
   var xs=rows.map(function(r){return r.hourStartMs/1000});
   var data=[xs,rows.map(function(r){return r.succeeded}),rows.map(function(r){return r.transient}),rows.map(function(r){return r.permanent})];
+  // Each hour's count is drawn as a step over that hour: one more point closes the last (current) hour.
+  if(xs.length){data.forEach(function(s,i){s.push(i===0?s[s.length-1]+3600:s[s.length-1])})}
+  var line=function(label,colour,dash){return {label:label,stroke:colour,width:2,dash:dash,points:{show:false},paths:uPlot.paths.stepped({align:1})}};
   var opts={width:Math.max(320,box.clientWidth-16),height:240,
-    series:[{},{label:"succeeded",stroke:"#1a7f37",width:2},{label:"transient failures",stroke:"#9a6700",width:2},{label:"permanent failures",stroke:"#cf222e",width:2}],
-    axes:[{},{label:"refreshes per hour"}]};
+    scales:{y:{range:function(u,min,max){return [0,Math.max(1,max)]}}},
+    series:[{},line("succeeded","#1a7f37"),line("transient failures","#9a6700",[6,3]),line("permanent failures","#cf222e",[2,2])],
+    axes:[{},{label:"refreshes per hour",incrs:[1,2,5,10,20,50,100,200,500,1000,2000,5000,10000],values:function(u,vals){return vals.map(function(v){return String(v)})}}]};
   box.textContent="";new uPlot(opts,data,box);
 })();`;
 
