@@ -107,6 +107,11 @@ export class OperationsService {
     };
   }
 
+  /** Open alert episodes, newest first (at most 100), with the phase and severity of their latest alert. */
+  async openEpisodes(): Promise<OpenAlertEpisode[]> {
+    return (await this.d.ops.openEpisodes(100)).map(toEpisode);
+  }
+
   /** Job counts by state (`queued`, `parked`, `dead`, …; states without jobs are absent). */
   async jobsByState(): Promise<Record<string, number>> {
     return this.d.jobs.countByState();

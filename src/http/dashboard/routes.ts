@@ -381,8 +381,8 @@ ${(state === "dead" || state === "parked") && integrationIds.length > 0 ? html`<
   app.get(
     "/dashboard/alerts",
     view(async (c, csrf) => {
-      const [ov, recent] = await Promise.all([gk.operations.overview(), gk.alerts.list(gk.clock.now() - 86_400_000)]);
-      const body = html`<h2>Open episodes</h2>${episodesTable(ov.openEpisodes)}
+      const [episodes, recent] = await Promise.all([gk.operations.openEpisodes(), gk.alerts.list(gk.clock.now() - 86_400_000)]);
+      const body = html`<h2>Open episodes</h2>${episodesTable(episodes)}
 <h2>Alerts of the last 24 hours</h2>
 ${recent.length === 0 ? html`<p class="muted">No alert in the last 24 hours.</p>` : html`<table><thead><tr><th scope="col">At</th><th scope="col">Kind</th><th scope="col">Severity</th><th scope="col">Subject</th><th scope="col">Message</th></tr></thead><tbody>
 ${[...recent].reverse().map((a) => html`<tr><td>${when(a.at)}</td><td><code>${a.kind}</code></td><td>${badge(a.severity)}</td><td>${subjectCell(Object.entries(a.subject)[0]![0], String(Object.entries(a.subject)[0]![1]))}</td><td>${a.message}</td></tr>`)}
