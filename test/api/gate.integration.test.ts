@@ -152,7 +152,8 @@ describe("the API-key gate", () => {
     const before = await snapshot();
     for (const r of registeredRoutes().filter((x) => x.isSession)) {
       const path = concrete(r.path);
-      for (const headers of [{}, { authorization: `Bearer ${API_KEY}` }, { cookie: "gk_dashboard=v1.AAAA.99999999999999.BBBB.CCCC" }]) {
+      const attempts: Array<Record<string, string>> = [{}, { authorization: `Bearer ${API_KEY}` }, { cookie: "gk_dashboard=v1.AAAA.99999999999999.BBBB.CCCC" }];
+      for (const headers of attempts) {
         const body = r.method === "POST" ? "_csrf=x" : undefined;
         const res = await raw(r.method, path, { ...headers, ...(body ? { "content-type": "application/x-www-form-urlencoded" } : {}) }, body);
         expect({ route: `${r.method} ${r.path}`, refused: refusedBySessionGate(r.method, res) }).toEqual({ route: `${r.method} ${r.path}`, refused: true });

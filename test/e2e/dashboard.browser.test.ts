@@ -39,6 +39,8 @@ describe("the operator dashboard in a real browser", () => {
   let syncId: string;
   let exportId: string;
   const offOrigin: string[] = [];
+  /** Values that must never reach the log: the session cookie, the reconnect link. */
+  const secretsSeen: string[] = [];
 
   async function send(integrationId: string, n: number) {
     const body = JSON.stringify({ n });
@@ -195,6 +197,7 @@ describe("the operator dashboard in a real browser", () => {
     await page.goto(`${t.url}/dashboard/connections/${aliceConn}`);
     await press("Reconnect");
     const link = await page.getByLabel("Connect link").inputValue();
+    secretsSeen.push(new URL(link).searchParams.get("connectToken")!);
     expect(link.startsWith(`${t.url}/v1/connect/acme?`)).toBe(true);
     await check("reconnect-link");
 
@@ -255,17 +258,18 @@ describe("the operator dashboard in a real browser", () => {
   it("keyboard: the skip link and every nav link are reachable with Tab", async () => {
     await page.goto(`${t.url}/`);
     await page.keyboard.press("Tab");
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.textContent)).toBe("Skip to content");
     const reached: string[] = [];
     for (let i = 0; i < 9; i++) {
       await page.keyboard.press("Tab");
-      reached.push((await page.evaluate(() => document.activeElement?.textContent?.trim())) ?? "");
+      reached.push((await page.evaluate(() => (globalThis as any).document.activeElement?.textContent?.trim() as string | undefined)) ?? "");
     }
     expect(reached).toEqual(expect.arrayContaining(["Overview", "Connections", "Integrations", "Jobs", "Alerts", "API reference", "Sign out"]));
   });
 
   it("sign out: the browser is sent to sign-in, and the old cookie replayed is refused", async () => {
     const old = (await context.cookies()).find((c) => c.name === "gk_dashboard")!.value;
+    secretsSeen.push(old);
     await press("Sign out");
     expect(new URL(page.url()).pathname).toBe("/dashboard/sign-in");
     expect(await text("[role=status]")).toContain("You have signed out.");
@@ -274,5 +278,8 @@ describe("the operator dashboard in a real browser", () => {
     const replay = await fetch(`${t.url}/dashboard/integrations`, { redirect: "manual", headers: { cookie: `gk_dashboard=${old}` } });
     expect(replay.status).toBe(303);
     expect(offOrigin).toEqual([]); // no CDN, no font: everything from our origin (and the provider's login)
+    const log = t.logText();
+    expect(log).toContain("dashboard signed in");
+    for (const s of [t.apiKey, ...secretsSeen]) expect(log.includes(s), "a secret reached the log").toBe(false);
   });
 });
