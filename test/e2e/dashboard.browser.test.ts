@@ -178,6 +178,10 @@ describe("the operator dashboard in a real browser", () => {
     expect(sync).toContain(aliceConn);
     expect(sync).toMatch(/\b3\b/);
     await check("integrations-error");
+    // The parked count leads to those jobs.
+    await Promise.all([page.waitForEvent("load"), page.getByRole("link", { name: "3 parked jobs of CRM sync" }).click()]);
+    expect(await text("main h2 >> nth=0")).toContain("parked jobs of");
+    expect(await page.locator("tbody tr").count()).toBe(3);
 
     await page.goto(`${t.url}/`);
     expect(await text("section[aria-labelledby=h-conn]")).toMatch(/error 1/);

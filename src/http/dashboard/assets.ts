@@ -70,6 +70,7 @@ ul.tabs a[aria-current=page]{font-weight:700}
 .sign-in input{width:100%}
 .sign-in button{margin-top:1rem}
 code{font-family:ui-monospace,monospace;font-size:.9em}
+time{white-space:nowrap}
 `;
 
 // Reads the JSON the page embeds (no inline script: the CSP allows only our own files) and draws it with uPlot.

@@ -332,7 +332,7 @@ ${events.nextCursor ? html`<p><a href="/dashboard/connections/${conn.id}?cursor=
 ${list.items.length === 0 ? html`<p>No integration matches.</p>` : html`<table><thead><tr><th scope="col">Integration</th><th scope="col">Entity</th><th scope="col">Status</th><th scope="col">Reason</th><th scope="col">Cause</th><th scope="col">Parked jobs</th><th scope="col">Actions</th></tr></thead><tbody>
 ${list.items.map(
   (i) => html`<tr data-integration="${i.id}"><th scope="row">${i.name}<br><code class="muted">${i.id}</code></th><td>${i.entityId}</td><td>${badge(i.status)}</td><td>${i.statusReason ? html`<code>${i.statusReason}</code>` : "—"}</td>
-<td>${i.statusCause?.connectionId ? html`<a href="/dashboard/connections/${i.statusCause.connectionId}">${i.statusCause.connectionId}</a>` : i.statusCause?.target ? html`<code>${i.statusCause.target}</code>` : "—"}</td><td class="num">${i.parkedJobs}</td>
+<td>${i.statusCause?.connectionId ? html`<a href="/dashboard/connections/${i.statusCause.connectionId}">${i.statusCause.connectionId}</a>` : i.statusCause?.target ? html`<code>${i.statusCause.target}</code>` : "—"}</td><td class="num">${i.parkedJobs > 0 ? html`<a href="/dashboard/jobs?state=parked&amp;integration=${i.id}" aria-label="${i.parkedJobs} parked jobs of ${i.name}">${i.parkedJobs}</a>` : "0"}</td>
 <td>${i.status !== "ENABLED" ? integrationButton(i.id, i.name, "enable", "Enable", csrf) : ""}${i.status !== "DISABLED" ? integrationButton(i.id, i.name, "disable", "Disable", csrf) : ""}${i.status === "ENABLED" ? integrationButton(i.id, i.name, "replay", "Replay", csrf) : ""}</td></tr>`,
 )}</tbody></table>`}
 ${list.nextCursor ? html`<p><a href="/dashboard/integrations?${new URLSearchParams({ ...(status ? { status } : {}), ...(entityId ? { entity: entityId } : {}), cursor: list.nextCursor }).toString()}">Next page</a></p>` : ""}
@@ -362,15 +362,17 @@ ${list.nextCursor ? html`<p><a href="/dashboard/integrations?${new URLSearchPara
     view(async (c, csrf) => {
       const state = oneOf<JobState>(JOB_STATES, c.req.query("state")) ?? "dead";
       const cursor = nonEmpty(c.req.query("cursor"));
-      const [byState, list] = await Promise.all([gk.operations.jobsByState(), gk.jobs.list({ state }, { limit: 100, ...(cursor ? { cursor } : {}) })]);
+      const integrationId = nonEmpty(c.req.query("integration"));
+      const [byState, list] = await Promise.all([gk.operations.jobsByState(), gk.jobs.list({ state, ...(integrationId ? { integrationId } : {}) }, { limit: 100, ...(cursor ? { cursor } : {}) })]);
+      const qs = (extra: Record<string, string>) => new URLSearchParams({ state, ...(integrationId ? { integration: integrationId } : {}), ...extra }).toString();
       const integrationIds = [...new Set(list.items.map((j) => j.integrationId))];
       const body = html`${noticeOf(c)}
 <nav aria-label="Jobs by state"><ul class="tabs">${JOB_STATES.map((s) => html`<li><a href="/dashboard/jobs?state=${s}"${s === state ? raw(' aria-current="page"') : ""}>${s}</a> <span class="muted">(${byState[s] ?? 0})</span></li>`)}</ul></nav>
-<h2>${state} jobs</h2>
+<h2>${state} jobs${integrationId ? html` of <code>${integrationId}</code> <a href="/dashboard/jobs?state=${state}">(all integrations)</a>` : ""}</h2>
 ${list.items.length === 0 ? html`<p>No ${state} job.</p>` : html`<table><thead><tr><th scope="col">Job</th><th scope="col">Integration</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Received</th><th scope="col">Updated</th></tr></thead><tbody>
 ${list.items.map((j) => html`<tr><td><code>${j.id}</code></td><td><code>${j.integrationId}</code></td><td class="num">${j.attempts}</td><td>${j.lastError ? html`${codeLink("job", j.lastError.code)} (${j.lastError.class}) ${j.lastError.message}` : "—"}</td><td>${when(j.receivedAt)}</td><td>${when(j.updatedAt)}</td></tr>`)}
 </tbody></table>`}
-${list.nextCursor ? html`<p><a href="/dashboard/jobs?state=${state}&cursor=${encodeURIComponent(list.nextCursor)}">Next page</a></p>` : ""}
+${list.nextCursor ? html`<p><a href="/dashboard/jobs?${qs({ cursor: list.nextCursor })}">Next page</a></p>` : ""}
 ${(state === "dead" || state === "parked") && integrationIds.length > 0 ? html`<h2>Replay</h2><p class="muted">Re-queues the parked and dead jobs of an ENABLED integration (an integration in ERROR or DISABLED must be enabled first).</p>
 <ul>${integrationIds.map((id) => html`<li><form class="inline" method="post" action="/dashboard/integrations/${id}/replay">${csrfField(csrf)}<input type="hidden" name="back" value="jobs"><button type="submit" aria-label="Replay the jobs of ${id}">Replay</button></form> <code>${id}</code></li>`)}</ul>` : ""}`;
       return page(c, body, { title: "Jobs", current: "/dashboard/jobs", csrf });
