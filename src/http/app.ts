@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Grantkeeper } from "../grantkeeper.js";
-import { apiKeyGate, parseApiKeys, publicRoute } from "./auth.js";
+import { apiKeyGate, parseApiKeys, publicRoute, sessionRoute } from "./auth.js";
 import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
 import { referencePage } from "./reference.js";
@@ -149,8 +149,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     }),
   );
   app.get("/openapi.json", publicRoute((c: Context) => c.json(openApiDocument())));
-  // The document rendered as HTML; behind the API-key gate (the dashboard's sign-in may take over later). No script at all.
-  app.get("/reference", (c: Context) => c.html(referencePage(), 200, { "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'" }));
+  // The document rendered as HTML; opens with the key or a dashboard session (the dashboard links to it). No script at all.
+  app.get("/reference", sessionRoute((c: Context) => c.html(referencePage(), 200, { "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'" }), { orApiKey: true }));
   // For scrapers: counts and states only, no ids or secrets in any label.
   app.get("/metrics", publicRoute(async () => new Response(await gk.telemetry.metrics.render(), { headers: { "content-type": gk.telemetry.metrics.contentType } })));
 

@@ -83,7 +83,8 @@ export function publicRoute<H extends (...args: any[]) => unknown>(handler: H): 
 }
 
 const SESSION = Symbol.for("grantkeeper.sessionRoute");
-type SessionMarked = { [SESSION]?: true; [COMPOSED_HANDLER]?: SessionMarked };
+const SESSION_OR_KEY = Symbol.for("grantkeeper.sessionOrKeyRoute");
+type SessionMarked = { [SESSION]?: true; [SESSION_OR_KEY]?: true; [COMPOSED_HANDLER]?: SessionMarked };
 
 /**
  * Mark a dashboard route handler: the gate lets a request through to it only
@@ -91,9 +92,12 @@ type SessionMarked = { [SESSION]?: true; [COMPOSED_HANDLER]?: SessionMarked };
  * — never with nothing, and not with a bearer key either (the dashboard's
  * forms are CSRF-checked against the session). Unmarked handlers keep
  * needing the key.
+ * @param options.orApiKey also open to the bearer key (a read-only page both an API client and the dashboard
+ *   link to, such as `GET /reference`); without either it answers the key's 401, not the sign-in redirect
  */
-export function sessionRoute<H extends (...args: any[]) => unknown>(handler: H): H {
+export function sessionRoute<H extends (...args: any[]) => unknown>(handler: H, options: { orApiKey?: boolean } = {}): H {
   (handler as unknown as SessionMarked)[SESSION] = true;
+  if (options.orApiKey) (handler as unknown as SessionMarked)[SESSION_OR_KEY] = true;
   return handler;
 }
 
@@ -101,6 +105,12 @@ export function sessionRoute<H extends (...args: any[]) => unknown>(handler: H):
 export function isSessionHandler(handler: unknown): boolean {
   const h = handler as SessionMarked | undefined;
   return h?.[SESSION] === true || h?.[COMPOSED_HANDLER]?.[SESSION] === true;
+}
+
+/** True when a {@link sessionRoute} handler also takes the bearer key (`orApiKey`). */
+export function isSessionOrKeyHandler(handler: unknown): boolean {
+  const h = handler as SessionMarked | undefined;
+  return h?.[SESSION_OR_KEY] === true || h?.[COMPOSED_HANDLER]?.[SESSION_OR_KEY] === true;
 }
 
 /** How the gate admits {@link sessionRoute} handlers. */
@@ -142,7 +152,8 @@ export function authorizationHasKey(authorization: string | undefined, keys: rea
  * a path with a protected one never opens the protected one.
  *
  * When every route matched after it is a {@link sessionRoute} handler, the
- * request needs a dashboard session instead ({@link SessionGate}); a mix of
+ * request needs a dashboard session instead ({@link SessionGate}) — or, when
+ * every one of them was marked `orApiKey`, the session or the key; a mix of
  * session and key routes needs the key.
  * @param keys the valid API keys (see {@link parseApiKeys})
  * @param session how dashboard routes are admitted; without it they are refused like any keyless request
@@ -156,6 +167,10 @@ export function apiKeyGate(keys: readonly string[], session?: SessionGate): Midd
     const allSession = after.length > 0 && after.every((r) => isSessionHandler(r.handler));
     if (allSession) {
       if (session && (await session.admit(c))) return next();
+      if (after.every((r) => isSessionOrKeyHandler(r.handler))) {
+        if (hasApiKey(c, keys)) return next();
+        throw unauthorized();
+      }
       if (session) return session.refuse(c);
       throw unauthorized();
     }

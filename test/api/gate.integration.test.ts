@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/domain/clock.js";
 import { createGrantkeeper, type Grantkeeper } from "../../src/grantkeeper.js";
 import { createApp } from "../../src/http/app.js";
-import { isPublicHandler, isSessionHandler } from "../../src/http/auth.js";
+import { isPublicHandler, isSessionHandler, isSessionOrKeyHandler } from "../../src/http/auth.js";
 import { listen, type RunningServer } from "../../src/http/server.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { internalsOf } from "../../src/internals.js";
@@ -98,15 +98,15 @@ function spellings(path: string): string[] {
 }
 
 /** Routes as the app registered them; the middleware mount points are not routes. `isSession`: a dashboard page (session cookie, not the key). */
-function registeredRoutes(): Array<{ method: string; path: string; isPublic: boolean; isSession: boolean }> {
+function registeredRoutes(): Array<{ method: string; path: string; isPublic: boolean; isSession: boolean; orKey: boolean }> {
   const seen = new Set<string>();
-  const out: Array<{ method: string; path: string; isPublic: boolean; isSession: boolean }> = [];
+  const out: Array<{ method: string; path: string; isPublic: boolean; isSession: boolean; orKey: boolean }> = [];
   for (const r of app.routes) {
     if (r.path === "*" || r.path === "/v1/*" || r.path === "/dashboard/*") continue;
     const key = `${r.method} ${r.path}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ method: r.method === "ALL" ? "GET" : r.method, path: r.path, isPublic: isPublicHandler(r.handler), isSession: isSessionHandler(r.handler) });
+    out.push({ method: r.method === "ALL" ? "GET" : r.method, path: r.path, isPublic: isPublicHandler(r.handler), isSession: isSessionHandler(r.handler), orKey: isSessionOrKeyHandler(r.handler) });
   }
   return out;
 }
@@ -146,11 +146,13 @@ describe("the API-key gate", () => {
     const session = routes.filter((r) => r.isSession).map((r) => `${r.method} ${r.path}`);
     expect(session).toEqual(expect.arrayContaining(["GET /", "GET /dashboard/connections", "POST /dashboard/connections/:id/reconnect", "POST /dashboard/integrations/:id/replay", "POST /dashboard/sign-out"]));
     expect(routes.filter((r) => r.isSession && r.isPublic)).toEqual([]);
+    // Only the API reference page opens with either the session or the key.
+    expect(routes.filter((r) => r.orKey).map((r) => `${r.method} ${r.path}`)).toEqual(["GET /reference"]);
   });
 
   it("refuses every dashboard route without a session — with nothing, a bearer key, or a forged cookie — and changes nothing", async () => {
     const before = await snapshot();
-    for (const r of registeredRoutes().filter((x) => x.isSession)) {
+    for (const r of registeredRoutes().filter((x) => x.isSession && !x.orKey)) {
       const path = concrete(r.path);
       const attempts: Array<Record<string, string>> = [{}, { authorization: `Bearer ${API_KEY}` }, { cookie: "gk_dashboard=v1.AAAA.99999999999999.BBBB.CCCC" }];
       for (const headers of attempts) {
@@ -165,7 +167,7 @@ describe("the API-key gate", () => {
 
   it("answers every protected route 401 without a key, and lets it through with one", async () => {
     const before = await snapshot();
-    for (const r of registeredRoutes().filter((x) => !x.isPublic && !x.isSession)) {
+    for (const r of registeredRoutes().filter((x) => !x.isPublic && (!x.isSession || x.orKey))) {
       const path = concrete(r.path);
       const res = await raw(r.method, path);
       expect({ route: `${r.method} ${r.path}`, status: res.status }).toEqual({ route: `${r.method} ${r.path}`, status: 401 });
@@ -193,7 +195,7 @@ describe("the API-key gate", () => {
           const body = r.method === "GET" || r.method === "DELETE" ? undefined : "{}";
           const res = await raw(r.method, target, { ...headers, ...(body ? { "content-type": "application/json" } : {}) }, body);
           tried++;
-          if ((res.status < 400 && !(r.isSession && refusedBySessionGate(r.method, res))) || res.text.includes(ACCESS_TOKEN)) throw new Error(`${r.method} ${target} answered ${res.status}: ${res.text.slice(0, 200)}`);
+          if ((res.status < 400 && !(r.isSession && !r.orKey && refusedBySessionGate(r.method, res))) || res.text.includes(ACCESS_TOKEN)) throw new Error(`${r.method} ${target} answered ${res.status}: ${res.text.slice(0, 200)}`);
         }
       }
     }

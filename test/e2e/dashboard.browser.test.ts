@@ -254,6 +254,8 @@ describe("the operator dashboard in a real browser", () => {
     await page.goto(`${t.url}/dashboard/alerts`);
     expect(await text("main")).toContain("grant_invalidated");
     await check("alerts");
+    // The nav's API reference opens with the dashboard session (as it does with the key).
+    expect((await page.goto(`${t.url}/reference`))!.status()).toBe(200);
     await page.goto(`${t.url}/dashboard/runbook#connection-invalid_grant`);
     expect(await page.locator("#connection-invalid_grant").count()).toBe(1);
     await check("runbook");
