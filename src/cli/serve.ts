@@ -60,5 +60,5 @@ export async function serve(): Promise<void> {
     { url: server.url, publicUrl: config.publicUrl, store: gk.storeLocation, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
     "grantkeeper serving",
   );
-  process.stdout.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
+  process.stdout.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n  dashboard: ${config.publicUrl}/ (sign in with the API key)\n`);
 }
