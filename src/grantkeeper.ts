@@ -36,6 +36,8 @@ import { verifyKeyring } from "./store/keyRotation.js";
 import { migrateToLatest, pendingMigrations } from "./store/migrations.js";
 import { registerInternals } from "./internals.js";
 import { OAuthStateRepository } from "./store/oauthStates.js";
+import { OperationsRepository } from "./store/operations.js";
+import { OperationsService } from "./operations/overview.js";
 import { ConnectSessionRepository } from "./store/connectSessions.js";
 import { ProviderRepository } from "./store/providers.js";
 import { IntegrationRepository } from "./store/integrations.js";
@@ -181,6 +183,12 @@ export interface Grantkeeper {
   start(): Promise<void>;
   /** Stop the scheduler, the worker and the retention sweeps, waiting for work in flight (a sweep stops after its current batch). */
   stop(): Promise<void>;
+  /**
+   * What the operator dashboard shows (issue 15): the overview's counts, open
+   * alert episodes, providers and breakers, refresh outcomes per hour; and
+   * the dashboard's sign-out list. Read-only but for sign-outs.
+   */
+  operations: OperationsService;
   /**
    * Stop, wait for work in flight — refreshes (also ones not started by the
    * scheduler) and the alert handling their events started — then close the
@@ -368,7 +376,9 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     onSendFailed: (kind, sink) => telemetry.metrics.alertSendFailed(kind, sink),
   });
   alerts.attach();
+  const operations = new OperationsService({ ops: new OperationsRepository(store.db), connections: repo, integrations: integrationRepo, jobs: jobRepo, providers, clock });
   const gk: Grantkeeper = {
+    operations,
     connections,
     integrations,
     jobs,

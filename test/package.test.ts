@@ -24,6 +24,10 @@ describe("the package", () => {
     expect(text).toContain("END OF TERMS AND CONDITIONS");
   });
 
+  it("ships docs/troubleshooting.md: the dashboard's runbook page reads its code tables", () => {
+    expect(pkg.files).toContain("docs/troubleshooting.md");
+  });
+
   it("ships source maps whose sources resolve inside the package", () => {
     const dist = join(root, "dist", "src");
     expect(existsSync(dist), "run `npm run build` first").toBe(true);

@@ -1,4 +1,5 @@
 /** `grantkeeper serve`: API, connect flow and refresh scheduler in one process. */
+import { hkdfSync } from "node:crypto";
 import { Command } from "commander";
 import { createApp } from "../http/app.js";
 import { listen } from "../http/server.js";
@@ -25,7 +26,9 @@ export async function serve(): Promise<void> {
   const { config, secrets, logger, gk } = rt;
   if (tracing) logger.info({ otlpOrigin: new URL(tracing.tracesUrl).origin }, "tracing to OTLP/HTTP");
   for (const file of secrets.generated) logger.warn({ file }, "generated a secret into the data directory (mode 0600); set the environment variable to manage it yourself");
-  const app = createApp(gk, { apiKey: secrets.apiKey, maxBodyBytes: config.file.jobs.maxBodyBytes });
+  // Dashboard sessions are signed with a key derived from the encryption key: every instance accepts them, a restart keeps them.
+  const sessionSecret = Buffer.from(hkdfSync("sha256", Buffer.from(secrets.encryptionKey, "base64"), Buffer.alloc(0), "grantkeeper dashboard session v1", 32));
+  const app = createApp(gk, { apiKey: secrets.apiKey, maxBodyBytes: config.file.jobs.maxBodyBytes, sessionSecret });
   let server;
   try {
     server = await listen(app, config.host, config.port, { limits: config.server, logger });
@@ -57,5 +60,5 @@ export async function serve(): Promise<void> {
     { url: server.url, publicUrl: config.publicUrl, store: gk.storeLocation, apiKeyFile: secrets.apiKeyFile ?? "(from GRANTKEEPER_API_KEY)", redirectUri: gk.authorization.redirectUri, instanceId: gk.instanceId },
     "grantkeeper serving",
   );
-  process.stdout.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n`);
+  process.stdout.write(`grantkeeper listening on ${server.url}\n  store: ${gk.storeLocation}\n  API key: ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "from GRANTKEEPER_API_KEY"}\n  OAuth redirect URI: ${gk.authorization.redirectUri}\n  dashboard: ${config.publicUrl}/ (sign in with the API key)\n`);
 }

@@ -2,11 +2,12 @@
  * The HTTP application: health, readiness, the `/v1` API behind the API-key
  * gate (deny by default), and one central RFC 9457 error handler.
  */
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Grantkeeper } from "../grantkeeper.js";
-import { apiKeyGate, parseApiKeys, publicRoute } from "./auth.js";
+import { apiKeyGate, parseApiKeys, publicRoute, sessionRoute } from "./auth.js";
 import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
 import { referencePage } from "./reference.js";
@@ -19,6 +20,8 @@ import { catalogueRoutes, providerRoutes } from "./routes/providers.js";
 import { integrationRoutes, preflightRoutes } from "./routes/integrations.js";
 import { jobRoutes, replayRoutes, webhookRoutes } from "./routes/jobs.js";
 import { alertRoutes } from "./routes/alerts.js";
+import { dashboardRoutes, dashboardSessionGate } from "./dashboard/routes.js";
+import { SessionSigner } from "./dashboard/session.js";
 import { proxyRoutes } from "./routes/proxy.js";
 
 /** Options of {@link createApp}. */
@@ -31,6 +34,13 @@ export interface AppOptions {
   apiKey: string | readonly string[];
   /** Largest accepted JSON body, bytes. @defaultValue 1 048 576 */
   maxBodyBytes?: number;
+  /**
+   * Secret (≥ 32 bytes) that signs dashboard session cookies and CSRF tokens.
+   * `grantkeeper serve` derives it from the encryption key (HKDF), so every
+   * instance accepts the others' sessions and a restart keeps them.
+   * @defaultValue 32 random bytes per process (sessions end when it stops)
+   */
+  sessionSecret?: Buffer;
 }
 
 /**
@@ -76,7 +86,9 @@ function rawTarget(c: Context): string {
  * Order matters and is fixed here: (1) non-canonical paths are refused
  * before anything reads the path, (2) the request log, (3) body limits,
  * (4) the API-key gate, deciding on the routes the router matched, (5) the
- * routes. Only handlers wrapped in {@link publicRoute} answer without a key.
+ * routes. Only handlers wrapped in {@link publicRoute} answer without a key;
+ * the dashboard's {@link sessionRoute} handlers (src/http/dashboard) answer
+ * only with a dashboard session cookie.
  */
 export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   const app = new Hono();
@@ -121,8 +133,11 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   // The proxy streams bodies through and never holds one whole; every other route reads its body into memory.
   // A request that declares no body has none (RFC 9112 §6.3): nothing to limit, and no web Request to build for it.
   app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/proxy/") || !declaresBody(c) ? next() : limitBody(c, next)));
-  // Deny by default: from here on, only publicRoute handlers answer without a key.
-  app.use("*", apiKeyGate(apiKeys));
+  app.use("/dashboard/*", (c, next) => (!declaresBody(c) ? next() : limitBody(c, next)));
+  // Deny by default: from here on, only publicRoute handlers answer without a key, and sessionRoute handlers (the
+  // dashboard) only with a dashboard session.
+  const signer = new SessionSigner(options.sessionSecret ?? randomBytes(32), apiKeys, gk.clock);
+  app.use("*", apiKeyGate(apiKeys, dashboardSessionGate(gk, signer)));
 
   app.get("/healthz", publicRoute((c: Context) => c.json({ status: "ok" })));
   app.get(
@@ -134,8 +149,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     }),
   );
   app.get("/openapi.json", publicRoute((c: Context) => c.json(openApiDocument())));
-  // The document rendered as HTML; behind the API-key gate (the dashboard's sign-in may take over later). No script at all.
-  app.get("/reference", (c: Context) => c.html(referencePage(), 200, { "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'" }));
+  // The document rendered as HTML; opens with the key or a dashboard session (the dashboard links to it). No script at all.
+  app.get("/reference", sessionRoute((c: Context) => c.html(referencePage(), 200, { "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'" }), { orApiKey: true }));
   // For scrapers: counts and states only, no ids or secrets in any label.
   app.get("/metrics", publicRoute(async () => new Response(await gk.telemetry.metrics.render(), { headers: { "content-type": gk.telemetry.metrics.contentType } })));
 
@@ -151,6 +166,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/preflight", preflightRoutes(gk));
   app.route("/v1/connect-sessions", connectSessionRoutes(gk));
   app.route("/v1", oauthRoutes(gk, { apiKeys }));
+  app.route("/", dashboardRoutes(gk, { signer, apiKeys }));
   // Served on a socket (src/http/server.ts), an authorized, canonical proxy request skips the Hono adapter.
   attachFastPath(app, proxyFastPath(gk, apiKeys));
   return app;

@@ -82,6 +82,45 @@ export function publicRoute<H extends (...args: any[]) => unknown>(handler: H): 
   return handler;
 }
 
+const SESSION = Symbol.for("grantkeeper.sessionRoute");
+const SESSION_OR_KEY = Symbol.for("grantkeeper.sessionOrKeyRoute");
+type SessionMarked = { [SESSION]?: true; [SESSION_OR_KEY]?: true; [COMPOSED_HANDLER]?: SessionMarked };
+
+/**
+ * Mark a dashboard route handler: the gate lets a request through to it only
+ * with a valid dashboard session (signed cookie, src/http/dashboard/session.ts)
+ * — never with nothing, and not with a bearer key either (the dashboard's
+ * forms are CSRF-checked against the session). Unmarked handlers keep
+ * needing the key.
+ * @param options.orApiKey also open to the bearer key (a read-only page both an API client and the dashboard
+ *   link to, such as `GET /reference`); without either it answers the key's 401, not the sign-in redirect
+ */
+export function sessionRoute<H extends (...args: any[]) => unknown>(handler: H, options: { orApiKey?: boolean } = {}): H {
+  (handler as unknown as SessionMarked)[SESSION] = true;
+  if (options.orApiKey) (handler as unknown as SessionMarked)[SESSION_OR_KEY] = true;
+  return handler;
+}
+
+/** True when a handler (or the handler hono wrapped) was marked by {@link sessionRoute}. */
+export function isSessionHandler(handler: unknown): boolean {
+  const h = handler as SessionMarked | undefined;
+  return h?.[SESSION] === true || h?.[COMPOSED_HANDLER]?.[SESSION] === true;
+}
+
+/** True when a {@link sessionRoute} handler also takes the bearer key (`orApiKey`). */
+export function isSessionOrKeyHandler(handler: unknown): boolean {
+  const h = handler as SessionMarked | undefined;
+  return h?.[SESSION_OR_KEY] === true || h?.[COMPOSED_HANDLER]?.[SESSION_OR_KEY] === true;
+}
+
+/** How the gate admits {@link sessionRoute} handlers. */
+export interface SessionGate {
+  /** True when the request carries a valid, not signed-out dashboard session (it may remember it on the context). */
+  admit(c: Context): Promise<boolean>;
+  /** The answer without one (a redirect to the sign-in page for a GET, a 401 page otherwise). */
+  refuse(c: Context): Response | Promise<Response>;
+}
+
 /** True when a handler (or the handler hono wrapped) was marked by {@link publicRoute}. */
 export function isPublicHandler(handler: unknown): boolean {
   const h = handler as Marked | undefined;
@@ -111,14 +150,31 @@ export function authorizationHasKey(authorization: string | undefined, keys: rea
  * request through without a key only when every route the router matched
  * after it is a {@link publicRoute} handler — so a public handler that shares
  * a path with a protected one never opens the protected one.
+ *
+ * When every route matched after it is a {@link sessionRoute} handler, the
+ * request needs a dashboard session instead ({@link SessionGate}) — or, when
+ * every one of them was marked `orApiKey`, the session or the key; a mix of
+ * session and key routes needs the key.
  * @param keys the valid API keys (see {@link parseApiKeys})
+ * @param session how dashboard routes are admitted; without it they are refused like any keyless request
  * @throws {@link ProblemError} 401 `unauthorized` with `WWW-Authenticate: Bearer`
  */
-export function apiKeyGate(keys: readonly string[]): MiddlewareHandler {
+export function apiKeyGate(keys: readonly string[], session?: SessionGate): MiddlewareHandler {
   return async (c, next) => {
     const after = matchedRoutes(c).slice(c.req.routeIndex + 1);
     const allPublic = after.length > 0 && after.every((r) => isPublicHandler(r.handler));
-    if (!allPublic && !hasApiKey(c, keys)) throw unauthorized();
+    if (allPublic) return next();
+    const allSession = after.length > 0 && after.every((r) => isSessionHandler(r.handler));
+    if (allSession) {
+      if (session && (await session.admit(c))) return next();
+      if (after.every((r) => isSessionOrKeyHandler(r.handler))) {
+        if (hasApiKey(c, keys)) return next();
+        throw unauthorized();
+      }
+      if (session) return session.refuse(c);
+      throw unauthorized();
+    }
+    if (!hasApiKey(c, keys)) throw unauthorized();
     return next();
   };
 }

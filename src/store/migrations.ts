@@ -349,6 +349,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable("provider_breakers").execute();
       },
     },
+    "0013_dashboard": {
+      async up(db: Kysely<any>) {
+        // (The dashboard's 24 h refresh chart reads connection_events by time: index connection_events_at, from 0011_retention.)
+        // Signed-out dashboard sessions: a replayed cookie of one is refused until it would have expired.
+        await db.schema
+          .createTable("dashboard_sign_outs")
+          .addColumn("session_hash", "text", (c) => c.primaryKey())
+          .addColumn("expires_at", bigint, (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Kysely<any>) {
+        await db.schema.dropTable("dashboard_sign_outs").execute();
+      },
+    },
     "0014_api_auth_rejections": {
       async up(db: Kysely<any>) {
         // Rejections of a just-refreshed token by the provider's API, in a row: the Nth makes the connection degraded.

@@ -237,6 +237,17 @@ export interface AlertEpisodesTable {
   updated_at: number;
 }
 
+/**
+ * Dashboard sessions that were signed out before they expired (migration
+ * 0013): their cookie is refused even if replayed. Rows go after `expires_at`.
+ */
+export interface DashboardSignOutsTable {
+  /** SHA-256 (hex) of the session's random id (never the id or the cookie). */
+  session_hash: string;
+  /** When the session would have expired, ms since the epoch. */
+  expires_at: number;
+}
+
 /** The whole schema. */
 export interface Database {
   providers: ProvidersTable;
@@ -253,4 +264,5 @@ export interface Database {
   provider_breakers: ProviderBreakersTable;
   alerts: AlertsTable;
   alert_episodes: AlertEpisodesTable;
+  dashboard_sign_outs: DashboardSignOutsTable;
 }

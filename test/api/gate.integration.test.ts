@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/domain/clock.js";
 import { createGrantkeeper, type Grantkeeper } from "../../src/grantkeeper.js";
 import { createApp } from "../../src/http/app.js";
-import { isPublicHandler } from "../../src/http/auth.js";
+import { isPublicHandler, isSessionHandler, isSessionOrKeyHandler } from "../../src/http/auth.js";
 import { listen, type RunningServer } from "../../src/http/server.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
 import { internalsOf } from "../../src/internals.js";
@@ -27,12 +27,12 @@ let server: RunningServer;
 const ids: Record<string, string> = {};
 
 /** One raw HTTP exchange: the target is sent byte for byte, no client-side normalization. */
-function raw(method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string }> {
+function raw(method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string; location?: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: "127.0.0.1", port: server.port, method, path: target, headers: { ...headers, ...(body !== undefined ? { "content-length": String(Buffer.byteLength(body)) } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8"), ...(res.headers.location ? { location: res.headers.location } : {}) }));
     });
     req.on("error", reject);
     req.end(body);
@@ -97,18 +97,23 @@ function spellings(path: string): string[] {
   return [...new Set(out)].filter((s) => s !== path);
 }
 
-/** Routes as the app registered them; the two middleware mount points are not routes. */
-function registeredRoutes(): Array<{ method: string; path: string; isPublic: boolean }> {
+/** Routes as the app registered them; the middleware mount points are not routes. `isSession`: a dashboard page (session cookie, not the key). */
+function registeredRoutes(): Array<{ method: string; path: string; isPublic: boolean; isSession: boolean; orKey: boolean }> {
   const seen = new Set<string>();
-  const out: Array<{ method: string; path: string; isPublic: boolean }> = [];
+  const out: Array<{ method: string; path: string; isPublic: boolean; isSession: boolean; orKey: boolean }> = [];
   for (const r of app.routes) {
-    if (r.path === "*" || r.path === "/v1/*") continue;
+    if (r.path === "*" || r.path === "/v1/*" || r.path === "/dashboard/*") continue;
     const key = `${r.method} ${r.path}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ method: r.method === "ALL" ? "GET" : r.method, path: r.path, isPublic: isPublicHandler(r.handler) });
+    out.push({ method: r.method === "ALL" ? "GET" : r.method, path: r.path, isPublic: isPublicHandler(r.handler), isSession: isSessionHandler(r.handler), orKey: isSessionOrKeyHandler(r.handler) });
   }
   return out;
+}
+
+/** The dashboard's refusal without a session: a GET is sent to the sign-in page, anything else is 401. */
+function refusedBySessionGate(method: string, res: { status: number; location?: string }): boolean {
+  return method === "GET" || method === "HEAD" ? res.status === 303 && res.location === "/dashboard/sign-in" : res.status === 401;
 }
 
 beforeAll(async () => {
@@ -135,13 +140,34 @@ describe("the API-key gate", () => {
     const routes = registeredRoutes();
     expect(routes.length).toBeGreaterThan(25);
     expect(routes.filter((r) => r.isPublic).map((r) => `${r.method} ${r.path}`).sort()).toEqual(
-      ["GET /healthz", "GET /metrics", "GET /openapi.json", "GET /readyz", "GET /v1/connect/:providerId", "GET /v1/oauth/callback", "POST /v1/webhooks/:integrationId"].sort(),
+      ["GET /healthz", "GET /metrics", "GET /openapi.json", "GET /readyz", "GET /v1/connect/:providerId", "GET /v1/oauth/callback", "POST /v1/webhooks/:integrationId", "GET /dashboard/assets/:file", "GET /dashboard/sign-in", "POST /dashboard/sign-in"].sort(),
     );
+    // The dashboard's pages and forms need its session; none is both public and a session route.
+    const session = routes.filter((r) => r.isSession).map((r) => `${r.method} ${r.path}`);
+    expect(session).toEqual(expect.arrayContaining(["GET /", "GET /dashboard/connections", "POST /dashboard/connections/:id/reconnect", "POST /dashboard/integrations/:id/replay", "POST /dashboard/sign-out"]));
+    expect(routes.filter((r) => r.isSession && r.isPublic)).toEqual([]);
+    // Only the API reference page opens with either the session or the key.
+    expect(routes.filter((r) => r.orKey).map((r) => `${r.method} ${r.path}`)).toEqual(["GET /reference"]);
+  });
+
+  it("refuses every dashboard route without a session — with nothing, a bearer key, or a forged cookie — and changes nothing", async () => {
+    const before = await snapshot();
+    for (const r of registeredRoutes().filter((x) => x.isSession && !x.orKey)) {
+      const path = concrete(r.path);
+      const attempts: Array<Record<string, string>> = [{}, { authorization: `Bearer ${API_KEY}` }, { cookie: "gk_dashboard=v1.AAAA.99999999999999.BBBB.CCCC" }];
+      for (const headers of attempts) {
+        const body = r.method === "POST" ? "_csrf=x" : undefined;
+        const res = await raw(r.method, path, { ...headers, ...(body ? { "content-type": "application/x-www-form-urlencoded" } : {}) }, body);
+        expect({ route: `${r.method} ${r.path}`, refused: refusedBySessionGate(r.method, res) }).toEqual({ route: `${r.method} ${r.path}`, refused: true });
+        expect(res.text).not.toContain(ACCESS_TOKEN);
+      }
+    }
+    expect(await snapshot()).toBe(before);
   });
 
   it("answers every protected route 401 without a key, and lets it through with one", async () => {
     const before = await snapshot();
-    for (const r of registeredRoutes().filter((x) => !x.isPublic)) {
+    for (const r of registeredRoutes().filter((x) => !x.isPublic && (!x.isSession || x.orKey))) {
       const path = concrete(r.path);
       const res = await raw(r.method, path);
       expect({ route: `${r.method} ${r.path}`, status: res.status }).toEqual({ route: `${r.method} ${r.path}`, status: 401 });
@@ -169,7 +195,7 @@ describe("the API-key gate", () => {
           const body = r.method === "GET" || r.method === "DELETE" ? undefined : "{}";
           const res = await raw(r.method, target, { ...headers, ...(body ? { "content-type": "application/json" } : {}) }, body);
           tried++;
-          if (res.status < 400 || res.text.includes(ACCESS_TOKEN)) throw new Error(`${r.method} ${target} answered ${res.status}: ${res.text.slice(0, 200)}`);
+          if ((res.status < 400 && !(r.isSession && !r.orKey && refusedBySessionGate(r.method, res))) || res.text.includes(ACCESS_TOKEN)) throw new Error(`${r.method} ${target} answered ${res.status}: ${res.text.slice(0, 200)}`);
         }
       }
     }

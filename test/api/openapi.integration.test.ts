@@ -32,6 +32,7 @@ function registered(): Array<{ method: string; path: string; isPublic: boolean }
   const seen = new Map<string, { method: string; path: string; isPublic: boolean }>();
   for (const r of app.routes) {
     if (r.path === "*" || r.path === "/*" || r.path === "/v1/*") continue; // middleware (canonical path, log, body limit, gate)
+    if (r.path === "/" || r.path === "/dashboard" || r.path.startsWith("/dashboard/")) continue; // the operator dashboard: HTML for browsers, not the API (docs/dashboard.md)
     for (const method of r.method === "ALL" ? PROXY_METHODS : [r.method.toLowerCase()]) seen.set(`${method} ${r.path}`, { method, path: openApiPath(r.path), isPublic: isPublicHandler(r.handler) });
   }
   return [...seen.values()];

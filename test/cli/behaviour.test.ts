@@ -174,8 +174,9 @@ describe("grantkeeper binary", { timeout: 120_000 }, () => {
   it("serve: the summary on stdout, JSON logs only on stderr", async () => {
     const dir = emptyDir();
     const port = await closedPort();
-    const r = await run(["serve"], { cwd: dir, env: { GRANTKEEPER_PORT: String(port), GRANTKEEPER_LOG_LEVEL: "info" }, until: (x) => x.stderr.includes('"msg":"grantkeeper serving"') && x.stdout.includes("OAuth redirect URI") });
+    const r = await run(["serve"], { cwd: dir, env: { GRANTKEEPER_PORT: String(port), GRANTKEEPER_LOG_LEVEL: "info" }, until: (x) => x.stderr.includes('"msg":"grantkeeper serving"') && x.stdout.includes("dashboard:") });
     expect(r.stdout).toContain(`grantkeeper listening on http://127.0.0.1:${port}`);
+    expect(r.stdout).toContain(`dashboard: http://127.0.0.1:${port}/ (sign in with the API key)`);
     expect(r.stdout.split("\n").filter((l) => l.trimStart().startsWith("{"))).toEqual([]);
     const logs = r.stderr.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
     expect(logs.map((l) => l.msg)).toContain("grantkeeper serving");

@@ -97,6 +97,28 @@ describe("grantkeeper serve processes", () => {
     secrets.add(body.accessToken);
   });
 
+  it("a dashboard session signed in on one process works on the other, and a sign-out on either ends it on both", async () => {
+    const [a, b] = [procs[0]!, procs[1]!];
+    const cookieOf = (res: Response, name: string) => res.headers.getSetCookie().map((c) => c.split(";")[0]!).find((c) => c.startsWith(`${name}=`))!;
+    const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+    const form = (fields: Record<string, string>) => ({ "content-type": "application/x-www-form-urlencoded", body: new URLSearchParams(fields).toString() });
+    const signIn = await fetch(`${a.url}/dashboard/sign-in`);
+    const nonce = cookieOf(signIn, "gk_sign_in");
+    const { body, ...type } = form({ _csrf: csrfOf(await signIn.text()), apiKey });
+    const signedIn = await fetch(`${a.url}/dashboard/sign-in`, { method: "POST", redirect: "manual", headers: { ...type, cookie: nonce }, body });
+    expect(signedIn.status).toBe(303);
+    const session = cookieOf(signedIn, "gk_dashboard");
+    secrets.add(session.slice("gk_dashboard=".length));
+    // The other process derives the same session secret from the shared encryption key.
+    const overview = await fetch(`${b.url}/`, { redirect: "manual", headers: { cookie: session } });
+    expect(overview.status).toBe(200);
+    const page = await overview.text();
+    expect(page).toContain("<h1>Overview</h1>");
+    const out = form({ _csrf: csrfOf(page) });
+    expect((await fetch(`${b.url}/dashboard/sign-out`, { method: "POST", redirect: "manual", headers: { "content-type": out["content-type"], cookie: session }, body: out.body })).status).toBe(303);
+    for (const p of [a, b]) expect((await fetch(`${p.url}/`, { redirect: "manual", headers: { cookie: session } })).status).toBe(303);
+  });
+
   it("stops cleanly on SIGTERM and never logged a token, secret or key", async () => {
     for (const p of procs) p.child.kill("SIGTERM");
     expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);
