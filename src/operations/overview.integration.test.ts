@@ -64,7 +64,7 @@ describe("gk.operations on a real store", () => {
     const ov = await gk.operations.overview();
     expect(ov.openEpisodes).toEqual([{ subjectType: "connectionId", subjectId: connId, openedAt: new Date(NOW - 10 * 60_000).toISOString(), phase: "grant_invalidated", severity: "critical", message: "dead" }]);
     expect(ov.connectionsByState).toEqual({ pending: 1 });
-    expect(ov.providers).toEqual([{ id: "acme", displayName: "Acme", connections: { pending: 1 }, breaker: "not_tracked" }]);
+    expect(ov.providers).toEqual([{ id: "acme", displayName: "Acme", connections: { pending: 1 }, breaker: "closed" }]);
     expect(ov).toMatchObject({ parkedJobs: 0, deadJobs: 0, openTargetBreakers: [], at: new Date(NOW).toISOString() });
   });
 

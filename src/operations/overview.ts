@@ -11,16 +11,16 @@ import type { ConnectionRepository } from "../store/connections.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import type { JobRepository } from "../store/jobs.js";
 import type { HourlyRefreshOutcomes, OpenEpisodeRow, OperationsRepository } from "../store/operations.js";
-import type { ProviderService } from "../providers/service.js";
+import type { ProviderBreakerReader, ProviderService } from "../providers/service.js";
 
 export type { HourlyRefreshOutcomes } from "../store/operations.js";
 
 /**
- * A provider's token-endpoint breaker as the overview shows it. `not_tracked`
- * until the provider breaker (a parallel change) stores its state; then
- * `closed`, `open` or `half_open`.
+ * A provider's token-endpoint breaker as the overview shows it (design.md
+ * "Breakers and cooldowns"): `open` refuses refreshes, `half_open` lets the
+ * next one through as the probe, `closed` is normal service.
  */
-export type ProviderBreakerState = "closed" | "open" | "half_open" | "not_tracked";
+export type ProviderBreakerState = "closed" | "open" | "half_open";
 
 /** One provider on the overview. */
 export interface ProviderHealth {
@@ -69,6 +69,8 @@ export interface OperationsDeps {
   integrations: IntegrationRepository;
   jobs: JobRepository;
   providers: ProviderService;
+  /** The token-endpoint breakers (`provider_breakers`); a provider never seen there is closed. */
+  providerBreakers: ProviderBreakerReader;
   clock: Clock;
 }
 
@@ -101,7 +103,7 @@ export class OperationsService {
       parkedJobs: jobsByState.parked ?? 0,
       deadJobs: jobsByState.dead ?? 0,
       openEpisodes: episodes.map(toEpisode),
-      providers: providers.map((p) => ({ id: p.id, ...(p.displayName ? { displayName: p.displayName } : {}), connections: byProvider[p.id] ?? {}, breaker: breakerOf.get(p.id) ?? "not_tracked" })),
+      providers: providers.map((p) => ({ id: p.id, ...(p.displayName ? { displayName: p.displayName } : {}), connections: byProvider[p.id] ?? {}, breaker: breakerOf.get(p.id) ?? "closed" })),
       openTargetBreakers: breakers.map((b) => ({ target: b.target, consecutiveFailures: b.consecutiveFailures, openedAt: iso(b.openedAtMs), cooldownUntil: iso(b.cooldownUntilMs) })),
       refreshOutcomes,
     };
@@ -131,13 +133,21 @@ export class OperationsService {
   }
 
   /**
-   * Each provider's token-endpoint breaker. FILL IN when the provider breaker
-   * (issue on the token-endpoint breaker, a parallel branch) stores its state:
-   * read it here; until then every provider is `not_tracked`.
+   * Each provider's token-endpoint breaker (issue 12): `open` while it
+   * refuses refreshes, `half_open` once its cooldown has passed and the next
+   * refresh is the probe, `closed` otherwise (also for a provider never seen).
    * @param providerIds the providers to report
    */
   async providerBreakerStates(providerIds: readonly string[]): Promise<Map<string, ProviderBreakerState>> {
-    return new Map(providerIds.map((id) => [id, "not_tracked" as const]));
+    const seen = await this.d.providerBreakers.providerBreakers();
+    const now = this.d.clock.now();
+    return new Map(
+      providerIds.map((id): [string, ProviderBreakerState] => {
+        const b = seen.get(id);
+        if (!b || b.state !== "open") return [id, "closed"];
+        return [id, b.cooldownUntil > now ? "open" : "half_open"];
+      }),
+    );
   }
 
   /**

@@ -48,7 +48,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .s-ready,.s-ENABLED,.s-succeeded,.s-closed{color:var(--ok)}
 .s-degraded,.s-syncing,.s-pending,.s-DISABLED,.s-parked,.s-faulted,.s-warning,.s-half_open{color:var(--warn)}
 .s-error,.s-ERROR,.s-dead,.s-failed,.s-critical,.s-open{color:var(--bad)}
-.s-info,.s-queued,.s-running,.s-discarded,.s-not_tracked{color:var(--muted)}
+.s-info,.s-queued,.s-running,.s-discarded{color:var(--muted)}
 form.inline{display:inline}
 button{font:inherit;padding:.3rem .75rem;border-radius:6px;border:1px solid #8c959f;background:#f6f8fa;color:var(--fg);cursor:pointer}
 button.primary{background:#1f883d;border-color:#1a7f37;color:#fff}
