@@ -72,6 +72,7 @@ export type { IntegrationService, NewIntegration, IntegrationPolicy, WebhookSett
 export type { JobService } from "./jobs/service.js";
 export type { IngressService } from "./jobs/ingress.js";
 export type { JobWorker, WorkerOptions, WorkerStats } from "./jobs/worker.js";
+export type { ClaimedJob, JobPayload } from "./store/jobs.js";
 export type { ProviderService, ProviderForCall } from "./providers/service.js";
 export type { AlertService } from "./alerts/service.js";
 export type { AlertRecord, Audience, SinkConfig } from "./alerts/sinks.js";
