@@ -17,6 +17,7 @@ import type { WebhookSigning, WebhookSigningCache } from "../integrations/signin
 import { WEBHOOK_NOT_CONFIGURED } from "../integrations/view.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import { newJobId, type AcceptClaim, type AcceptedDelivery, type AcceptResult, type ClaimedJob, type JobPayload, type JobRepository } from "../store/jobs.js";
+import { sealPayload } from "../store/payloadCipher.js";
 import type { Logger } from "../telemetry/logger.js";
 import { GroupCommit } from "./groupCommit.js";
 import { idempotencyKeyOf, signedBodyReplayWindowMs, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
@@ -33,8 +34,10 @@ const DROPPED_HEADERS = new Set(["authorization", "proxy-authorization", "cookie
 /**
  * What a job stores of a delivery (`job_payloads`): the kept headers as a JSON
  * object (lower-case names, credentials and hop-by-hop headers dropped) and
- * the raw body bytes exactly as received, in base64. Every accepted payload
- * passes through here once, on its way to the store.
+ * the raw body bytes exactly as received, in base64 — in plaintext: ingress
+ * seals it under the job id (`sealPayload`, src/store/payloadCipher.ts)
+ * before the store sees it, and hands the plaintext to a worker that claims
+ * the job at accept.
  */
 export function payloadOf(headers: Headers, rawBody: Uint8Array): JobPayload {
   const kept: Record<string, string> = {};
@@ -81,9 +84,12 @@ export interface IngressDeps {
   };
 }
 
+/** A delivery on its way to the store: the row (payload sealed) and its plaintext payload, for a hand-over at accept. */
+type IngressDelivery = AcceptedDelivery & { plain: JobPayload };
+
 /** Accepts webhook deliveries for integrations. */
 export class IngressService {
-  private readonly group: GroupCommit<AcceptedDelivery, AcceptResult>;
+  private readonly group: GroupCommit<IngressDelivery, AcceptResult>;
   /** Integration reads of deliveries arriving together (signing-cache misses), batched into one query. */
   private readonly integrationLoader: DataLoader<string, IntegrationRow | undefined>;
 
@@ -156,14 +162,19 @@ export class IngressService {
     }
     // The row as an ENABLED integration's job; the INSERT swaps in the record of the status it reads.
     const first = acceptJob("ENABLED", now, this.d).record;
-    const delivery: AcceptedDelivery = {
+    // Headers and body sealed together, under the job id (one encryption; src/store/payloadCipher.ts).
+    const plain = payloadOf(headers, rawBody);
+    const withId = (id: string): IngressDelivery => ({ ...delivery, job: { ...delivery.job, id, ...sealPayload(this.d.encryptor, id, plain) } });
+    const delivery: IngressDelivery = {
+      plain,
       job: {
         id: newJobId(now),
         integration_id: integrationId,
         state: first.state,
         attempts: first.attempts,
         idempotency_key: key?.value ?? null,
-        ...payloadOf(headers, rawBody),
+        headers: "",
+        body: "",
         run_at: first.runAtMs,
         lease_owner: null,
         lease_until: null,
@@ -176,12 +187,12 @@ export class IngressService {
       },
       recordFor,
     };
-    let result = await this.group.submit(delivery);
+    let result = await this.group.submit(withId(newJobId(now)));
     const windowStart = now - signedBodyReplayWindowMs;
     if ("duplicate" in result && result.duplicate && key?.source === "signed_body" && result.receivedAt < windowStart) {
       // The same signed body was last accepted more than the replay window ago: this is a new delivery.
       await this.d.jobs.retireIdempotencyKey(integrationId, key.value, windowStart);
-      result = await this.group.submit({ ...delivery, job: { ...delivery.job, id: newJobId(now) } });
+      result = await this.group.submit(withId(newJobId(now)));
     }
     if ("integrationMissing" in result) {
       this.d.signingCache.invalidate(integrationId);
@@ -201,7 +212,7 @@ export class IngressService {
    * memory) once the group committed and before the next group is written,
    * so they join their integrations' lanes in arrival order.
    */
-  private async write(rows: AcceptedDelivery[]): Promise<AcceptResult[]> {
+  private async write(rows: IngressDelivery[]): Promise<AcceptResult[]> {
     const { handoff } = this.d;
     const claim = handoff?.offerHandoff(rows.length, this.d.clock.now());
     let results: AcceptResult[];
@@ -215,7 +226,7 @@ export class IngressService {
       const handed: ClaimedJob[] = [];
       results.forEach((r, i) => {
         if (!("integrationMissing" in r) && !r.duplicate && r.state === "running") {
-          handed.push({ ...rows[i]!.job, seq: r.seq!, state: "running", attempts: rows[i]!.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
+          handed.push({ ...rows[i]!.job, ...rows[i]!.plain, seq: r.seq!, state: "running", attempts: rows[i]!.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
         }
       });
       handoff!.takeHandoff(handed, rows.length);
