@@ -158,7 +158,9 @@ describe("token endpoint breaker per provider, shared by two instances", () => {
   it("the endpoint is back: the next probe closes the breaker, every connection refreshes, one all-clear", async () => {
     ep.push(...Array.from({ length: CONNECTIONS + 5 }, ok));
     const before = ep.requests.length;
-    for (let i = 0; i < 15 && (await Promise.all(ids.map(connection))).some((c) => c.state !== "ready"); i++) {
+    // Up to a cooldown for the probe, and up to one more for a connection whose deferral was written on the
+    // other instance just after the close rescheduled the deferred ones (it keeps its deferral time).
+    for (let i = 0; i < 30 && (await Promise.all(ids.map(connection))).some((c) => c.state !== "ready"); i++) {
       a.clock.advance(10_000);
       await runDue();
     }
