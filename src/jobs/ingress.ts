@@ -18,6 +18,7 @@ import { WEBHOOK_NOT_CONFIGURED } from "../integrations/view.js";
 import type { IntegrationRepository, IntegrationRow } from "../store/integrations.js";
 import { newJobId, type AcceptClaim, type AcceptedDelivery, type AcceptResult, type ClaimedJob, type JobPayload, type JobRepository } from "../store/jobs.js";
 import type { Logger } from "../telemetry/logger.js";
+import { sealPayload } from "../store/payloadCipher.js";
 import { GroupCommit } from "./groupCommit.js";
 import { idempotencyKeyOf, signedBodyReplayWindowMs, verifyWebhookSignature, type SigningScheme } from "./signatures.js";
 /** What `POST /v1/webhooks/{integrationId}` answers with its 202. */
@@ -86,6 +87,8 @@ export class IngressService {
   private readonly group: GroupCommit<AcceptedDelivery, AcceptResult>;
   /** Integration reads of deliveries arriving together (signing-cache misses), batched into one query. */
   private readonly integrationLoader: DataLoader<string, IntegrationRow | undefined>;
+  /** Plaintext payloads of jobs being written (rows hold them sealed), for the jobs handed straight to the local worker. */
+  private readonly plain = new WeakMap<object, JobPayload>();
 
   constructor(private readonly d: IngressDeps) {
     this.group = new GroupCommit((rows) => this.write(rows));
@@ -156,14 +159,19 @@ export class IngressService {
     }
     // The row as an ENABLED integration's job; the INSERT swaps in the record of the status it reads.
     const first = acceptJob("ENABLED", now, this.d).record;
+    // Headers and body are stored sealed, in one encryption bound to the job id (src/store/payloadCipher.ts);
+    // the plaintext stays in memory only for a job handed straight to this instance's worker.
+    const plain = payloadOf(headers, rawBody);
+    const sealedAs = (id: string) => sealPayload(this.d.encryptor, id, plain);
+    const firstId = newJobId(now);
     const delivery: AcceptedDelivery = {
       job: {
-        id: newJobId(now),
+        id: firstId,
         integration_id: integrationId,
         state: first.state,
         attempts: first.attempts,
         idempotency_key: key?.value ?? null,
-        ...payloadOf(headers, rawBody),
+        ...sealedAs(firstId),
         run_at: first.runAtMs,
         lease_owner: null,
         lease_until: null,
@@ -176,12 +184,16 @@ export class IngressService {
       },
       recordFor,
     };
+    this.plain.set(delivery.job, plain);
     let result = await this.group.submit(delivery);
     const windowStart = now - signedBodyReplayWindowMs;
     if ("duplicate" in result && result.duplicate && key?.source === "signed_body" && result.receivedAt < windowStart) {
       // The same signed body was last accepted more than the replay window ago: this is a new delivery.
       await this.d.jobs.retireIdempotencyKey(integrationId, key.value, windowStart);
-      result = await this.group.submit({ ...delivery, job: { ...delivery.job, id: newJobId(now) } });
+      const id = newJobId(now);
+      const again: AcceptedDelivery = { ...delivery, job: { ...delivery.job, id, ...sealedAs(id) } };
+      this.plain.set(again.job, plain);
+      result = await this.group.submit(again);
     }
     if ("integrationMissing" in result) {
       this.d.signingCache.invalidate(integrationId);
@@ -215,7 +227,7 @@ export class IngressService {
       const handed: ClaimedJob[] = [];
       results.forEach((r, i) => {
         if (!("integrationMissing" in r) && !r.duplicate && r.state === "running") {
-          handed.push({ ...rows[i]!.job, seq: r.seq!, state: "running", attempts: rows[i]!.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
+          handed.push({ ...rows[i]!.job, ...this.plain.get(rows[i]!.job), seq: r.seq!, state: "running", attempts: rows[i]!.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
         }
       });
       handoff!.takeHandoff(handed, rows.length);

@@ -325,7 +325,11 @@ export class JobWorker {
         ran += claimed.length;
         const withPayloads = async (): Promise<ClaimedJob[]> => {
           const payloads = await jobs.payloads(claimed.map((j) => j.id));
-          return claimed.map((job) => ({ ...job, ...(payloads.get(job.id) ?? { headers: "{}", body: "" }) }));
+          // Sealed payloads are opened here; legacy plaintext rows pass as they are (src/store/payloadCipher.ts).
+          return claimed.map((job) => {
+            const stored = payloads.get(job.id);
+            return { ...job, ...(stored ? openPayload(this.d.encryptor, job.id, stored) : { headers: "{}", body: "" }) };
+          });
         };
         // The batch's reads are independent: on PostgreSQL they run side by side on the pool.
         const [batch, inHand] = await Promise.all([this.batchContext(claimed), withPayloads()]);
