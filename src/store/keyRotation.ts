@@ -44,6 +44,8 @@ export const CIPHER_FIELDS: readonly CipherField[] = [
   { table: "providers", key: "id", column: "client_secret_ct", context: (id) => `provider:${id}:client_secret` },
   { table: "integrations", key: "id", column: "delivery_secret_ct", context: (id) => `integration:${id}:delivery_secret` },
   { table: "integrations", key: "id", column: "webhook_secret_ct", context: (id) => `integration:${id}:webhook_secret` },
+  // The secret a webhook-secret rotation replaced: same context as the current one (src/jobs/ingress.ts `signingOf`).
+  { table: "integrations", key: "id", column: "webhook_previous_secret_ct", context: (id) => `integration:${id}:webhook_secret` },
   { table: "oauth_states", key: "state_hash", column: "code_verifier_ct", context: (hash) => `oauth_state:${hash}:code_verifier` },
   { table: "job_payloads", key: "job_id", column: "body", context: payloadContext, payload: true },
 ];
