@@ -26,7 +26,7 @@ export interface BackupProgress {
 export interface BackupResult {
   /** Pages in the copy (page size: the source's, 4096 bytes by default). */
   pages: number;
-  /** Times writers made SQLite restart the copy (after the first, the rest went in one step). */
+  /** Steps that made no headway because writers made SQLite restart the copy (after the first, the rest went in one step). */
   restarts: number;
 }
 
@@ -54,7 +54,8 @@ export async function backupSqlite(sourcePath: string, targetPath: string, onPro
     const r = await source.backup(temp, {
       progress: (p) => {
         onProgress?.(p);
-        if (p.remainingPages > lastRemaining) restarts++;
+        // A restart copies the first pages again: what remains does not shrink from one step to the next.
+        if (p.remainingPages >= lastRemaining) restarts++;
         lastRemaining = p.remainingPages;
         return restarts > 0 ? 0x7fffffff : STEP_PAGES;
       },
