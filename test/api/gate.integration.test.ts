@@ -191,7 +191,7 @@ describe("the API-key gate", () => {
       const variants = spellings(concrete(r.path));
       expect(variants.length).toBeGreaterThanOrEqual(10);
       for (const target of variants) {
-        for (const headers of [{}, { authorization: `Bearer ${API_KEY}` }]) {
+        for (const headers of <Array<Record<string, string>>>[{}, { authorization: `Bearer ${API_KEY}` }]) {
           const body = r.method === "GET" || r.method === "DELETE" ? undefined : "{}";
           const res = await raw(r.method, target, { ...headers, ...(body ? { "content-type": "application/json" } : {}) }, body);
           tried++;
