@@ -214,6 +214,9 @@ export class JobWorker {
     this.stats.claimed += jobs.length;
     this.stats.handedOver += jobs.length;
     const batch = this.batchContext(jobs);
+    // The lanes await the batch later (after their previous job): a read that fails first (the store went down)
+    // must not be an unhandled rejection meanwhile — that ends the process. Each lane still sees the failure.
+    batch.catch(() => undefined);
     // Nothing waits on these promises but the lanes (and stop()); a failure is logged in enqueue.
     for (const job of jobs) void this.enqueue(job, batch);
   }
