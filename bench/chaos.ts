@@ -142,7 +142,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
 
     const config = join(dir, "grantkeeper.yaml");
     const r = { ...REFRESH, timeoutSeconds: o.refreshTimeoutSeconds };
-    writeFileSync(config, `refresh:\n${Object.entries(r).map(([k, v]) => `  ${k}: ${v}`).join("\n")}\nscheduler:\n  maxSleepSeconds: 1\njobs:\n  leaseSeconds: 10\n`);
+    writeFileSync(config, `refresh:\n${Object.entries(r).map(([k, v]) => `  ${k}: ${v}`).join("\n")}\nscheduler:\n  maxSleepSeconds: 1\njobs:\n  leaseSeconds: 10\nbreaker:\n  cooldownSeconds: 2\n`);
     const env = { GRANTKEEPER_DATABASE_URL: pgc.url, GRANTKEEPER_API_KEY: API_KEY, GRANTKEEPER_ENCRYPTION_KEY: encryptionKey, GRANTKEEPER_CONFIG: config, GRANTKEEPER_LOG_LEVEL: "warn" };
     procs.push(...(await Promise.all(Array.from({ length: instances }, () => serve(env)))));
     cleanups.unshift(async () => procs.forEach((p) => p.child.exitCode === null && p.child.kill("SIGKILL")));
@@ -194,6 +194,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     const inError = Number((await sql.query("select count(*) as n from connections where state = 'error'")).rows[0].n);
     // Calls that were hanging when the chaos stopped end as timeouts first.
     await sleep(r.timeoutSeconds * 1000 + 1_000);
+    // The chaos may have opened the provider's token-endpoint breaker (issue 12): refreshes are deferred until its
+    // half-open probe succeeds, one cooldown (2 s here) after the endpoint is healthy again. Wait for it to close.
+    for (let waited = 0; waited < 30_000; waited += 250) {
+      const b = await sql.query("select state from provider_breakers where provider_id = 'acme'");
+      if (b.rows.length === 0 || b.rows[0].state !== "open") break;
+      await sleep(250);
+    }
     // Every connection refreshes afterwards: no refresh token was lost.
     const lost: string[] = [];
     await Promise.all(

@@ -68,6 +68,8 @@ function messageOf(e: unknown): string {
  */
 export function describeError(e: unknown): { exitCode: ExitCodeValue; line: string } {
   if (e instanceof CliError) return { exitCode: e.exitCode, line: e.message };
+  // The store could not be reached: the system error under it (ECONNREFUSED…) says what to check.
+  if (isGrantkeeperError(e) && e.code === "store_unavailable" && systemCode(e.cause) !== undefined) return describeError(e.cause);
   if (isGrantkeeperError(e)) {
     const usage = e.kind === "invalid_input" || e.kind === "malformed_request" || e.kind === "misconfigured";
     return { exitCode: usage ? ExitCode.usage : e.kind === "not_found" ? ExitCode.notFound : ExitCode.runtime, line: `${e.message} (${e.code})` };
