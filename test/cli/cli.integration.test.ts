@@ -1,15 +1,14 @@
 /**
  * The CLI as a user runs it: spawned processes, exit codes and output.
  */
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGrantkeeper } from "../../src/grantkeeper.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
+import { runCli, type CliRun } from "../support/cli.js";
 import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "../support/scriptedTokenEndpoint.js";
 
-const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
 
 describe("grantkeeper CLI", async () => {
   let db: TestDatabase;
@@ -21,15 +20,8 @@ describe("grantkeeper CLI", async () => {
   let disabledIntegration: string;
 
   /** Run the CLI without blocking this process (the token endpoint it calls lives here). */
-  function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env, ...extraEnv }, cwd: db.dir, timeout: 30_000 });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
+  function run(args: string[], extraEnv: Record<string, string> = {}): Promise<CliRun> {
+    return runCli(args, { env: { ...env, ...extraEnv }, cwd: db.dir });
   }
 
   beforeAll(async () => {

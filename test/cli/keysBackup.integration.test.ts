@@ -5,7 +5,6 @@
  * resumes to the end while every token stays readable; a backup taken while
  * writes go on restores to a store that serves the same grants.
  */
-import { spawn } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
@@ -16,8 +15,8 @@ import { Encryptor, keyIdOf, parseEncryptionKey } from "../../src/store/encrypti
 import { JobRepository, newJobId } from "../../src/store/jobs.js";
 import { countByKeyId } from "../../src/store/keyRotation.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
+import { runCli } from "../support/cli.js";
 
-const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
 const PROVIDERS = { acme: { authorizationEndpoint: "http://127.0.0.1:9/auth", tokenEndpoint: "http://127.0.0.1:9/token", clientId: "c", clientSecret: "keys-client-secret" } };
 
 interface Run {
@@ -29,17 +28,7 @@ interface Run {
 
 /** Spawn the built CLI; `onStderr` sees stderr as it arrives and may kill the child. */
 function cli(db: TestDatabase, args: string[], env: Record<string, string>, onStderr?: (text: string, kill: () => void) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, GRANTKEEPER_DATABASE_URL: db.url, GRANTKEEPER_API_KEY: "keys-api-key", GRANTKEEPER_LOG_LEVEL: "warn", ...env }, cwd: db.dir, timeout: 120_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => {
-      stderr += d;
-      onStderr?.(stderr, () => child.kill("SIGKILL"));
-    });
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  return runCli(args, { env: { GRANTKEEPER_DATABASE_URL: db.url, GRANTKEEPER_API_KEY: "keys-api-key", GRANTKEEPER_LOG_LEVEL: "warn", ...env }, cwd: db.dir, timeoutMs: 120_000, ...(onStderr ? { onStderr } : {}) });
 }
 
 /** `n` connections written straight into the store under `key` (the set-up of a big store in seconds, not minutes). */

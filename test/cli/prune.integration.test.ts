@@ -3,7 +3,6 @@
  * store, one sweep with the configured windows, what it deleted per table on
  * stdout (lines, or JSON), exit 0.
  */
-import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import SQLite from "better-sqlite3";
@@ -12,24 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../src/store/database.js";
 import { migrateToLatest } from "../../src/store/migrations.js";
 import { testDatabase, type TestDatabase } from "../support/backend.js";
+import { runCli } from "../support/cli.js";
 
-const MAIN = join(import.meta.dirname, "../../dist/src/cli/main.js");
 const DAY = 86_400_000;
 
 describe("grantkeeper prune", () => {
   let db: TestDatabase;
   let env: Record<string, string>;
 
-  function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, cwd: db.dir, timeout: 30_000 });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const run = (args: string[]) => runCli(args, { env, cwd: db.dir });
 
   beforeAll(async () => {
     db = await testDatabase();
