@@ -376,7 +376,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
     onSendFailed: (kind, sink) => telemetry.metrics.alertSendFailed(kind, sink),
   });
   alerts.attach();
-  const operations = new OperationsService({ ops: new OperationsRepository(store.db), connections: repo, integrations: integrationRepo, jobs: jobRepo, providers, providerBreakers: providerBreakerRepo, clock });
+  const operations = new OperationsService({ ops: new OperationsRepository(store.db), connections: repo, integrations: integrationRepo, jobs: jobRepo, providers, clock });
   const gk: Grantkeeper = {
     operations,
     connections,

@@ -11,7 +11,7 @@ import { apiKeyGate, parseApiKeys, publicRoute, sessionRoute } from "./auth.js";
 import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
 import { referencePage } from "./reference.js";
-import { attachFastPath, proxyFastPath } from "./proxyFastPath.js";
+import { attachFastPath, declaresBody, proxyFastPath } from "./proxyFastPath.js";
 import { ProblemError, toProblem } from "./problem.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { connectSessionRoutes } from "./routes/connectSessions.js";
@@ -65,13 +65,12 @@ function clientWentAway(c: Context, err: Error): boolean {
 }
 
 /**
- * True when the request declares a body (`Content-Length` or `Transfer-Encoding`, RFC 9112 §6.3), read from
- * Node's headers when served by @hono/node-server (no web `Request` is built for it), else from the Request.
+ * True when the request declares a body ({@link declaresBody}), read from Node's headers when served by
+ * @hono/node-server (no web `Request` is built for it), else from the Request.
  */
-function declaresBody(c: Context): boolean {
+function requestDeclaresBody(c: Context): boolean {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (!incoming) return c.req.raw.body !== null;
-  return incoming.headers["content-length"] !== undefined || incoming.headers["transfer-encoding"] !== undefined;
+  return incoming ? declaresBody(incoming.headers) : c.req.raw.body !== null;
 }
 
 /** The request target exactly as the client sent it: Node's raw `url` when served by @hono/node-server, else the Request's URL. */
@@ -132,8 +131,8 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   });
   // The proxy streams bodies through and never holds one whole; every other route reads its body into memory.
   // A request that declares no body has none (RFC 9112 §6.3): nothing to limit, and no web Request to build for it.
-  app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/proxy/") || !declaresBody(c) ? next() : limitBody(c, next)));
-  app.use("/dashboard/*", (c, next) => (!declaresBody(c) ? next() : limitBody(c, next)));
+  app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/proxy/") || !requestDeclaresBody(c) ? next() : limitBody(c, next)));
+  app.use("/dashboard/*", (c, next) => (!requestDeclaresBody(c) ? next() : limitBody(c, next)));
   // Deny by default: from here on, only publicRoute handlers answer without a key, and sessionRoute handlers (the
   // dashboard) only with a dashboard session.
   const signer = new SessionSigner(options.sessionSecret ?? randomBytes(32), apiKeys, gk.clock);

@@ -25,24 +25,15 @@ export function constantTimeEquals(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/**
- * True when `given` equals one of `keys`. Every key is compared (no early
- * exit), so timing does not tell which one matched or how many there are.
- */
-export function matchesAnyKey(given: string, keys: readonly string[]): boolean {
-  let ok = false;
-  for (const k of keys) ok = constantTimeEquals(given, k) || ok;
-  return ok;
-}
-
 /** SHA-256 digests of the valid keys, computed once per key list (the gate runs on every request). */
 const keyDigests = new WeakMap<readonly string[], Buffer[]>();
 
 /**
- * {@link matchesAnyKey} with the keys' digests computed once: the given key is hashed, then compared with
- * every key's digest in constant time, every key compared (no early exit).
+ * True when `given` equals one of `keys`: the given key is hashed, then compared with every key's digest
+ * (computed once per key list) in constant time, every key compared (no early exit), so timing tells neither
+ * which one matched nor how many there are.
  */
-export function matchesAnyKeyDigest(given: string, keys: readonly string[]): boolean {
+export function matchesAnyKey(given: string, keys: readonly string[]): boolean {
   let digests = keyDigests.get(keys);
   if (!digests) {
     digests = keys.map((k) => createHash("sha256").update(k).digest());
@@ -142,7 +133,7 @@ export function hasApiKey(c: Context, keys: readonly string[]): boolean {
 /** True when an `Authorization` header value is `Bearer <one of keys>` (compared in constant time). */
 export function authorizationHasKey(authorization: string | undefined, keys: readonly string[]): boolean {
   const m = /^Bearer[ \t]+([^\s]+)[ \t]*$/i.exec(authorization ?? "");
-  return m !== null && matchesAnyKeyDigest(m[1]!, keys);
+  return m !== null && matchesAnyKey(m[1]!, keys);
 }
 
 /**

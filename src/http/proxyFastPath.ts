@@ -20,7 +20,7 @@
  * same RFC 9457 problems ({@link toProblem}), and each request is logged
  * with the app's "http request" line.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Grantkeeper } from "../grantkeeper.js";
 import type { ApiAnswer } from "../lifecycle/api/authorizedFetch.js";
 import { API_METHODS } from "../lifecycle/api/target.js";
@@ -77,8 +77,8 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
     const method = req.method!;
     res.once("finish", () => log.info({ method, path: t.path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }, "http request"));
     const declared = req.headers["content-length"];
-    // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): none is sent on either.
-    const hasBody = declared !== undefined || req.headers["transfer-encoding"] !== undefined;
+    // A request without Content-Length or Transfer-Encoding has no body: none is sent on either.
+    const hasBody = declaresBody(req.headers);
     // The client going away cancels the provider call too.
     const gone = new AbortController();
     const onClose = () => {
@@ -125,6 +125,11 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
     });
     body.pipe(res);
   }
+}
+
+/** True when request headers declare a body (`Content-Length` or `Transfer-Encoding`, RFC 9112 §6.3). */
+export function declaresBody(headers: IncomingHttpHeaders): boolean {
+  return headers["content-length"] !== undefined || headers["transfer-encoding"] !== undefined;
 }
 
 /** How many `Authorization` fields the request carries. */

@@ -11,7 +11,7 @@ import type { ConnectionRepository } from "../store/connections.js";
 import type { IntegrationRepository } from "../store/integrations.js";
 import type { JobRepository } from "../store/jobs.js";
 import type { HourlyRefreshOutcomes, OpenEpisodeRow, OperationsRepository } from "../store/operations.js";
-import type { ProviderBreakerReader, ProviderService } from "../providers/service.js";
+import type { ProviderService } from "../providers/service.js";
 
 export type { HourlyRefreshOutcomes } from "../store/operations.js";
 
@@ -69,8 +69,6 @@ export interface OperationsDeps {
   integrations: IntegrationRepository;
   jobs: JobRepository;
   providers: ProviderService;
-  /** The token-endpoint breakers (`provider_breakers`); a provider never seen there is closed. */
-  providerBreakers: ProviderBreakerReader;
   clock: Clock;
 }
 
@@ -139,13 +137,12 @@ export class OperationsService {
    * @param providerIds the providers to report
    */
   async providerBreakerStates(providerIds: readonly string[]): Promise<Map<string, ProviderBreakerState>> {
-    const seen = await this.d.providerBreakers.providerBreakers();
-    const now = this.d.clock.now();
+    const seen = await this.d.providers.tokenEndpointBreakers();
     return new Map(
       providerIds.map((id): [string, ProviderBreakerState] => {
-        const b = seen.get(id);
+        const b = seen[id];
         if (!b || b.state !== "open") return [id, "closed"];
-        return [id, b.cooldownUntil > now ? "open" : "half_open"];
+        return [id, b.retryAfterSeconds === 0 ? "half_open" : "open"];
       }),
     );
   }
