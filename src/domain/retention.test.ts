@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CONNECT_SESSION_GRACE_MS, defaultRetentionPolicy, JOB_RETENTION_WINDOWS, resolveRetentionPolicy, retentionCutoffs } from "./retention.js";
+import { CONNECT_SESSION_GRACE_MS, defaultRetentionPolicy, JOB_RETENTION_WINDOWS, nextBatchSize, resolveRetentionPolicy, retentionCutoffs } from "./retention.js";
 import { FINISHED_JOB_STATES, JOB_STATES } from "./states.js";
 
 describe("retention windows", () => {
@@ -25,5 +25,21 @@ describe("retention windows", () => {
     expect(() => resolveRetentionPolicy({ eventsMs: -1 })).toThrow(/retention\.eventsMs/);
     expect(() => resolveRetentionPolicy({ failedJobsMs: Number.NaN })).toThrow(/retention\.failedJobsMs/);
     expect(() => resolveRetentionPolicy({ sweepIntervalMs: 0 })).toThrow(/retention\.sweepIntervalMs/);
+  });
+});
+
+describe("sweep batch sizing", () => {
+  it("aims the next batch at the target duration, within [min, max]", () => {
+    // 200 rows in 8 ms with a 4 ms target: half as many next time.
+    expect(nextBatchSize(200, 8, 4, 10, 500)).toBe(100);
+    // A store so loaded that even the smallest batch is slow: still the minimum, never 0.
+    expect(nextBatchSize(10, 400, 4, 10, 500)).toBe(10);
+    // Near the cap: never above it.
+    expect(nextBatchSize(400, 1, 4, 10, 500)).toBe(500);
+  });
+
+  it("grows at most 2x per batch, so one fast batch (a cached page) cannot overshoot", () => {
+    expect(nextBatchSize(10, 0, 4, 10, 500)).toBe(20);
+    expect(nextBatchSize(50, 0.5, 4, 10, 500)).toBe(100);
   });
 });

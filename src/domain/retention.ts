@@ -109,3 +109,23 @@ export function resolveRetentionPolicy(partial: Partial<RetentionPolicy> = {}): 
   if (p.sweepIntervalMs <= 0) throw new RangeError(`retention.sweepIntervalMs must be > 0, got ${p.sweepIntervalMs}`);
   return p;
 }
+
+/**
+ * The size of a sweep's next batch, from how long the last one took: a
+ * batch holds the store (on SQLite, the one connection every arriving
+ * webhook's commit waits behind) for as long as it runs, so the sweep aims
+ * every batch at `targetMs` rather than at a fixed row count — large when the
+ * store is idle, small when it is loaded or the rows are heavy (issue 13:
+ * ingress keeps its p99 while 10 million rows go). Proportional, growing at
+ * most 2× per batch so one fast batch cannot overshoot.
+ * @param current rows in the last batch (≥ 1)
+ * @param tookMs how long it took, milliseconds
+ * @param targetMs the wanted duration of one batch, milliseconds (> 0)
+ * @param min fewest rows per batch (progress even on a saturated store), ≥ 1
+ * @param max most rows per batch
+ * @returns an integer in [min, max]
+ */
+export function nextBatchSize(current: number, tookMs: number, targetMs: number, min: number, max: number): number {
+  const scaled = Math.floor((current * targetMs) / Math.max(tookMs, 0.01));
+  return Math.max(min, Math.min(max, 2 * current, scaled));
+}

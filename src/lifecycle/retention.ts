@@ -6,24 +6,35 @@
  * `grantkeeper prune` runs one sweep now.
  *
  * Ingress keeps its latency: each batch is one short statement or
- * transaction of at most `batchSize` rows, and after each batch the sweep
- * pauses twice as long as the batch took (`pauseFactor` × its duration, at
- * most 250 ms), so it holds the store about a third of the time and an arriving webhook never
- * waits behind more than one batch (on SQLite the database calls are
+ * transaction sized to take about `batchTargetMs` (at most `batchSize`
+ * rows; `nextBatchSize` adapts the count after every batch, so a loaded
+ * store gets small batches), its deletes commit without waiting for the disk
+ * (they are idempotent), and after each batch the sweep pauses twice as long
+ * as the batch took (`pauseFactor` × its duration, at most 250 ms), so it
+ * holds the store about a third of the time and an arriving webhook never
+ * waits behind more than one short batch (on SQLite the database calls are
  * synchronous in this process: a batch's length is how long a webhook may
- * wait behind it). The pause is real elapsed time (`setTimeout`), not the
+ * wait behind it). SQLite's space reclaim runs in steps sized the same way. The pause is real elapsed time (`setTimeout`), not the
  * injected clock: it meters the store's work, which the clock of the
  * retention windows does not see (a manual clock stands still while the
  * store works).
  */
 import type { Clock } from "../domain/clock.js";
-import { RETENTION_TABLES, retentionCutoffs, type RetentionPolicy, type RetentionTable } from "../domain/retention.js";
+import { nextBatchSize, RETENTION_TABLES, retentionCutoffs, type RetentionPolicy, type RetentionTable } from "../domain/retention.js";
 import type { RetentionRepository } from "../store/retention.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Metrics } from "../telemetry/metrics.js";
 
-/** Rows per delete statement unless told otherwise (docs/benchmarks.md "Retention sweep under ingress" measured it). */
-export const DEFAULT_SWEEP_BATCH_SIZE = 200;
+/** Most rows per delete statement unless told otherwise (the count adapts below it to {@link DEFAULT_SWEEP_BATCH_TARGET_MS}). */
+export const DEFAULT_SWEEP_BATCH_SIZE = 500;
+/**
+ * How long one batch (or one SQLite reclaim step) should hold the store unless told otherwise, milliseconds:
+ * well under an accept's own commit time, so an arriving webhook's p99 stays within 2× of an idle store's
+ * (docs/benchmarks.md "Retention sweep under ingress").
+ */
+export const DEFAULT_SWEEP_BATCH_TARGET_MS = 4;
+/** Fewest rows per batch, however slow the store: the sweep always makes progress. */
+const MIN_BATCH_ROWS = 10;
 /** Pause after a batch, as a multiple of the batch's duration, unless told otherwise: 2 = the sweep holds the store about a third of the time. */
 export const DEFAULT_SWEEP_PAUSE_FACTOR = 2;
 /**
@@ -32,8 +43,8 @@ export const DEFAULT_SWEEP_PAUSE_FACTOR = 2;
  * work, would set the pause and the sweep would crawl. Capped, the sweep still makes progress.
  */
 const MAX_PAUSE_MS = 250;
-/** SQLite pages (4 KiB each) released per `incremental_vacuum` step. */
-const VACUUM_STEP_PAGES = 2_000;
+/** Most, fewest and first SQLite pages (4 KiB each) released per `incremental_vacuum` step (adapted like a batch). */
+const VACUUM_STEP = { max: 4_000, min: 16, first: 128 } as const;
 
 /** What one sweep did. */
 export interface SweepReport {
@@ -57,8 +68,10 @@ export interface RetentionSweeperDeps {
   policy: RetentionPolicy;
   /** Counts deleted rows per table (`grantkeeper_retention_deleted_rows_total`). */
   metrics?: Pick<Metrics, "retentionDeleted">;
-  /** Rows per delete statement. @defaultValue {@link DEFAULT_SWEEP_BATCH_SIZE} */
+  /** Most rows per delete statement. @defaultValue {@link DEFAULT_SWEEP_BATCH_SIZE} */
   batchSize?: number;
+  /** Wanted duration of one batch, milliseconds; the row count adapts to it between {@link MIN_BATCH_ROWS} and `batchSize`. @defaultValue {@link DEFAULT_SWEEP_BATCH_TARGET_MS} */
+  batchTargetMs?: number;
   /** Pause after each full batch, as a multiple of its duration (0: only yield to the event loop). @defaultValue {@link DEFAULT_SWEEP_PAUSE_FACTOR} */
   pauseFactor?: number;
 }
@@ -75,13 +88,16 @@ export class RetentionSweeper {
   private started = false;
   private stopping = false;
   private readonly batchSize: number;
+  private readonly batchTargetMs: number;
   private readonly pauseFactor: number;
 
-  /** @throws RangeError for a batch size that is not an integer ≥ 1, or a pause factor that is not a finite number ≥ 0 */
+  /** @throws RangeError for a batch size that is not an integer ≥ 1, a batch target that is not a finite number > 0, or a pause factor that is not a finite number ≥ 0 */
   constructor(private readonly d: RetentionSweeperDeps) {
     this.batchSize = d.batchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
+    this.batchTargetMs = d.batchTargetMs ?? DEFAULT_SWEEP_BATCH_TARGET_MS;
     this.pauseFactor = d.pauseFactor ?? DEFAULT_SWEEP_PAUSE_FACTOR;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`retention batch size must be an integer ≥ 1, got ${this.batchSize}`);
+    if (!Number.isFinite(this.batchTargetMs) || this.batchTargetMs <= 0) throw new RangeError(`retention batch target must be a finite number of milliseconds > 0, got ${this.batchTargetMs}`);
     if (!Number.isFinite(this.pauseFactor) || this.pauseFactor < 0) throw new RangeError(`retention pause factor must be a finite number ≥ 0, got ${this.pauseFactor}`);
   }
 
@@ -144,43 +160,54 @@ export class RetentionSweeper {
       deleted[table] += n;
       if (n > 0) this.d.metrics?.retentionDeleted(table, n);
     };
-    /** Run batches until one deletes less than a full batch (or stop() is called). */
-    const drain = async (batch: () => Promise<number>) => {
+    const minRows = Math.min(MIN_BATCH_ROWS, this.batchSize);
+    let limit = minRows;
+    /** Run batches, each sized from the last one's duration, until one deletes less than it asked for (or stop() is called). */
+    const drain = async (batch: (limit: number) => Promise<number>) => {
       for (;;) {
         if (this.stopping) {
           interrupted = true;
           return;
         }
         const t = performance.now();
-        const n = await batch();
-        if (n < this.batchSize) return;
+        const asked = limit;
+        const n = await batch(asked);
+        const took = performance.now() - t;
+        // The batch's WAL pages go to the file now, in the sweep's time slot (see RetentionRepository.checkpoint).
+        // Its cost is mostly one fsync, whatever the batch's size: it counts in the pause, not in the sizing.
+        await this.d.repo.checkpoint();
+        limit = nextBatchSize(asked, took, this.batchTargetMs, minRows, this.batchSize);
+        if (n < asked) return;
         await this.pause(performance.now() - t);
       }
     };
     const locked = await this.d.repo.withSweepLock(async () => {
       const cut = retentionCutoffs(this.d.policy, this.d.clock.now());
-      const limit = this.batchSize;
       for (const { state, beforeMs } of cut.jobs) {
-        await drain(async () => {
+        await drain(async (limit) => {
           const r = await this.d.repo.deleteJobs(state, beforeMs, limit);
           count("jobs", r.jobs);
           count("job_payloads", r.payloads);
           return r.jobs;
         });
       }
-      await drain(async () => tap("alerts", await this.d.repo.deleteByTime("alerts", cut.alertsBeforeMs, limit)));
-      await drain(async () => tap("connection_events", await this.d.repo.deleteByTime("connection_events", cut.eventsBeforeMs, limit)));
-      await drain(async () => tap("oauth_states", await this.d.repo.deleteOAuthStates(cut.oauthStatesExpiredAtMs, limit)));
-      await drain(async () => tap("connect_sessions", await this.d.repo.deleteConnectSessions(cut.connectSessionsBeforeMs, limit)));
+      await drain(async (limit) => tap("alerts", await this.d.repo.deleteByTime("alerts", cut.alertsBeforeMs, limit)));
+      await drain(async (limit) => tap("connection_events", await this.d.repo.deleteByTime("connection_events", cut.eventsBeforeMs, limit)));
+      await drain(async (limit) => tap("oauth_states", await this.d.repo.deleteOAuthStates(cut.oauthStatesExpiredAtMs, limit)));
+      await drain(async (limit) => tap("connect_sessions", await this.d.repo.deleteConnectSessions(cut.connectSessionsBeforeMs, limit)));
       let reclaimed = 0;
       if (Object.values(deleted).some((n) => n > 0)) {
-        // Free pages go back in steps, each a short write transaction, like the deletes.
+        // Free pages go back in steps, each a short write transaction sized like the deletes.
+        let pages: number = VACUUM_STEP.first;
         for (;;) {
           if (this.stopping) break;
           const t = performance.now();
-          const n = await this.d.repo.reclaimSpace(VACUUM_STEP_PAGES);
+          const n = await this.d.repo.reclaimSpace(pages);
+          const took = performance.now() - t;
+          await this.d.repo.checkpoint();
           reclaimed += n;
-          if (n < VACUUM_STEP_PAGES) break;
+          if (n < pages) break;
+          pages = nextBatchSize(pages, took, this.batchTargetMs, VACUUM_STEP.min, VACUUM_STEP.max);
           await this.pause(performance.now() - t);
         }
       }

@@ -60,6 +60,35 @@ export class DatabaseUrlError extends GrantkeeperError {
 
 const INT8_OID = 20;
 
+/**
+ * Run writes that a crash may roll back harmlessly — because they are redone
+ * (the job worker's claims and outcomes: the job runs again) or idempotent
+ * (retention's deletes: the next sweep deletes the same rows) — without
+ * waiting for the disk. Never for an accept or a token write.
+ *
+ * SQLite: on the held connection with `synchronous=NORMAL`, FULL again after.
+ * In WAL mode such a commit survives a crash of the process (kill -9); only an
+ * OS crash or power loss can roll the last ones back, and the next FULL commit
+ * makes every earlier one durable (the WAL is sequential). Nothing else runs
+ * relaxed meanwhile: the connection is held. PostgreSQL: on `workerDb`, whose
+ * sessions commit with `synchronous_commit=off` (same guarantees).
+ *
+ * @param fn the writes, on the handle to use for them
+ * @returns what `fn` returns
+ * @throws what `fn` throws (SQLite: after restoring FULL)
+ */
+export async function withoutFsync<T>(store: Pick<Store, "db" | "workerDb" | "dialect">, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (store.dialect !== "sqlite") return fn(store.workerDb);
+  return store.db.connection().execute(async (conn) => {
+    await sql`pragma synchronous = normal`.execute(conn);
+    try {
+      return await fn(conn);
+    } finally {
+      await sql`pragma synchronous = full`.execute(conn);
+    }
+  });
+}
+
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions {
   /**

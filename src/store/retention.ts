@@ -10,11 +10,16 @@
  * transaction per batch, so a sweep never holds a lock for long and a row
  * that changed between the inner select and the delete (a dead job replayed
  * by hand) is left alone. Indexes: migration `0011_retention`.
+ *
+ * The deletes commit without waiting for the disk (`withoutFsync`): they are
+ * idempotent, so one that an OS crash rolls back is simply done again by the
+ * next sweep, and an arriving webhook's own (durable) commit no longer queues
+ * behind the sweep's fsyncs.
  */
 import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
 import type { JobState } from "../domain/states.js";
 import { FINISHED_JOB_STATES } from "../domain/states.js";
-import type { Dialect, Store } from "./database.js";
+import { withoutFsync, type Dialect, type Store } from "./database.js";
 import type { Database } from "./schema.js";
 import { inList } from "./stateSql.js";
 
@@ -60,12 +65,14 @@ export class RetentionRepository {
   private readonly db: Kysely<Database>;
   private readonly dialect: Dialect;
   private readonly sqliteExec: ((sql: string) => void) | undefined;
+  private readonly store: Pick<Store, "db" | "workerDb" | "dialect">;
 
-  /** @param store the open store (its `db` handle; the lock pins one of its connections) */
-  constructor(store: Pick<Store, "db" | "dialect" | "sqliteExec">) {
+  /** @param store the open store (its `db` handle; the lock pins one of its connections; deletes run on the relaxed-durability handle) */
+  constructor(store: Pick<Store, "db" | "workerDb" | "dialect" | "sqliteExec">) {
     this.db = store.db;
     this.dialect = store.dialect;
     this.sqliteExec = store.sqliteExec;
+    this.store = { db: store.db, workerDb: store.workerDb, dialect: store.dialect };
   }
 
   /**
@@ -88,7 +95,7 @@ export class RetentionRepository {
    */
   async deleteJobs(state: JobState, beforeMs: number, limit: number): Promise<JobBatchResult> {
     if (!(FINISHED_JOB_STATES as readonly string[]).includes(state)) throw new RangeError(`retention never deletes ${state} jobs`);
-    return this.db.transaction().execute(async (trx) => {
+    return withoutFsync(this.store, (db) => db.transaction().execute(async (trx) => {
       const ids = await trx
         .deleteFrom("jobs")
         .where(this.keyIn("id", trx.selectFrom("jobs").select("id").where(FINISHED).where(inList("state", [state])).where("finished_at", "<", beforeMs).orderBy("finished_at").limit(limit)))
@@ -99,20 +106,15 @@ export class RetentionRepository {
       if (ids.length === 0) return { jobs: 0, payloads: 0 };
       const p = await trx.deleteFrom("job_payloads").where("job_id", "in", ids.map((r) => r.id)).executeTakeFirst();
       return { jobs: ids.length, payloads: Number(p.numDeletedRows) };
-    });
+    }));
   }
 
   /**
    * Delete up to `limit` alerts or connection events whose `at` is before `beforeMs`, oldest first.
    * @returns rows deleted
    */
-  async deleteByTime(table: "alerts" | "connection_events", beforeMs: number, limit: number): Promise<number> {
-    const r = await this.db
-      .deleteFrom(table)
-      .where(this.keyIn("id", this.db.selectFrom(table).select("id").where("at", "<", beforeMs).orderBy("at").limit(limit)))
-      .where("at", "<", beforeMs)
-      .executeTakeFirst();
-    return Number(r.numDeletedRows);
+  deleteByTime(table: "alerts" | "connection_events", beforeMs: number, limit: number): Promise<number> {
+    return this.deleteOldest(table, "id", "at", "<", beforeMs, limit);
   }
 
   /**
@@ -120,26 +122,25 @@ export class RetentionRepository {
    * callback refuses them either way).
    * @returns rows deleted
    */
-  async deleteOAuthStates(expiredAtMs: number, limit: number): Promise<number> {
-    const r = await this.db
-      .deleteFrom("oauth_states")
-      .where(this.keyIn("state_hash", this.db.selectFrom("oauth_states").select("state_hash").where("expires_at", "<=", expiredAtMs).orderBy("expires_at").limit(limit)))
-      .where("expires_at", "<=", expiredAtMs)
-      .executeTakeFirst();
-    return Number(r.numDeletedRows);
+  deleteOAuthStates(expiredAtMs: number, limit: number): Promise<number> {
+    return this.deleteOldest("oauth_states", "state_hash", "expires_at", "<=", expiredAtMs, limit);
   }
 
   /**
    * Delete up to `limit` connect sessions whose `expires_at` is before `beforeMs` (completed or not).
    * @returns rows deleted
    */
-  async deleteConnectSessions(beforeMs: number, limit: number): Promise<number> {
-    const r = await this.db
-      .deleteFrom("connect_sessions")
-      .where(this.keyIn("id", this.db.selectFrom("connect_sessions").select("id").where("expires_at", "<", beforeMs).orderBy("expires_at").limit(limit)))
-      .where("expires_at", "<", beforeMs)
-      .executeTakeFirst();
-    return Number(r.numDeletedRows);
+  deleteConnectSessions(beforeMs: number, limit: number): Promise<number> {
+    return this.deleteOldest("connect_sessions", "id", "expires_at", "<", beforeMs, limit);
+  }
+
+  /** One batch: the `limit` rows of `table` with the oldest `column` `op` `cutoff`, deleted by `key` (re-checked in the outer statement). */
+  private async deleteOldest(table: "alerts" | "connection_events" | "oauth_states" | "connect_sessions", key: string, column: string, op: "<" | "<=", cutoff: number, limit: number): Promise<number> {
+    const r = await withoutFsync(this.store, (db) => {
+      const batch = sql`(select ${sql.ref(key)} from ${sql.table(table)} where ${sql.ref(column)} ${sql.raw(op)} ${cutoff} order by ${sql.ref(column)} limit ${limit})`;
+      return sql`delete from ${sql.table(table)} where ${this.keyIn(key, batch)} and ${sql.ref(column)} ${sql.raw(op)} ${cutoff}`.execute(db);
+    });
+    return Number(r.numAffectedRows ?? 0);
   }
 
   /**
@@ -199,6 +200,20 @@ export class RetentionRepository {
     // Held connection: no kysely transaction is open around the raw call, and none starts during it.
     await this.db.connection().execute(async () => exec(`pragma incremental_vacuum(${Math.max(1, Math.floor(maxPages))})`));
     return before - (await this.freePages());
+  }
+
+  /**
+   * SQLite only: copy the write-ahead log's committed pages back into the
+   * database file now (`PRAGMA wal_checkpoint(PASSIVE)`: never waits for a
+   * reader). A sweep calls it after each batch so the pages its deletes wrote
+   * are checkpointed in its own time slot; otherwise the next commit to pass
+   * the 1,000-page auto-checkpoint mark — most often an arriving webhook's
+   * accept — pays for them. Nothing on PostgreSQL.
+   */
+  async checkpoint(): Promise<void> {
+    const exec = this.sqliteExec;
+    if (this.dialect !== "sqlite" || !exec) return;
+    await this.db.connection().execute(async () => exec("pragma wal_checkpoint(passive)"));
   }
 
   /** SQLite pages on the free list (0 on PostgreSQL). */
