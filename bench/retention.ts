@@ -9,6 +9,7 @@
  *
  * N: the issue asks for 10 million; on the shared 2-core machine the default
  * is 1 million (`GK_BENCH_RETENTION_N` sets it; `--quick` uses 20 000).
+ * `GK_BENCH_RETENTION_ENGINES=SQLite` (or `PostgreSQL`) runs one engine only.
  * Latency is measured from each webhook's scheduled arrival (open loop), so
  * time a webhook spends waiting behind a sweep batch counts.
  */
@@ -188,7 +189,7 @@ async function runEngine(label: "SQLite" | "PostgreSQL", n: number): Promise<Eng
 export async function runRetention(opts: BenchOptions): Promise<BenchReport> {
   const n = jobsToSweep(opts);
   const results: EngineResult[] = [];
-  for (const label of (process.env.GK_ENGINES ?? "SQLite,PostgreSQL").split(",") as ("SQLite" | "PostgreSQL")[]) results.push(await runEngine(label, n));
+  for (const label of (process.env.GK_BENCH_RETENTION_ENGINES ?? "SQLite,PostgreSQL").split(",") as ("SQLite" | "PostgreSQL")[]) results.push(await runEngine(label, n));
   const ok = (r: EngineResult) => !r.partial && r.sweep.deleted.jobs === r.n && r.during.p99 <= 2 * r.base.p99;
   const markdown = [
     `Sweeping ${fmt(n)} finished jobs (succeeded 30 days ago, ${BODY_BYTES} B payloads, seeded with bulk SQL) with the server's sweeper (defaults: batches sized to take ${DEFAULT_SWEEP_BATCH_TARGET_MS} ms, at most ${DEFAULT_SWEEP_BATCH_SIZE} rows, committed without waiting for the disk, a pause of twice each batch's duration after it; default windows) while ${fmt(RATE)} webhooks/s arrive through \`gk.ingress.accept\` in the same process.`,
