@@ -5,7 +5,9 @@
  * 127.0.0.1, every phase bounded in time. Cases, in order of value:
  *
  * 1. token-endpoint chaos: the proxy switches between pass, 503, HTML 500,
- *    resets, hangs past the refresh timeout and 429 + Retry-After while
+ *    resets, hangs past the refresh timeout, 429 + Retry-After and slow
+ *    bodies (the authorization server's answer trickled in within the
+ *    timeout, so no grant can be lost by design) while
  *    short-lived grants come due; afterwards every connection must refresh
  *    (no refresh token lost), none may be in `error`, no integration may
  *    leave ENABLED, and token calls stay within due refreshes × (maxRetries + 1);
@@ -179,12 +181,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosFigures> {
     })();
 
     // Case 1: token-endpoint chaos.
-    const modes: FaultMode[] = ["pass", "pass", "503", "html500", "reset", "hang", "429"];
+    const modes: FaultMode[] = ["pass", "pass", "503", "html500", "reset", "hang", "429", "slowBody"];
+    // Slow bodies forward the real answer, trickled over a quarter of the timeout (at most 2 s): slow but in time.
+    // (One trickled past the timeout after the provider rotated would lose the grant: the limit docs/reliability.md states.)
+    const slowBody = { durationMs: Math.min(2_000, (r.timeoutSeconds * 1000) / 4) };
     const callsBefore = proxy.requests();
     const chaosStart = performance.now();
     while (performance.now() - chaosStart < o.chaosMs) {
       const m = modes[Math.floor(Math.random() * modes.length)]!;
-      proxy.setMode(m, { retryAfterSeconds: 1 });
+      proxy.setMode(m, { retryAfterSeconds: 1, slowBody });
       await sleep(500);
     }
     proxy.setMode("pass");

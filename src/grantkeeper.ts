@@ -248,7 +248,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const units = new UnitsOfWork(store.db, { integrations: integrationRepo, jobs: jobRepo, breakers: breakerRepo });
   // Fresh tokens in memory, shared by the engine (invalidates) and the connection service (fills, hands out).
   const freshTokens = new FreshTokenCache();
-  const providerBreakerRepo = new ProviderBreakerRepository(store.db);
+  const providerBreakerRepo = new ProviderBreakerRepository(store.db, store.dialect);
   const providers = new ProviderService(
     new ProviderRepository(store.db),
     encryptor,

@@ -19,6 +19,8 @@ import type { Classification } from "../domain/classify.js";
 import type { Clock } from "../domain/clock.js";
 import { isEndpointFault, providerGate, type ProviderGate } from "../domain/providerBreaker.js";
 import type { ProviderBreakerRepository } from "../store/providerBreakers.js";
+import type { Expression, ExpressionBuilder, SqlBool } from "kysely";
+import type { Database } from "../store/schema.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { Telemetry } from "../telemetry/telemetry.js";
 import type { LifecycleHooks } from "./hooks.js";
@@ -94,6 +96,17 @@ export class ProviderBreakers {
       this.d.logger.error({ providerId, err: { name: (e as Error).name, message: (e as Error).message } }, "could not update the token endpoint breaker");
     }
     return fault;
+  }
+
+  /**
+   * The fence of a deferral's write (see `ProviderBreakerRepository.whileOpen`):
+   * the connection is written only while the provider's breaker is still
+   * open, so a deferral decided just before another instance closed the
+   * breaker cannot undo that close's rescheduling.
+   * @param providerId the connection's provider
+   */
+  whileOpen(providerId: string): (eb: ExpressionBuilder<Database, "connections">) => Expression<SqlBool> {
+    return this.d.repo.whileOpen(providerId);
   }
 
   /**

@@ -17,7 +17,7 @@ import { clientCredentialsGrant, isTokenEndpointError, refreshGrant, type TokenE
 import { forTokenCalls, parseConnectionConfig } from "../providers/connectionConfig.js";
 import { grantTypeOf, timingOf, type ProviderDefinition } from "../providers/definition.js";
 import type { ProviderForCall, ProviderService } from "../providers/service.js";
-import { sql, type Transaction } from "kysely";
+import { sql, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from "kysely";
 import type { ConnectionPatch, ConnectionRepository, ConnectionRow } from "../store/connections.js";
 import type { Database } from "../store/schema.js";
 import type { UnitsOfWork } from "../store/unitOfWork.js";
@@ -106,6 +106,10 @@ function scopesToRenew(row: Pick<ConnectionRow, "scope">, def: ProviderDefinitio
 }
 
 const LEASE_POLL_MS = 25;
+/** Reads of the provider breaker per refresh when deferrals keep being refused because it closed meanwhile. */
+const MAX_GATES = 2;
+/** An event appended with a refresh's result. */
+type CommitEvent = { type: string; class?: FailureClass; code?: string; message: string; detail: Record<string, unknown> | null };
 /** Lease time, beyond the call's timeout, that must be left before a token call is made without renewing the lease (milliseconds). */
 const LEASE_CALL_SLACK_MS = 1_000;
 /** How long refreshed tokens are held and their write retried while the store is unavailable (milliseconds). */
@@ -241,9 +245,16 @@ export class RefreshEngine {
       return { outcome: "skipped", row: current };
     }
     // The provider's token endpoint breaker: closed → call; open → one half-open probe per cooldown, the rest deferred.
-    const gate = await this.deps.breakers.gate(row.provider_id);
-    if (gate.kind === "blocked") return this.defer(row, gate.retryAtMs, "the provider's token endpoint breaker is open");
-    return this.traced(row, mode, () => this.callTokenEndpoint(row, provider, now, gate));
+    // A deferral lands only while the breaker is still open; when another instance closed it since this gate was
+    // read, the gate is read again and the connection refreshes now instead of waiting out a cooldown.
+    for (let gates = 1; ; gates++) {
+      const gate = await this.deps.breakers.gate(row.provider_id);
+      if (gate.kind !== "blocked") return this.traced(row, mode, () => this.callTokenEndpoint(row, provider, now, gate));
+      const deferred = await this.defer(row, gate.retryAtMs, "the provider's token endpoint breaker is open");
+      if (deferred !== undefined) return deferred;
+      // Closed and open again in between (a flapping endpoint): leave the connection as it is, due or deferred.
+      if (gates >= MAX_GATES) return this.release(row, "skipped");
+    }
   }
 
   /**
@@ -301,7 +312,11 @@ export class RefreshEngine {
       metrics.refreshCallDuration(verdict.class, durationMs / 1000);
       const endpointFault = await this.deps.breakers.record(row.provider_id, verdict, gate);
       // A failed half-open probe is the provider's failure, not this grant's: its own budget is not spent.
-      if (gate.kind === "probe" && endpointFault) return this.defer(row, this.deps.clock.now() + this.deps.breakers.cooldownMs, `the half-open probe of the provider's token endpoint failed (${verdict.code})`, startedAt);
+      // (When another instance closed the breaker meanwhile, the deferral is refused: it is this grant's failure then.)
+      if (gate.kind === "probe" && endpointFault) {
+        const deferred = await this.defer(row, this.deps.clock.now() + this.deps.breakers.cooldownMs, `the half-open probe of the provider's token endpoint failed (${verdict.code})`, startedAt);
+        if (deferred !== undefined) return deferred;
+      }
       return this.fail(row, verdict, e.message, startedAt, durationMs);
     }
     const durationMs = performance.now() - t0;
@@ -370,10 +385,18 @@ export class RefreshEngine {
    * `degraded` (still usable), tried again when the cooldown ends; its own
    * failure count is left alone, so an outage does not run out its retries.
    * A connection already deferred to that time is not written again.
+   *
+   * The write is fenced by the breaker (`ProviderBreakers.whileOpen`): it
+   * lands only while the breaker is open. When another instance closed it
+   * since the caller read it, that close has rescheduled the deferred
+   * connections, and this deferral would hold the connection back for a
+   * whole cooldown (issue 12, PostgreSQL with two instances): nothing is
+   * written, the lease is kept, and the caller decides again.
    * @param retryAtMs when the cooldown ends (ms since the epoch)
    * @param probedAt when a failed probe was sent (ms since the epoch): recorded as the last attempt
+   * @returns the result, or undefined when the breaker is no longer open (nothing written, the lease still held)
    */
-  private async defer(row: ConnectionRow, retryAtMs: number, message: string, probedAt?: number): Promise<RefreshResult> {
+  private async defer(row: ConnectionRow, retryAtMs: number, message: string, probedAt?: number): Promise<RefreshResult | undefined> {
     const now = this.deps.clock.now();
     const breakerOpenForMs = Math.max(0, retryAtMs - now);
     const subject = { state: row.state, lastErrorCode: lastErrorCodeOf(row.last_error), nextRefreshAtMs: row.next_refresh_at };
@@ -389,9 +412,16 @@ export class RefreshEngine {
       updated_at: now,
     };
     const events = [{ type: "refresh_deferred", class: "transient" as const, code: BREAKER_OPEN_CODE, message, detail: { nextRefreshAt: new Date(next).toISOString(), probe: probedAt !== undefined } }];
-    const result = await this.commit(row, "skipped", patch, events);
+    if (!(await this.write(row, "skipped", patch, events, undefined, this.deps.breakers.whileOpen(row.provider_id)))) {
+      const after = await this.deps.repo.get(row.id);
+      if (after && after.lease_owner === this.deps.instanceId && after.token_version === row.token_version) {
+        this.deps.logger.debug({ connectionId: row.id, providerId: row.provider_id }, "refresh not deferred: the token endpoint breaker closed meanwhile");
+        return undefined;
+      }
+      return this.notWritten(row, "skipped", undefined);
+    }
     this.deps.logger.debug({ connectionId: row.id, providerId: row.provider_id, nextRefreshAt: new Date(next).toISOString(), probe: probedAt !== undefined }, "refresh deferred: token endpoint breaker open");
-    return { ...result, breakerOpenForMs };
+    return { outcome: "skipped", row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, breakerOpenForMs };
   }
 
   private async fail(row: ConnectionRow, verdict: Classification, message: string, startedAt: number, durationMs: number): Promise<RefreshResult> {
@@ -454,15 +484,33 @@ export class RefreshEngine {
     row: ConnectionRow,
     outcome: RefreshResult["outcome"],
     patch: ConnectionPatch,
-    events: Array<{ type: string; class?: FailureClass; code?: string; message: string; detail: Record<string, unknown> | null }> | undefined,
+    events: CommitEvent[] | undefined,
     verdict?: Classification,
     participants?: (trx: Transaction<Database>) => Promise<void>,
   ): Promise<RefreshResult> {
+    if (await this.write(row, outcome, patch, events, participants)) return { outcome, row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, ...(verdict ? { verdict } : {}) };
+    return this.notWritten(row, outcome, verdict);
+  }
+
+  /**
+   * The transaction of {@link RefreshEngine.commit}, fenced as it says, plus
+   * `fence` when given (a condition on the connection's row that must hold
+   * when it is written).
+   * @returns false when nothing was written
+   */
+  private async write(
+    row: ConnectionRow,
+    outcome: RefreshResult["outcome"],
+    patch: ConnectionPatch,
+    events: CommitEvent[] | undefined,
+    participants?: (trx: Transaction<Database>) => Promise<void>,
+    fence?: (eb: ExpressionBuilder<Database, "connections">) => Expression<SqlBool>,
+  ): Promise<boolean> {
     const { repo, clock } = this.deps;
     const now = clock.now();
     const owner = this.deps.instanceId;
     const newTokens = outcome === "refreshed";
-    const written = await repo.transaction(async (trx) => {
+    return repo.transaction(async (trx) => {
       let q = trx
         .updateTable("connections")
         .set(
@@ -473,13 +521,19 @@ export class RefreshEngine {
         .where("id", "=", row.id)
         .where("token_version", "=", row.token_version);
       if (!newTokens) q = q.where("lease_owner", "=", owner);
+      if (fence) q = q.where(fence);
       const r = await q.executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) return false;
       for (const e of events ?? []) await repo.appendEvent({ connectionId: row.id, atMs: now, ...e }, trx);
       await participants?.(trx);
       return true;
     });
-    if (written) return { outcome, row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, ...(verdict ? { verdict } : {}) };
+  }
+
+  /** A result the lease or token fence refused: newer tokens are adopted; another instance's lease is left to it. */
+  private async notWritten(row: ConnectionRow, outcome: RefreshResult["outcome"], verdict: Classification | undefined): Promise<RefreshResult> {
+    const { repo } = this.deps;
+    const owner = this.deps.instanceId;
     const after = await repo.get(row.id);
     if (!after) throw connectionNotFound(row.id);
     await repo.releaseLease(row.id, owner, {});

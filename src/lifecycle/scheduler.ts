@@ -144,8 +144,9 @@ export class RefreshScheduler {
         } catch (e) {
           // A refresh that throws (provider deleted, store hiccup) must never stop the scheduler.
           this.logger.error({ connectionId: row.id, err: { name: (e as Error).name, message: (e as Error).message } }, "scheduled refresh crashed");
-          // Push it back so a connection that always crashes cannot spin the scheduler.
-          await this.repo.update(row.id, { next_refresh_at: this.clock.now() + this.options.maxSleepMs }).catch(() => undefined);
+          // Push it back so a connection that always crashes cannot spin the scheduler — only while it is as it was
+          // leased: another instance may have refreshed it meanwhile, and its schedule must stand.
+          await this.repo.postpone(row.id, row, this.clock.now() + this.options.maxSleepMs).catch(() => undefined);
         }
       }
     };

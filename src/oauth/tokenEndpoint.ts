@@ -189,7 +189,12 @@ function describe(status: number, error: string | undefined, codes: string[] | u
 async function toObservation(e: unknown, rec: Recorded, ctx: TokenEndpointContext): Promise<{ obs: RefreshObservation; message: string }> {
   const retryAfterMs = parseRetryAfter(rec.retryAfter, ctx.nowMs);
   const retry = retryAfterMs !== undefined ? { retryAfterMs } : {};
-  if (e instanceof TaskCancelledError) return { obs: { kind: "timeout" }, message: "token endpoint did not answer in time" };
+  // The timeout covers the whole call, reading the body included: an answer whose headers came but whose body was
+  // still trickling in is a timeout too (its status alone is not the answer), and says so for the operator.
+  if (e instanceof TaskCancelledError) {
+    const message = rec.status !== undefined ? `token endpoint answered ${rec.status} but its body did not arrive in time` : "token endpoint did not answer in time";
+    return { obs: { kind: "timeout" }, message };
+  }
   if (e instanceof oauth.WWWAuthenticateChallengeError) {
     const challenges = challengesOf(e);
     const body = rec.challengeBody;

@@ -60,6 +60,12 @@ const LIST_COLUMNS = [
 /** A row without ciphertext columns (what lists read). */
 export type ConnectionSummaryRow = Pick<ConnectionRow, (typeof LIST_COLUMNS)[number]>;
 
+/** A connection as {@link ConnectionRepository.makeDue} compares it: its id, tokens version and last error when it was read. */
+export type RescheduleCandidate = Pick<ConnectionRow, "id" | "token_version"> & { last_error: string };
+
+/** Candidates per compare-and-set statement of {@link ConnectionRepository.makeDue}. */
+const RESCHEDULE_CHUNK = 100;
+
 /** New connection id: `conn_` + 26 url-safe characters. */
 export function newConnectionId(): string {
   return `conn_${randomUUID().replaceAll("-", "").slice(0, 26)}`;
@@ -212,14 +218,76 @@ export class ConnectionRepository {
     return r?.next_refresh_at ?? undefined;
   }
 
-  /** Make every non-error connection of a provider due now (after its definition is fixed). @returns rows changed */
+  /**
+   * Make due at `nowMs` the provider's `degraded` connections whose last error
+   * has one of `onlyCodes` (after its definition was fixed, or its token
+   * endpoint breaker closed): {@link ConnectionRepository.rescheduleCandidates}
+   * then {@link ConnectionRepository.makeDue}, so a connection that moved on
+   * between the read and the write keeps its own schedule.
+   * @returns rows changed
+   */
   async rescheduleProvider(providerId: string, nowMs: number, onlyCodes: string[]): Promise<number> {
-    if (onlyCodes.length === 0) return 0;
-    const rows = await this.db.selectFrom("connections").select(["id", "last_error"]).where("provider_id", "=", providerId).where("state", "=", "degraded").execute();
-    const ids = rows.filter((r) => r.last_error !== null && onlyCodes.includes((JSON.parse(r.last_error) as { code?: string }).code ?? "")).map((r) => r.id);
-    if (ids.length === 0) return 0;
-    const r = await this.db.updateTable("connections").set({ next_refresh_at: nowMs }).where("id", "in", ids).executeTakeFirst();
-    return Number(r.numUpdatedRows);
+    return this.makeDue(await this.rescheduleCandidates(providerId, onlyCodes), nowMs);
+  }
+
+  /**
+   * The provider's `degraded` connections whose last error has one of
+   * `onlyCodes`, as they are now (the codes are read from the JSON in
+   * process: one query for both engines).
+   */
+  async rescheduleCandidates(providerId: string, onlyCodes: string[]): Promise<RescheduleCandidate[]> {
+    if (onlyCodes.length === 0) return [];
+    const rows = await this.db.selectFrom("connections").select(["id", "token_version", "last_error"]).where("provider_id", "=", providerId).where("state", "=", "degraded").execute();
+    return rows.filter((r): r is RescheduleCandidate => r.last_error !== null && onlyCodes.includes((JSON.parse(r.last_error) as { code?: string }).code ?? ""));
+  }
+
+  /**
+   * Set `next_refresh_at = nowMs` on the candidates that are still as they
+   * were read — `degraded`, same last error (the same deferral or failure),
+   * same tokens — in a compare-and-set per row. A connection another instance
+   * refreshed meanwhile (new `token_version`) keeps its new schedule: made due,
+   * it would be refreshed a second time (21 token calls for 20 connections
+   * after a breaker closed on PostgreSQL, issue 12); one that failed again
+   * (new last error) keeps its backoff. The lease is not checked: the holder
+   * writes its own schedule when it ends, and one that ends without writing
+   * (nothing to do) leaves this one in place.
+   * @param nowMs milliseconds since the epoch
+   * @returns rows changed
+   */
+  async makeDue(candidates: RescheduleCandidate[], nowMs: number): Promise<number> {
+    let changed = 0;
+    // A bounded OR of (id, token_version, last_error) per statement: row values with an IN list are not SQLite syntax.
+    for (let i = 0; i < candidates.length; i += RESCHEDULE_CHUNK) {
+      const chunk = candidates.slice(i, i + RESCHEDULE_CHUNK);
+      const r = await this.db
+        .updateTable("connections")
+        .set({ next_refresh_at: nowMs })
+        .where("state", "=", "degraded")
+        .where((eb) => eb.or(chunk.map((c) => eb.and([eb("id", "=", c.id), eb("token_version", "=", c.token_version), eb("last_error", "=", c.last_error)]))))
+        .executeTakeFirst();
+      changed += Number(r.numUpdatedRows);
+    }
+    return changed;
+  }
+
+  /**
+   * Move a connection's next refresh to `atMs` only while its tokens and
+   * schedule are what the caller read (compare-and-set): used after a
+   * refresh crashed, so that a connection another instance refreshed
+   * meanwhile is not pulled back to an early refresh.
+   * @param expected `token_version` and `next_refresh_at` as read (the leased row)
+   * @param atMs milliseconds since the epoch
+   * @returns false when the row changed meanwhile (nothing written)
+   */
+  async postpone(id: string, expected: Pick<ConnectionRow, "token_version" | "next_refresh_at">, atMs: number): Promise<boolean> {
+    const r = await this.db
+      .updateTable("connections")
+      .set({ next_refresh_at: atMs })
+      .where("id", "=", id)
+      .where("token_version", "=", expected.token_version)
+      .where("next_refresh_at", expected.next_refresh_at === null ? "is" : "=", expected.next_refresh_at)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   /** Delete one connection and its history (plus what `participants` do in the same transaction). @returns true when a row was deleted */

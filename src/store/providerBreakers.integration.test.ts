@@ -28,8 +28,8 @@ describe("ProviderBreakerRepository on a real store, two instances", () => {
     // Two connections on PostgreSQL. On SQLite two stores in one process would block each other in
     // better-sqlite3's synchronous busy wait (separate processes do not): one store, its queue interleaves the calls.
     two = tdb.backend === "postgres" ? await openStore(tdb.url) : one;
-    a = new ProviderBreakerRepository(one.db);
-    b = new ProviderBreakerRepository(two.db);
+    a = new ProviderBreakerRepository(one.db, one.dialect);
+    b = new ProviderBreakerRepository(two.db, two.dialect);
   });
 
   afterAll(async () => {

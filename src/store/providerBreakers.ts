@@ -1,6 +1,7 @@
 /** Per provider token endpoint breakers (`provider_breakers`, migration 0012), shared by every instance on the store. */
-import type { Kysely, Selectable } from "kysely";
+import type { Expression, ExpressionBuilder, Kysely, Selectable, SqlBool } from "kysely";
 import type { BreakerState } from "../domain/breaker.js";
+import type { Dialect } from "./database.js";
 import type { Database, ProviderBreakersTable } from "./schema.js";
 
 /** A provider never seen: closed, no failures. */
@@ -20,10 +21,19 @@ function stateOf(r: Selectable<ProviderBreakersTable>): BreakerState {
  * `+ 1`, or a no-op update that locks it), so concurrent refreshes on several
  * instances each count once and only one of them opens or closes the breaker.
  * The half-open probe is claimed with one conditional UPDATE: exactly one
- * caller per cooldown gets it.
+ * caller per cooldown gets it. A write elsewhere that is only right while the
+ * breaker is open (a connection's deferral) is fenced with
+ * {@link ProviderBreakerRepository.whileOpen}.
  */
 export class ProviderBreakerRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  /**
+   * @param db the store
+   * @param dialect its engine: PostgreSQL's fence takes a row lock SQLite has no syntax for (and no need of)
+   */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: Dialect,
+  ) {}
 
   /** A provider's breaker (closed when never seen). Unlocked: for reading and gating, not for deciding a transition. */
   async get(providerId: string): Promise<BreakerState> {
@@ -101,6 +111,26 @@ export class ProviderBreakerRepository {
       .where("cooldown_until", "<=", nowMs)
       .executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
+  }
+
+  /**
+   * A condition for an UPDATE of `connections`: true while the provider's
+   * breaker is open, and it stays open until that UPDATE's transaction ends.
+   * A deferral decided on an open breaker must not land after the breaker
+   * closed: the close reschedules the deferred connections, and a deferral
+   * written after that would hold its connection back for a whole cooldown
+   * (seen on PostgreSQL with two instances, issue 12). On PostgreSQL the
+   * breaker row is share-locked (`FOR SHARE`): a close (an UPDATE of that row)
+   * waits for the deferral's commit, and a deferral that waited for a close
+   * re-reads the row and finds it closed. On SQLite the UPDATE holds the
+   * store's write lock, so no close can land between its check and its write.
+   * @param providerId the connection's provider
+   */
+  whileOpen(providerId: string): (eb: ExpressionBuilder<Database, "connections">) => Expression<SqlBool> {
+    return (eb) => {
+      const open = eb.selectFrom("provider_breakers").select("provider_breakers.provider_id").where("provider_breakers.provider_id", "=", providerId).where("provider_breakers.state", "=", "open");
+      return eb.exists(this.dialect === "postgres" ? open.forShare() : open);
+    };
   }
 
   /** Forget a provider's breaker (the provider was redefined or deleted: a new configuration starts closed). */

@@ -113,6 +113,18 @@ describe("fenced refresh leases", () => {
     expect(await repo.acquireLease(id, "instance-c", clock.now(), ttl())).toBeUndefined();
   });
 
+  it("the scheduler's push-back after a crashed refresh is a compare-and-set: a grant stored meanwhile keeps its schedule", async () => {
+    const [leased] = await repo.acquireLeases([id], "instance-a", clock.now(), ttl());
+    // The user reconnects while the refresh is out (new tokens, their own schedule); then the refresh crashes.
+    await gk.connections.storeGrant({ providerId: "rot", entityId: `fence-${n}`, source: "import", tokens: { accessToken: `at-${n}-re`, tokenType: "Bearer", refreshToken: `rt-${n}-re`, expiresInSeconds: 3600 } });
+    const scheduled = (await repo.get(id))!.next_refresh_at;
+    expect(await repo.postpone(id, leased!, clock.now() + 30_000)).toBe(false);
+    expect((await repo.get(id))!.next_refresh_at).toBe(scheduled);
+    // Nothing moved meanwhile: pushed back.
+    expect(await repo.postpone(id, (await repo.get(id))!, clock.now() + 30_000)).toBe(true);
+    expect((await repo.get(id))!.next_refresh_at).toBe(clock.now() + 30_000);
+  });
+
   it("new tokens won after the lease was lost are kept (the sent refresh token is spent), and the other instance's lease stays", async () => {
     ep.push({ status: 200, body: { access_token: `at-${n}-new`, token_type: "Bearer", refresh_token: `rt-${n}-new`, expires_in: 3600 } });
     beforeTokenCall = async () => {

@@ -79,8 +79,18 @@ export async function startGrantkeeper(
     if (opts.beforeFetch) await opts.beforeFetch(target);
     const res = await fetch(input, init);
     if ((res.headers.get("content-type") ?? "").includes("json")) {
-      const body = (await res.clone().json().catch(() => undefined)) as Record<string, unknown> | undefined;
-      for (const k of ["access_token", "refresh_token", "id_token"]) if (typeof body?.[k] === "string") secrets.add(body[k] as string);
+      // Read beside grantkeeper, not before it: the answer is handed over at its headers, as fetch does, so a body
+      // that trickles in (slowBody.integration.test.ts) reaches grantkeeper's own timeout instead of stalling here.
+      void res
+        .clone()
+        .json()
+        .then(
+          (json: unknown) => {
+            const body = json as Record<string, unknown> | undefined;
+            for (const k of ["access_token", "refresh_token", "id_token"]) if (typeof body?.[k] === "string") secrets.add(body[k] as string);
+          },
+          () => undefined,
+        );
     }
     return res;
   };

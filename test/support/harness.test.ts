@@ -137,6 +137,38 @@ describe('test harness', () => {
     expect(auth.tokenRequests()).toBe(3);
   });
 
+  it('slowBody: headers at once, the body trickled over the duration (canned or forwarded)', async () => {
+    try {
+      expect(() => proxy.setMode('slowBody')).toThrow(RangeError);
+      proxy.setMode('slowBody', { slowBody: { durationMs: 400, canned: { status: 503, body: { error: 'temporarily_unavailable' } } } });
+      const t0 = performance.now();
+      const r503 = await fetch(`${proxy.url}/token`, { method: 'POST', body: 'grant_type=refresh_token&refresh_token=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const headersAfter = performance.now() - t0;
+      expect(r503.status).toBe(503);
+      expect(await r503.json()).toEqual({ error: 'temporarily_unavailable' });
+      const bodyAfter = performance.now() - t0;
+      expect(headersAfter).toBeLessThan(200);
+      expect(bodyAfter).toBeGreaterThanOrEqual(380);
+
+      // Forwarded: the authorization server's own answer (a rotated refresh token), just late.
+      const tokens = await loginAndExchange();
+      proxy.setMode('slowBody', { slowBody: { durationMs: 300 } });
+      const t1 = performance.now();
+      const refreshed = await oauth.processRefreshTokenResponse(asViaProxy, client, await oauth.refreshTokenGrantRequest(asViaProxy, client, clientAuth, tokens.refresh_token!, insecure));
+      expect(performance.now() - t1).toBeGreaterThanOrEqual(280);
+      expect(typeof refreshed.refresh_token).toBe('string');
+      expect(refreshed.refresh_token).not.toBe(tokens.refresh_token);
+
+      // A client timeout that covers the body gives up while it trickles.
+      proxy.setMode('slowBody', { slowBody: { durationMs: 5_000, canned: { status: 200, body: { access_token: 'late', token_type: 'Bearer' } } } });
+      const late = await fetch(`${proxy.url}/token`, { method: 'POST', body: '', signal: AbortSignal.timeout(300) });
+      expect(late.status).toBe(200);
+      await expect(late.text()).rejects.toMatchObject({ name: 'TimeoutError' });
+    } finally {
+      proxy.setMode('pass');
+    }
+  });
+
   it('follows a client app redirect into the auth server and stops at the redirect_uri', async () => {
     let target = '';
     const app: Server = createServer((_req, res) => res.writeHead(302, { location: target }).end());
