@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { testDatabase, testKey, type TestDatabase } from "../../test/support/backend.js";
 import { waitFor } from "../../test/support/wait.js";
 import { ManualClock } from "../domain/clock.js";
+import { internalsOf } from "../internals.js";
 import { createGrantkeeper, type Grantkeeper } from "../grantkeeper.js";
 
 const json = new Headers({ "content-type": "application/json" });
@@ -36,11 +37,13 @@ describe("worker wake-ups from ingress", () => {
     await gk.start();
     await waitFor("the start-up pass to end", async () => (await gk.worker.runDue()) === 0);
     let n = 0;
-    // 16 fit in the worker's room (batchSize 64): handed over. 80 do not: queued, and one pass claims them (64 + 16).
+    // SQLite: 16 fit in the worker's room (batchSize 64): handed over. 80 do not: queued, and one pass claims them (64 + 16).
+    // PostgreSQL claims nothing at accept (it costs there, docs/architecture.md): every group is queued and one pass claims it.
+    const sqlite = internalsOf(gk).store.dialect === "sqlite";
     for (const [size, handed, passes] of [
-      [16, 16, 0],
+      [16, sqlite ? 16 : 0, sqlite ? 0 : 1],
       [80, 0, 1],
-      [16, 16, 0],
+      [16, sqlite ? 16 : 0, sqlite ? 0 : 1],
     ] as const) {
       const before = { ...gk.worker.stats };
       const accepted = await Promise.all(Array.from({ length: size }, () => gk.ingress.accept(integration.id, body(n++), json)));

@@ -6,7 +6,8 @@
  *
  * Format: `v1.<keyId>.<iv>.<tag>.<ciphertext>` (base64url parts).
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
+import { randomBytesPooled } from "./randomPool.js";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 
 /**
@@ -86,7 +87,7 @@ export class Encryptor {
    * @param context associated data binding the ciphertext to its place, e.g. `connection:<id>:access_token`
    */
   encrypt(plaintext: string, context: string): string {
-    const iv = randomBytes(12);
+    const iv = randomBytesPooled(12);
     const cipher = createCipheriv("aes-256-gcm", this.current.key, iv);
     cipher.setAAD(Buffer.from(context, "utf8"));
     const ct = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);

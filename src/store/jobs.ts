@@ -4,12 +4,12 @@
  * with `FOR UPDATE SKIP LOCKED`; on SQLite one process works the queue and a
  * claim is one write transaction. Parking and replay are set-based.
  */
-import { randomBytes } from "node:crypto";
 import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
 import { parseJobLastError, serializeJobLastError, type JobLastError } from "../domain/jobLastError.js";
 import { queueRuleFields, queueRules, REPLAYABLE_JOB_STATES, type JobRecord } from "../domain/jobLifecycle.js";
 import { CLAIMABLE_JOB_STATES, INTEGRATION_STATUSES, type IntegrationStatus, type JobState } from "../domain/states.js";
 import { withoutFsync, type Dialect } from "./database.js";
+import { randomBytesPooled } from "./randomPool.js";
 import type { Database, JobsTable } from "./schema.js";
 import { inList } from "./stateSql.js";
 
@@ -104,7 +104,7 @@ export function jobRecordOf(row: JobRow): JobRecord {
  * @param nowMs the time, ms since the epoch
  */
 export function newJobId(nowMs: number): string {
-  return `job_${Math.max(0, Math.floor(nowMs)).toString(16).padStart(12, "0").slice(-12)}${randomBytes(6).toString("hex")}`;
+  return `job_${Math.max(0, Math.floor(nowMs)).toString(16).padStart(12, "0").slice(-12)}${randomBytesPooled(6).toString("hex")}`;
 }
 
 /** Largest number of rows one INSERT or outcome UPDATE carries (bounds statement size and SQL variety). */
