@@ -23,6 +23,7 @@ import { alertRoutes } from "./routes/alerts.js";
 import { dashboardRoutes, dashboardSessionGate } from "./dashboard/routes.js";
 import { SessionSigner } from "./dashboard/session.js";
 import { proxyRoutes } from "./routes/proxy.js";
+import { logAccess } from "../telemetry/logger.js";
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
@@ -104,7 +105,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
     const t0 = performance.now();
     await next();
     // Path only: queries may carry `code` and `state`.
-    log.info({ method: c.req.method, path: rawPathOf(rawTarget(c)), status: c.res.status, durationMs: Math.round(performance.now() - t0) }, "http request");
+    logAccess(log, { method: c.req.method, path: rawPathOf(rawTarget(c)), status: c.res.status, durationMs: Math.round(performance.now() - t0) });
   });
 
   app.onError((err, c) => {

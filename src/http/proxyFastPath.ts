@@ -28,6 +28,7 @@ import { authorizationHasKey } from "./auth.js";
 import { nonCanonicalReason } from "./canonicalPath.js";
 import { ProblemError, toProblem } from "./problem.js";
 import { PROXIED_ANSWER_HEADERS } from "./routes/proxy.js";
+import { logAccess } from "../telemetry/logger.js";
 
 /** A node:http handler that serves a request and returns true, or returns false to leave it to the app. */
 export type NodeFastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -75,7 +76,7 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
   async function serve(gk: Grantkeeper, req: IncomingMessage, res: ServerResponse, t: { path: string; connectionId: string; rest: string; search: string }): Promise<void> {
     const t0 = performance.now();
     const method = req.method!;
-    res.once("finish", () => log.info({ method, path: t.path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }, "http request"));
+    res.once("finish", () => logAccess(log, { method, path: t.path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }));
     const declared = req.headers["content-length"];
     // A request without Content-Length or Transfer-Encoding has no body: none is sent on either.
     const hasBody = declaresBody(req.headers);
@@ -103,7 +104,7 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
         // Nobody is left to answer: not an error of grantkeeper's (any client could flood the error log with these).
         log.debug({ connectionId: t.connectionId, method }, "proxy client went away before the provider answered");
         // 499: "client closed request", for the request log only (nothing is sent: the socket is gone).
-        log.info({ method, path: t.path, status: 499, durationMs: Math.round(performance.now() - t0) }, "http request");
+        logAccess(log, { method, path: t.path, status: 499, durationMs: Math.round(performance.now() - t0) });
         res.destroy();
         return;
       }

@@ -28,13 +28,18 @@ import type { Metrics } from "../telemetry/metrics.js";
 /** Most rows per delete statement unless told otherwise (the count adapts below it to {@link DEFAULT_SWEEP_BATCH_TARGET_MS}). */
 export const DEFAULT_SWEEP_BATCH_SIZE = 500;
 /**
- * How long one batch (or one SQLite reclaim step) should hold the store unless told otherwise, milliseconds:
- * well under an accept's own commit time, so an arriving webhook's p99 stays within 2× of an idle store's
- * (docs/benchmarks.md "Retention sweep under ingress").
+ * How long one batch (or one SQLite reclaim step) should take unless told otherwise, milliseconds, per
+ * engine. SQLite: well under an accept's own commit time — the batch runs on the one connection, in this
+ * process's thread, and an arriving webhook waits behind it. PostgreSQL: the batch runs on its own session
+ * beside ingress and delays no accept directly (only through shared CPU and disk, which the pause after each
+ * batch meters), while under load each statement's round trip alone takes several milliseconds. Measured:
+ * docs/benchmarks.md "Retention sweep under ingress" (an arriving webhook's p99 within 2× of an idle store's).
  */
-export const DEFAULT_SWEEP_BATCH_TARGET_MS = 4;
+export const DEFAULT_SWEEP_BATCH_TARGET_MS: Readonly<Record<"sqlite" | "postgres", number>> = Object.freeze({ sqlite: 4, postgres: 25 });
 /** Fewest rows per batch, however slow the store: the sweep always makes progress. */
 const MIN_BATCH_ROWS = 10;
+/** SQLite: rows deleted or pages reclaimed between two WAL checkpoints of the sweep's own (about 1 MiB of WAL: a few milliseconds each). */
+const CHECKPOINT_EVERY = 250;
 /** Pause after a batch, as a multiple of the batch's duration, unless told otherwise: 2 = the sweep holds the store about a third of the time. */
 export const DEFAULT_SWEEP_PAUSE_FACTOR = 2;
 /**
@@ -70,7 +75,7 @@ export interface RetentionSweeperDeps {
   metrics?: Pick<Metrics, "retentionDeleted">;
   /** Most rows per delete statement. @defaultValue {@link DEFAULT_SWEEP_BATCH_SIZE} */
   batchSize?: number;
-  /** Wanted duration of one batch, milliseconds; the row count adapts to it between {@link MIN_BATCH_ROWS} and `batchSize`. @defaultValue {@link DEFAULT_SWEEP_BATCH_TARGET_MS} */
+  /** Wanted duration of one batch, milliseconds; the row count adapts to it between {@link MIN_BATCH_ROWS} and `batchSize`. @defaultValue {@link DEFAULT_SWEEP_BATCH_TARGET_MS} of the repository's engine */
   batchTargetMs?: number;
   /** Pause after each full batch, as a multiple of its duration (0: only yield to the event loop). @defaultValue {@link DEFAULT_SWEEP_PAUSE_FACTOR} */
   pauseFactor?: number;
@@ -94,7 +99,7 @@ export class RetentionSweeper {
   /** @throws RangeError for a batch size that is not an integer ≥ 1, a batch target that is not a finite number > 0, or a pause factor that is not a finite number ≥ 0 */
   constructor(private readonly d: RetentionSweeperDeps) {
     this.batchSize = d.batchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
-    this.batchTargetMs = d.batchTargetMs ?? DEFAULT_SWEEP_BATCH_TARGET_MS;
+    this.batchTargetMs = d.batchTargetMs ?? DEFAULT_SWEEP_BATCH_TARGET_MS[d.repo.dialect];
     this.pauseFactor = d.pauseFactor ?? DEFAULT_SWEEP_PAUSE_FACTOR;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`retention batch size must be an integer ≥ 1, got ${this.batchSize}`);
     if (!Number.isFinite(this.batchTargetMs) || this.batchTargetMs <= 0) throw new RangeError(`retention batch target must be a finite number of milliseconds > 0, got ${this.batchTargetMs}`);
@@ -162,6 +167,20 @@ export class RetentionSweeper {
     };
     const minRows = Math.min(MIN_BATCH_ROWS, this.batchSize);
     let limit = minRows;
+    let sinceCheckpoint = 0;
+    /**
+     * SQLite: after {@link CHECKPOINT_EVERY} rows or pages written, their WAL pages go to the file now, in the
+     * sweep's time slot (see RetentionRepository.checkpoint), and the sweep pauses after it as after a batch.
+     * A checkpoint costs an fsync whatever its size, so it is not run after every small batch.
+     */
+    const settle = async (written: number, force = false) => {
+      sinceCheckpoint += written;
+      if (sinceCheckpoint === 0 || (!force && sinceCheckpoint < CHECKPOINT_EVERY)) return;
+      sinceCheckpoint = 0;
+      const t = performance.now();
+      await this.d.repo.checkpoint();
+      if (!force) await this.pause(performance.now() - t);
+    };
     /** Run batches, each sized from the last one's duration, until one deletes less than it asked for (or stop() is called). */
     const drain = async (batch: (limit: number) => Promise<number>) => {
       for (;;) {
@@ -173,12 +192,10 @@ export class RetentionSweeper {
         const asked = limit;
         const n = await batch(asked);
         const took = performance.now() - t;
-        // The batch's WAL pages go to the file now, in the sweep's time slot (see RetentionRepository.checkpoint).
-        // Its cost is mostly one fsync, whatever the batch's size: it counts in the pause, not in the sizing.
-        await this.d.repo.checkpoint();
         limit = nextBatchSize(asked, took, this.batchTargetMs, minRows, this.batchSize);
-        if (n < asked) return;
-        await this.pause(performance.now() - t);
+        if (n < asked) return settle(n);
+        await this.pause(took);
+        await settle(n);
       }
     };
     const locked = await this.d.repo.withSweepLock(async () => {
@@ -204,13 +221,14 @@ export class RetentionSweeper {
           const t = performance.now();
           const n = await this.d.repo.reclaimSpace(pages);
           const took = performance.now() - t;
-          await this.d.repo.checkpoint();
           reclaimed += n;
           if (n < pages) break;
           pages = nextBatchSize(pages, took, this.batchTargetMs, VACUUM_STEP.min, VACUUM_STEP.max);
-          await this.pause(performance.now() - t);
+          await this.pause(took);
+          await settle(n);
         }
       }
+      await settle(0, true);
       return reclaimed;
     });
     function tap(table: RetentionTable, n: number): number {

@@ -63,7 +63,8 @@ export interface OldestFinished {
 /** Retention's reads and deletes. Each method is one short statement or transaction. */
 export class RetentionRepository {
   private readonly db: Kysely<Database>;
-  private readonly dialect: Dialect;
+  /** Which engine the rows are on (the sweep sizes its batches per engine). */
+  readonly dialect: Dialect;
   private readonly sqliteExec: ((sql: string) => void) | undefined;
   private readonly store: Pick<Store, "db" | "workerDb" | "dialect">;
 

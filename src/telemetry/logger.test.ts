@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, maskConnectLinks } from "./logger.js";
+import { createLogger, logAccess, maskConnectLinks } from "./logger.js";
 
 function capture() {
   const lines: any[] = [];
@@ -44,5 +44,22 @@ describe("live connect links", () => {
     const text = JSON.stringify(lines[0]);
     expect(text).not.toContain("gkcs_");
     expect(lines[0].msg).toBe("link https://gk.example.com/v1/connect/github?connectToken=[redacted]&x=1");
+  });
+});
+
+describe("access lines", () => {
+  it("carry method, path, status and duration, with the service binding, and mask a link secret in the path", () => {
+    const { lines, logger } = capture();
+    logAccess(logger, { method: "GET", path: "/v1/proxy/conn_1/items", status: 200, durationMs: 3 });
+    logAccess(logger, { method: "GET", path: "/v1/x/gkcs_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", status: 404, durationMs: 1 });
+    expect(lines[0]).toMatchObject({ level: 30, service: "grantkeeper", msg: "http request", method: "GET", path: "/v1/proxy/conn_1/items", status: 200, durationMs: 3 });
+    expect(JSON.stringify(lines[1])).not.toContain("gkcs_abc");
+  });
+
+  it("follow the logger's level", () => {
+    const lines: unknown[] = [];
+    const destination = new Writable({ write: (c, _e, cb) => void (lines.push(String(c)), cb()) });
+    logAccess(createLogger({ level: "warn", destination }), { method: "GET", path: "/healthz", status: 200, durationMs: 0 });
+    expect(lines).toEqual([]);
   });
 });

@@ -96,3 +96,32 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: "silent" });
 }
+
+/** The fields of one access-log line ("http request"). */
+export interface AccessLine {
+  method: string;
+  /** The request path as received, without its query (queries may carry `code`, `state`, `connectToken`). */
+  path: string;
+  status: number;
+  /** From the request's arrival to the last byte of the answer handed to the socket, milliseconds (rounded). */
+  durationMs: number;
+}
+
+const accessLoggers = new WeakMap<Logger, Logger>();
+
+/**
+ * Write the access-log line of one HTTP request at `info`, for the app and the proxy's fast path alike.
+ * The line holds only {@link AccessLine}'s fields — none a redact path names — so it goes through a child
+ * of `logger` without the redaction pass (same destination, level and hooks), which doubled the cost of
+ * each line (measured ~8 vs ~17 µs: per proxied API call, issue 16); a link secret in the path is still
+ * masked ({@link maskConnectLinks}).
+ */
+export function logAccess(logger: Logger, line: AccessLine): void {
+  let access = accessLoggers.get(logger);
+  if (access === undefined) {
+    access = logger.child({}, { redact: { paths: [] } });
+    accessLoggers.set(logger, access);
+  }
+  if (!access.isLevelEnabled("info")) return;
+  access.info({ method: line.method, path: maskConnectLinks(line.path), status: line.status, durationMs: line.durationMs }, "http request");
+}
