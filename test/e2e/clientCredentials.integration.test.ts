@@ -127,4 +127,21 @@ describe("client credentials", () => {
     const pf = (await t.api("POST", "/v1/preflight", { entityId: "nobody", providers: ["machine"] })).body;
     expect(pf.providers[0]).toEqual({ providerId: "machine", usable: false, action: "connect" });
   });
+
+  it("the dashboard offers Refresh now but no Reconnect for a client-credentials connection (there is no end user)", async () => {
+    const { id } = (await t.api("POST", "/v1/connections", { providerId: "machine", entityId: "tenant-7" })).body;
+    // Sign in as an operator would: the form's cookie and token, then the API key.
+    const form = await fetch(`${t.url}/dashboard/sign-in`);
+    const nonceCookie = form.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? "";
+    const signIn = await fetch(`${t.url}/dashboard/sign-in`, { method: "POST", redirect: "manual", headers: { cookie: nonceCookie, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ _csrf: csrf, apiKey: t.apiKey }) });
+    expect(signIn.status).toBe(303);
+    const session = signIn.headers.getSetCookie().map((c) => c.split(";")[0]).filter((c) => !c.endsWith("=")).join("; ");
+    const page = await fetch(`${t.url}/dashboard/connections/${id}`, { headers: { cookie: session } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain("Refresh now");
+    expect(html).not.toContain(`/dashboard/connections/${id}/reconnect`);
+    expect(html).toContain("uses client credentials: there is no end user to reconnect");
+  });
 });

@@ -18,6 +18,7 @@ import { html, raw } from "hono/html";
 import { CONNECTION_STATES, INTEGRATION_STATUSES, JOB_STATES, type ConnectionState, type IntegrationStatus, type JobState } from "../../domain/states.js";
 import type { Grantkeeper } from "../../grantkeeper.js";
 import type { Connection, ConnectionEvent } from "../../lifecycle/view.js";
+import { grantTypeOf } from "../../providers/definition.js";
 import { matchesAnyKey, publicRoute, sessionRoute, type SessionGate } from "../auth.js";
 import { toProblem } from "../problem.js";
 import { ASSETS, assetUrl } from "./assets.js";
@@ -274,6 +275,9 @@ ${list.nextCursor ? html`<p><a href="/dashboard/connections?${qs({ cursor: list.
       const conn = await gk.connections.get(id).catch(() => undefined);
       if (!conn) return page(c, html`<p class="problem" role="alert">No connection ${id}.</p><p><a href="/dashboard/connections">All connections</a></p>`, { title: "Connection not found", status: 404, csrf, current: "/dashboard/connections" });
       const events = await gk.connections.events(id, { limit: 50, ...(cursor ? { cursor } : {}) });
+      // A client-credentials grant has no end user and no connect flow: Refresh now requests a new token; there is nothing to reconnect.
+      const provider = await gk.providers.get(conn.providerId).catch(() => undefined);
+      const reconnectable = !provider || grantTypeOf(provider) === "authorization_code";
       const body = html`${noticeOf(c)}
 <dl class="counts facts card" aria-label="Connection">
 <dt>Id</dt><dd><code>${conn.id}</code></dd><dt>Provider</dt><dd>${conn.providerId}</dd><dt>Entity</dt><dd>${conn.entityId}</dd>
@@ -284,8 +288,8 @@ ${list.nextCursor ? html`<p><a href="/dashboard/connections?${qs({ cursor: list.
 </dl>
 <h2>Actions</h2>
 <p><form class="inline" method="post" action="/dashboard/connections/${conn.id}/refresh">${csrfField(csrf)}<button type="submit">Refresh now</button></form>
-<form class="inline" method="post" action="/dashboard/connections/${conn.id}/reconnect">${csrfField(csrf)}<button type="submit" class="primary">Reconnect</button></form></p>
-<p class="muted">Reconnect makes a single-use connect link for the end user; it does not change anything until they use it.</p>
+${reconnectable ? html`<form class="inline" method="post" action="/dashboard/connections/${conn.id}/reconnect">${csrfField(csrf)}<button type="submit" class="primary">Reconnect</button></form>` : ""}</p>
+${reconnectable ? html`<p class="muted">Reconnect makes a single-use connect link for the end user; it does not change anything until they use it.</p>` : html`<p class="muted">${conn.providerId} uses client credentials: there is no end user to reconnect. Refresh now asks the token endpoint for a new token; a dead one usually means the provider's client secret changed (update the provider).</p>`}
 <h2>Timeline</h2>
 ${events.items.length === 0 ? html`<p class="muted">No events.</p>` : timelineTable(events.items)}
 ${events.nextCursor ? html`<p><a href="/dashboard/connections/${conn.id}?cursor=${encodeURIComponent(events.nextCursor)}">Older events</a></p>` : ""}`;
