@@ -38,6 +38,13 @@ export const DEFAULT_SWEEP_BATCH_SIZE = 500;
 export const DEFAULT_SWEEP_BATCH_TARGET_MS: Readonly<Record<"sqlite" | "postgres", number>> = Object.freeze({ sqlite: 4, postgres: 25 });
 /** Fewest rows per batch, however slow the store: the sweep always makes progress. */
 const MIN_BATCH_ROWS = 10;
+/**
+ * SQLite: longest a sweep spends giving free pages back to the file system, milliseconds of wall time (steps
+ * and pauses). Freed pages are reused for new rows at once either way; shrinking the file is what waits. A
+ * large backlog (a million deleted jobs: ~370,000 pages) shrinks over several sweeps instead of moving pages
+ * for minutes under ingress (docs/benchmarks.md "Retention sweep under ingress").
+ */
+const RECLAIM_BUDGET_MS = 30_000;
 /** SQLite: rows deleted or pages reclaimed between two WAL checkpoints of the sweep's own (about 1 MiB of WAL: a few milliseconds each). */
 const CHECKPOINT_EVERY = 250;
 /** Pause after a batch, as a multiple of the batch's duration, unless told otherwise: 2 = the sweep holds the store about a third of the time. */
@@ -216,8 +223,11 @@ export class RetentionSweeper {
       if (Object.values(deleted).some((n) => n > 0)) {
         // Free pages go back in steps, each a short write transaction sized like the deletes.
         let pages: number = VACUUM_STEP.first;
+        const reclaimUntil = performance.now() + RECLAIM_BUDGET_MS;
         for (;;) {
           if (this.stopping) break;
+          // Ingress latency before shrinking the file: a large backlog goes back over several sweeps.
+          if (performance.now() >= reclaimUntil) break;
           const t = performance.now();
           const n = await this.d.repo.reclaimSpace(pages);
           const took = performance.now() - t;
