@@ -26,6 +26,7 @@ import { internalsOf } from "../../src/internals.js";
 import { ConnectionRepository, type ConnectionRow } from "../../src/store/connections.js";
 import { openStore, type Store } from "../../src/store/database.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
+import { hookedFetch } from "../support/hookedFetch.js";
 import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "../support/scriptedTokenEndpoint.js";
 
 const policy = { maxConsecutiveFailures: 2, cooldownMs: 120_000 };
@@ -36,25 +37,19 @@ describe("a provider breaker closing while another instance decides", () => {
   let gk: Grantkeeper;
   let repo: ConnectionRepository;
   const clock = new ManualClock(Date.parse("2026-12-05T07:00:00Z"));
-  /** Runs when instance A's token request is about to leave. */
-  let beforeTokenCall: (() => Promise<void>) | undefined;
+  /** Instance A's fetch: a hook runs when its token request is about to leave. */
+  const hooked = hookedFetch();
   let n = 0;
 
   beforeAll(async () => {
     db = await testDatabase();
     ep = await startScriptedTokenEndpoint();
-    const fetchWithHook: typeof fetch = async (input, init) => {
-      const hook = beforeTokenCall;
-      beforeTokenCall = undefined;
-      await hook?.();
-      return fetch(input, init);
-    };
     const provider = { authorizationEndpoint: `${ep.origin}/auth`, tokenEndpoint: ep.tokenEndpoint, clientId: "c", clientSecret: "race-secret" };
     gk = await createGrantkeeper({
       databaseUrl: db.url,
       encryptionKey: testKey(),
       clock,
-      fetch: fetchWithHook,
+      fetch: hooked.fetch,
       instanceId: "instance-a",
       random: () => 0.5,
       refresh: { timeoutMs: 2_000, minIntervalMs: 0, jitterMs: 0, marginMs: 60_000 },
@@ -129,10 +124,10 @@ describe("a provider breaker closing while another instance decides", () => {
     expect(codeOf((await repo.get(x.id))!)).toBe(BREAKER_OPEN_CODE);
     clock.advance(policy.cooldownMs + 15_000);
     // X sends the probe; while it is out, another instance's call answers and closes the breaker (and reschedules).
-    beforeTokenCall = async () => {
+    hooked.beforeNext(async () => {
       await breakers().settle("p2", clock.now(), (s) => onSuccess(s));
       await repo.rescheduleProvider("p2", clock.now(), [BREAKER_OPEN_CODE]);
-    };
+    });
     const result = await engine().refresh(x.id, "scheduled");
     expect(result.outcome).toBe("failed");
     const row = (await repo.get(x.id))!;

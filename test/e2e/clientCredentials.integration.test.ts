@@ -136,7 +136,7 @@ describe("client credentials", () => {
     const csrf = /name="_csrf" value="([^"]+)"/.exec(await form.text())?.[1] ?? "";
     const signIn = await fetch(`${t.url}/dashboard/sign-in`, { method: "POST", redirect: "manual", headers: { cookie: nonceCookie, "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ _csrf: csrf, apiKey: t.apiKey }) });
     expect(signIn.status).toBe(303);
-    const session = signIn.headers.getSetCookie().map((c) => c.split(";")[0]).filter((c) => !c.endsWith("=")).join("; ");
+    const session = signIn.headers.getSetCookie().map((c) => c.split(";")[0]).filter((c): c is string => c !== undefined && !c.endsWith("=")).join("; ");
     const page = await fetch(`${t.url}/dashboard/connections/${id}`, { headers: { cookie: session } });
     expect(page.status).toBe(200);
     const html = await page.text();

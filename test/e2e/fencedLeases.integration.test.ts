@@ -15,6 +15,7 @@ import { createGrantkeeper, type Grantkeeper } from "../../src/grantkeeper.js";
 import { internalsOf } from "../../src/internals.js";
 import { ConnectionRepository } from "../../src/store/connections.js";
 import { testDatabase, testKey, type TestDatabase } from "../support/backend.js";
+import { hookedFetch } from "../support/hookedFetch.js";
 import { startScriptedTokenEndpoint, type ScriptedTokenEndpoint } from "../support/scriptedTokenEndpoint.js";
 
 describe("fenced refresh leases", () => {
@@ -23,24 +24,18 @@ describe("fenced refresh leases", () => {
   let gk: Grantkeeper;
   let repo: ConnectionRepository;
   const clock = new ManualClock(Date.parse("2026-12-05T04:00:00Z"));
-  /** Runs when instance A's token request is about to leave (A has passed every check). */
-  let beforeTokenCall: (() => Promise<void>) | undefined;
+  /** Instance A's fetch: a hook runs when its token request is about to leave. */
+  const hooked = hookedFetch();
   let n = 0;
 
   beforeAll(async () => {
     db = await testDatabase();
     ep = await startScriptedTokenEndpoint();
-    const fetchWithHook: typeof fetch = async (input, init) => {
-      const hook = beforeTokenCall;
-      beforeTokenCall = undefined;
-      await hook?.();
-      return fetch(input, init);
-    };
     gk = await createGrantkeeper({
       databaseUrl: db.url,
       encryptionKey: testKey(),
       clock,
-      fetch: fetchWithHook,
+      fetch: hooked.fetch,
       instanceId: "instance-a",
       random: () => 0.5,
       refresh: { timeoutMs: 2_000, minIntervalMs: 0, jitterMs: 0 },
@@ -81,11 +76,11 @@ describe("fenced refresh leases", () => {
 
   it("a stale instance's failure is not written and does not free the lease another instance took", async () => {
     ep.push({ status: 503, body: { error: "temporarily_unavailable" } });
-    beforeTokenCall = async () => {
+    hooked.beforeNext(async () => {
       // A's request is leaving; A then stalls past its lease and B takes it over (B is mid-refresh).
       clock.advance(ttl() + 1);
       expect(await repo.acquireLease(id, "instance-b", clock.now(), ttl())).toBeDefined();
-    };
+    });
     const result = await engine().refresh(id, "forced");
     expect(result.outcome).toBe("skipped");
     const row = (await repo.get(id))!;
@@ -101,12 +96,12 @@ describe("fenced refresh leases", () => {
   });
 
   it("a stale instance's unexpected error does not free the lease another instance took", async () => {
-    beforeTokenCall = async () => {
+    hooked.beforeNext(async () => {
       clock.advance(ttl() + 1);
       expect(await repo.acquireLease(id, "instance-b", clock.now(), ttl())).toBeDefined();
       // Something unexpected (not a token endpoint answer) ends A's refresh.
       throw new TypeError("a bug in the instance, not an answer of the provider");
-    };
+    });
     ep.push({ status: 200, body: { access_token: "never", token_type: "Bearer" } });
     await engine().refresh(id, "forced").catch(() => undefined);
     expect((await repo.get(id))!.lease_owner).toBe("instance-b");
@@ -127,10 +122,10 @@ describe("fenced refresh leases", () => {
 
   it("new tokens won after the lease was lost are kept (the sent refresh token is spent), and the other instance's lease stays", async () => {
     ep.push({ status: 200, body: { access_token: `at-${n}-new`, token_type: "Bearer", refresh_token: `rt-${n}-new`, expires_in: 3600 } });
-    beforeTokenCall = async () => {
+    hooked.beforeNext(async () => {
       clock.advance(ttl() + 1);
       expect(await repo.acquireLease(id, "instance-b", clock.now(), ttl())).toBeDefined();
-    };
+    });
     const versionBefore = (await repo.get(id))!.token_version;
     const result = await engine().refresh(id, "forced");
     expect(result.outcome).toBe("refreshed");
