@@ -327,7 +327,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
       const oldest = await retentionRepo.oldestFinished(now);
       return Object.fromEntries(Object.entries(oldest).map(([table, at]) => [table, at === null ? 0 : Math.max(0, (now - at) / 1000)]));
     },
-    providerBreakers: async () => Object.fromEntries([...(await providerBreakerRepo.providerBreakers())].map(([id, s]) => [id, s.state === "open"])),
+    providerBreakers: async () => Object.fromEntries(Object.entries(await providers.tokenEndpointBreakers()).map(([id, view]) => [id, view.state === "open"])),
   });
   // Claim at accept pays on SQLite (no claim query, no payload read) and costs on PostgreSQL, where the INSERT's
   // "nothing of the integration waits" probes sit in every accept's commit: 1.9-2.0k vs 2.7k jobs/s accept -> delivered
