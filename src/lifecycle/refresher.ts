@@ -418,7 +418,7 @@ export class RefreshEngine {
         this.deps.logger.debug({ connectionId: row.id, providerId: row.provider_id }, "refresh not deferred: the token endpoint breaker closed meanwhile");
         return undefined;
       }
-      return this.notWritten(row, "skipped", undefined);
+      return this.notWritten(row, "skipped", undefined, after);
     }
     this.deps.logger.debug({ connectionId: row.id, providerId: row.provider_id, nextRefreshAt: new Date(next).toISOString(), probe: probedAt !== undefined }, "refresh deferred: token endpoint breaker open");
     return { outcome: "skipped", row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, breakerOpenForMs };
@@ -489,7 +489,7 @@ export class RefreshEngine {
     participants?: (trx: Transaction<Database>) => Promise<void>,
   ): Promise<RefreshResult> {
     if (await this.write(row, outcome, patch, events, participants)) return { outcome, row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, ...(verdict ? { verdict } : {}) };
-    return this.notWritten(row, outcome, verdict);
+    return this.notWritten(row, outcome, verdict, await this.deps.repo.get(row.id));
   }
 
   /**
@@ -530,11 +530,13 @@ export class RefreshEngine {
     });
   }
 
-  /** A result the lease or token fence refused: newer tokens are adopted; another instance's lease is left to it. */
-  private async notWritten(row: ConnectionRow, outcome: RefreshResult["outcome"], verdict: Classification | undefined): Promise<RefreshResult> {
+  /**
+   * A result the lease or token fence refused: newer tokens are adopted; another instance's lease is left to it.
+   * @param after the connection's row as re-read after the refused write (undefined: it was deleted)
+   */
+  private async notWritten(row: ConnectionRow, outcome: RefreshResult["outcome"], verdict: Classification | undefined, after: ConnectionRow | undefined): Promise<RefreshResult> {
     const { repo } = this.deps;
     const owner = this.deps.instanceId;
-    const after = await repo.get(row.id);
     if (!after) throw connectionNotFound(row.id);
     await repo.releaseLease(row.id, owner, {});
     if (after.token_version !== row.token_version) {
