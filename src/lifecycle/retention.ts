@@ -58,6 +58,13 @@ const MAX_PAUSE_MS = 250;
 /** Most, fewest and first SQLite pages (4 KiB each) released per `incremental_vacuum` step (adapted like a batch). */
 const VACUUM_STEP = { max: 4_000, min: 16, first: 128 } as const;
 
+/** A step size that follows the last step's duration ({@link nextBatchSize}) between `min` and `max`. */
+interface Sizing {
+  n: number;
+  readonly min: number;
+  readonly max: number;
+}
+
 /** What one sweep did. */
 export interface SweepReport {
   /** True when another instance was sweeping this store (PostgreSQL advisory lock): nothing was deleted. */
@@ -172,8 +179,10 @@ export class RetentionSweeper {
       deleted[table] += n;
       if (n > 0) this.d.metrics?.retentionDeleted(table, n);
     };
+    // Each kind of step keeps its own size, adapted after every step (nextBatchSize): rows for the deletes, pages for the reclaim.
     const minRows = Math.min(MIN_BATCH_ROWS, this.batchSize);
-    let limit = minRows;
+    const rows: Sizing = { n: minRows, min: minRows, max: this.batchSize };
+    const pages: Sizing = { n: VACUUM_STEP.first, min: VACUUM_STEP.min, max: VACUUM_STEP.max };
     let sinceCheckpoint = 0;
     /**
      * SQLite: after {@link CHECKPOINT_EVERY} rows or pages written, their WAL pages go to the file now, in the
@@ -188,18 +197,22 @@ export class RetentionSweeper {
       await this.d.repo.checkpoint();
       if (!force) await this.pause(performance.now() - t);
     };
-    /** Run batches, each sized from the last one's duration, until one deletes less than it asked for (or stop() is called). */
-    const drain = async (batch: (limit: number) => Promise<number>) => {
+    /**
+     * Run steps of `size.n`, each sized from the last one's duration, until one does less than it was asked
+     * (or stop() is called, or `deadline` — a `performance.now()` time — passes).
+     */
+    const drain = async (step: (n: number) => Promise<number>, size: Sizing, deadline = Number.POSITIVE_INFINITY) => {
       for (;;) {
         if (this.stopping) {
           interrupted = true;
           return;
         }
+        if (performance.now() >= deadline) return;
         const t = performance.now();
-        const asked = limit;
-        const n = await batch(asked);
+        const asked = size.n;
+        const n = await step(asked);
         const took = performance.now() - t;
-        limit = nextBatchSize(asked, took, this.batchTargetMs, minRows, this.batchSize);
+        size.n = nextBatchSize(asked, took, this.batchTargetMs, size.min, size.max);
         if (n < asked) return settle(n);
         await this.pause(took);
         await settle(n);
@@ -213,30 +226,21 @@ export class RetentionSweeper {
           count("jobs", r.jobs);
           count("job_payloads", r.payloads);
           return r.jobs;
-        });
+        }, rows);
       }
-      await drain(async (limit) => tap("alerts", await this.d.repo.deleteByTime("alerts", cut.alertsBeforeMs, limit)));
-      await drain(async (limit) => tap("connection_events", await this.d.repo.deleteByTime("connection_events", cut.eventsBeforeMs, limit)));
-      await drain(async (limit) => tap("oauth_states", await this.d.repo.deleteOAuthStates(cut.oauthStatesExpiredAtMs, limit)));
-      await drain(async (limit) => tap("connect_sessions", await this.d.repo.deleteConnectSessions(cut.connectSessionsBeforeMs, limit)));
+      await drain(async (limit) => tap("alerts", await this.d.repo.deleteByTime("alerts", cut.alertsBeforeMs, limit)), rows);
+      await drain(async (limit) => tap("connection_events", await this.d.repo.deleteByTime("connection_events", cut.eventsBeforeMs, limit)), rows);
+      await drain(async (limit) => tap("oauth_states", await this.d.repo.deleteOAuthStates(cut.oauthStatesExpiredAtMs, limit)), rows);
+      await drain(async (limit) => tap("connect_sessions", await this.d.repo.deleteConnectSessions(cut.connectSessionsBeforeMs, limit)), rows);
       let reclaimed = 0;
       if (Object.values(deleted).some((n) => n > 0)) {
-        // Free pages go back in steps, each a short write transaction sized like the deletes.
-        let pages: number = VACUUM_STEP.first;
-        const reclaimUntil = performance.now() + RECLAIM_BUDGET_MS;
-        for (;;) {
-          if (this.stopping) break;
-          // Ingress latency before shrinking the file: a large backlog goes back over several sweeps.
-          if (performance.now() >= reclaimUntil) break;
-          const t = performance.now();
-          const n = await this.d.repo.reclaimSpace(pages);
-          const took = performance.now() - t;
-          reclaimed += n;
-          if (n < pages) break;
-          pages = nextBatchSize(pages, took, this.batchTargetMs, VACUUM_STEP.min, VACUUM_STEP.max);
-          await this.pause(took);
-          await settle(n);
-        }
+        // Free pages go back in steps sized like the deletes, for at most RECLAIM_BUDGET_MS: ingress latency before
+        // shrinking the file, a large backlog goes back over several sweeps.
+        await drain(async (n) => {
+          const freed = await this.d.repo.reclaimSpace(n);
+          reclaimed += freed;
+          return freed;
+        }, pages, performance.now() + RECLAIM_BUDGET_MS);
       }
       await settle(0, true);
       return reclaimed;
