@@ -257,8 +257,8 @@ ${episodesTable(ov.openEpisodes)}`;
       const [list, providers] = await Promise.all([gk.connections.list({ ...(state ? { state } : {}), ...(providerId ? { providerId } : {}), ...(entityId ? { entityId } : {}) }, { limit: 100, ...(cursor ? { cursor } : {}) }), gk.providers.list()]);
       const qs = (extra: Record<string, string>) => new URLSearchParams({ ...(state ? { state } : {}), ...(providerId ? { provider: providerId } : {}), ...(entityId ? { entity: entityId } : {}), ...extra }).toString();
       const body = html`<form class="filters" method="get" action="/dashboard/connections" role="search" aria-label="Filter connections">
-<label for="f-state">State<select id="f-state" name="state"><option value="">any</option>${CONNECTION_STATES.map((s) => html`<option value="${s}"${s === state ? raw(" selected") : ""}>${s}</option>`)}</select></label>
-<label for="f-provider">Provider<select id="f-provider" name="provider"><option value="">any</option>${providers.map((p) => html`<option value="${p.id}"${p.id === providerId ? raw(" selected") : ""}>${p.displayName ?? p.id}</option>`)}</select></label>
+${filterSelect("state", "State", CONNECTION_STATES.map((s) => [s, s]), state)}
+${filterSelect("provider", "Provider", providers.map((p) => [p.id, p.displayName ?? p.id]), providerId)}
 <label for="f-entity">Entity<input id="f-entity" name="entity" value="${entityId ?? ""}"></label>
 <button type="submit">Filter</button></form>
 ${list.items.length === 0 ? html`<p>No connection matches.</p>` : connectionsTable(list.items)}
@@ -330,7 +330,7 @@ ${events.nextCursor ? html`<p><a href="/dashboard/connections/${conn.id}?cursor=
       const cursor = nonEmpty(c.req.query("cursor"));
       const list = await gk.integrations.list({ ...(status ? { status } : {}), ...(entityId ? { entityId } : {}) }, { limit: 100, ...(cursor ? { cursor } : {}) });
       const body = html`${noticeOf(c)}<form class="filters" method="get" action="/dashboard/integrations" role="search" aria-label="Filter integrations">
-<label for="f-status">Status<select id="f-status" name="status"><option value="">any</option>${INTEGRATION_STATUSES.map((s) => html`<option value="${s}"${s === status ? raw(" selected") : ""}>${s}</option>`)}</select></label>
+${filterSelect("status", "Status", INTEGRATION_STATUSES.map((s) => [s, s]), status)}
 <label for="f-entity">Entity<input id="f-entity" name="entity" value="${entityId ?? ""}"></label>
 <button type="submit">Filter</button></form>
 ${list.items.length === 0 ? html`<p>No integration matches.</p>` : html`<table><thead><tr><th scope="col">Integration</th><th scope="col">Entity</th><th scope="col">Status</th><th scope="col">Reason</th><th scope="col">Cause</th><th scope="col">Parked jobs</th><th scope="col">Actions</th></tr></thead><tbody>
@@ -451,4 +451,14 @@ function timelineTable(items: ConnectionEvent[]): Fragment {
   return html`<table><thead><tr><th scope="col">At</th><th scope="col">Event</th><th scope="col">Class</th><th scope="col">Code</th><th scope="col">What happened</th></tr></thead><tbody>
 ${items.map((e) => html`<tr><td>${when(e.at)}</td><td>${EVENT_LABELS[e.type] ?? e.type}</td><td>${e.class ?? "—"}</td><td>${codeLink("connection", e.code)}</td><td>${e.message}</td></tr>`)}
 </tbody></table>`;
+}
+
+/**
+ * A filter form's `<select>` (label, "any" first, the current value selected), as the list pages' filters use it.
+ * @param name the query parameter; the control's id is `f-<name>`
+ * @param options value and shown text of each choice
+ * @param selected the current value, if any
+ */
+function filterSelect(name: string, label: string, options: Array<readonly [string, string]>, selected: string | undefined): Fragment {
+  return html`<label for="f-${name}">${label}<select id="f-${name}" name="${name}"><option value="">any</option>${options.map(([value, text]) => html`<option value="${value}"${value === selected ? raw(" selected") : ""}>${text}</option>`)}</select></label>`;
 }
