@@ -178,6 +178,11 @@ export class BenchChild {
   async stop(): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const gone = new Promise<void>((r) => this.proc.once("exit", () => r()));
+    // Profiling (GK_BENCH_PROFILE): let the child exit by itself so that node writes its CPU profile.
+    if (process.env.GK_BENCH_PROFILE && this.proc.connected) {
+      this.proc.disconnect();
+      if (await withTimeout(gone, 10_000, `${this.label} exit`).then(() => true, () => false)) return;
+    }
     this.proc.kill("SIGKILL");
     await withTimeout(gone, 5_000, `${this.label} kill`).catch(() => undefined);
   }

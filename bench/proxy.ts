@@ -133,11 +133,13 @@ export async function startServers(name: string): Promise<BenchServers> {
     children.push(up);
     up.send({ type: "start", mode: "upstream" });
     const upstream = `http://127.0.0.1:${String((await up.next("listening", 20_000)).port)}`;
-    const bareChild = new BenchChild("proxyServer.js", "bare pass-through");
+    // GK_BENCH_PROFILE=1 writes CPU profiles of the pass-through and grantkeeper processes (node --cpu-prof) into the scratch directory.
+    const profile = process.env.GK_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${scratchDir()}`] : [];
+    const bareChild = new BenchChild("proxyServer.js", "bare pass-through", profile);
     children.push(bareChild);
     bareChild.send({ type: "start", mode: "bare", upstream });
     const bare = `http://127.0.0.1:${String((await bareChild.next("listening", 20_000)).port)}`;
-    const gkChild = new BenchChild("proxyServer.js", "grantkeeper");
+    const gkChild = new BenchChild("proxyServer.js", "grantkeeper", profile);
     children.push(gkChild);
     gkChild.send({ type: "start", mode: "grantkeeper", upstream, grants: GRANTS, file: join(scratchDir(), `${name}.db`) });
     const started = await gkChild.next("listening", 60_000);

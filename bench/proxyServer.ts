@@ -26,6 +26,7 @@ import { Pool } from "undici";
 import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
 import { createApp } from "../src/http/app.js";
 import { listen } from "../src/http/server.js";
+import { LOG_BUFFER_MAX_BYTES } from "../src/cli/runtime.js";
 import { createLogger } from "../src/telemetry/logger.js";
 import { benchKey, parent, removeSqlite, type ChildMessage } from "./common.js";
 
@@ -80,7 +81,8 @@ function listenOn(server: ReturnType<typeof createServer>): Promise<number> {
 
 async function grantkeeper(upstreamOrigin: string, grants: number, file: string): Promise<{ port: number; apiKey: string; ids: string[] }> {
   removeSqlite(file);
-  const logger = createLogger({ level: "info", destination: pino.destination({ dest: "/dev/null", sync: true }) });
+  // Lines written as `grantkeeper serve` writes them (cliLogger's buffered destination), into /dev/null.
+  const logger = createLogger({ level: "info", destination: pino.destination({ dest: "/dev/null", sync: false, maxLength: LOG_BUFFER_MAX_BYTES }) });
   gk = await createGrantkeeper({
     databaseUrl: `sqlite:${file}`,
     encryptionKey: benchKey(),

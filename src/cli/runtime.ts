@@ -21,11 +21,25 @@ export interface Runtime {
 }
 
 /**
- * The CLI's logger: pino JSON lines on stderr (fd 2), so stdout carries only what a command prints.
- * @param level pino level @defaultValue `GRANTKEEPER_LOG_LEVEL`, else "info"
+ * Most a buffered logger holds while stderr does not take lines (a stalled pipe); lines beyond it are
+ * dropped rather than growing the heap until the server dies. @defaultValue 16 MiB
  */
-export function cliLogger(level?: string): Logger {
-  return createLogger({ ...(level ? { level } : {}), destination: pino.destination({ dest: 2, sync: true }) });
+export const LOG_BUFFER_MAX_BYTES = 16 * 2 ** 20;
+
+/**
+ * The CLI's logger: pino JSON lines on stderr (fd 2), so stdout carries only what a command prints.
+ * One-shot commands write each line before going on. `serve` buffers (`buffered`): lines go out
+ * asynchronously, gathered into one write while the previous is in flight — a synchronous write
+ * per line was the largest single cost of a proxied API call after the socket itself (one
+ * access line per request; issue 16's profile). Buffered lines are flushed on any exit
+ * (`process.exit`, a crash's exit, the end of the event loop); a `kill -9` loses at most the
+ * lines of the write in flight and those queued behind it.
+ * @param level pino level @defaultValue `GRANTKEEPER_LOG_LEVEL`, else "info"
+ * @param opts.buffered asynchronous writes, at most {@link LOG_BUFFER_MAX_BYTES} queued @defaultValue false
+ */
+export function cliLogger(level?: string, opts: { buffered?: boolean } = {}): Logger {
+  const destination = opts.buffered ? pino.destination({ dest: 2, sync: false, maxLength: LOG_BUFFER_MAX_BYTES }) : pino.destination({ dest: 2, sync: true });
+  return createLogger({ ...(level ? { level } : {}), destination });
 }
 
 /** The SQLite file of a `sqlite:` URL, or undefined for PostgreSQL and `:memory:`. */
@@ -73,12 +87,13 @@ export async function assertInitialised(config: GrantkeeperConfig, opts: { check
  * @param opts.create set up what is missing: the store (SQLite) and generated keys — `serve` only; otherwise a missing store or encryption key is a {@link CliError} (exit 1) and no API key is generated (only `serve` needs one) @defaultValue true
  * @param opts.readOnly create nothing and change nothing: implies `create: false`, no migrations (a store needing them is a {@link CliError}) @defaultValue false
  * @param opts.telemetry metrics and tracer @defaultValue a fresh one without process metrics
+ * @param opts.bufferedLogs write log lines asynchronously ({@link cliLogger}; `serve`) @defaultValue false
  */
-export async function openRuntime(opts: { migrate?: boolean; create?: boolean; readOnly?: boolean; logLevel?: string; telemetry?: Telemetry } = {}): Promise<Runtime> {
+export async function openRuntime(opts: { migrate?: boolean; create?: boolean; readOnly?: boolean; logLevel?: string; telemetry?: Telemetry; bufferedLogs?: boolean } = {}): Promise<Runtime> {
   const config = loadConfig();
   const create = opts.create !== false && opts.readOnly !== true;
   if (!create) await assertInitialised(config, { checkMigrations: opts.readOnly === true });
-  const logger = cliLogger(opts.logLevel);
+  const logger = cliLogger(opts.logLevel, { buffered: opts.bufferedLogs === true });
   // Not creating: the encryption key exists (checked above); the API key is not needed, so a missing one is not generated.
   const secrets = !create ? { ...resolveSecrets(config.databaseUrl, config.apiKey ?? "", config.encryptionKey), apiKey: config.apiKey ?? "" } : resolveSecrets(config.databaseUrl, config.apiKey, config.encryptionKey);
   const gk = await createGrantkeeper({

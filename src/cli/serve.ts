@@ -22,7 +22,7 @@ export function serveCommand(): Command {
 export async function serve(): Promise<void> {
   // Before anything that could start a span; a bad endpoint stops the start with a RangeError naming it.
   const tracing = await startTracing(tracingOptionsFromEnv());
-  const rt = await openRuntime({ telemetry: createTelemetry({ metrics: { processMetrics: true } }) });
+  const rt = await openRuntime({ telemetry: createTelemetry({ metrics: { processMetrics: true } }), bufferedLogs: true });
   const { config, secrets, logger, gk } = rt;
   if (tracing) logger.info({ otlpOrigin: new URL(tracing.tracesUrl).origin }, "tracing to OTLP/HTTP");
   for (const file of secrets.generated) logger.warn({ file }, "generated a secret into the data directory (mode 0600); set the environment variable to manage it yourself");
