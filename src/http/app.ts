@@ -11,7 +11,7 @@ import { apiKeyGate, parseApiKeys, publicRoute, sessionRoute } from "./auth.js";
 import { nonCanonicalReason, rawPathOf } from "./canonicalPath.js";
 import { openApiDocument } from "./openapi.js";
 import { referencePage } from "./reference.js";
-import { attachFastPath, declaresBody, proxyFastPath } from "./proxyFastPath.js";
+import { apiFastPath, attachFastPath, declaresBody } from "./fastPaths.js";
 import { ProblemError, toProblem } from "./problem.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { connectSessionRoutes } from "./routes/connectSessions.js";
@@ -167,7 +167,7 @@ export function createApp(gk: Grantkeeper, options: AppOptions): Hono {
   app.route("/v1/connect-sessions", connectSessionRoutes(gk));
   app.route("/v1", oauthRoutes(gk, { apiKeys }));
   app.route("/", dashboardRoutes(gk, { signer, apiKeys }));
-  // Served on a socket (src/http/server.ts), an authorized, canonical proxy request skips the Hono adapter.
-  attachFastPath(app, proxyFastPath(gk, apiKeys));
+  // Served on a socket (src/http/server.ts), an authorized, canonical proxy or token request skips the Hono adapter.
+  attachFastPath(app, apiFastPath(gk, apiKeys));
   return app;
 }

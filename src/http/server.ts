@@ -21,7 +21,7 @@ import type { Hono } from "hono";
 import { ALLOW_HEADER } from "../lifecycle/api/target.js";
 import type { Logger } from "../telemetry/logger.js";
 import { ProblemError } from "./problem.js";
-import { fastPathOf } from "./proxyFastPath.js";
+import { fastPathOf } from "./fastPaths.js";
 
 /**
  * CONNECT never reaches the app (Node hands it to a `connect` listener, and

@@ -50,11 +50,21 @@ export const reportStateSchema = z.object({ state: z.enum(HOST_REPORTED_STATES) 
 
 const connectionId = z.string().regex(/^conn_[a-zA-Z0-9]{1,64}$/);
 
-function idParam(raw: string): string {
+/**
+ * A connection id from a path segment (already percent-decoded).
+ * @throws {@link ProblemError} 404 `connection_not_found` for anything that is not a connection id
+ */
+export function idParam(raw: string): string {
   const r = connectionId.safeParse(raw);
   if (!r.success) throw new ProblemError(404, "connection_not_found", "Connection not found", `no connection ${JSON.stringify(raw)}`);
   return r.data;
 }
+
+/** Headers of every `POST /v1/connections/{id}/token` answer: RFC 6749 §5.1, answers carrying tokens must not be cached. */
+export const TOKEN_ANSWER_HEADERS: ReadonlyArray<readonly [string, string]> = [
+  ["cache-control", "no-store"],
+  ["pragma", "no-cache"],
+];
 
 /** Routes for connections, mounted at `/v1/connections`. */
 export function connectionRoutes(gk: Grantkeeper): Hono {
@@ -102,11 +112,10 @@ export function connectionRoutes(gk: Grantkeeper): Hono {
     return c.json(await gk.connections.events(idParam(c.req.param("id")), { ...(q.cursor ? { cursor: q.cursor } : {}), ...(q.limit ? { limit: q.limit } : {}) }));
   });
 
+  // On a socket, an authorized request without a body is served by the fast path (src/http/fastPaths.ts) with the same answer.
   app.post("/:id/token", async (c) => {
     const token = await gk.connections.ensureFresh(idParam(c.req.param("id")));
-    // RFC 6749 §5.1: responses carrying tokens must not be cached.
-    c.header("cache-control", "no-store");
-    c.header("pragma", "no-cache");
+    for (const [k, v] of TOKEN_ANSWER_HEADERS) c.header(k, v);
     return c.json(token);
   });
 

@@ -1,24 +1,30 @@
 /**
- * The proxy route on node:http directly (issue 16 "Proxy"): a request that
- * the Hono app would send to `ANY /v1/proxy/{connectionId}/{path}` with a
- * valid API key is served here, without a web `Request`, `AbortSignal` from
- * the adapter, `Response` or web-stream copies of either body — the caller's
- * body streams from the socket into undici, the provider's answer from undici
- * into the socket.
+ * The hottest authorized routes on node:http directly (issue 16): a request
+ * that the Hono app would send, with a valid API key, to
+ * - `ANY /v1/proxy/{connectionId}/{path}` — streamed without a web
+ *   `Request`, `AbortSignal` from the adapter, `Response` or web-stream
+ *   copies of either body: the caller's body from the socket into undici,
+ *   the provider's answer from undici into the socket;
+ * - `POST /v1/connections/{connectionId}/token` without a body — the fresh
+ *   token as JSON, with the route's {@link TOKEN_ANSWER_HEADERS};
+ * is served here, and everything else is handed to the app unchanged (which
+ * then answers as before).
  *
  * Security first: this path only takes what the Hono app would have let
- * through to the same handler, decided by the same functions, and hands
- * everything else to the app unchanged (which then answers as before):
- * - the request target is origin-form, starts with `/v1/proxy/`, and is
+ * through to the same handler, decided by the same functions:
+ * - the request target is origin-form, under one of the two routes, and
  *   canonical ({@link nonCanonicalReason}, the app's first middleware);
  * - the connection id segment is non-empty and has no escapes (Hono would
- *   decode them; the app does that);
- * - the method is an API method ({@link API_METHODS}; others get the app's 405);
+ *   decode them; the app does that), and goes through the route's own
+ *   {@link idParam} on the token route;
+ * - the method is an API method ({@link API_METHODS}; others get the app's
+ *   405) on the proxy, POST on the token route, where a declared body (the
+ *   app's body limit applies to it) goes to the app;
  * - `Authorization: Bearer <key>` matches one of the keys, in constant time
- *   ({@link authorizationHasKey}, what the gate calls; the proxy route is never public), sent once.
- * Answers carry {@link PROXIED_ANSWER_HEADERS} like the app's, errors are the
- * same RFC 9457 problems ({@link toProblem}), and each request is logged
- * with the app's "http request" line.
+ *   ({@link authorizationHasKey}, what the gate calls; neither route is
+ *   public), sent once.
+ * Errors are the same RFC 9457 problems ({@link toProblem}), and each
+ * request is logged with the app's "http request" line.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Grantkeeper } from "../grantkeeper.js";
@@ -27,13 +33,16 @@ import { API_METHODS } from "../lifecycle/api/target.js";
 import { authorizationHasKey } from "./auth.js";
 import { nonCanonicalReason } from "./canonicalPath.js";
 import { ProblemError, toProblem } from "./problem.js";
+import { idParam, TOKEN_ANSWER_HEADERS } from "./routes/connections.js";
 import { PROXIED_ANSWER_HEADERS } from "./routes/proxy.js";
-import { logAccess } from "../telemetry/logger.js";
+import { logAccess, type Logger } from "../telemetry/logger.js";
 
 /** A node:http handler that serves a request and returns true, or returns false to leave it to the app. */
 export type NodeFastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 
-const PREFIX = "/v1/proxy/";
+const PROXY_PREFIX = "/v1/proxy/";
+const CONNECTIONS_PREFIX = "/v1/connections/";
+const TOKEN_SUFFIX = "/token";
 const METHODS: ReadonlySet<string> = new Set(API_METHODS);
 const PROXIED_NAMES: ReadonlySet<string> = new Set(PROXIED_ANSWER_HEADERS.map(([k]) => k));
 const fastPaths = new WeakMap<object, NodeFastPath>();
@@ -48,30 +57,71 @@ export function fastPathOf(app: object): NodeFastPath | undefined {
   return fastPaths.get(app);
 }
 
+/** A request the fast path takes: the proxy's parts, or the token route's connection id. */
+type FastRoute = { kind: "proxy"; path: string; connectionId: string; rest: string; target: string; q: number } | { kind: "token"; path: string; connectionId: string };
+
+/** The route a request target and method would reach in the app, when the fast path serves it; undefined otherwise. */
+function fastRouteOf(target: string, method: string, headers: IncomingHttpHeaders): FastRoute | undefined {
+  const q = target.indexOf("?");
+  const path = q === -1 ? target : target.slice(0, q);
+  if (path.startsWith(PROXY_PREFIX)) {
+    if (!METHODS.has(method)) return undefined;
+    const afterPrefix = path.slice(PROXY_PREFIX.length);
+    const slash = afterPrefix.indexOf("/");
+    const connectionId = slash === -1 ? afterPrefix : afterPrefix.slice(0, slash);
+    if (connectionId === "" || connectionId.includes("%")) return undefined;
+    return { kind: "proxy", path, connectionId, rest: slash === -1 ? "" : afterPrefix.slice(slash + 1), target, q };
+  }
+  if (method === "POST" && path.startsWith(CONNECTIONS_PREFIX) && path.endsWith(TOKEN_SUFFIX)) {
+    const connectionId = path.slice(CONNECTIONS_PREFIX.length, path.length - TOKEN_SUFFIX.length);
+    if (connectionId === "" || connectionId.includes("/") || connectionId.includes("%")) return undefined;
+    // A body is the app's to limit (and nobody reads it): only "none" or "empty" is taken here.
+    if (declaresBody(headers) && !(headers["transfer-encoding"] === undefined && headers["content-length"] === "0")) return undefined;
+    return { kind: "token", path, connectionId };
+  }
+  return undefined;
+}
+
 /**
- * The proxy's fast path over a {@link Grantkeeper}.
+ * The fast path over a {@link Grantkeeper}: the proxy and the token route (see the module comment).
  * @param apiKeys the valid API keys (the app's, see `parseApiKeys`)
  */
-export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFastPath {
+export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFastPath {
   const log = gk.logger;
   return (req, res) => {
     const target = req.url;
-    if (target === undefined || !target.startsWith(PREFIX) || !METHODS.has(req.method ?? "")) return false;
-    const q = target.indexOf("?");
-    const path = q === -1 ? target : target.slice(0, q);
-    if (nonCanonicalReason(path) !== undefined) return false;
-    const afterPrefix = path.slice(PREFIX.length);
-    const slash = afterPrefix.indexOf("/");
-    const connectionId = slash === -1 ? afterPrefix : afterPrefix.slice(0, slash);
-    if (connectionId === "" || connectionId.includes("%")) return false;
+    if (target === undefined || !target.startsWith("/v1/")) return false;
+    const route = fastRouteOf(target, req.method ?? "", req.headers);
+    if (route === undefined || nonCanonicalReason(route.path) !== undefined) return false;
     // Node keeps the first of repeated Authorization headers where the app's Headers would join them (and refuse).
     if (authorizationCount(req.rawHeaders) !== 1 || !authorizationHasKey(req.headers.authorization, apiKeys)) return false;
-    void serve(gk, req, res, { path, connectionId, rest: slash === -1 ? "" : afterPrefix.slice(slash + 1), search: q === -1 ? "" : new URL(target, "http://h").search }).catch((e: unknown) => {
-      log.error({ path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
+    const served =
+      route.kind === "token"
+        ? serveToken(gk, req, res, route)
+        : serve(gk, req, res, { path: route.path, connectionId: route.connectionId, rest: route.rest, search: route.q === -1 ? "" : new URL(route.target, "http://h").search });
+    void served.catch((e: unknown) => {
+      log.error({ path: route.path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
       res.destroy();
     });
     return true;
   };
+
+  /** `POST /v1/connections/{id}/token`: what the app's route answers. */
+  async function serveToken(gk: Grantkeeper, req: IncomingMessage, res: ServerResponse, t: { path: string; connectionId: string }): Promise<void> {
+    const t0 = performance.now();
+    const method = req.method!;
+    res.once("finish", () => logAccess(log, { method, path: t.path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }));
+    let body: string;
+    try {
+      body = JSON.stringify(await gk.connections.ensureFresh(idParam(t.connectionId)));
+    } catch (e) {
+      writeError(res, log, t.path, e);
+      return;
+    }
+    const headers: OutgoingHttpHeaders = { "content-type": "application/json", "content-length": Buffer.byteLength(body) };
+    for (const [k, v] of TOKEN_ANSWER_HEADERS) headers[k] = v;
+    res.writeHead(200, headers).end(body);
+  }
 
   async function serve(gk: Grantkeeper, req: IncomingMessage, res: ServerResponse, t: { path: string; connectionId: string; rest: string; search: string }): Promise<void> {
     const t0 = performance.now();
@@ -108,9 +158,7 @@ export function proxyFastPath(gk: Grantkeeper, apiKeys: readonly string[]): Node
         res.destroy();
         return;
       }
-      const problem = toProblem(e);
-      if (!problem) log.error({ path: t.path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
-      writeProblem(res, problem ?? new ProblemError(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged"));
+      writeError(res, log, t.path, e);
       return;
     }
     res.writeHead(answer.status, answerHeaders(answer.headers));
@@ -151,6 +199,13 @@ function answerHeaders(headers: Array<[string, string]>): string[] {
   for (const [k, v] of headers) if (!PROXIED_NAMES.has(k)) flat.push(k, v);
   for (const [k, v] of PROXIED_ANSWER_HEADERS) flat.push(k, v);
   return flat;
+}
+
+/** The answer to a failed request, as the app's error handler gives it: its problem, or a logged 500. */
+function writeError(res: ServerResponse, log: Logger, path: string, e: unknown): void {
+  const problem = toProblem(e);
+  if (!problem) log.error({ path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
+  writeProblem(res, problem ?? new ProblemError(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged"));
 }
 
 /** An RFC 9457 problem on a node:http response, as the app's error handler answers. */
