@@ -349,6 +349,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   const authorization = new AuthorizationService({
     states: new OAuthStateRepository(store.db, store.dialect),
     sessions: sessionRepo,
+    expired: retentionRepo,
     providers,
     connections,
     encryptor,

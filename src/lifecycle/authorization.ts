@@ -11,6 +11,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../domain/clock.js";
 import type { RefreshPolicy } from "../domain/policy.js";
+import { CONNECT_SESSION_GRACE_MS } from "../domain/retention.js";
 import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
 import { callbackState, validateAuthorizationResponse } from "../oauth/authorizationResponse.js";
 import { buildAuthorizationRequest } from "../oauth/pkce.js";
@@ -21,6 +22,7 @@ import type { ProviderService } from "../providers/service.js";
 import type { ConnectSessionRepository } from "../store/connectSessions.js";
 import type { Encryptor } from "../store/encryption.js";
 import { hashState, type OAuthStateRepository } from "../store/oauthStates.js";
+import type { RetentionRepository } from "../store/retention.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { ConnectionService } from "./connections.js";
 import { linkUsed, openedSession, type OpenedSession } from "./connectSessions.js";
@@ -28,8 +30,8 @@ import { providerNotFound } from "./errors.js";
 import type { Connection } from "./view.js";
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
-/** Expired sessions are kept this long, so a late click still hears "expired" rather than "not valid". */
-const SESSION_GRACE_MS = 86_400_000;
+/** Rows of each table one purge deletes at most (the oldest first): a backlog goes over several purges or to the retention sweep. */
+const PURGE_BATCH = 500;
 
 /**
  * Most live (unused, unexpired) states one session holds: opening its link
@@ -42,6 +44,8 @@ export const MAX_PENDING_STATES_PER_SESSION = 5;
 export interface AuthorizationServiceDeps {
   states: OAuthStateRepository;
   sessions: ConnectSessionRepository;
+  /** Bounded deletes of expired states and sessions, the retention sweep's own (see {@link AuthorizationService} purge). */
+  expired: Pick<RetentionRepository, "deleteOAuthStates" | "deleteConnectSessions">;
   providers: ProviderService;
   connections: ConnectionService;
   encryptor: Encryptor;
@@ -253,12 +257,18 @@ export class AuthorizationService {
   }
 
   /** Abandoned flows and sessions leave rows behind; sweep them now and then, off any hot path. */
+  /**
+   * Every {@link PURGE_INTERVAL_MS}, delete the oldest expired states and sessions — at most
+   * {@link PURGE_BATCH} of each, with the retention sweep's cutoffs (states once expired, sessions
+   * {@link CONNECT_SESSION_GRACE_MS} after) and statements — so that a library user who never calls `gk.start()` (no sweep) does not keep them
+   * forever, and a start never waits on an unbounded delete.
+   */
   private async purgeNowAndThen(now: number): Promise<void> {
     if (now - this.lastPurgeMs <= PURGE_INTERVAL_MS) return;
     this.lastPurgeMs = now;
     try {
-      await this.d.states.purgeExpired(now);
-      await this.d.sessions.purgeExpired(now - SESSION_GRACE_MS);
+      await this.d.expired.deleteOAuthStates(now, PURGE_BATCH);
+      await this.d.expired.deleteConnectSessions(now - CONNECT_SESSION_GRACE_MS, PURGE_BATCH);
     } catch (e) {
       this.d.logger.warn({ err: { message: (e as Error).message } }, "could not purge expired connect states and sessions");
     }

@@ -57,10 +57,4 @@ export class ConnectSessionRepository {
   async setConnection(id: string, connectionId: string): Promise<void> {
     await this.db.updateTable("connect_sessions").set({ connection_id: connectionId }).where("id", "=", id).execute();
   }
-
-  /** Delete sessions that expired before `beforeMs`. @returns rows deleted */
-  async purgeExpired(beforeMs: number): Promise<number> {
-    const r = await this.db.deleteFrom("connect_sessions").where("expires_at", "<", beforeMs).executeTakeFirst();
-    return Number(r.numDeletedRows);
-  }
 }

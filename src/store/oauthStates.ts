@@ -87,10 +87,4 @@ export class OAuthStateRepository {
       return evict.length;
     });
   }
-
-  /** Delete states that expired before `beforeMs`. @returns rows deleted */
-  async purgeExpired(beforeMs: number): Promise<number> {
-    const r = await this.db.deleteFrom("oauth_states").where("expires_at", "<", beforeMs).executeTakeFirst();
-    return Number(r.numDeletedRows);
-  }
 }
