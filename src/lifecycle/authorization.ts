@@ -256,9 +256,8 @@ export class AuthorizationService {
     return { ...stored, returnTo, sessionId: session.id };
   }
 
-  /** Abandoned flows and sessions leave rows behind; sweep them now and then, off any hot path. */
   /**
-   * Every {@link PURGE_INTERVAL_MS}, delete the oldest expired states and sessions — at most
+   * Abandoned flows and sessions leave rows behind. Every {@link PURGE_INTERVAL_MS}, delete the oldest expired states and sessions — at most
    * {@link PURGE_BATCH} of each, with the retention sweep's cutoffs (states once expired, sessions
    * {@link CONNECT_SESSION_GRACE_MS} after) and statements — so that a library user who never calls `gk.start()` (no sweep) does not keep them
    * forever, and a start never waits on an unbounded delete.
