@@ -19,7 +19,7 @@ import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
 import { ManualClock } from "../src/domain/clock.js";
 import { defaultRetentionPolicy } from "../src/domain/retention.js";
 import { internalsOf } from "../src/internals.js";
-import { DEFAULT_SWEEP_BATCH_SIZE, DEFAULT_SWEEP_BATCH_TARGET_MS, RetentionSweeper, type SweepReport } from "../src/lifecycle/retention.js";
+import { DEFAULT_SWEEP_BATCH_SIZE, DEFAULT_SWEEP_BATCH_TARGET_MS, DEFAULT_SWEEP_MAX_ROWS_PER_SECOND, RetentionSweeper, type SweepReport } from "../src/lifecycle/retention.js";
 import { RetentionRepository } from "../src/store/retention.js";
 import { silentLogger } from "../src/telemetry/logger.js";
 import { benchKey, dropSchema, fmt, mb, PG_BASE, progress, removeSqlite, scratchDir, table, type BenchOptions, type BenchReport } from "./common.js";
@@ -44,7 +44,7 @@ function baselineMs(opts: BenchOptions): number {
   return opts.quick ? 10_000 : 120_000;
 }
 /** Longest a sweep may run under load before it is stopped and reported as partial, ms. */
-const SWEEP_CAP_MS = 600_000;
+const SWEEP_CAP_MS = 1_800_000;
 /** Rows per seeding statement. */
 const SEED_CHUNK = 50_000;
 const NOW = Date.UTC(2026, 5, 1);
@@ -218,7 +218,7 @@ export async function runRetention(opts: BenchOptions): Promise<BenchReport> {
   for (const label of (process.env.GK_BENCH_RETENTION_ENGINES ?? "SQLite,PostgreSQL").split(",") as ("SQLite" | "PostgreSQL")[]) results.push(await runEngine(label, n, baselineMs(opts)));
   const ok = (r: EngineResult) => !r.partial && r.sweep.deleted.jobs === r.n && r.during.p99 <= 2 * r.base.p99;
   const markdown = [
-    `Sweeping ${fmt(n)} finished jobs (succeeded 30 days ago, ${BODY_BYTES} B payloads, seeded with bulk SQL) with the server's sweeper (defaults: batches sized to take ${DEFAULT_SWEEP_BATCH_TARGET_MS.sqlite} ms on SQLite and ${DEFAULT_SWEEP_BATCH_TARGET_MS.postgres} ms on PostgreSQL, at most ${DEFAULT_SWEEP_BATCH_SIZE} rows, committed without waiting for the disk, a pause of twice each batch's duration after it; default windows) while ${fmt(RATE)} webhooks/s arrive through \`gk.ingress.accept\` in the same process.`,
+    `Sweeping ${fmt(n)} finished jobs (succeeded 30 days ago, ${BODY_BYTES} B payloads, seeded with bulk SQL) with the server's sweeper (defaults: batches sized to take ${DEFAULT_SWEEP_BATCH_TARGET_MS.sqlite} ms on SQLite and ${DEFAULT_SWEEP_BATCH_TARGET_MS.postgres} ms on PostgreSQL, at most ${DEFAULT_SWEEP_BATCH_SIZE} rows, committed without waiting for the disk, a pause of twice each batch's duration after it, on PostgreSQL at most ${fmt(DEFAULT_SWEEP_MAX_ROWS_PER_SECOND.postgres)} jobs/s; default windows) while ${fmt(RATE)} webhooks/s arrive through \`gk.ingress.accept\` in the same process.`,
     `The issue asks for 10 million jobs; this shared 2-core machine runs ${n === 1_000_000 ? "1 million by default" : fmt(n)} (\`GK_BENCH_RETENTION_N\` sets N). Latency runs from each webhook's scheduled arrival (open loop), so waiting behind a sweep batch counts.`,
     `Baseline: the same load on the same store for ${baselineDurationMs / 1000} s just before the sweep (after ${WARMUP_MS / 1000} s of unmeasured warm-up): long enough to hold the store's own periodic work under this load (on PostgreSQL the accepts alone bring a checkpoint about every 90 s). Goal: accept p99 during the sweep ≤ 2× the baseline's, every seeded job deleted.`,
     "",
@@ -242,7 +242,7 @@ export async function runRetention(opts: BenchOptions): Promise<BenchReport> {
       .filter((r) => r.checkpoints && r.walRate)
       .map(
         (r) =>
-          `PostgreSQL checkpoints that started during the baseline / during the sweep: ${r.checkpoints!.base} / ${r.checkpoints!.during}; WAL written ${mb(r.walRate!.base)} / ${mb(r.walRate!.during)} MB/s. A sweep's deletes write about 2 KB of WAL per job (full-page images of each page first touched after a checkpoint), which brings PostgreSQL's WAL-triggered checkpoints forward; on this machine's disk a checkpoint's fsync phase stalls every commit for 100–250 ms, with or without a sweep. Until 2026-12-05 the baseline was a 10 s window right after the seeding's checkpoint, which never held one: against it PostgreSQL measured 4.7–11.6× (p99 12 ms without, 58–141 ms during). See docs/operations.md "Retention" for the PostgreSQL settings that spread checkpoints.`,
+          `PostgreSQL checkpoints that started during the baseline / during the sweep: ${r.checkpoints!.base} / ${r.checkpoints!.during}; WAL written ${mb(r.walRate!.base)} / ${mb(r.walRate!.during)} MB/s. A sweep's deletes write about 2 KB of WAL per job (full-page images of each page first touched after a checkpoint), which brings PostgreSQL's WAL-triggered checkpoints forward; on this machine's disk a checkpoint's fsync phase stalls every commit for 100–250 ms, with or without a sweep. Until 2026-12-05 the baseline was a 10 s window right after the seeding's checkpoint, which never held one, and the sweep ran unpaced (~9,000 jobs/s, 4–5 checkpoints while it ran): against that baseline PostgreSQL measured 4.7–11.6× (p99 12 ms without, 58–166 ms during); against a 120 s one, 1.3–7.1×. Paced at 1,000 jobs/s (300,000 jobs): 1.69×; at 2,000 jobs/s (400,000 jobs): 2.23×. See docs/operations.md "Retention" for the PostgreSQL settings that spread checkpoints.`,
       ),
   ].join("\n");
   return { name: "retention", title: "Retention sweep under ingress", goalMet: results.every(ok), markdown };

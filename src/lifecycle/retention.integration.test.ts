@@ -146,6 +146,19 @@ describe("retention sweeps", () => {
     expect((await internalsOf(gk).retention.sweep()).deleted).toMatchObject({ jobs: 3, job_payloads: 3 });
   });
 
+  it("holds maxRowsPerSecond: 600 jobs at 2,000 rows/s take at least a quarter of a second (PostgreSQL's default caps its WAL)", async () => {
+    const { kdb, clock } = await start();
+    await sql`insert into integrations (id, name, entity_id, status, delivery, delivery_target, webhook_signing, created_at, updated_at) values ('int_rate', 'r', 'e', 'ENABLED', null, 'handler:r', 'none', ${NOW}, ${NOW})`.execute(kdb);
+    for (let i = 0; i < 600; i++) await job(kdb, "int_rate", "succeeded", NOW - P.succeededJobsMs - 1 - i);
+    const sweeper = new RetentionSweeper({ repo: new RetentionRepository(internalsOf(open[0]!).store), clock, logger: silentLogger(), policy: P, batchSize: 100, maxRowsPerSecond: 2_000 });
+    const report = await sweeper.sweep();
+    expect(report.deleted.jobs).toBe(600);
+    // Every full batch is followed by a pause long enough for its rows at the cap (the last, short one is not):
+    // at least 500 rows / 2,000 per second. A lower bound only: a slow machine takes longer, never shorter.
+    expect(report.durationMs).toBeGreaterThanOrEqual(250);
+    expect(() => new RetentionSweeper({ repo: new RetentionRepository(internalsOf(open[0]!).store), clock, logger: silentLogger(), policy: P, maxRowsPerSecond: 0 })).toThrow(RangeError);
+  });
+
   it("a started instance sweeps every sweepIntervalSeconds", async () => {
     const { gk, clock, kdb } = await start();
     await kdb.insertInto("alerts").values({ kind: "k", subject_type: "connection", subject_id: "c", severity: "info", message: "old", user_message: null, detail: null, at: NOW - P.alertsMs - 1 }).execute();

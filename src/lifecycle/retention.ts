@@ -10,8 +10,10 @@
  * rows; `nextBatchSize` adapts the count after every batch, so a loaded
  * store gets small batches), its deletes commit without waiting for the disk
  * (they are idempotent), and after each batch the sweep pauses twice as long
- * as the batch took (`pauseFactor` × its duration, at most 250 ms), so it
- * holds the store about a third of the time and an arriving webhook never
+ * as the batch took (`pauseFactor` × its duration, at most 250 ms) — on
+ * PostgreSQL longer when needed to stay under `maxRowsPerSecond` (the WAL
+ * the deletes write) — so it holds the store at most about a third of the
+ * time and an arriving webhook never
  * waits behind more than one short batch (on SQLite the database calls are
  * synchronous in this process: a batch's length is how long a webhook may
  * wait behind it). SQLite's space reclaim runs in steps sized the same way. The pause is real elapsed time (`setTimeout`), not the
@@ -36,6 +38,16 @@ export const DEFAULT_SWEEP_BATCH_SIZE = 500;
  * docs/benchmarks.md "Retention sweep under ingress" (an arriving webhook's p99 within 2× of an idle store's).
  */
 export const DEFAULT_SWEEP_BATCH_TARGET_MS: Readonly<Record<"sqlite" | "postgres", number>> = Object.freeze({ sqlite: 4, postgres: 25 });
+/**
+ * Most rows a sweep deletes per second unless told otherwise, per engine (none on SQLite). PostgreSQL: each
+ * deleted job with its 1 KB payload writes about 2 KB of WAL (full-page images), and WAL volume is what brings
+ * checkpoints forward — whose fsyncs stall every commit, ingress's included. Unpaced (~9,000 jobs/s) the sweep
+ * wrote three times the WAL of 2,000 webhooks/s of ingress and put a checkpoint
+ * every ~25 s under ingress; capped at 1,000/s (about 2 MB/s of WAL beside ingress's 6) the accept p99 stayed within
+ * 2× of the same load without a sweep (docs/benchmarks.md "Retention sweep under ingress"). 1,000 jobs/s is
+ * still 86 million a day, far above what any ingress fills.
+ */
+export const DEFAULT_SWEEP_MAX_ROWS_PER_SECOND: Readonly<Record<"sqlite" | "postgres", number>> = Object.freeze({ sqlite: Number.POSITIVE_INFINITY, postgres: 1_000 });
 /** Fewest rows per batch, however slow the store: the sweep always makes progress. */
 const MIN_BATCH_ROWS = 10;
 /**
@@ -93,6 +105,8 @@ export interface RetentionSweeperDeps {
   batchTargetMs?: number;
   /** Pause after each full batch, as a multiple of its duration (0: only yield to the event loop). @defaultValue {@link DEFAULT_SWEEP_PAUSE_FACTOR} */
   pauseFactor?: number;
+  /** Most rows deleted per second (the pause after a batch grows to hold it; Infinity: no cap). @defaultValue {@link DEFAULT_SWEEP_MAX_ROWS_PER_SECOND} of the repository's engine */
+  maxRowsPerSecond?: number;
 }
 
 /**
@@ -109,15 +123,18 @@ export class RetentionSweeper {
   private readonly batchSize: number;
   private readonly batchTargetMs: number;
   private readonly pauseFactor: number;
+  private readonly maxRowsPerSecond: number;
 
-  /** @throws RangeError for a batch size that is not an integer ≥ 1, a batch target that is not a finite number > 0, or a pause factor that is not a finite number ≥ 0 */
+  /** @throws RangeError for a batch size that is not an integer ≥ 1, a batch target that is not a finite number > 0, a pause factor that is not a finite number ≥ 0, or a rate that is not > 0 */
   constructor(private readonly d: RetentionSweeperDeps) {
     this.batchSize = d.batchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
     this.batchTargetMs = d.batchTargetMs ?? DEFAULT_SWEEP_BATCH_TARGET_MS[d.repo.dialect];
     this.pauseFactor = d.pauseFactor ?? DEFAULT_SWEEP_PAUSE_FACTOR;
+    this.maxRowsPerSecond = d.maxRowsPerSecond ?? DEFAULT_SWEEP_MAX_ROWS_PER_SECOND[d.repo.dialect];
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`retention batch size must be an integer ≥ 1, got ${this.batchSize}`);
     if (!Number.isFinite(this.batchTargetMs) || this.batchTargetMs <= 0) throw new RangeError(`retention batch target must be a finite number of milliseconds > 0, got ${this.batchTargetMs}`);
     if (!Number.isFinite(this.pauseFactor) || this.pauseFactor < 0) throw new RangeError(`retention pause factor must be a finite number ≥ 0, got ${this.pauseFactor}`);
+    if (!(this.maxRowsPerSecond > 0)) throw new RangeError(`retention max rows per second must be > 0, got ${this.maxRowsPerSecond}`);
   }
 
   /**
@@ -214,7 +231,7 @@ export class RetentionSweeper {
         const took = performance.now() - t;
         size.n = nextBatchSize(asked, took, this.batchTargetMs, size.min, size.max);
         if (n < asked) return settle(n);
-        await this.pause(took);
+        await this.pause(took, n);
         await settle(n);
       }
     };
@@ -252,10 +269,14 @@ export class RetentionSweeper {
     return { skipped: !locked.acquired, deleted, reclaimedPages: locked.acquired ? locked.value : 0, interrupted, durationMs: performance.now() - t0 };
   }
 
-  /** Let queued I/O (an arriving webhook) run, then wait `pauseFactor` × the last batch's duration (real milliseconds, at most {@link MAX_PAUSE_MS}). */
-  private async pause(batchMs: number): Promise<void> {
+  /**
+   * Let queued I/O (an arriving webhook) run, then wait `pauseFactor` × the last batch's duration (at most
+   * {@link MAX_PAUSE_MS}), or longer when the batch's `rows` would otherwise exceed `maxRowsPerSecond` (real
+   * milliseconds).
+   */
+  private async pause(batchMs: number, rows = 0): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
-    const ms = Math.min(MAX_PAUSE_MS, batchMs * this.pauseFactor);
+    const ms = Math.max(Math.min(MAX_PAUSE_MS, batchMs * this.pauseFactor), (rows / this.maxRowsPerSecond) * 1000 - batchMs);
     if (ms >= 1) await new Promise((resolve) => setTimeout(resolve, ms));
   }
 }
