@@ -98,7 +98,7 @@ export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFa
     const served =
       route.kind === "token"
         ? serveToken(gk, req, res, route)
-        : serve(gk, req, res, { path: route.path, connectionId: route.connectionId, rest: route.rest, search: route.q === -1 ? "" : new URL(route.target, "http://h").search });
+        : serveProxy(gk, req, res, { path: route.path, connectionId: route.connectionId, rest: route.rest, search: route.q === -1 ? "" : new URL(route.target, "http://h").search });
     void served.catch((e: unknown) => {
       log.error({ path: route.path, err: { name: (e as Error).name, message: (e as Error).message, stack: (e as Error).stack } }, "unhandled error");
       res.destroy();
@@ -108,9 +108,7 @@ export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFa
 
   /** `POST /v1/connections/{id}/token`: what the app's route answers. */
   async function serveToken(gk: Grantkeeper, req: IncomingMessage, res: ServerResponse, t: { path: string; connectionId: string }): Promise<void> {
-    const t0 = performance.now();
-    const method = req.method!;
-    res.once("finish", () => logAccess(log, { method, path: t.path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }));
+    logWhenFinished(log, req, res, t.path);
     let body: string;
     try {
       body = JSON.stringify(await gk.connections.ensureFresh(idParam(t.connectionId)));
@@ -123,10 +121,9 @@ export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFa
     res.writeHead(200, headers).end(body);
   }
 
-  async function serve(gk: Grantkeeper, req: IncomingMessage, res: ServerResponse, t: { path: string; connectionId: string; rest: string; search: string }): Promise<void> {
-    const t0 = performance.now();
+  async function serveProxy(gk: Grantkeeper, req: IncomingMessage, res: ServerResponse, t: { path: string; connectionId: string; rest: string; search: string }): Promise<void> {
+    const t0 = logWhenFinished(log, req, res, t.path);
     const method = req.method!;
-    res.once("finish", () => logAccess(log, { method, path: t.path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }));
     const declared = req.headers["content-length"];
     // A request without Content-Length or Transfer-Encoding has no body: none is sent on either.
     const hasBody = declaresBody(req.headers);
@@ -199,6 +196,17 @@ function answerHeaders(headers: Array<[string, string]>): string[] {
   for (const [k, v] of headers) if (!PROXIED_NAMES.has(k)) flat.push(k, v);
   for (const [k, v] of PROXIED_ANSWER_HEADERS) flat.push(k, v);
   return flat;
+}
+
+/**
+ * Write the request's access line (the app's "http request") once its answer is handed to the socket.
+ * @returns when the request started (`performance.now()`, milliseconds)
+ */
+function logWhenFinished(log: Logger, req: IncomingMessage, res: ServerResponse, path: string): number {
+  const t0 = performance.now();
+  const method = req.method!;
+  res.once("finish", () => logAccess(log, { method, path, status: res.statusCode, durationMs: Math.round(performance.now() - t0) }));
+  return t0;
 }
 
 /** The answer to a failed request, as the app's error handler gives it: its problem, or a logged 500. */

@@ -43,9 +43,10 @@ export const DEFAULT_SWEEP_BATCH_TARGET_MS: Readonly<Record<"sqlite" | "postgres
  * deleted job with its 1 KB payload writes about 2 KB of WAL (full-page images), and WAL volume is what brings
  * checkpoints forward — whose fsyncs stall every commit, ingress's included. Unpaced (~9,000 jobs/s) the sweep
  * wrote three times the WAL of 2,000 webhooks/s of ingress and put a checkpoint
- * every ~25 s under ingress; capped at 1,000/s (about 2 MB/s of WAL beside ingress's 6) the accept p99 stayed within
- * 2× of the same load without a sweep (docs/benchmarks.md "Retention sweep under ingress"). 1,000 jobs/s is
- * still 86 million a day, far above what any ingress fills.
+ * every ~25 s under ingress, the accept p99 7× the same load's without a sweep; capped at 1,000/s (3.4 MB/s of WAL
+ * beside ingress's 5.7) a checkpoint came every ~60 s and the p99 was 1.7× (300,000 jobs) to 2.9× (1,000,000)
+ * (docs/benchmarks.md "Retention sweep under ingress"). 1,000 jobs/s is still 86 million a day, far above what
+ * any ingress fills.
  */
 export const DEFAULT_SWEEP_MAX_ROWS_PER_SECOND: Readonly<Record<"sqlite" | "postgres", number>> = Object.freeze({ sqlite: Number.POSITIVE_INFINITY, postgres: 1_000 });
 /** Fewest rows per batch, however slow the store: the sweep always makes progress. */
