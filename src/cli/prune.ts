@@ -7,13 +7,16 @@ import { existsSync } from "node:fs";
 import { Command } from "commander";
 import { loadConfig } from "../config/config.js";
 import { systemClock } from "../domain/clock.js";
-import { RETENTION_TABLES } from "../domain/retention.js";
+import { RETENTION_TABLES, type RetentionTable } from "../domain/retention.js";
 import { RetentionSweeper, type SweepReport } from "../lifecycle/retention.js";
 import { openStore } from "../store/database.js";
 import { migrateToLatest } from "../store/migrations.js";
 import { RetentionRepository } from "../store/retention.js";
-import { CliError, ExitCode } from "./command.js";
+import { CliError, ExitCode, progress } from "./command.js";
 import { cliLogger, sqliteFileOf } from "./runtime.js";
+
+/** A sweep that has run this long shows its progress on stderr, milliseconds. */
+const PROGRESS_AFTER_MS = 2_000;
 
 /** Options of `grantkeeper prune`. */
 export interface PruneOptions {
@@ -34,7 +37,8 @@ export function formatPruneReport(r: SweepReport, vacuumMode?: number): string {
 }
 
 /**
- * Run one sweep with the configured windows and print what it deleted.
+ * Run one sweep with the configured windows and print what it deleted (stdout); a sweep running longer than
+ * {@link PROGRESS_AFTER_MS} shows its progress on stderr (`\r`-updated on a terminal, a line a second otherwise).
  * Like the other one-shot commands it sets no store up, but applies pending migrations (as `replay` does).
  * @returns the exit code: 0 when it ran, 1 when another instance was sweeping (nothing deleted; try again later)
  * @throws {@link CliError} (exit 1) when the SQLite store does not exist; ConfigError / DatabaseUrlError (exit 2); the store's error (exit 1)
@@ -47,8 +51,23 @@ export async function runPrune(o: PruneOptions): Promise<number> {
   try {
     await migrateToLatest(store);
     const repo = new RetentionRepository(store);
-    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: cliLogger(process.env.GRANTKEEPER_LOG_LEVEL ?? "warn"), policy: config.retention });
+    // Progress for a long sweep only (a backlog on PostgreSQL goes at most 1,000 jobs a second): a quick one prints just its report.
+    const bar = progress();
+    const started = Date.now();
+    let shown = false;
+    const deleted = { jobs: 0, other: 0 };
+    const metrics = {
+      retentionDeleted(table: RetentionTable, rows: number) {
+        if (table === "jobs") deleted.jobs += rows;
+        else if (table !== "job_payloads") deleted.other += rows;
+        if (!shown && Date.now() - started < PROGRESS_AFTER_MS) return;
+        shown = true;
+        bar.update(`prune: ${deleted.jobs} job(s) and ${deleted.other} other row(s) deleted so far`);
+      },
+    };
+    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: cliLogger(process.env.GRANTKEEPER_LOG_LEVEL ?? "warn"), policy: config.retention, metrics });
     const report = await sweeper.sweep();
+    if (shown) bar.done(`prune: ${deleted.jobs} job(s) and ${deleted.other} other row(s) deleted`);
     const vacuumMode = o.vacuum && !report.skipped ? await repo.vacuumIntoIncremental() : undefined;
     if (o.json) process.stdout.write(JSON.stringify({ ...report, durationMs: Math.round(report.durationMs), ...(vacuumMode !== undefined ? { autoVacuum: vacuumMode } : {}) }) + "\n");
     else process.stdout.write(formatPruneReport(report, vacuumMode));

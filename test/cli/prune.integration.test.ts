@@ -129,4 +129,24 @@ describe("grantkeeper prune", () => {
       env.GRANTKEEPER_CONFIG = saved;
     }
   });
+
+  // PostgreSQL's sweep deletes at most 1,000 jobs a second: 3,000 take about 3 s, long enough to show progress.
+  it.runIf(process.env.GK_TEST_BACKEND === "postgres")("a long sweep shows its progress on stderr, and stdout still has only the counts", async () => {
+    const store = await openStore(db.url);
+    try {
+      const t = Date.now() - 5 * DAY;
+      for (let k = 0; k < 3_000; k += 500) {
+        const ids = Array.from({ length: 500 }, (_, i) => `bulk_${k + i}`);
+        await store.db.insertInto("jobs").values(ids.map((id) => ({ id, integration_id: "int_p", state: "succeeded" as const, attempts: 1, idempotency_key: null, run_at: t, lease_owner: null, lease_until: null, last_error: null, probe: 0, received_at: t, created_at: t, updated_at: t, finished_at: t }))).execute();
+        await store.db.insertInto("job_payloads").values(ids.map((job_id) => ({ job_id, headers: "{}", body: "e30=" }))).execute();
+      }
+    } finally {
+      await store.close();
+    }
+    const r = await run(["prune"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe("jobs: 3000 deleted");
+    expect(r.stderr).toMatch(/^prune: \d+ job\(s\) and \d+ other row\(s\) deleted so far$/m);
+    expect(r.stderr.trim().split("\n").at(-1)).toBe("prune: 3000 job(s) and 0 other row(s) deleted");
+  });
 });
