@@ -16,7 +16,7 @@ import { createGrantkeeper, type Grantkeeper } from "../grantkeeper.js";
 import { internalsOf } from "../internals.js";
 import { openStore } from "../store/database.js";
 import { RetentionRepository } from "../store/retention.js";
-import { silentLogger } from "../telemetry/logger.js";
+import { createLogger, silentLogger } from "../telemetry/logger.js";
 import { RetentionSweeper } from "./retention.js";
 
 const NOW = Date.UTC(2026, 5, 1);
@@ -157,6 +157,21 @@ describe("retention sweeps", () => {
     // at least 500 rows / 2,000 per second. A lower bound only: a slow machine takes longer, never shorter.
     expect(report.durationMs).toBeGreaterThanOrEqual(250);
     expect(() => new RetentionSweeper({ repo: new RetentionRepository(internalsOf(open[0]!).store), clock, logger: silentLogger(), policy: P, maxRowsPerSecond: 0 })).toThrow(RangeError);
+  });
+
+  it("a long sweep logs how far it got as it goes (info, counts only)", async () => {
+    const { kdb, clock } = await start();
+    await sql`insert into integrations (id, name, entity_id, status, delivery, delivery_target, webhook_signing, created_at, updated_at) values ('int_log', 'r', 'e', 'ENABLED', null, 'handler:r', 'none', ${NOW}, ${NOW})`.execute(kdb);
+    for (let i = 0; i < 30; i++) await job(kdb, "int_log", "succeeded", NOW - P.succeededJobsMs - 1 - i);
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: "info", destination: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) } });
+    // Every batch past the interval logs: 0 ms makes each one do so.
+    const sweeper = new RetentionSweeper({ repo: new RetentionRepository(internalsOf(open[0]!).store), clock, logger, policy: P, batchSize: 10, maxRowsPerSecond: 100_000, progressLogEveryMs: 0 });
+    expect((await sweeper.sweep()).deleted.jobs).toBe(30);
+    const progress = lines.filter((l) => l.msg === "retention sweep in progress").map((l) => (l.deleted as { jobs: number }).jobs);
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(progress.at(-1)).toBe(30);
   });
 
   it("a started instance sweeps every sweepIntervalSeconds", async () => {

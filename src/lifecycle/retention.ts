@@ -108,6 +108,8 @@ export interface RetentionSweeperDeps {
   pauseFactor?: number;
   /** Most rows deleted per second (the pause after a batch grows to hold it; Infinity: no cap). @defaultValue {@link DEFAULT_SWEEP_MAX_ROWS_PER_SECOND} of the repository's engine */
   maxRowsPerSecond?: number;
+  /** A sweep still running logs the rows deleted so far ("retention sweep in progress", info) this often, real milliseconds. @defaultValue 60 000 */
+  progressLogEveryMs?: number;
 }
 
 /**
@@ -193,9 +195,17 @@ export class RetentionSweeper {
     const t0 = performance.now();
     const deleted = Object.fromEntries(RETENTION_TABLES.map((t) => [t, 0])) as Record<RetentionTable, number>;
     let interrupted = false;
+    // A backlog takes a while (PostgreSQL: 1,000 jobs a second): say how far it got now and then.
+    const logEvery = this.d.progressLogEveryMs ?? 60_000;
+    let loggedAt = t0;
     const count = (table: RetentionTable, n: number) => {
       deleted[table] += n;
       if (n > 0) this.d.metrics?.retentionDeleted(table, n);
+      const now = performance.now();
+      if (n > 0 && now - loggedAt >= logEvery) {
+        loggedAt = now;
+        this.d.logger.info({ deleted: { ...deleted }, durationMs: Math.round(now - t0) }, "retention sweep in progress");
+      }
     };
     // Each kind of step keeps its own size, adapted after every step (nextBatchSize): rows for the deletes, pages for the reclaim.
     const minRows = Math.min(MIN_BATCH_ROWS, this.batchSize);
