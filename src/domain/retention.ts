@@ -82,6 +82,15 @@ export interface RetentionCutoffs {
 }
 
 /**
+ * The cutoffs of the connect flow's leftovers at `nowMs` (no policy: states go once expired, sessions
+ * {@link CONNECT_SESSION_GRACE_MS} after), for the sweep and the connect flow's own purge alike.
+ * @param nowMs milliseconds since the epoch
+ */
+export function connectCutoffs(nowMs: number): Pick<RetentionCutoffs, "oauthStatesExpiredAtMs" | "connectSessionsBeforeMs"> {
+  return { oauthStatesExpiredAtMs: nowMs, connectSessionsBeforeMs: nowMs - CONNECT_SESSION_GRACE_MS };
+}
+
+/**
  * The cutoffs of a sweep at `nowMs`: a row exactly at its window's edge is
  * kept; one millisecond older goes.
  * @param policy windows in milliseconds
@@ -92,8 +101,7 @@ export function retentionCutoffs(policy: RetentionPolicy, nowMs: number): Retent
     jobs: Object.entries(JOB_RETENTION_WINDOWS).map(([state, window]) => ({ state: state as JobState, beforeMs: nowMs - policy[window!] })),
     alertsBeforeMs: nowMs - policy.alertsMs,
     eventsBeforeMs: nowMs - policy.eventsMs,
-    oauthStatesExpiredAtMs: nowMs,
-    connectSessionsBeforeMs: nowMs - CONNECT_SESSION_GRACE_MS,
+    ...connectCutoffs(nowMs),
   };
 }
 

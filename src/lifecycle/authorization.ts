@@ -11,7 +11,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../domain/clock.js";
 import type { RefreshPolicy } from "../domain/policy.js";
-import { CONNECT_SESSION_GRACE_MS } from "../domain/retention.js";
+import { connectCutoffs } from "../domain/retention.js";
 import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
 import { callbackState, validateAuthorizationResponse } from "../oauth/authorizationResponse.js";
 import { buildAuthorizationRequest } from "../oauth/pkce.js";
@@ -258,16 +258,16 @@ export class AuthorizationService {
 
   /**
    * Abandoned flows and sessions leave rows behind. Every {@link PURGE_INTERVAL_MS}, delete the oldest expired states and sessions — at most
-   * {@link PURGE_BATCH} of each, with the retention sweep's cutoffs (states once expired, sessions
-   * {@link CONNECT_SESSION_GRACE_MS} after) and statements — so that a library user who never calls `gk.start()` (no sweep) does not keep them
+   * {@link PURGE_BATCH} of each, with the retention sweep's cutoffs ({@link connectCutoffs}) and statements — so that a library user who never calls `gk.start()` (no sweep) does not keep them
    * forever, and a start never waits on an unbounded delete.
    */
   private async purgeNowAndThen(now: number): Promise<void> {
     if (now - this.lastPurgeMs <= PURGE_INTERVAL_MS) return;
     this.lastPurgeMs = now;
     try {
-      await this.d.expired.deleteOAuthStates(now, PURGE_BATCH);
-      await this.d.expired.deleteConnectSessions(now - CONNECT_SESSION_GRACE_MS, PURGE_BATCH);
+      const cut = connectCutoffs(now);
+      await this.d.expired.deleteOAuthStates(cut.oauthStatesExpiredAtMs, PURGE_BATCH);
+      await this.d.expired.deleteConnectSessions(cut.connectSessionsBeforeMs, PURGE_BATCH);
     } catch (e) {
       this.d.logger.warn({ err: { message: (e as Error).message } }, "could not purge expired connect states and sessions");
     }
