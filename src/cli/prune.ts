@@ -26,6 +26,12 @@ export interface PruneOptions {
   vacuum?: boolean;
 }
 
+/** `prune: N job(s) and M other row(s) deleted` (payloads go with their jobs and are not counted apart). */
+function progressLine(deleted: Readonly<Record<RetentionTable, number>>): string {
+  const other = RETENTION_TABLES.filter((t) => t !== "jobs" && t !== "job_payloads").reduce((n, t) => n + deleted[t], 0);
+  return `prune: ${deleted.jobs} job(s) and ${other} other row(s) deleted`;
+}
+
 /** The human lines of a sweep's report (stdout). */
 export function formatPruneReport(r: SweepReport, vacuumMode?: number): string {
   if (r.skipped) return "skipped: another grantkeeper instance is sweeping this store; nothing deleted\n";
@@ -53,21 +59,15 @@ export async function runPrune(o: PruneOptions): Promise<number> {
     const repo = new RetentionRepository(store);
     // Progress for a long sweep only (a backlog on PostgreSQL goes at most 1,000 jobs a second): a quick one prints just its report.
     const bar = progress();
-    const started = Date.now();
     let shown = false;
-    const deleted = { jobs: 0, other: 0 };
-    const metrics = {
-      retentionDeleted(table: RetentionTable, rows: number) {
-        if (table === "jobs") deleted.jobs += rows;
-        else if (table !== "job_payloads") deleted.other += rows;
-        if (!shown && Date.now() - started < PROGRESS_AFTER_MS) return;
-        shown = true;
-        bar.update(`prune: ${deleted.jobs} job(s) and ${deleted.other} other row(s) deleted so far`);
-      },
+    const onProgress = (deleted: Readonly<Record<RetentionTable, number>>, elapsedMs: number) => {
+      if (!shown && elapsedMs < PROGRESS_AFTER_MS) return;
+      shown = true;
+      bar.update(`${progressLine(deleted)} so far`);
     };
-    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: cliLogger(process.env.GRANTKEEPER_LOG_LEVEL ?? "warn"), policy: config.retention, metrics });
+    const sweeper = new RetentionSweeper({ repo, clock: systemClock, logger: cliLogger(process.env.GRANTKEEPER_LOG_LEVEL ?? "warn"), policy: config.retention, onProgress });
     const report = await sweeper.sweep();
-    if (shown) bar.done(`prune: ${deleted.jobs} job(s) and ${deleted.other} other row(s) deleted`);
+    if (shown) bar.done(progressLine(report.deleted));
     const vacuumMode = o.vacuum && !report.skipped ? await repo.vacuumIntoIncremental() : undefined;
     if (o.json) process.stdout.write(JSON.stringify({ ...report, durationMs: Math.round(report.durationMs), ...(vacuumMode !== undefined ? { autoVacuum: vacuumMode } : {}) }) + "\n");
     else process.stdout.write(formatPruneReport(report, vacuumMode));

@@ -110,6 +110,8 @@ export interface RetentionSweeperDeps {
   maxRowsPerSecond?: number;
   /** A sweep still running logs the rows deleted so far ("retention sweep in progress", info) this often, real milliseconds. @defaultValue 60 000 */
   progressLogEveryMs?: number;
+  /** Called after every step that deleted rows, with the rows deleted so far per table (a copy) and the sweep's elapsed real milliseconds (`grantkeeper prune`'s progress). */
+  onProgress?: (deleted: Readonly<Record<RetentionTable, number>>, elapsedMs: number) => void;
 }
 
 /**
@@ -201,8 +203,10 @@ export class RetentionSweeper {
     const count = (table: RetentionTable, n: number) => {
       deleted[table] += n;
       if (n > 0) this.d.metrics?.retentionDeleted(table, n);
+      if (n === 0) return;
       const now = performance.now();
-      if (n > 0 && now - loggedAt >= logEvery) {
+      this.d.onProgress?.({ ...deleted }, now - t0);
+      if (now - loggedAt >= logEvery) {
         loggedAt = now;
         this.d.logger.info({ deleted: { ...deleted }, durationMs: Math.round(now - t0) }, "retention sweep in progress");
       }
