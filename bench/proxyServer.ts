@@ -21,12 +21,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import pino from "pino";
 import { Pool } from "undici";
 import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
 import { createApp } from "../src/http/app.js";
 import { listen } from "../src/http/server.js";
-import { LOG_BUFFER_MAX_BYTES } from "../src/cli/runtime.js";
+import { bufferedDestination } from "../src/cli/runtime.js";
 import { createLogger } from "../src/telemetry/logger.js";
 import { benchKey, parent, removeSqlite, type ChildMessage } from "./common.js";
 
@@ -82,7 +81,7 @@ function listenOn(server: ReturnType<typeof createServer>): Promise<number> {
 async function grantkeeper(upstreamOrigin: string, grants: number, file: string): Promise<{ port: number; apiKey: string; ids: string[] }> {
   removeSqlite(file);
   // Lines written as `grantkeeper serve` writes them (cliLogger's buffered destination), into /dev/null.
-  const logger = createLogger({ level: "info", destination: pino.destination({ dest: "/dev/null", sync: false, maxLength: LOG_BUFFER_MAX_BYTES }) });
+  const logger = createLogger({ level: "info", destination: bufferedDestination("/dev/null") });
   gk = await createGrantkeeper({
     databaseUrl: `sqlite:${file}`,
     encryptionKey: benchKey(),

@@ -6,7 +6,7 @@ import type { Telemetry } from "../telemetry/telemetry.js";
 import type { SinkConfig } from "../alerts/sinks.js";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import pino from "pino";
+import pino, { type DestinationStream } from "pino";
 import { openStore } from "../store/database.js";
 import { pendingMigrations } from "../store/migrations.js";
 import { CliError } from "./exit.js";
@@ -38,8 +38,17 @@ export const LOG_BUFFER_MAX_BYTES = 16 * 2 ** 20;
  * @param opts.buffered asynchronous writes, at most {@link LOG_BUFFER_MAX_BYTES} queued @defaultValue false
  */
 export function cliLogger(level?: string, opts: { buffered?: boolean } = {}): Logger {
-  const destination = opts.buffered ? pino.destination({ dest: 2, sync: false, maxLength: LOG_BUFFER_MAX_BYTES }) : pino.destination({ dest: 2, sync: true });
+  const destination = opts.buffered ? bufferedDestination(2) : pino.destination({ dest: 2, sync: true });
   return createLogger({ ...(level ? { level } : {}), destination });
+}
+
+/**
+ * `serve`'s log destination ({@link cliLogger} `buffered`): asynchronous writes, at most {@link LOG_BUFFER_MAX_BYTES}
+ * queued, flushed on exit.
+ * @param dest a file descriptor or a path (benchmarks write to `/dev/null` as `serve` writes to stderr)
+ */
+export function bufferedDestination(dest: number | string): DestinationStream {
+  return pino.destination({ dest, sync: false, maxLength: LOG_BUFFER_MAX_BYTES });
 }
 
 /** The SQLite file of a `sqlite:` URL, or undefined for PostgreSQL and `:memory:`. */
