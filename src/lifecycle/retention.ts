@@ -201,9 +201,9 @@ export class RetentionSweeper {
     const logEvery = this.d.progressLogEveryMs ?? 60_000;
     let loggedAt = t0;
     const count = (table: RetentionTable, n: number) => {
-      deleted[table] += n;
-      if (n > 0) this.d.metrics?.retentionDeleted(table, n);
       if (n === 0) return;
+      deleted[table] += n;
+      this.d.metrics?.retentionDeleted(table, n);
       const now = performance.now();
       this.d.onProgress?.({ ...deleted }, now - t0);
       if (now - loggedAt >= logEvery) {
