@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classifyRefreshFailure, forClientCredentials, parseRetryAfter, type Classification, type ErrorClassOverrides, type RefreshObservation } from "./classify.js";
+import { classifyRefreshFailure, forClientCredentials, parseRetryAfter, type Classification, type ErrorClassOverrides, type PermanentProviderReason, type RefreshObservation } from "./classify.js";
 
 /** A JSON error answer from the token endpoint. */
 const json = (status: number, error?: string, retryAfterMs?: number): RefreshObservation => ({
@@ -136,7 +136,7 @@ const challenged = (status: number, challenges: Array<{ scheme: string; error?: 
 /** A 2xx JSON body with an `error` (GitHub, Slack). */
 const ok200 = (error: string): RefreshObservation => ({ kind: "http", status: 200, json: true, error });
 
-const providerDown = (error: string) => ({ class: "permanent", scope: "provider", reason: error, code: error }) as const;
+const providerDown = (error: PermanentProviderReason) => ({ class: "permanent", scope: "provider", reason: error, code: error }) as const;
 
 // Shapes with a WWW-Authenticate challenge, a 2xx error body, or structured provider codes.
 const challengeTable: Row[] = [

@@ -6,7 +6,7 @@
  * again in test/e2e/classification.integration.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { classifyRefreshFailure, type Classification } from "../domain/classify.js";
+import { classifyRefreshFailure, type Classification, type PermanentProviderReason } from "../domain/classify.js";
 import { resolveProviderInput } from "../providers/catalogue.js";
 import type { ProviderDefinition, ProviderInput } from "../providers/definition.js";
 import { clientCredentialsGrant, isTokenEndpointError, refreshGrant } from "./tokenEndpoint.js";
@@ -45,7 +45,7 @@ async function classify(s: Shape): Promise<Classification> {
   throw new Error("the token endpoint call succeeded");
 }
 
-const provider = (code: string) => ({ class: "permanent", scope: "provider", reason: code, code }) as const;
+const provider = (code: PermanentProviderReason) => ({ class: "permanent", scope: "provider", reason: code, code }) as const;
 const grantDead = { class: "permanent", scope: "grant", reason: "invalid_grant", code: "invalid_grant" } as const;
 
 const microsoftCodes = { field: "error_codes", prefix: "AADSTS", classes: { AADSTS70008: "permanent", AADSTS50196: "transient", AADSTS7000215: "provider" } } as const;
