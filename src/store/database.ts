@@ -3,6 +3,7 @@
  * one file in WAL mode) or `postgres://…` (shared by any number of instances).
  * One kysely query layer serves both.
  */
+import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, sql } from "kysely";
@@ -149,6 +150,9 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const parsed = new URL(url);
     const schema = parsed.searchParams.get("schema");
     parsed.searchParams.delete("schema");
+    const prepared = parsed.searchParams.get("preparedStatements");
+    parsed.searchParams.delete("preparedStatements");
+    if (prepared !== null && prepared !== "true" && prepared !== "false") throw new DatabaseUrlError(`preparedStatements must be true or false, got ${JSON.stringify(prepared)}`);
     if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new DatabaseUrlError(`schema must match [a-z_][a-z0-9_]*, got ${JSON.stringify(schema)}`);
     }
@@ -170,8 +174,9 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       poolConfig.options = `-c search_path=${schema}`;
     }
     const workerOptions = [poolConfig.options, "-c synchronous_commit=off -c enable_bitmapscan=off"].filter(Boolean).join(" ");
-    const db = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool(poolConfig, onConnectionError) }), true) });
-    const workerDb = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool({ ...poolConfig, max: 4, options: workerOptions }, onConnectionError) }), true) });
+    const prepare = prepared !== "false";
+    const db = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool(poolConfig, onConnectionError, prepare) }), true) });
+    const workerDb = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool({ ...poolConfig, max: 4, options: workerOptions }, onConnectionError, prepare) }), true) });
     let current = schema ?? undefined;
     try {
       current ??= (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s;
@@ -200,13 +205,41 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
  * checked out (pg-pool removes its idle listener then; a server shutdown
  * between two statements of a transaction would otherwise end the process).
  */
-function listenedPool(config: pg.PoolConfig, onConnectionError: (e: Error) => void): pg.Pool {
+function listenedPool(config: pg.PoolConfig, onConnectionError: (e: Error) => void, prepare: boolean): pg.Pool {
   const pool = new pg.Pool(config);
   pool.on("error", onConnectionError);
   pool.on("connect", (client) => {
     client.on("error", onConnectionError);
+    if (prepare) preparing(client);
   });
   return pool;
+}
+
+/**
+ * Prefix of a statement's text that asks the PostgreSQL store to run it as a named prepared statement (see
+ * {@link preparing}). For hot statements whose text takes few shapes: each distinct text stays prepared on
+ * every session of the pool for the session's life.
+ */
+export const PREPARED = "/* gk:prepared */ ";
+
+/**
+ * Make a session run statements marked {@link PREPARED} as named prepared statements (extended protocol
+ * `Parse` once per session, then only `Bind`/`Execute`; PostgreSQL switches to a cached generic plan after five
+ * runs). Measured on an accept group of 16 jobs: parse and plan were 1.3 ms of a 3.3 ms round trip, and
+ * accepts/s with 16 concurrent callers rose from ~3,800 to ~5,700. The name is a digest of the text, so the
+ * same text on another session (or after a reconnect) prepares itself again. Off with `preparedStatements=false`
+ * in the database URL, for a PgBouncer in transaction mode older than 1.21 (which cannot route prepared
+ * statements).
+ */
+function preparing(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const names = new Map<string, string>();
+  (client as { query: unknown }).query = (text: unknown, ...rest: unknown[]) => {
+    if (typeof text !== "string" || !text.startsWith(PREPARED) || !Array.isArray(rest[0])) return query(text, ...rest);
+    let name = names.get(text);
+    if (name === undefined) names.set(text, (name = `gk_${createHash("sha256").update(text).digest("hex").slice(0, 32)}`));
+    return query({ name, text, values: rest[0] }, ...rest.slice(1));
+  };
 }
 
 /** True when the store answers a trivial query. Never throws. */

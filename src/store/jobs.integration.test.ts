@@ -85,4 +85,39 @@ describe("JobRepository on a real store", () => {
     // The new holder was received after the cutoff: a second caller racing for the same key frees nothing.
     expect(await repo.retireIdempotencyKey("int_q", "sha256:ab", T + 1)).toBe(false);
   });
+
+  describe.runIf(process.env.GK_TEST_BACKEND === "postgres")("accept groups as prepared statements (PostgreSQL)", () => {
+    const queued = { state: "queued" as const, finishedAtMs: null, lastError: null };
+    const delivery = (id: string) => ({ job: job(id, null), recordFor: { ENABLED: queued, DISABLED: queued, ERROR: queued } });
+    /** Accept groups one after another (so the pool hands out the same idle session), then read that session's prepared statements. */
+    async function preparedAfterAccepts(url: string): Promise<string[]> {
+      store = await openStore(url);
+      await migrateToLatest(store);
+      await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
+      const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+      for (let i = 0; i < 3; i++) {
+        const results = await repo.acceptGroup([delivery(newJobId(T + 2 * i)), delivery(newJobId(T + 2 * i + 1))]);
+        expect(results.map((r) => "state" in r && r.state)).toEqual(["queued", "queued"]);
+      }
+      expect(await repo.countByState()).toMatchObject({ queued: 6 });
+      const rows = await sql<{ name: string }>`select name from pg_prepared_statements where statement like '/* gk:prepared */%'`.execute(store.db);
+      return rows.rows.map((r) => r.name);
+    }
+
+    it("an accept group is a named prepared statement, one per group size", async () => {
+      tdb = await testDatabase();
+      const names = await preparedAfterAccepts(tdb.url);
+      expect(names).toHaveLength(1);
+      expect(names[0]).toMatch(/^gk_[0-9a-f]{32}$/);
+    });
+
+    it("preparedStatements=false in the URL (a PgBouncer in transaction mode) sends it unnamed; another value is refused", async () => {
+      tdb = await testDatabase();
+      expect(await preparedAfterAccepts(`${tdb.url}&preparedStatements=false`)).toEqual([]);
+      await store?.close();
+      store = undefined;
+      await expect(openStore(`${tdb.url}&preparedStatements=yes`)).rejects.toThrow(/preparedStatements must be true or false, got "yes"/);
+    });
+  });
 });
+
