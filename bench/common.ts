@@ -235,6 +235,14 @@ export async function startTokenServer(delayMs: number): Promise<TokenServer> {
   return { origin, requests: () => ask("stats"), reset: async () => void (await ask("reset")), close: () => child.stop() };
 }
 
+/**
+ * The nearest-rank quantile `q` (0..1) of values sorted ascending; NaN for none.
+ * @param sorted ascending (the caller sorts once for several quantiles)
+ */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
 /** Megabytes (2^20 bytes), one decimal. */
 export function mb(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(1);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../src/grantkeeper.js";
 import type { JobState } from "../src/domain/states.js";
-import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
+import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, quantile, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
 import { bullmqEndToEnd, jobBody, pgBossEndToEnd, pump, rawPostgresCommits, rawPostgresQueueEndToEnd, rawSqliteCommits, rawSqliteQueueEndToEnd, type BullResult, type PgBossResult, type Rate } from "./jobsBaselines.js";
 import { benchGrant, startInvalidGrantServer } from "./propagation.js";
 import { internalsOf } from "../src/internals.js";
@@ -87,7 +87,7 @@ function counter() {
   };
 }
 
-const pct = (xs: Float64Array, p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+const pct = (xs: Float64Array, p: number) => quantile([...xs].sort((a, b) => a - b), p);
 
 interface AcceptResult extends Rate {
   meanGroup: number;

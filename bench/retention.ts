@@ -23,7 +23,7 @@ import { internalsOf } from "../src/internals.js";
 import { DEFAULT_SWEEP_BATCH_SIZE, DEFAULT_SWEEP_BATCH_TARGET_MS, DEFAULT_SWEEP_MAX_ROWS_PER_SECOND, RetentionSweeper, type SweepReport } from "../src/lifecycle/retention.js";
 import { RetentionRepository } from "../src/store/retention.js";
 import { silentLogger } from "../src/telemetry/logger.js";
-import { benchKey, dropSchema, fmt, mb, PG_BASE, progress, removeSqlite, scratchDir, table, type BenchOptions, type BenchReport } from "./common.js";
+import { benchKey, dropSchema, fmt, mb, PG_BASE, progress, quantile, removeSqlite, scratchDir, table, type BenchOptions, type BenchReport } from "./common.js";
 import { BODY_BYTES, jobBody } from "./jobsBaselines.js";
 
 /** Webhooks per second offered during both phases (`GK_BENCH_RETENTION_RATE` overrides: below the machine's capacity, or latency only measures the backlog). */
@@ -87,8 +87,7 @@ function writeTimeline(name: string, perSecond: number[][]): void {
   const t0 = Date.now() - perSecond.length * 1000;
   const rows = perSecond.map((l, s) => {
     const sorted = [...(l ?? [])].sort((a, b) => a - b);
-    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-    return `${s},${sorted.length},${at(0.99).toFixed(1)},${(sorted[sorted.length - 1] ?? NaN).toFixed(1)},${new Date(t0 + s * 1000).toISOString()}`;
+    return `${s},${sorted.length},${quantile(sorted, 0.99).toFixed(1)},${quantile(sorted, 1).toFixed(1)},${new Date(t0 + s * 1000).toISOString()}`;
   });
   mkdirSync(".bench-out", { recursive: true });
   writeFileSync(join(".bench-out", `${name}.csv`), ["second,accepts,p99_ms,max_ms,at", ...rows].join("\n") + "\n");
@@ -169,8 +168,7 @@ async function offerLoad(gk: Grantkeeper, integrationId: string, until: () => bo
   if (timeline) writeTimeline(timeline, perSecond);
   const seconds = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { count: latencies.length, p50: at(0.5), p99: at(0.99), max: latencies[latencies.length - 1] ?? NaN, rate: latencies.length / seconds };
+  return { count: latencies.length, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: quantile(latencies, 1), rate: latencies.length / seconds };
 }
 
 async function runEngine(label: "SQLite" | "PostgreSQL", n: number, baselineDurationMs: number): Promise<EngineResult> {

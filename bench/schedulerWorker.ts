@@ -17,7 +17,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { createGrantkeeper } from "../src/grantkeeper.js";
 import { openStore } from "../src/store/database.js";
-import { benchConnectionId, benchProvider, parent, type ChildMessage } from "./common.js";
+import { benchConnectionId, benchProvider, parent, quantile, type ChildMessage } from "./common.js";
 import { internalsOf } from "../src/internals.js";
 
 const DUE_IN_MS = 5_000;
@@ -36,8 +36,9 @@ export interface Spread {
 
 function spread(values: number[]): Spread {
   const v = [...values].sort((a, b) => a - b);
-  const at = (q: number) => v[Math.min(v.length - 1, Math.floor(q * v.length))] ?? 0;
-  return { count: v.length, min: v[0] ?? 0, mean: v.reduce((s, x) => s + x, 0) / Math.max(1, v.length), p50: at(0.5), p99: at(0.99), max: v[v.length - 1] ?? 0 };
+  // No values: zeros, not NaN (the report prints them).
+  const at = (q: number) => (v.length === 0 ? 0 : quantile(v, q));
+  return { count: v.length, min: at(0), mean: v.reduce((s, x) => s + x, 0) / Math.max(1, v.length), p50: at(0.5), p99: at(0.99), max: at(1) };
 }
 
 const rss = () => process.memoryUsage().rss;
