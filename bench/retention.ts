@@ -60,14 +60,39 @@ interface EngineResult {
   sweep: SweepReport;
   rowsPerSecond: number;
   partial: boolean;
-  /** PostgreSQL checkpoints (timed + requested, `pg_stat_bgwriter`) that started during the baseline and during the sweep; undefined on SQLite. */
-  checkpoints?: { base: number; during: number };
-  /** PostgreSQL WAL written during the baseline and during the sweep, bytes per second; undefined on SQLite. */
-  walRate?: { base: number; during: number };
-  /** PostgreSQL full-page images written to the WAL (`pg_stat_wal.wal_fpi`) during each phase; undefined on SQLite. */
-  fpi?: { base: number; during: number };
-  /** Autovacuum runs on jobs and job_payloads (`pg_stat_user_tables`) during each phase; undefined on SQLite. */
-  autovacuums?: { base: number; during: number };
+  /** What PostgreSQL did during the baseline and during the sweep; undefined on SQLite. */
+  pg?: { base: PgPhase; during: PgPhase };
+}
+
+/** PostgreSQL's own work during one phase. */
+interface PgPhase {
+  /** Checkpoints that started (timed + requested, `pg_stat_bgwriter`). */
+  checkpoints: number;
+  /** WAL written, bytes per second. */
+  walPerSecond: number;
+  /** Full-page images written to the WAL (`pg_stat_wal.wal_fpi`). */
+  fpi: number;
+  /** Autovacuum runs on jobs and job_payloads (`pg_stat_user_tables`). */
+  autovacuums: number;
+}
+
+/** PostgreSQL's cumulative counters at one instant (`at`: `performance.now()`, ms). */
+interface PgCounters {
+  checkpoints: number;
+  wal: number;
+  fpi: number;
+  autovacuums: number;
+  at: number;
+}
+
+/** The work between two readings of the counters. */
+function pgPhase(a: PgCounters, b: PgCounters): PgPhase {
+  return { checkpoints: b.checkpoints - a.checkpoints, walPerSecond: (b.wal - a.wal) / ((b.at - a.at) / 1000), fpi: b.fpi - a.fpi, autovacuums: b.autovacuums - a.autovacuums };
+}
+
+/** A phase's PostgreSQL work for the progress line. */
+function describePg(p: PgPhase): string {
+  return `${p.checkpoints} checkpoints, WAL ${mb(p.walPerSecond)} MB/s, ${p.fpi} full-page images, ${p.autovacuums} autovacuums`;
 }
 
 interface Latency {
@@ -190,7 +215,7 @@ async function runEngine(label: "SQLite" | "PostgreSQL", n: number, baselineDura
     const warmEnd = performance.now() + WARMUP_MS;
     await offerLoad(gk, integration.id, () => performance.now() >= warmEnd);
     const baseEnd = performance.now() + baselineDurationMs;
-    const pgStats = async () => {
+    const pgStats = async (): Promise<PgCounters> => {
       if (label !== "PostgreSQL") return { checkpoints: 0, wal: 0, fpi: 0, autovacuums: 0, at: performance.now() };
       const row = (
         await sql<{ n: string; wal: string; fpi: string; av: string }>`select (select checkpoints_timed + checkpoints_req from pg_stat_bgwriter) as n, pg_current_wal_lsn() - '0/0'::pg_lsn as wal,
@@ -199,12 +224,11 @@ async function runEngine(label: "SQLite" | "PostgreSQL", n: number, baselineDura
       ).rows[0];
       return { checkpoints: Number(row?.n ?? 0), wal: Number(row?.wal ?? 0), fpi: Number(row?.fpi ?? 0), autovacuums: Number(row?.av ?? 0), at: performance.now() };
     };
-    const walPerSecond = (a: { wal: number; at: number }, b: { wal: number; at: number }) => (b.wal - a.wal) / ((b.at - a.at) / 1000);
     const c0 = await pgStats();
     const timeline = process.env.GK_BENCH_RETENTION_TIMELINE === "1";
     const base = await offerLoad(gk, integration.id, () => performance.now() >= baseEnd, timeline ? `retention-${label}-baseline` : undefined);
     const c1 = await pgStats();
-    progress(`retention ${label}: baseline p99 ${base.p99.toFixed(1)} ms${label === "PostgreSQL" ? ` (${c1.checkpoints - c0.checkpoints} checkpoints, WAL ${(walPerSecond(c0, c1) / 2 ** 20).toFixed(1)} MB/s, ${c1.fpi - c0.fpi} full-page images, ${c1.autovacuums - c0.autovacuums} autovacuums)` : ""}; sweeping under the same load`);
+    progress(`retention ${label}: baseline p99 ${base.p99.toFixed(1)} ms${label === "PostgreSQL" ? ` (${describePg(pgPhase(c0, c1))})` : ""}; sweeping under the same load`);
     // The server's sweeper with its defaults; the manual clock only fixes "now" for the windows.
     let deletedSoFar = 0;
     const sweeper = new RetentionSweeper({
@@ -230,8 +254,9 @@ async function runEngine(label: "SQLite" | "PostgreSQL", n: number, baselineDura
     const sweep = await sweeping;
     const c2 = await pgStats();
     const rowsPerSecond = sweep.deleted.jobs / (sweep.durationMs / 1000);
-    progress(`retention ${label}: swept ${sweep.deleted.jobs} jobs in ${(sweep.durationMs / 1000).toFixed(1)} s (${fmt(rowsPerSecond)} jobs/s); p99 during ${during.p99.toFixed(1)} ms${label === "PostgreSQL" ? ` (${c2.checkpoints - c1.checkpoints} checkpoints, WAL ${(walPerSecond(c1, c2) / 2 ** 20).toFixed(1)} MB/s, ${c2.fpi - c1.fpi} full-page images, ${c2.autovacuums - c1.autovacuums} autovacuums)` : ""}`);
-    return { label, n, seedSeconds, base, during, sweep, rowsPerSecond, partial, ...(label === "PostgreSQL" ? { checkpoints: { base: c1.checkpoints - c0.checkpoints, during: c2.checkpoints - c1.checkpoints }, walRate: { base: walPerSecond(c0, c1), during: walPerSecond(c1, c2) }, fpi: { base: c1.fpi - c0.fpi, during: c2.fpi - c1.fpi }, autovacuums: { base: c1.autovacuums - c0.autovacuums, during: c2.autovacuums - c1.autovacuums } } : {}) };
+    const pg = label === "PostgreSQL" ? { base: pgPhase(c0, c1), during: pgPhase(c1, c2) } : undefined;
+    progress(`retention ${label}: swept ${sweep.deleted.jobs} jobs in ${(sweep.durationMs / 1000).toFixed(1)} s (${fmt(rowsPerSecond)} jobs/s); p99 during ${during.p99.toFixed(1)} ms${pg ? ` (${describePg(pg.during)})` : ""}`);
+    return { label, n, seedSeconds, base, during, sweep, rowsPerSecond, partial, ...(pg ? { pg } : {}) };
   } finally {
     await gk.close();
     if (label === "SQLite") removeSqlite(file);
@@ -268,10 +293,10 @@ export async function runRetention(opts: BenchOptions): Promise<BenchReport> {
     "",
     `Seeding took ${results.map((r) => `${r.seedSeconds.toFixed(0)} s (${r.label})`).join(", ")}, followed by a checkpoint (the seeding's WAL is not part of the scenario). SQLite pages given back after the sweep: ${fmt(results.find((r) => r.label === "SQLite")?.sweep.reclaimedPages ?? 0)}.`,
     ...results
-      .filter((r) => r.checkpoints && r.walRate && r.fpi && r.autovacuums)
+      .flatMap((r) => (r.pg ? [r.pg] : []))
       .map(
-        (r) =>
-          `PostgreSQL checkpoints that started during the baseline / during the sweep: ${r.checkpoints!.base} / ${r.checkpoints!.during}; WAL written ${mb(r.walRate!.base)} / ${mb(r.walRate!.during)} MB/s; full-page images ${fmt(r.fpi!.base)} / ${fmt(r.fpi!.during)}; autovacuum runs on jobs and job_payloads ${r.autovacuums!.base} / ${r.autovacuums!.during}. A sweep's deletes write about 2–3 KB of WAL per job (mostly full-page images of each page first touched after a checkpoint), which brings PostgreSQL's WAL-triggered checkpoints forward; the p99 follows what a checkpoint costs each commit on the machine's disk. On another machine of this kind (AMD EPYC, an earlier run on 2026-12-05) a checkpoint's fsync phase stalled every commit for 100–250 ms and the same 1,000,000-job sweep measured 2.87× (21.4 → 61.4 ms p99, 17 checkpoints in 1,000 s); before the sweep was paced (~9,000 jobs/s unpaced) it measured 7.1× against a 120 s baseline. \`GK_BENCH_RETENTION_TIMELINE=1\` writes each phase's per-second p99 to .bench-out/ to line it up with PostgreSQL's log. See docs/operations.md "Retention" for the PostgreSQL settings that spread checkpoints.`,
+        ({ base, during }) =>
+          `PostgreSQL checkpoints that started during the baseline / during the sweep: ${base.checkpoints} / ${during.checkpoints}; WAL written ${mb(base.walPerSecond)} / ${mb(during.walPerSecond)} MB/s; full-page images ${fmt(base.fpi)} / ${fmt(during.fpi)}; autovacuum runs on jobs and job_payloads ${base.autovacuums} / ${during.autovacuums}. A sweep's deletes write about 2–3 KB of WAL per job (mostly full-page images of each page first touched after a checkpoint), which brings PostgreSQL's WAL-triggered checkpoints forward; the p99 follows what a checkpoint costs each commit on the machine's disk. On another machine of this kind (AMD EPYC, an earlier run on 2026-12-05) a checkpoint's fsync phase stalled every commit for 100–250 ms and the same 1,000,000-job sweep measured 2.87× (21.4 → 61.4 ms p99, 17 checkpoints in 1,000 s); before the sweep was paced (~9,000 jobs/s unpaced) it measured 7.1× against a 120 s baseline. \`GK_BENCH_RETENTION_TIMELINE=1\` writes each phase's per-second p99 to .bench-out/ to line it up with PostgreSQL's log. See docs/operations.md "Retention" for the PostgreSQL settings that spread checkpoints.`,
       ),
   ].join("\n");
   return { name: "retention", title: "Retention sweep under ingress", goalMet: results.every(ok), markdown };
