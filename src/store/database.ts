@@ -234,14 +234,16 @@ export const PREPARED = "/* gk:prepared */ ";
  */
 function preparing(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-  const names = new Map<string, string>();
   (client as { query: unknown }).query = (text: unknown, ...rest: unknown[]) => {
     if (typeof text !== "string" || !text.startsWith(PREPARED) || !Array.isArray(rest[0])) return query(text, ...rest);
-    let name = names.get(text);
-    if (name === undefined) names.set(text, (name = `gk_${createHash("sha256").update(text).digest("hex").slice(0, 32)}`));
+    let name = preparedNames.get(text);
+    if (name === undefined) preparedNames.set(text, (name = `gk_${createHash("sha256").update(text).digest("hex").slice(0, 32)}`));
     return query({ name, text, values: rest[0] }, ...rest.slice(1));
   };
 }
+
+/** Statement name by text, for every session of every pool: a digest of the text, computed once per process. */
+const preparedNames = new Map<string, string>();
 
 /** True when the store answers a trivial query. Never throws. */
 export async function isReachable(store: Store): Promise<boolean> {

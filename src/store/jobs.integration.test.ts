@@ -120,4 +120,3 @@ describe("JobRepository on a real store", () => {
     });
   });
 });
-
