@@ -45,6 +45,7 @@ export const DEFAULT_SWEEP_BATCH_TARGET_MS: Readonly<Record<"sqlite" | "postgres
  * wrote three times the WAL of 2,000 webhooks/s of ingress and put a checkpoint
  * every ~25 s under ingress, the accept p99 7× the same load's without a sweep; capped at 1,000/s (3.4 MB/s of WAL
  * beside ingress's 5.7) a checkpoint came every ~60 s and the p99 was 1.7× (300,000 jobs) to 2.9× (1,000,000)
+ * on a machine whose checkpoints stalled commits 100–250 ms, 0.64–1.46× (1,000,000) on one with a faster disk
  * (docs/benchmarks.md "Retention sweep under ingress"). 1,000 jobs/s is still 86 million a day, far above what
  * any ingress fills.
  */
