@@ -28,7 +28,6 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Grantkeeper } from "../grantkeeper.js";
-import type { ApiAnswer } from "../lifecycle/api/authorizedFetch.js";
 import { API_METHODS } from "../lifecycle/api/target.js";
 import { authorizationHasKey } from "./auth.js";
 import { nonCanonicalReason } from "./canonicalPath.js";
@@ -127,15 +126,8 @@ export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFa
     const declared = req.headers["content-length"];
     // A request without Content-Length or Transfer-Encoding has no body: none is sent on either.
     const hasBody = declaresBody(req.headers);
-    // The client going away cancels the provider call too.
-    const gone = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) gone.abort();
-    };
-    res.once("close", onClose);
-    let answer: ApiAnswer;
     try {
-      answer = await gk.api.authorizedFetch({
+      await gk.api.authorizedFetch({
         connectionId: t.connectionId,
         method,
         path: t.rest,
@@ -143,33 +135,21 @@ export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFa
         headers: headerPairs(req.rawHeaders),
         body: hasBody ? req : null,
         ...(declared !== undefined && /^\d{1,15}$/.test(declared) ? { contentLength: Number(declared) } : {}),
-        signal: gone.signal,
+        // The client going away cancels the provider call too; the answer goes from the provider's socket into this one.
+        until: res,
+        respond: (head) => res.writeHead(head.status, answerHeaders(head.headers)),
         caller: "proxy",
       });
     } catch (e) {
-      if (gone.signal.aborted) {
+      if (res.destroyed) {
         // Nobody is left to answer: not an error of grantkeeper's (any client could flood the error log with these).
         log.debug({ connectionId: t.connectionId, method }, "proxy client went away before the provider answered");
         // 499: "client closed request", for the request log only (nothing is sent: the socket is gone).
         logAccess(log, { method, path: t.path, status: 499, durationMs: Math.round(performance.now() - t0) });
-        res.destroy();
         return;
       }
       writeError(res, log, t.path, e);
-      return;
     }
-    res.writeHead(answer.status, answerHeaders(answer.headers));
-    if (!answer.body) {
-      res.end();
-      return;
-    }
-    // pipe, not pipeline: pipeline builds (and aborts) an AbortController per call.
-    const body = answer.body;
-    body.once("error", (e) => res.destroy(e));
-    res.once("close", () => {
-      if (!body.readableEnded) body.destroy();
-    });
-    body.pipe(res);
   }
 }
 

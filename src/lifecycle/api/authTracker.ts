@@ -46,10 +46,15 @@ export class ApiAuthTracker {
     }
   }
 
+  /** True when {@link accepted} would write nothing for this connection: no rejection counted, not degraded by rejections. */
+  isClear(conn: TrackedConnection): boolean {
+    return conn.api_auth_rejections === 0 && !recoversOnAcceptance(conn);
+  }
+
   /** The API accepted the token: reset a count above 0 and recover from `api_auth_rejected`. Costs no write otherwise. */
   async accepted(conn: TrackedConnection): Promise<void> {
+    if (this.isClear(conn)) return;
     const t = afterApiAuthAccepted({ state: conn.state as ConnectionState, lastErrorCode: lastErrorCodeOf(conn.last_error) });
-    if (conn.api_auth_rejections === 0 && !t.recovered) return;
     try {
       await this.d.repo.resetApiAuthRejections(conn.id);
       this.d.freshTokens?.invalidate(conn.id);
@@ -82,4 +87,8 @@ export class ApiAuthTracker {
     this.d.logger.warn({ ...log, state: t.state }, "connection degraded: its provider's API keeps rejecting fresh tokens");
     await this.d.hooks.emit("connection.apiAuthRejected", { connectionId: conn.id, providerId: conn.provider_id, entityId: conn.entity_id, apiAuthRejections: counted.api_auth_rejections, lastError });
   }
+}
+
+function recoversOnAcceptance(conn: TrackedConnection): boolean {
+  return afterApiAuthAccepted({ state: conn.state as ConnectionState, lastErrorCode: lastErrorCodeOf(conn.last_error) }).recovered;
 }

@@ -22,7 +22,8 @@
  *
  * One span, `grantkeeper.api.call`, covers it all, for both callers.
  */
-import { Readable } from "node:stream";
+import type { EventEmitter } from "node:events";
+import { Readable, type Writable } from "node:stream";
 import { SpanStatusCode } from "@opentelemetry/api";
 import type { Dispatcher } from "undici";
 import { isApiAuthFailure, needsJsonBody, type ApiAuthFailureRule } from "../../domain/apiAuthFailure.js";
@@ -42,7 +43,7 @@ import { ApiAuthTracker, type TrackedConnection } from "./authTracker.js";
 import { discard, peekJson, prepareRequestBody, REPLAY_LIMIT_BYTES, type BodySource, type OutgoingBody } from "./bodies.js";
 import { headersForCaller, headersForProvider } from "./headers.js";
 import { apiMethod, resolveApiTarget, type ApiMethod } from "./target.js";
-import { ApiTransport, wireError, type WireAnswer } from "./transport.js";
+import { ApiTransport, wireError, type WireAnswer, type WireRoute } from "./transport.js";
 
 /** Options of {@link ApiClient} (`proxy.*` in the config file, in seconds there). */
 export interface ApiClientOptions {
@@ -86,6 +87,22 @@ export interface ApiRequest {
   /** The body's length when the caller declared it (`Content-Length`): a longer one than {@link REPLAY_LIMIT_BYTES} is streamed unread. */
   contentLength?: number;
   signal?: AbortSignal;
+  /**
+   * The caller's side of the call (the proxy's `ServerResponse`): its `close`
+   * before the answer is complete cancels the call, as `signal` would,
+   * without an `AbortSignal` per call.
+   */
+  until?: EventEmitter;
+  /**
+   * Where the answer goes when the caller streams it on (the proxy): called
+   * once with the head, it returns the `Writable` the body is written into —
+   * ended at the end, destroyed when the call fails midway, and its closing
+   * early cancels the call — and the returned answer's body is null. An
+   * answer nobody must read first (no `apiAuthFailure` JSON rule, no auth
+   * failure, no rejection count to reset) goes from the provider's socket
+   * straight into it: no `Readable` in between (issue 16).
+   */
+  respond?: (head: ApiAnswerHead) => Writable;
   /** Who calls, for the span. */
   caller: "proxy" | "handler";
 }
@@ -96,14 +113,18 @@ export interface ApiRequest {
  */
 export type ApiAuthOutcome = "accepted" | "refreshed" | "rejected";
 
-/** The provider's answer, as the caller may see it. */
-export interface ApiAnswer {
+/** The head of the provider's answer, as the caller may see it. */
+export interface ApiAnswerHead {
   status: number;
   /** Hop-by-hop headers and `Set-Cookie` removed; repeated headers repeated. */
   headers: Array<[string, string]>;
-  /** The body, streaming; null for HEAD and statuses without content. Read it or destroy it. */
-  body: Readable | null;
   auth: ApiAuthOutcome;
+}
+
+/** The provider's answer, as the caller may see it. */
+export interface ApiAnswer extends ApiAnswerHead {
+  /** The body, streaming; null for HEAD, statuses without content, and when {@link ApiRequest.respond} took it. Read it or destroy it. */
+  body: Readable | null;
 }
 
 /** Dependencies of {@link ApiClient}. */
@@ -123,7 +144,8 @@ export interface ApiClientDeps {
 /** Statuses whose answer has no content (RFC 9110 §15.2, §15.3.5, §15.3.6, §15.4.5). */
 const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
 
-type Sent = WireAnswer & { authFailure: boolean };
+/** One request's answer: its body still to be read, or already handed to {@link ApiRequest.respond} (`delivered`). */
+type Sent = WireAnswer & { authFailure: boolean; delivered?: ApiAnswer };
 
 /** Calls providers' APIs with connections' tokens. One per grantkeeper instance (`gk.api`). */
 export class ApiClient {
@@ -162,7 +184,8 @@ export class ApiClient {
     // No URL or path attribute: paths may carry record ids or personal data.
     const attributes = { "grantkeeper.provider.id": conn.provider_id, "grantkeeper.connection.id": conn.id, "grantkeeper.api.caller": req.caller, "http.request.method": method, "server.address": url.hostname };
     return inSpan(this.d.telemetry.tracer, SpanNames.apiCall, attributes, async (span) => {
-      const answer = await this.exchange(conn, provider.apiAuthFailure, { url, method, headers, body, ...(req.signal ? { signal: req.signal } : {}) }, cached?.token.accessToken);
+      const call: Call = { url, method, headers, body, ...(req.signal ? { signal: req.signal } : {}), ...(req.until ? { until: req.until } : {}), ...(req.respond ? { respond: req.respond } : {}) };
+      const answer = await this.exchange(conn, provider.apiAuthFailure, call, cached?.token.accessToken);
       span.setAttributes({ "http.response.status_code": answer.status, "grantkeeper.api.auth": answer.auth });
       // A provider's 5xx is a fault; its 4xx answers are the caller's to judge.
       if (answer.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: `provider API answered ${answer.status}` });
@@ -178,7 +201,9 @@ export class ApiClient {
   private async exchange(conn: TrackedConnection, rule: ApiAuthFailureRule | undefined, call: Call, fromMemory: string | undefined): Promise<ApiAnswer> {
     const { metrics } = this.d.telemetry;
     const used = fromMemory ?? (await this.d.connections.ensureFresh(conn.id)).accessToken;
-    const first = await this.send(call, used, rule);
+    // Straight into the caller's Writable only when accepting the answer writes nothing first.
+    const direct = this.tracker.isClear(conn);
+    const first = await this.send(call, used, rule, direct ? "accepted" : undefined);
     if (!first.authFailure) return this.accept(conn, call, first, "accepted");
     // The API refused this token: never hand it out from memory again (another instance may have refreshed it).
     this.d.freshTokens?.invalidate(conn.id);
@@ -196,7 +221,7 @@ export class ApiClient {
       metrics.apiAuthRejected(conn.provider_id);
       return answerOf(call, first, "rejected");
     }
-    const second = await this.send(call, fresh, rule);
+    const second = await this.send(call, fresh, rule, direct ? "refreshed" : undefined);
     if (!second.authFailure) return this.accept(conn, call, second, "refreshed");
     metrics.apiUnauthorized(conn.provider_id);
     metrics.apiAuthRejected(conn.provider_id);
@@ -209,19 +234,34 @@ export class ApiClient {
     return answerOf(call, sent, auth);
   }
 
-  /** One request with `token`; reads a small JSON body only when the provider's rule needs it. */
-  private async send(call: Call, token: string, rule: ApiAuthFailureRule | undefined): Promise<Sent> {
-    const wire = await this.transport.send({ ...call, headers: { ...call.headers, authorization: `Bearer ${token}` } });
+  /**
+   * One request with `token`; reads a small JSON body only when the provider's rule needs it.
+   * @param deliverAs when given (and the call has `respond`), an answer that is no auth failure by its head alone goes straight to `respond`, with this outcome
+   */
+  private async send(call: Call, token: string, rule: ApiAuthFailureRule | undefined, deliverAs?: ApiAuthOutcome): Promise<Sent> {
+    const respond = deliverAs === undefined ? undefined : call.respond;
+    let delivered: ApiAnswer | undefined;
+    const route: WireRoute | undefined =
+      respond &&
+      ((status, headers) => {
+        if (needsJsonBody(status, rule) || isApiAuthFailure(status, undefined, rule)) return undefined;
+        delivered = { status, headers: headersForCaller(headers), body: null, auth: deliverAs! };
+        return respond(delivered);
+      });
+    const wire = await this.transport.send({ ...call, headers: { ...call.headers, authorization: `Bearer ${token}` }, ...(route ? { route } : {}) });
+    if (delivered) return { ...wire, authFailure: false, delivered };
+    // Not delivered: the body is still here to read.
+    const body = wire.body!;
     if (wire.status < 200 || wire.status > 599) {
-      discard(wire.body);
+      discard(body);
       throw new GrantkeeperError(ErrorCode.upstreamUnreachable, `${call.url.host} answered with status ${wire.status}`, { details: { host: call.url.host, reason: "invalid_status" } });
     }
     if (!needsJsonBody(wire.status, rule)) return { ...wire, authFailure: isApiAuthFailure(wire.status, undefined, rule) };
     try {
-      const peeked = await peekJson(wire.body, wire.headers);
+      const peeked = await peekJson(body, wire.headers);
       return { ...wire, body: peeked.body, authFailure: isApiAuthFailure(wire.status, peeked.json, rule) };
     } catch (e) {
-      discard(wire.body);
+      discard(body);
       if (call.signal?.aborted) throw e;
       throw wireError(e, call.url, this.d.options.timeoutMs);
     }
@@ -262,13 +302,35 @@ interface Call {
   headers: Record<string, string>;
   body: OutgoingBody;
   signal?: AbortSignal;
+  until?: EventEmitter;
+  respond?: ApiRequest["respond"];
 }
 
+/** The caller's answer; with `respond`, handed to it (if {@link ApiClient.send} did not already). */
 function answerOf(call: Call, sent: Sent, auth: ApiAuthOutcome): ApiAnswer {
+  if (sent.delivered) return sent.delivered;
   const empty = call.method === "HEAD" || NULL_BODY_STATUSES.has(sent.status);
   // Nothing to read: let the connection go back to the pool.
-  if (empty) sent.body.resume();
-  return { status: sent.status, headers: headersForCaller(sent.headers), body: empty ? null : sent.body, auth };
+  if (empty) sent.body?.resume();
+  const answer = { status: sent.status, headers: headersForCaller(sent.headers), body: empty ? null : sent.body, auth };
+  return call.respond ? deliver(answer, call.respond) : answer;
+}
+
+/** Write an answer read first (peeked, or an auth rejection) into the caller's Writable, as a delivered one would be. */
+function deliver(answer: ApiAnswer, respond: NonNullable<ApiRequest["respond"]>): ApiAnswer {
+  const sink = respond({ status: answer.status, headers: answer.headers, auth: answer.auth });
+  const body = answer.body;
+  if (!body) {
+    sink.end();
+    return answer;
+  }
+  // pipe, not pipeline: pipeline builds (and aborts) an AbortController per call.
+  body.once("error", (e) => sink.destroy(e));
+  sink.once("close", () => {
+    if (!body.readableEnded) body.destroy();
+  });
+  body.pipe(sink);
+  return { ...answer, body: null };
 }
 
 /**

@@ -126,12 +126,16 @@ function parseJson(bytes: Buffer, encoding: string | string[] | undefined): unkn
 
 /**
  * Let go of an answer body nobody will read: a small rest is drained so the
- * connection goes back to the pool, a large one is cut. Never throws, never
- * leaves an unhandled `error` (undici reports its own abort on a destroyed body).
+ * connection goes back to the pool, a body longer than {@link PEEK_LIMIT_BYTES}
+ * is cut. Never throws, never leaves an unhandled `error` (a cut body reports
+ * its own abort).
  */
-export function discard(body: Readable): void {
+export function discard(body: Readable | null): void {
+  if (!body) return;
   body.on("error", () => undefined);
-  const dump = (body as { dump?: (opts: { limit: number }) => Promise<void> }).dump;
-  if (typeof dump === "function") dump.call(body, { limit: PEEK_LIMIT_BYTES }).catch(() => undefined);
-  else body.destroy();
+  let read = 0;
+  body.on("data", (chunk: Uint8Array) => {
+    read += chunk.byteLength;
+    if (read > PEEK_LIMIT_BYTES) body.destroy();
+  });
 }
