@@ -184,7 +184,7 @@ export class ApiClient {
     // No URL or path attribute: paths may carry record ids or personal data.
     const attributes = { "grantkeeper.provider.id": conn.provider_id, "grantkeeper.connection.id": conn.id, "grantkeeper.api.caller": req.caller, "http.request.method": method, "server.address": url.hostname };
     return inSpan(this.d.telemetry.tracer, SpanNames.apiCall, attributes, async (span) => {
-      const call: Call = { url, method, headers, body, ...(req.signal ? { signal: req.signal } : {}), ...(req.until ? { until: req.until } : {}), ...(req.respond ? { respond: req.respond } : {}) };
+      const call: Call = { url, method, headers, body, signal: req.signal, until: req.until, respond: req.respond };
       const answer = await this.exchange(conn, provider.apiAuthFailure, call, cached?.token.accessToken);
       span.setAttributes({ "http.response.status_code": answer.status, "grantkeeper.api.auth": answer.auth });
       // A provider's 5xx is a fault; its 4xx answers are the caller's to judge.
@@ -248,8 +248,8 @@ export class ApiClient {
         delivered = { status, headers: headersForCaller(headers), body: null, auth: deliverAs! };
         return respond(delivered);
       });
-    const wire = await this.transport.send({ ...call, headers: { ...call.headers, authorization: `Bearer ${token}` }, ...(route ? { route } : {}) });
-    if (delivered) return { ...wire, authFailure: false, delivered };
+    const wire = await this.transport.send({ url: call.url, method: call.method, headers: { ...call.headers, authorization: `Bearer ${token}` }, body: call.body, signal: call.signal, until: call.until, route });
+    if (delivered) return { status: wire.status, headers: wire.headers, body: null, authFailure: false, delivered };
     // Not delivered: the body is still here to read.
     const body = wire.body!;
     if (wire.status < 200 || wire.status > 599) {

@@ -64,13 +64,15 @@ export function headersForProvider(headers: Iterable<[string, string]>): Record<
  * @param headers Node/undici's parsed headers (lower-case names; a repeated one as an array)
  */
 export function headersForCaller(headers: Record<string, string | string[] | undefined>): Array<[string, string]> {
-  const named = connectionOptions(headers.connection);
-  for (const o of connectionOptions(headers["proxy-connection"])) named.add(o);
+  // Most answers name no header in Connection: no set to build then.
+  const named = headers.connection === undefined && headers["proxy-connection"] === undefined ? undefined : connectionOptions(headers.connection);
+  if (named) for (const o of connectionOptions(headers["proxy-connection"])) named.add(o);
   const out: Array<[string, string]> = [];
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
     const n = name.toLowerCase();
-    if (HOP_BY_HOP_HEADERS.has(n) || NEVER_RETURNED.has(n) || named.has(n)) continue;
+    if (HOP_BY_HOP_HEADERS.has(n) || NEVER_RETURNED.has(n) || named?.has(n)) continue;
     if (typeof value === "string") out.push([n, value]);
     else for (const v of value) out.push([n, v]);
   }

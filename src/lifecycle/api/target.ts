@@ -59,7 +59,7 @@ const FORBIDDEN = /[\u0000-\u001f\u007f\\]/;
  *   character or backslash, or anything that would not end under the base path
  */
 export function resolveApiTarget(apiBaseUrl: string, path: string, search?: string): URL {
-  const base = new URL(apiBaseUrl);
+  const base = parsedBase(apiBaseUrl);
   const cut = path.search(/[?#]/);
   let rest = cut === -1 ? path : path.slice(0, cut);
   let query = search ?? "";
@@ -74,22 +74,45 @@ export function resolveApiTarget(apiBaseUrl: string, path: string, search?: stri
       const raw = segments[i]!;
       // A trailing slash is one empty segment at the end; anywhere else it is `//`.
       if (raw === "" && i < segments.length - 1) throw refuse("empty_segment", "empty path segment (//)");
-      let decoded: string;
-      try {
-        decoded = decodeURIComponent(raw);
-      } catch {
-        throw refuse("malformed_escape", "malformed percent-encoding");
+      let decoded = raw;
+      if (raw.includes("%")) {
+        try {
+          decoded = decodeURIComponent(raw);
+        } catch {
+          throw refuse("malformed_escape", "malformed percent-encoding");
+        }
       }
       if (decoded === "." || decoded === "..") throw refuse("dot_segment", "dot segment (. or .., encoded or not)");
       if (decoded.includes("/")) throw refuse("encoded_separator", "encoded slash");
-      if (FORBIDDEN.test(decoded) || FORBIDDEN.test(raw)) throw refuse("control_character", "control character or backslash");
+      if (FORBIDDEN.test(decoded) || (decoded !== raw && FORBIDDEN.test(raw))) throw refuse("control_character", "control character or backslash");
     }
   }
-  const basePath = base.pathname.endsWith("/") ? base.pathname : `${base.pathname}/`;
+  const basePath = base.basePath;
   const target = new URL(`${base.origin}${rest === "" ? base.pathname : basePath + rest}${query}`);
   // Defence in depth: whatever the URL parser made of it must still be under the base.
   if (target.origin !== base.origin || (target.pathname !== base.pathname && !target.pathname.startsWith(basePath))) {
     throw refuse("outside_base", "it resolves outside the base path");
   }
   return target;
+}
+
+/** The parts of an `apiBaseUrl` {@link resolveApiTarget} uses: its origin, its path, and that path ending in `/`. */
+interface ParsedBase {
+  origin: string;
+  pathname: string;
+  basePath: string;
+}
+
+/** Parsed bases by `apiBaseUrl`, so that a call parses one URL (its target), not two. Bounded: emptied when full. */
+const parsedBases = new Map<string, ParsedBase>();
+const PARSED_BASES_MAX = 1_000;
+
+function parsedBase(apiBaseUrl: string): ParsedBase {
+  let base = parsedBases.get(apiBaseUrl);
+  if (base) return base;
+  const url = new URL(apiBaseUrl);
+  base = { origin: url.origin, pathname: url.pathname, basePath: url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/` };
+  if (parsedBases.size >= PARSED_BASES_MAX) parsedBases.clear();
+  parsedBases.set(apiBaseUrl, base);
+  return base;
 }
