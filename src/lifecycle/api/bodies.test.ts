@@ -51,6 +51,48 @@ describe("prepareRequestBody", () => {
     expect(src.pulled()).toBe(0);
   });
 
+  describe("from a node stream (the proxy's request)", () => {
+    /** A paused node stream of `total` bytes in `size`-byte chunks, byte value = chunk index; counts the chunks it produced. */
+    function nodeChunked(total: number, size: number): { stream: Readable; produced: () => number } {
+      let produced = 0;
+      let sent = 0;
+      const stream = new Readable({
+        highWaterMark: size,
+        read() {
+          if (sent >= total) return void this.push(null);
+          const n = Math.min(size, total - sent);
+          this.push(Buffer.alloc(n, produced++));
+          sent += n;
+        },
+      });
+      return { stream, produced: () => produced };
+    }
+
+    it("keeps a body that ends within the limit", async () => {
+      const b = await prepareRequestBody(nodeChunked(100, 30).stream, 100, 100);
+      expect(b.kind === "bytes" && [...b.bytes]).toEqual([...Array(30).fill(0), ...Array(30).fill(1), ...Array(30).fill(2), ...Array(10).fill(3)]);
+    });
+
+    it("streams a longer one: what was read first, then the rest, byte for byte, the rest read only when the wire pulls it", async () => {
+      const src = nodeChunked(1000, 10);
+      const b = await prepareRequestBody(src.stream, undefined, 100);
+      if (b.kind !== "stream") throw new Error("expected a stream");
+      expect(src.produced()).toBeLessThan(30);
+      const all = await bytesOf(b.stream);
+      expect(all.byteLength).toBe(1000);
+      expect([...all].every((v, i) => v === Math.floor(i / 10))).toBe(true);
+    });
+
+    it("fails when the stream is cut before its end (a client gone mid-upload)", async () => {
+      const stream = new Readable({ read() {} });
+      stream.push(Buffer.alloc(10));
+      const read = prepareRequestBody(stream, 50, 100);
+      setImmediate(() => stream.destroy());
+      await expect(read).rejects.toMatchObject({ code: "ERR_STREAM_PREMATURE_CLOSE" });
+      await expect(prepareRequestBody(stream, 50, 100)).rejects.toMatchObject({ code: "ERR_STREAM_PREMATURE_CLOSE" });
+    });
+  });
+
   it("releases the source when the consumer stops early", async () => {
     const src = chunked(1000, 10);
     const b = await prepareRequestBody(src.source, undefined, 100);

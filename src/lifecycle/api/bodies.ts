@@ -37,6 +37,12 @@ export async function prepareRequestBody(source: BodySource, declaredLength: num
   if (source === null || source === undefined) return { kind: "none" };
   if (source instanceof Uint8Array) return { kind: "bytes", bytes: source };
   if (declaredLength !== undefined && declaredLength > limit) return { kind: "stream", stream: Readable.from(source, { objectMode: false }), length: declaredLength };
+  if (source instanceof Readable) {
+    // A node stream (the proxy's request) is read by its events: its async iterator costs more than a small body.
+    const read = await readHead(source, limit);
+    if (read.ended) return { kind: "bytes", bytes: read.head.length === 1 ? read.head[0]! : Buffer.concat(read.head, read.size) };
+    return { kind: "stream", stream: Readable.from(resume(read.head, source[Symbol.asyncIterator]()), { objectMode: false }), length: declaredLength };
+  }
   const it = source[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let size = 0;
@@ -47,6 +53,41 @@ export async function prepareRequestBody(source: BodySource, declaredLength: num
     size += r.value.byteLength;
     if (size > limit) return { kind: "stream", stream: Readable.from(resume(head, it), { objectMode: false }), length: declaredLength };
   }
+}
+
+/**
+ * Read a node stream until it ends or more than `limit` bytes came; then it is left paused, the rest unread.
+ * @throws the stream's error, or `ERR_STREAM_PREMATURE_CLOSE` when it closes before its end (a client gone mid-upload)
+ */
+function readHead(stream: Readable, limit: number): Promise<{ head: Uint8Array[]; size: number; ended: boolean }> {
+  return new Promise((resolve, reject) => {
+    const head: Uint8Array[] = [];
+    let size = 0;
+    const stop = () => {
+      stream.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+    };
+    const onData = (chunk: Uint8Array) => {
+      head.push(chunk);
+      size += chunk.byteLength;
+      if (size <= limit) return;
+      stream.pause();
+      stop();
+      resolve({ head, size, ended: false });
+    };
+    const onEnd = () => {
+      stop();
+      resolve({ head, size, ended: true });
+    };
+    const onError = (e: unknown) => {
+      stop();
+      reject(e);
+    };
+    const premature = () => Object.assign(new Error("the request body was cut before its end"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+    const onClose = () => onError(premature());
+    if (stream.readableEnded) return resolve({ head, size, ended: true });
+    if (stream.destroyed) return reject(stream.errored ?? premature());
+    stream.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
+  });
 }
 
 /** What was read, then the rest; the source is released however the consumer stops. */
