@@ -230,7 +230,8 @@ export class ApiClient {
   }
 
   private async accept(conn: TrackedConnection, call: Call, sent: Sent, auth: ApiAuthOutcome): Promise<ApiAnswer> {
-    await this.tracker.accepted(conn);
+    // Nothing to reset (the common case): no await, the answer goes on in this tick.
+    if (!this.tracker.isClear(conn)) await this.tracker.accepted(conn);
     return answerOf(call, sent, auth);
   }
 

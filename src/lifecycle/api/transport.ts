@@ -97,22 +97,24 @@ export class ApiTransport {
    * @throws {@link GrantkeeperError} `upstream_timeout` (504) or `upstream_unreachable` (502); the caller's abort reason when `signal` aborts
    *   or an `AbortError` when `until` closes first
    */
-  async send(req: WireRequest): Promise<WireAnswer> {
+  send(req: WireRequest): Promise<WireAnswer> {
     const { timeoutMs } = this.options;
     const headers = req.body.kind === "stream" && req.body.length !== undefined ? { ...req.headers, "content-length": String(req.body.length) } : req.headers;
     const body = req.body.kind === "none" ? null : req.body.kind === "bytes" ? req.body.bytes : req.body.stream;
     const call = new WireCall(req.route, req.signal, req.until);
     if (req.body.kind === "stream") req.body.stream.on("error", call.fail);
+    // The caller's own abort as is; anything else as what it means for the call.
+    const mapped = (e: unknown): unknown => (call.cancelledBy !== undefined && e === call.cancelledBy ? e : wireError(e, req.url, timeoutMs));
     try {
       this.dispatcher.dispatch(
         { origin: req.url.origin, path: req.url.pathname + req.url.search, method: req.method as Dispatcher.HttpMethod, headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
         call,
       );
-      return await call.answer;
     } catch (e) {
-      if (call.cancelledBy !== undefined && e === call.cancelledBy) throw e;
-      throw wireError(e, req.url, timeoutMs);
+      return Promise.reject(mapped(e));
     }
+    // Not an async function: the answer is handed on without one more promise per call.
+    return call.answer.catch((e: unknown) => Promise.reject(mapped(e)));
   }
 
   /** Close the own pool's connections (a given dispatcher is left to its owner). */
