@@ -13,15 +13,20 @@
  * `timingSafeEqual`, so neither content nor length leaks through timing);
  * several keys may be valid at once (rotation without downtime).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { ProblemError } from "./problem.js";
 
+/** SHA-256 of a string's UTF-8 bytes, one shot (no `Hash` object per request). */
+function sha256(text: string): Buffer {
+  return hash("sha256", text, "buffer");
+}
+
 /** True when `given` equals `expected`, compared in constant time. */
 export function constantTimeEquals(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
+  const a = sha256(given);
+  const b = sha256(expected);
   return timingSafeEqual(a, b);
 }
 
@@ -36,10 +41,10 @@ const keyDigests = new WeakMap<readonly string[], Buffer[]>();
 export function matchesAnyKey(given: string, keys: readonly string[]): boolean {
   let digests = keyDigests.get(keys);
   if (!digests) {
-    digests = keys.map((k) => createHash("sha256").update(k).digest());
+    digests = keys.map(sha256);
     keyDigests.set(keys, digests);
   }
-  const a = createHash("sha256").update(given).digest();
+  const a = sha256(given);
   let ok = false;
   for (const d of digests) ok = timingSafeEqual(a, d) || ok;
   return ok;

@@ -73,6 +73,22 @@ export interface LoggerOptions {
   destination?: DestinationStream;
 }
 
+let isoMs = -1;
+let isoField = "";
+
+/**
+ * pino's `isoTime` field (`,"time":"2026-12-05T13:40:30.123Z"`), formatted once per millisecond: a busy
+ * proxy writes several access lines per millisecond, each formatting the same date (issue 16).
+ */
+function isoTimeOncePerMs(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    isoField = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return isoField;
+}
+
 /** A JSON logger with grantkeeper's redaction rules. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
@@ -80,7 +96,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? process.env.GRANTKEEPER_LOG_LEVEL ?? "info",
       base: { service: "grantkeeper" },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeOncePerMs,
       // Paths are redacted above; a link that slipped into a message string is masked here.
       hooks: {
         logMethod(args, method) {
