@@ -396,6 +396,7 @@ export class JobRepository {
   async finishMany(items: JobFinish[]): Promise<boolean[]> {
     if (items.length === 0) return [];
     const held = new Set<string>();
+    const prepared = this.dialect === "postgres" ? sql.raw(PREPARED) : sql``;
     await this.workerWrite(async (db) => {
       for (let i = 0; i < items.length; i += INSERT_CHUNK) {
         const chunk = items.slice(i, i + INSERT_CHUNK);
@@ -403,8 +404,8 @@ export class JobRepository {
         const values = sql.join(
           chunk.map((f) => sql`(cast(${f.id} as text), cast(${f.owner} as text), cast(${f.state} as text), cast(${f.runAt} as bigint), cast(${f.finishedAt} as bigint), cast(${f.updatedAt} as bigint), cast(${serializeJobLastError(f.lastError)} as text))`),
         );
-        const r = await sql<{ id: string }>`
-          with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
+        // Prepared on PostgreSQL (one text per chunk size), as the accept is: one of these per group of outcomes.
+        const r = await sql<{ id: string }>`${prepared}with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
           update jobs set state = v.state, run_at = v.run_at, finished_at = v.finished_at, updated_at = v.updated_at,
             last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
           from v
