@@ -2,6 +2,7 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
 import type { BreakerState } from "../domain/breaker.js";
 import type { BreakersTable, Database } from "./schema.js";
+import { runPrepared } from "./database.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -33,7 +34,7 @@ export class BreakerRepository {
     const out = new Map<string, BreakerState>();
     for (const t of targets) out.set(t, NEVER_SEEN);
     if (targets.length === 0) return out;
-    const rows = await this.db.selectFrom("breakers").selectAll().where("target", "in", targets).execute();
+    const rows = await runPrepared(this.db, this.db.selectFrom("breakers").selectAll().where("target", "in", targets));
     for (const r of rows) out.set(r.target, stateOf(r));
     return out;
   }

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import SQLite from "better-sqlite3";
-import { Kysely, PostgresDialect, sql } from "kysely";
+import { Kysely, PostgresDialect, sql, type Compilable, type Transaction } from "kysely";
 import { cachingDatabase, FifoSqliteDialect } from "./fifoSqlite.js";
 import pg from "pg";
 import type { Database } from "./schema.js";
@@ -244,6 +244,17 @@ function preparing(client: pg.PoolClient): void {
 
 /** Statement name by text, for every session of every pool: a digest of the text, computed once per process. */
 const preparedNames = new Map<string, string>();
+
+/**
+ * Run a query builder's statement marked {@link PREPARED}: a named prepared statement on PostgreSQL (SQLite
+ * reads the marker as a comment). For the worker's statements that run on every batch — the claim and the
+ * batch reads (an `in` list of each length is one text): parse and plan were paid on each of them.
+ * @returns the rows
+ */
+export async function runPrepared<R>(db: Kysely<Database> | Transaction<Database>, query: Compilable<R>): Promise<R[]> {
+  const compiled = query.compile();
+  return (await db.executeQuery<R>({ ...compiled, sql: PREPARED + compiled.sql })).rows;
+}
 
 /** True when the store answers a trivial query. Never throws. */
 export async function isReachable(store: Store): Promise<boolean> {

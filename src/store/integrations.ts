@@ -7,6 +7,7 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
 import type { IntegrationStatus } from "../domain/states.js";
 import type { Database, IntegrationActor, IntegrationEventsTable, IntegrationsTable } from "./schema.js";
+import { runPrepared } from "./database.js";
 
 /** An `integrations` row. */
 export type IntegrationRow = Selectable<IntegrationsTable>;
@@ -52,7 +53,7 @@ export class IntegrationRepository {
   /** Several rows by id (missing ids are absent from the map). */
   async getMany(ids: string[]): Promise<Map<string, IntegrationRow>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.db.selectFrom("integrations").selectAll().where("id", "in", ids).execute();
+    const rows = await runPrepared(this.db, this.db.selectFrom("integrations").selectAll().where("id", "in", ids));
     return new Map(rows.map((r) => [r.id, r]));
   }
 
@@ -100,7 +101,7 @@ export class IntegrationRepository {
   async connectionIdsOf(ids: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return out;
-    const rows = await this.db.selectFrom("integration_connections").select(["integration_id", "connection_id"]).where("integration_id", "in", ids).orderBy("connection_id").execute();
+    const rows = await runPrepared(this.db, this.db.selectFrom("integration_connections").select(["integration_id", "connection_id"]).where("integration_id", "in", ids).orderBy("connection_id"));
     for (const r of rows) out.get(r.integration_id)?.push(r.connection_id);
     return out;
   }

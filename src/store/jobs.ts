@@ -8,7 +8,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from "kysely";
 import { parseJobLastError, serializeJobLastError, type JobLastError } from "../domain/jobLastError.js";
 import { queueRuleFields, queueRules, REPLAYABLE_JOB_STATES, type JobRecord } from "../domain/jobLifecycle.js";
 import { CLAIMABLE_JOB_STATES, INTEGRATION_STATUSES, type IntegrationStatus, type JobState } from "../domain/states.js";
-import { PREPARED, withoutFsync, type Dialect } from "./database.js";
+import { PREPARED, runPrepared, withoutFsync, type Dialect } from "./database.js";
 import { randomBytesPooled } from "./randomPool.js";
 import type { Database, JobsTable } from "./schema.js";
 import { inList } from "./stateSql.js";
@@ -320,7 +320,7 @@ export class JobRepository {
   async payloads(ids: string[]): Promise<Map<string, JobPayload>> {
     const out = new Map<string, JobPayload>();
     if (ids.length === 0) return out;
-    const rows = await this.db.selectFrom("job_payloads").selectAll().where("job_id", "in", ids).execute();
+    const rows = await runPrepared(this.db, this.db.selectFrom("job_payloads").selectAll().where("job_id", "in", ids));
     for (const r of rows) out.set(r.job_id, { headers: r.headers, body: r.body });
     return out;
   }
@@ -377,13 +377,16 @@ export class JobRepository {
       return q;
     };
     // One statement is one transaction on both engines: no BEGIN/COMMIT round trips.
+    // Prepared on PostgreSQL: one text per process (its handler names), planned once per session.
     const rows = await this.workerWrite((db) =>
-      db
-        .updateTable("jobs")
-        .set((eb) => ({ state: "running", lease_owner: owner, lease_until: nowMs + leaseMs, attempts: eb("attempts", "+", 1), updated_at: nowMs }))
-        .where("seq", "in", candidates(db))
-        .returningAll()
-        .execute(),
+      runPrepared(
+        db,
+        db
+          .updateTable("jobs")
+          .set((eb) => ({ state: "running", lease_owner: owner, lease_until: nowMs + leaseMs, attempts: eb("attempts", "+", 1), updated_at: nowMs }))
+          .where("seq", "in", candidates(db))
+          .returningAll(),
+      ),
     );
     return rows.sort((a, b) => Number(a.seq) - Number(b.seq));
   }
