@@ -239,17 +239,38 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
     }
   }
   if (rawPg) progress(`jobs: (a) reference: raw PostgreSQL ${fmt(rawPg.perSec)} commits/s, one client`);
-  // (b)
-  const e2e = new Map<string, Rate>();
-  for (const engine of engines) {
-    progress(`jobs: (b) ${engine.label}: ${fmt(nE2e)} jobs accept → handler, ${ADDERS} adders, concurrency ${CONCURRENCY}`);
-    const r = await endToEndPhase(engine, nE2e, warmup);
-    e2e.set(engine.label, r);
-    progress(`jobs: (b) ${engine.label}: ${fmt(r.perSec)} jobs/s (${fmt(r.ms)} ms)`);
+  // (b) grantkeeper on each engine, BullMQ (AOF always) and both floors, in interleaved rounds: this machine's
+  // speed drifts within a minute, and a ratio of two runs a minute apart measured the drift as much as the queues.
+  const rounds = opts.quick ? 1 : E2E_ROUNDS;
+  const runs = { e2e: new Map<string, Rate[]>(), floor: new Map<string, Rate[]>(), bull: [] as BullResult[] };
+  const push = <T>(m: Map<string, T[]>, k: string, v: T) => m.set(k, [...(m.get(k) ?? []), v]);
+  for (let round = 1; round <= rounds; round++) {
+    for (const engine of engines) {
+      progress(`jobs: (b) round ${round}/${rounds}: ${engine.label}: ${fmt(nE2e)} jobs accept → handler, ${ADDERS} adders, concurrency ${CONCURRENCY}`);
+      const r = await endToEndPhase(engine, nE2e, warmup);
+      push(runs.e2e, engine.label, r);
+      progress(`jobs: (b) ${engine.label}: ${fmt(r.perSec)} jobs/s (${fmt(r.ms)} ms)`);
+    }
+    progress(`jobs: (b) round ${round}/${rounds}: baseline: BullMQ, Redis AOF appendfsync always, ${fmt(nE2e)} jobs`);
+    const bull = await bullmqEndToEnd(nE2e, ADDERS, CONCURRENCY, warmup, WAIT_MS, "always");
+    runs.bull.push(bull);
+    progress(`jobs: (b) BullMQ (AOF always): ${fmt(bull.perSec)} jobs/s (${fmt(bull.ms)} ms)`);
+    progress(`jobs: (b) round ${round}/${rounds}: reference: hand-written durable queue floor, SQLite, ${fmt(nE2e)} jobs`);
+    push(runs.floor, "SQLite", await rawSqliteQueueEndToEnd(join(scratchDir(), "jobs-floor.db"), sqliteDdl, nE2e, ADDERS, INTEGRATIONS, warmup, WAIT_MS));
+    progress(`jobs: (b) floor, SQLite: ${fmt(runs.floor.get("SQLite")!.at(-1)!.perSec)} jobs/s`);
+    progress(`jobs: (b) round ${round}/${rounds}: reference: hand-written durable queue floor, PostgreSQL, ${fmt(nE2e)} jobs`);
+    // A fresh schema holding grantkeeper's tables, for the floor's copies of them.
+    await (await postgresEngine.open("floor")).close();
+    try {
+      push(runs.floor, "PostgreSQL", await rawPostgresQueueEndToEnd(PG_BASE, "bench_jobs_floor", nE2e, ADDERS, INTEGRATIONS, warmup, WAIT_MS));
+    } finally {
+      await postgresEngine.cleanup("floor");
+    }
+    progress(`jobs: (b) floor, PostgreSQL: ${fmt(runs.floor.get("PostgreSQL")!.at(-1)!.perSec)} jobs/s`);
   }
-  progress(`jobs: (b) baseline: BullMQ, Redis AOF appendfsync always, ${fmt(nE2e)} jobs`);
-  const bull: BullResult = await bullmqEndToEnd(nE2e, ADDERS, CONCURRENCY, warmup, WAIT_MS, "always");
-  progress(`jobs: (b) BullMQ (AOF always): ${fmt(bull.perSec)} jobs/s (${fmt(bull.ms)} ms)`);
+  const e2e = new Map([...runs.e2e].map(([k, v]) => [k, medianRun(v)]));
+  const floor = new Map([...runs.floor].map(([k, v]) => [k, medianRun(v)]));
+  const bull = medianRun(runs.bull);
   progress(`jobs: (b) reference: BullMQ, AOF everysec, ${fmt(nE2e)} jobs`);
   const bullEverysec: BullResult = await bullmqEndToEnd(nE2e, ADDERS, CONCURRENCY, warmup, WAIT_MS, "everysec");
   progress(`jobs: (b) BullMQ (AOF everysec): ${fmt(bullEverysec.perSec)} jobs/s (${fmt(bullEverysec.ms)} ms)`);
@@ -261,19 +282,6 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
   progress(`jobs: (b) baseline on PostgreSQL: pg-boss, ${fmt(nBoss)} jobs, ${PGBOSS_WORKERS} workers × batchSize ${PGBOSS_BATCH}`);
   const pgBoss: PgBossResult = await pgBossEndToEnd(PG_BASE, "bench_jobs_pgboss", nBoss, ADDERS, PGBOSS_WORKERS, PGBOSS_BATCH, warmup, WAIT_MS);
   progress(`jobs: (b) pg-boss ${pgBoss.version}: ${fmt(pgBoss.perSec)} jobs/s (${fmt(pgBoss.ms)} ms)`);
-  const floor = new Map<string, Rate>();
-  progress(`jobs: (b) reference: hand-written durable queue floor, SQLite, ${fmt(nE2e)} jobs`);
-  floor.set("SQLite", await rawSqliteQueueEndToEnd(join(scratchDir(), "jobs-floor.db"), sqliteDdl, nE2e, ADDERS, INTEGRATIONS, warmup, WAIT_MS));
-  progress(`jobs: (b) floor, SQLite: ${fmt(floor.get("SQLite")!.perSec)} jobs/s`);
-  progress(`jobs: (b) reference: hand-written durable queue floor, PostgreSQL, ${fmt(nE2e)} jobs`);
-  // A fresh schema holding grantkeeper's tables, for the floor's copies of them.
-  await (await postgresEngine.open("floor")).close();
-  try {
-    floor.set("PostgreSQL", await rawPostgresQueueEndToEnd(PG_BASE, "bench_jobs_floor", nE2e, ADDERS, INTEGRATIONS, warmup, WAIT_MS));
-  } finally {
-    await postgresEngine.cleanup("floor");
-  }
-  progress(`jobs: (b) floor, PostgreSQL: ${fmt(floor.get("PostgreSQL")!.perSec)} jobs/s`);
   // (c)
   const replay = new Map<string, ReplayResult>();
   const server = await startInvalidGrantServer();
@@ -287,7 +295,15 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
   } finally {
     await server.close();
   }
-  return render({ nAccept, nE2e, warmup, nReplay, accept, rawSqlite: rawSqlite!, rawPg: rawPg!, e2e, bull, bullEverysec, bullMemory, pgBoss, floor, replay });
+  return render({ nAccept, nE2e, warmup, nReplay, accept, rawSqlite: rawSqlite!, rawPg: rawPg!, e2e, bull, bullEverysec, bullMemory, pgBoss, floor, replay, runs });
+}
+
+/** Rounds of the end-to-end comparison (grantkeeper on each engine, BullMQ AOF always, both floors), interleaved. */
+const E2E_ROUNDS = 3;
+
+/** The run with the median rate (the middle one of an odd count). */
+function medianRun<T extends { perSec: number }>(runs: T[]): T {
+  return [...runs].sort((a, b) => a.perSec - b.perSec)[Math.floor(runs.length / 2)]!;
 }
 
 /** The floor's reading: whether the goal is within reach of any queue that commits before it answers, on this machine. */
@@ -297,7 +313,7 @@ function floorVerdict(r: { floor: Map<string, Rate>; bull: BullResult }): string
   return `The floor on ${below.join(" and ")} is itself below the BullMQ baseline here: with this write pattern, no tuning above the driver reaches the goal on ${below.length === 2 ? "either engine" : "that engine"} on this machine.`;
 }
 
-function render(r: { nAccept: number; nE2e: number; warmup: number; nReplay: number; accept: Map<string, AcceptResult>; rawSqlite: Rate; rawPg: Rate; e2e: Map<string, Rate>; bull: BullResult; bullEverysec: BullResult; bullMemory: BullResult; pgBoss: PgBossResult; floor: Map<string, Rate>; replay: Map<string, ReplayResult> }): BenchReport {
+function render(r: { nAccept: number; nE2e: number; warmup: number; nReplay: number; accept: Map<string, AcceptResult>; rawSqlite: Rate; rawPg: Rate; e2e: Map<string, Rate>; bull: BullResult; bullEverysec: BullResult; bullMemory: BullResult; pgBoss: PgBossResult; floor: Map<string, Rate>; replay: Map<string, ReplayResult>; runs: { e2e: Map<string, Rate[]>; floor: Map<string, Rate[]>; bull: BullResult[] } }): BenchReport {
   const labels = ["SQLite", "PostgreSQL"];
   const goalA = labels.every((l) => r.accept.get(l)!.perSec >= 0.5 * r.rawSqlite.perSec);
   const goalB =
@@ -347,6 +363,12 @@ function render(r: { nAccept: number; nE2e: number; warmup: number; nReplay: num
           }),
         ]),
     ),
+    "",
+    `grantkeeper, BullMQ (AOF always) and both floors ran in ${r.runs.bull.length} interleaved round(s); each row above is the round with the median rate, ratios between medians. Every round, jobs/s: ${[
+      ...labels.map((l) => `grantkeeper ${l} ${r.runs.e2e.get(l)!.map((x) => fmt(x.perSec)).join(" / ")}`),
+      `BullMQ ${r.runs.bull.map((x) => fmt(x.perSec)).join(" / ")}`,
+      ...labels.map((l) => `floor ${l} ${r.runs.floor.get(l)!.map((x) => fmt(x.perSec)).join(" / ")}`),
+    ].join("; ")}.`,
     "",
     `### (c) Replay of ${fmt(r.nReplay)} parked jobs`,
     "",
