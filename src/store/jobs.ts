@@ -143,8 +143,7 @@ function acceptStatement(pg: boolean, chunk: AcceptedDelivery[], claim: AcceptCl
 function acceptText(pg: boolean, rows: number, handlers: number | undefined): string {
   let n = 0;
   const p = () => (pg ? `$${++n}` : "?");
-  const values: string[] = [];
-  for (let k = 0; k < rows; k++) values.push(`(${ACCEPT_CASTS.map((c) => `cast(${p()} as ${c})`).join(", ")})`);
+  const values = castRows(p, rows, ACCEPT_CASTS);
   // The status is read by the INSERT itself: a CASE over every status picks that status's record.
   const pick = (prefix: string) => `case i.status ${INTEGRATION_STATUSES.map((st, i) => `when '${st}' then v.${prefix}${i}`).join(" ")} end`;
   const into = "insert into jobs (id, integration_id, state, attempts, idempotency_key, run_at, lease_owner, lease_until, last_error, probe, received_at, created_at, updated_at, finished_at)";
@@ -174,7 +173,7 @@ function acceptText(pg: boolean, rows: number, handlers: number | undefined): st
         from v join integrations i on i.id = v.integration_id
       ) c where true order by ord ${tail}`;
   }
-  const withV = `with v (${ACCEPT_COLUMNS.join(", ")}) as (values ${values.join(", ")})`;
+  const withV = `with v (${ACCEPT_COLUMNS.join(", ")}) as (values ${values})`;
   // PostgreSQL: one round trip for the jobs and the payloads of the ones inserted (data-modifying CTEs), prepared
   // (parsing and planning this statement cost more than running it).
   return pg
@@ -183,6 +182,38 @@ function acceptText(pg: boolean, rows: number, handlers: number | undefined): st
       p as (insert into job_payloads (job_id, headers, body) select v.id, v.headers, v.body from v join j on j.id = v.id)
       select seq, id, state from j`
     : `${withV} ${insertJobs}`;
+}
+
+/** `rows` VALUES rows of placeholders, each cast as `casts` says: `(cast($1 as text), …), (…)`. */
+function castRows(p: () => string, rows: number, casts: readonly string[]): string {
+  const out: string[] = [];
+  for (let k = 0; k < rows; k++) out.push(`(${casts.map((c) => `cast(${p()} as ${c})`).join(", ")})`);
+  return out.join(", ");
+}
+
+/** Outcome statement texts by engine and row count. */
+const finishTexts = new Map<string, string>();
+
+/**
+ * The statement of {@link JobRepository.finishMany} for `rows` outcomes (parameters per row: id, owner, state,
+ * run_at, finished_at, updated_at, last_error), written out as the accept's is and prepared on PostgreSQL: one of
+ * these runs per group of outcomes. A VALUES list joined to jobs: standard SQL that SQLite (≥ 3.33, UPDATE … FROM)
+ * and PostgreSQL both run.
+ */
+function finishText(pg: boolean, rows: number): string {
+  const shape = `${pg ? "pg" : "sqlite"}:${rows}`;
+  let text = finishTexts.get(shape);
+  if (text !== undefined) return text;
+  let n = 0;
+  const values = castRows(() => (pg ? `$${++n}` : "?"), rows, ["text", "text", "text", "bigint", "bigint", "bigint", "text"]);
+  text = `${pg ? PREPARED : ""}with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
+    update jobs set state = v.state, run_at = v.run_at, finished_at = v.finished_at, updated_at = v.updated_at,
+      last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
+    from v
+    where jobs.id = v.id and jobs.lease_owner = v.owner and jobs.state = 'running'
+    returning jobs.id`;
+  finishTexts.set(shape, text);
+  return text;
 }
 
 /** Reads and writes of `jobs` and `job_payloads`. */
@@ -420,21 +451,13 @@ export class JobRepository {
   async finishMany(items: JobFinish[]): Promise<boolean[]> {
     if (items.length === 0) return [];
     const held = new Set<string>();
-    const prepared = this.dialect === "postgres" ? sql.raw(PREPARED) : sql``;
+    const pg = this.dialect === "postgres";
     await this.workerWrite(async (db) => {
       for (let i = 0; i < items.length; i += INSERT_CHUNK) {
         const chunk = items.slice(i, i + INSERT_CHUNK);
-        // A VALUES list joined to jobs: standard SQL that SQLite (≥ 3.33, UPDATE … FROM) and PostgreSQL both run.
-        const values = sql.join(
-          chunk.map((f) => sql`(cast(${f.id} as text), cast(${f.owner} as text), cast(${f.state} as text), cast(${f.runAt} as bigint), cast(${f.finishedAt} as bigint), cast(${f.updatedAt} as bigint), cast(${serializeJobLastError(f.lastError)} as text))`),
-        );
-        // Prepared on PostgreSQL (one text per chunk size), as the accept is: one of these per group of outcomes.
-        const r = await sql<{ id: string }>`${prepared}with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
-          update jobs set state = v.state, run_at = v.run_at, finished_at = v.finished_at, updated_at = v.updated_at,
-            last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
-          from v
-          where jobs.id = v.id and jobs.lease_owner = v.owner and jobs.state = 'running'
-          returning jobs.id`.execute(db);
+        const params: unknown[] = [];
+        for (const f of chunk) params.push(f.id, f.owner, f.state, f.runAt, f.finishedAt, f.updatedAt, serializeJobLastError(f.lastError));
+        const r = await db.executeQuery<{ id: string }>(CompiledQuery.raw(finishText(pg, chunk.length), params));
         for (const row of r.rows) held.add(row.id);
       }
     });
