@@ -84,7 +84,7 @@ export type { AccessToken, GrantInput, ClientCredentialsInput } from "./lifecycl
 export type { LifecycleEventMap, LifecycleEventName } from "./lifecycle/hooks.js";
 export { GRANT_TYPES, grantTypeOf, type ProviderInput, type ProviderDefinition, type GrantType, type ApiAuthFailure } from "./providers/definition.js";
 export { apiBaseUrlFor, type ConnectionConfig } from "./providers/connectionConfig.js";
-export { ApiClient, defaultApiClientOptions, toWebResponse, type ApiClientOptions, type ApiRequest, type ApiAnswer, type ApiAuthOutcome } from "./lifecycle/api/authorizedFetch.js";
+export { ApiClient, defaultApiClientOptions, toWebResponse, type ApiClientOptions, type ApiRequest, type ApiAnswer, type ApiAnswerHead, type ApiAuthOutcome } from "./lifecycle/api/authorizedFetch.js";
 export type { BodySource } from "./lifecycle/api/bodies.js";
 export { API_METHODS, type ApiMethod } from "./lifecycle/api/target.js";
 export { API_AUTH_REJECTED } from "./domain/transitions.js";
