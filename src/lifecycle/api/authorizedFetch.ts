@@ -201,10 +201,10 @@ export class ApiClient {
   private async exchange(conn: TrackedConnection, rule: ApiAuthFailureRule | undefined, call: Call, fromMemory: string | undefined): Promise<ApiAnswer> {
     const { metrics } = this.d.telemetry;
     const used = fromMemory ?? (await this.d.connections.ensureFresh(conn.id)).accessToken;
-    // Straight into the caller's Writable only when accepting the answer writes nothing first.
-    const direct = this.tracker.isClear(conn);
-    const first = await this.send(call, used, rule, direct ? "accepted" : undefined);
-    if (!first.authFailure) return this.accept(conn, call, first, "accepted");
+    // Straight into the caller's Writable only when accepting the answer writes nothing first (nothing to reset).
+    const clear = this.tracker.isClear(conn);
+    const first = await this.send(call, used, rule, clear ? "accepted" : undefined);
+    if (!first.authFailure) return this.accept(conn, call, first, "accepted", clear);
     // The API refused this token: never hand it out from memory again (another instance may have refreshed it).
     this.d.freshTokens?.invalidate(conn.id);
     metrics.apiUnauthorized(conn.provider_id);
@@ -221,17 +221,17 @@ export class ApiClient {
       metrics.apiAuthRejected(conn.provider_id);
       return answerOf(call, first, "rejected");
     }
-    const second = await this.send(call, fresh, rule, direct ? "refreshed" : undefined);
-    if (!second.authFailure) return this.accept(conn, call, second, "refreshed");
+    const second = await this.send(call, fresh, rule, clear ? "refreshed" : undefined);
+    if (!second.authFailure) return this.accept(conn, call, second, "refreshed", clear);
     metrics.apiUnauthorized(conn.provider_id);
     metrics.apiAuthRejected(conn.provider_id);
     await this.tracker.rejected(conn);
     return answerOf(call, second, "rejected");
   }
 
-  private async accept(conn: TrackedConnection, call: Call, sent: Sent, auth: ApiAuthOutcome): Promise<ApiAnswer> {
-    // Nothing to reset (the common case): no await, the answer goes on in this tick.
-    if (!this.tracker.isClear(conn)) await this.tracker.accepted(conn);
+  /** @param clear {@link ApiAuthTracker.isClear} of `conn`, as {@link exchange} decided it: then there is nothing to reset and no await. */
+  private async accept(conn: TrackedConnection, call: Call, sent: Sent, auth: ApiAuthOutcome, clear: boolean): Promise<ApiAnswer> {
+    if (!clear) await this.tracker.accepted(conn);
     return answerOf(call, sent, auth);
   }
 
