@@ -203,7 +203,8 @@ class WireCall implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
-    if (this.done && this.settled) return;
+    // Done is settled too (the head came, or this rejected it): a late error from undici changes nothing.
+    if (this.done) return;
     this.finish();
     if (!this.settled) {
       this.settled = true;
@@ -220,9 +221,7 @@ class WireCall implements Dispatcher.DispatchHandler {
 
   private readonly onAbort = (): void => this.cancel(this.signal!.reason);
 
-  private readonly onGone = (): void => {
-    if (!this.done) this.cancel(new DOMException("the caller closed its connection before the answer was complete", "AbortError"));
-  };
+  private readonly onGone = (): void => this.cancel(new DOMException("the caller closed its connection before the answer was complete", "AbortError"));
 
   private settle(answer: WireAnswer): void {
     this.settled = true;
