@@ -3,7 +3,7 @@
  * one file in WAL mode) or `postgres://…` (shared by any number of instances).
  * One kysely query layer serves both.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, PostgresDialect, sql, type Compilable, type Transaction } from "kysely";
@@ -237,7 +237,7 @@ function preparing(client: pg.PoolClient): void {
   (client as { query: unknown }).query = (text: unknown, ...rest: unknown[]) => {
     if (typeof text !== "string" || !text.startsWith(PREPARED) || !Array.isArray(rest[0])) return query(text, ...rest);
     let name = preparedNames.get(text);
-    if (name === undefined) preparedNames.set(text, (name = `gk_${createHash("sha256").update(text).digest("hex").slice(0, 32)}`));
+    if (name === undefined) preparedNames.set(text, (name = `gk_${hash("sha256", text, "hex").slice(0, 32)}`));
     return query({ name, text, values: rest[0] }, ...rest.slice(1));
   };
 }
