@@ -59,16 +59,13 @@ export function acceptStatement(pg: boolean, chunk: readonly AcceptRow[], claim:
     for (const st of INTEGRATION_STATUSES) params.push(recordFor[st].state, recordFor[st].finishedAtMs, recordFor[st].lastError);
   });
   if (claim) params.push(claim.owner, claim.leaseUntilMs, ...claim.handlerNames, claim.nowMs, claim.nowMs, claim.owner);
-  const shape = `${pg ? "pg" : "sqlite"}:${chunk.length}:${claim ? claim.handlerNames.length : "-"}`;
-  let text = acceptTexts.get(shape);
-  if (text === undefined) acceptTexts.set(shape, (text = acceptText(pg, chunk.length, claim?.handlerNames.length)));
+  const text = kept(acceptTexts, `${pg ? "pg" : "sqlite"}:${chunk.length}:${claim ? claim.handlerNames.length : "-"}`, () => acceptText(pg, chunk.length, claim?.handlerNames.length));
   return CompiledQuery.raw(text, params);
 }
 
 /** The text of an accept statement of `rows` jobs; with `handlers` (a count), the claim-at-accept form. Parameters in {@link acceptStatement}'s order. */
 function acceptText(pg: boolean, rows: number, handlers: number | undefined): string {
-  let n = 0;
-  const p = () => (pg ? `$${++n}` : "?");
+  const p = placeholders(pg);
   const values = castRows(p, rows, ACCEPT_CASTS);
   // The status is read by the INSERT itself: a CASE over every status picks that status's record.
   const pick = (prefix: string) => `case i.status ${INTEGRATION_STATUSES.map((st, i) => `when '${st}' then v.${prefix}${i}`).join(" ")} end`;
@@ -110,6 +107,19 @@ function acceptText(pg: boolean, rows: number, handlers: number | undefined): st
     : `${withV} ${insertJobs}`;
 }
 
+/** The text kept in `texts` under `shape`, built the first time. */
+function kept(texts: Map<string, string>, shape: string, build: () => string): string {
+  let text = texts.get(shape);
+  if (text === undefined) texts.set(shape, (text = build()));
+  return text;
+}
+
+/** The engine's placeholders, one per call, in order: `$1`, `$2`, … on PostgreSQL, `?` on SQLite. */
+function placeholders(pg: boolean): () => string {
+  let n = 0;
+  return () => (pg ? `$${++n}` : "?");
+}
+
 /** `rows` VALUES rows of placeholders, each cast as `casts` says: `(cast($1 as text), …), (…)`. */
 function castRows(p: () => string, rows: number, casts: readonly string[]): string {
   const out: string[] = [];
@@ -127,17 +137,13 @@ const finishTexts = new Map<string, string>();
  * and PostgreSQL both run.
  */
 export function finishText(pg: boolean, rows: number): string {
-  const shape = `${pg ? "pg" : "sqlite"}:${rows}`;
-  let text = finishTexts.get(shape);
-  if (text !== undefined) return text;
-  let n = 0;
-  const values = castRows(() => (pg ? `$${++n}` : "?"), rows, ["text", "text", "text", "bigint", "bigint", "bigint", "text"]);
-  text = `${pg ? PREPARED : ""}with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
-    update jobs set state = v.state, run_at = v.run_at, finished_at = v.finished_at, updated_at = v.updated_at,
-      last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
-    from v
-    where jobs.id = v.id and jobs.lease_owner = v.owner and jobs.state = 'running'
-    returning jobs.id`;
-  finishTexts.set(shape, text);
-  return text;
+  return kept(finishTexts, `${pg ? "pg" : "sqlite"}:${rows}`, () => {
+    const values = castRows(placeholders(pg), rows, ["text", "text", "text", "bigint", "bigint", "bigint", "text"]);
+    return `${pg ? PREPARED : ""}with v (id, owner, state, run_at, finished_at, updated_at, last_error) as (values ${values})
+      update jobs set state = v.state, run_at = v.run_at, finished_at = v.finished_at, updated_at = v.updated_at,
+        last_error = v.last_error, probe = 0, lease_owner = null, lease_until = null
+      from v
+      where jobs.id = v.id and jobs.lease_owner = v.owner and jobs.state = 'running'
+      returning jobs.id`;
+  });
 }
