@@ -239,37 +239,87 @@ async function waitForAofRewrite(admin: { info(section: string): Promise<string>
 }
 
 /**
+ * The SQLite floor's writes and reads, on one better-sqlite3 connection (the
+ * same code runs on the main thread, {@link rawSqliteQueueEndToEnd}, and on a
+ * worker thread, {@link rawSqliteWorkerQueueEndToEnd}): a group of adds is one
+ * transaction at `synchronous=FULL` (one multi-row INSERT of jobs, one of
+ * payloads, as ingress writes them); a claim takes up to 64 queued jobs
+ * (`UPDATE … RETURNING` at `synchronous=NORMAL`, as grantkeeper's worker
+ * writes) and reads their payloads; a finish records a batch's outcomes in one
+ * UPDATE at `synchronous=NORMAL`.
+ */
+export interface SqliteFloorQueue {
+  /** @param synchronous the commit's `synchronous` setting @defaultValue "full" */
+  writeGroup(group: Array<{ job: unknown[]; payload: unknown[] }>, synchronous?: "full" | "normal"): void;
+  /** Up to 64 claimed job ids (their payloads read); empty when none is queued. */
+  claim(): string[];
+  finish(ids: string[]): void;
+  close(): void;
+}
+
+/**
+ * Open {@link SqliteFloorQueue} on a new file (any earlier one removed).
+ * @param ddl the CREATE statements of grantkeeper's `jobs` and `job_payloads` tables and their indexes
+ */
+export function openSqliteFloorQueue(file: string, ddl: string[]): SqliteFloorQueue {
+  const db = freshSqlite(file, ddl);
+  // Statements by the number of rows they carry, prepared once each.
+  const statements = new Map<string, SQLite.Statement>();
+  const prepared = (kind: string, k: number, text: (k: number) => string) => {
+    let s = statements.get(`${kind}/${k}`);
+    if (!s) statements.set(`${kind}/${k}`, (s = db.prepare(text(k))));
+    return s;
+  };
+  const row = `(${COLUMNS.map(() => "?").join(", ")})`;
+  const marks = (k: number) => Array(k).fill("?").join(", ");
+  const writeGroup = db.transaction((group: Array<{ job: unknown[]; payload: unknown[] }>) => {
+    prepared("jobs", group.length, (k) => `INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES ${Array(k).fill(row).join(", ")} ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`).all(...group.flatMap((g) => g.job));
+    prepared("payloads", group.length, (k) => `INSERT INTO job_payloads (job_id, headers, body) VALUES ${Array(k).fill("(?, ?, ?)").join(", ")}`).run(...group.flatMap((g) => g.payload));
+  });
+  const claim = db.prepare("UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE seq IN (SELECT seq FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, seq LIMIT 64) RETURNING *");
+  return {
+    writeGroup(group, synchronous = "full") {
+      if (synchronous === "full") return void writeGroup(group);
+      db.pragma("synchronous = NORMAL");
+      writeGroup(group);
+      db.pragma("synchronous = FULL");
+    },
+    claim() {
+      const now = Date.now();
+      db.pragma("synchronous = NORMAL");
+      const jobs = claim.all("floor", now + 60_000, now, now) as Array<{ id: string }>;
+      db.pragma("synchronous = FULL");
+      const ids = jobs.map((j) => j.id);
+      if (ids.length > 0) prepared("payloadsOf", ids.length, (k) => `SELECT * FROM job_payloads WHERE job_id IN (${marks(k)})`).all(...ids);
+      return ids;
+    },
+    finish(ids) {
+      db.pragma("synchronous = NORMAL");
+      prepared("finish", ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids);
+      db.pragma("synchronous = FULL");
+    },
+    close: () => {
+      db.close();
+      removeSqlite(file);
+    },
+  };
+}
+
+/**
  * The floor of a durable queue on SQLite on this machine, for reference: a
  * hand-written queue on better-sqlite3 directly, in this process, with
  * grantkeeper's DDL and none of its rules (no integration status, breaker,
- * handler or lease checks; no query builder). `adders` concurrent loops each
- * await their job's group commit (`synchronous=FULL`, one multi-row INSERT of
- * jobs and one of payloads per group, as ingress writes them); a worker loop
- * woken by each commit claims up to 64 queued jobs (`UPDATE … RETURNING`,
- * `synchronous=NORMAL` as grantkeeper's worker writes), reads their payloads,
- * calls a no-op handler for each, and records every outcome of the batch in
- * one UPDATE. Jobs go round-robin onto `integrations` integration ids, as in
- * grantkeeper's run. First add → last outcome written, in jobs/s; a warm-up of
- * `warmup` jobs runs first.
+ * handler or lease checks; no query builder): {@link SqliteFloorQueue}.
+ * `adders` concurrent loops each await their job's group commit; a worker
+ * loop woken by each commit claims a batch, calls a no-op handler for each
+ * job and records the batch's outcomes. Jobs go round-robin onto
+ * `integrations` integration ids, as in grantkeeper's run. First add → last
+ * outcome written, in jobs/s; a warm-up of `warmup` jobs runs first.
  * @param ddl the CREATE statements of grantkeeper's `jobs` and `job_payloads` tables and their indexes
  */
 export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: number, adders: number, integrations: number, warmup: number, timeoutMs: number): Promise<Rate> {
-  const db = freshSqlite(file, ddl);
+  const q = openSqliteFloorQueue(file, ddl);
   try {
-    // Statements by the number of rows they carry, prepared once each.
-    const statements = new Map<string, SQLite.Statement>();
-    const prepared = (kind: string, k: number, text: (k: number) => string) => {
-      let s = statements.get(`${kind}/${k}`);
-      if (!s) statements.set(`${kind}/${k}`, (s = db.prepare(text(k))));
-      return s;
-    };
-    const row = `(${COLUMNS.map(() => "?").join(", ")})`;
-    const writeGroup = db.transaction((group: Array<{ job: unknown[]; payload: unknown[] }>) => {
-      prepared("jobs", group.length, (k) => `INSERT INTO jobs (${COLUMNS.join(", ")}) VALUES ${Array(k).fill(row).join(", ")} ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING id, state`).all(...group.flatMap((g) => g.job));
-      prepared("payloads", group.length, (k) => `INSERT INTO job_payloads (job_id, headers, body) VALUES ${Array(k).fill("(?, ?, ?)").join(", ")}`).run(...group.flatMap((g) => g.payload));
-    });
-    const claim = db.prepare("UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE seq IN (SELECT seq FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, seq LIMIT 64) RETURNING *");
-    const marks = (k: number) => Array(k).fill("?").join(", ");
     // Group commit: what arrives while a group is written goes into the next one.
     let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
     let scheduled = false;
@@ -283,18 +333,11 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
         do {
           again = false;
           for (;;) {
-            const now = Date.now();
-            db.pragma("synchronous = NORMAL");
-            const jobs = claim.all("floor", now + 60_000, now, now) as Array<{ id: string }>;
-            db.pragma("synchronous = FULL");
-            if (jobs.length === 0) break;
-            const ids = jobs.map((j) => j.id);
-            prepared("payloadsOf", ids.length, (k) => `SELECT * FROM job_payloads WHERE job_id IN (${marks(k)})`).all(...ids);
-            await Promise.all(jobs.map(async () => undefined));
-            db.pragma("synchronous = NORMAL");
-            prepared("finish", ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids);
-            db.pragma("synchronous = FULL");
-            rounds.handled(jobs.length);
+            const ids = q.claim();
+            if (ids.length === 0) break;
+            await Promise.all(ids.map(async () => undefined));
+            q.finish(ids);
+            rounds.handled(ids.length);
           }
         } while (again);
         working = false;
@@ -309,7 +352,7 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
           scheduled = false;
           const group = pending;
           pending = [];
-          writeGroup(group.map((g) => g.v));
+          q.writeGroup(group.map((g) => g.v));
           for (const g of group) g.done();
           work();
         });
@@ -318,7 +361,69 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
     const ms = await rounds.round(n, (i) => add(warmup + i));
     return { rows: n, ms, perSec: n / (ms / 1000) };
   } finally {
-    db.close();
+    q.close();
+  }
+}
+
+/** Messages between {@link rawSqliteWorkerQueueEndToEnd} and its worker thread (bench/sqliteFloorWorker.ts). */
+export type FloorMessage =
+  | { op: "accept"; group: number; rows: Array<{ job: unknown[]; payload: unknown[] }> }
+  | { op: "accepted"; group: number }
+  | { op: "jobs"; ids: string[] }
+  | { op: "finished"; ids: string[] };
+
+/**
+ * The SQLite floor with its connection on a worker thread and each commit's
+ * fsync off that thread — the levers issue 16 names for SQLite ("SQLite on a
+ * worker thread"; the accept COMMIT's fsync was a third of a profiled run),
+ * measured on the floor before building them into grantkeeper: the same
+ * {@link SqliteFloorQueue} and the same rounds as {@link rawSqliteQueueEndToEnd},
+ * but every statement runs on one worker thread (bench/sqliteFloorWorker.ts)
+ * while adds, group assembly and the no-op handlers run on the main thread,
+ * and a group commits at `synchronous=NORMAL` and is acknowledged after an
+ * fdatasync of the WAL on libuv's thread pool, so the next group, claims and
+ * outcomes are written meanwhile. A group of adds is one message to the
+ * thread; its adds resolve when the thread answers that the group is on disk. The thread claims a batch after
+ * each commit and each finished batch (one batch out at a time) and sends
+ * its ids to the main thread, which runs the handlers and sends them back.
+ */
+export async function rawSqliteWorkerQueueEndToEnd(file: string, ddl: string[], n: number, adders: number, integrations: number, warmup: number, timeoutMs: number): Promise<Rate> {
+  const { Worker } = await import("node:worker_threads");
+  const thread = new Worker(new URL("./sqliteFloorWorker.js", import.meta.url), { workerData: { file, ddl } });
+  try {
+    const rounds = endToEndRounds(adders, timeoutMs, "raw SQLite queue jobs on a worker thread");
+    const waiting = new Map<number, Array<() => void>>();
+    let groups = 0;
+    let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
+    let scheduled = false;
+    thread.on("message", async (m: FloorMessage) => {
+      if (m.op === "accepted") {
+        for (const done of waiting.get(m.group)!) done();
+        waiting.delete(m.group);
+      } else if (m.op === "jobs") {
+        await Promise.all(m.ids.map(async () => undefined));
+        thread.postMessage({ op: "finished", ids: m.ids } satisfies FloorMessage);
+        rounds.handled(m.ids.length);
+      }
+    });
+    const add = (i: number) =>
+      new Promise<void>((done) => {
+        pending.push({ v: rowValues(i, integrations), done });
+        if (scheduled) return;
+        scheduled = true;
+        setImmediate(() => {
+          scheduled = false;
+          const group = groups++;
+          waiting.set(group, pending.map((g) => g.done));
+          thread.postMessage({ op: "accept", group, rows: pending.map((g) => g.v) } satisfies FloorMessage);
+          pending = [];
+        });
+      });
+    await rounds.round(warmup, add);
+    const ms = await rounds.round(n, (i) => add(warmup + i));
+    return { rows: n, ms, perSec: n / (ms / 1000) };
+  } finally {
+    await thread.terminate();
     removeSqlite(file);
   }
 }
