@@ -8,14 +8,17 @@
  * with 50 connections: `GET` and `POST` (1 KiB body) answered with 1 KiB,
  * grantkeeper's requests spread over the 50 grants. Then one 100 MB body is
  * streamed through grantkeeper's proxy, and the peak RSS growth of the
- * grantkeeper process is sampled every 20 ms.
+ * grantkeeper process is sampled every 20 ms. For reference, both servers'
+ * latency at equal load below saturation: open loop at half grantkeeper's
+ * maximum ({@link latencyAtRate}).
  *
  * Goal: each grantkeeper/bare ratio ≥ 0.7, added p99 ≤ 2 ms, RSS growth < 64 MB.
  */
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import autocannon from "autocannon";
-import { request } from "undici";
+import { createHistogram } from "node:perf_hooks";
+import { Pool, request } from "undici";
 import { BenchChild, fmt, mb, progress, ratio, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
 
 /** Connections autocannon keeps open. */
@@ -110,6 +113,103 @@ export async function compare<T extends LoadTarget[]>(targets: [...T], seconds: 
   }) as { [K in keyof T]: LoadResult };
 }
 
+/** Latency of one target at a fixed request rate, from {@link latencyAtRate}. */
+export interface RateLatency {
+  label: string;
+  /** Requests per second sent (the same for every target compared). */
+  rate: number;
+  sent: number;
+  /** Median over rounds of each round's p50 / p99, milliseconds (µs resolution). */
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+/**
+ * One open-loop round: `rate` requests per second for `seconds`, sent on
+ * schedule (a 1 ms timer sends what is due) whether or not earlier ones have
+ * been answered (over at most {@link CONNECTIONS} connections of `pool`, the
+ * rest queued there, so a server that falls behind is charged for the queue),
+ * each request's latency counted from when it was handed to undici — not from
+ * the timer's tick, whose lateness would add the same to every server —
+ * into a histogram in microseconds.
+ */
+async function openLoopRound(pool: Pool, t: LoadTarget, rate: number, seconds: number): Promise<{ p50: number; p99: number; sent: number; errors: number; non2xx: number }> {
+  const hist = createHistogram();
+  const total = Math.round(rate * seconds);
+  const headers = { ...t.headers, ...(t.body ? { "content-type": "application/json" } : {}) };
+  const answers: Array<Promise<void>> = [];
+  let sent = 0;
+  let errors = 0;
+  let non2xx = 0;
+  const t0 = performance.now();
+  await new Promise<void>((done) => {
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
+      for (; sent < due; sent++) {
+        const sentAt = performance.now();
+        const path = t.paths[sent % t.paths.length]!;
+        answers.push(
+          pool.request({ origin: t.url, path, method: (t.method ?? "GET") as "GET", headers, ...(t.body ? { body: t.body } : {}) }).then(
+            async (r) => {
+              await r.body.dump();
+              if (r.statusCode >= 300) non2xx++;
+              hist.record(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));
+            },
+            () => void errors++,
+          ),
+        );
+      }
+      if (sent >= total) {
+        clearInterval(timer);
+        done();
+      }
+    }, 1);
+  });
+  await Promise.all(answers);
+  return { p50: hist.percentile(50) / 1000, p99: hist.percentile(99) / 1000, sent, errors, non2xx };
+}
+
+/**
+ * Latency at equal load: every target driven at the same fixed `rate` (open
+ * loop, see {@link openLoopRound}), interleaved in `rounds` rounds of `seconds`
+ * each after a 1 s warm-up per target. Below saturation a closed loop's p99
+ * follows throughput (50 connections queue behind the slower server); this
+ * reads what a caller below the proxy's capacity sees added to each call.
+ */
+export async function latencyAtRate<T extends LoadTarget[]>(targets: [...T], rate: number, seconds: number, rounds: number): Promise<{ [K in keyof T]: RateLatency }> {
+  // One pool per target for all its rounds: connections are opened in the warm-up, not in a measured round.
+  const pools = targets.map((t) => new Pool(new URL(t.url).origin, { connections: CONNECTIONS }));
+  try {
+    for (const [i, t] of targets.entries()) await withTimeout(openLoopRound(pools[i]!, t, rate, 1), 60_000, `${t.label} warm-up at ${fmt(rate)} req/s`);
+    return await measureAtRate(targets, pools, rate, seconds, rounds);
+  } finally {
+    await Promise.all(pools.map((p) => p.close()));
+  }
+}
+
+async function measureAtRate<T extends LoadTarget[]>(targets: [...T], pools: Pool[], rate: number, seconds: number, rounds: number): Promise<{ [K in keyof T]: RateLatency }> {
+  const acc = targets.map(() => ({ p50: [] as number[], p99: [] as number[], sent: 0, errors: 0, non2xx: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of targets.entries()) {
+      const res = await withTimeout(openLoopRound(pools[i]!, t, rate, seconds), (seconds + 60) * 1000, `${t.label} at ${fmt(rate)} req/s`);
+      const a = acc[i]!;
+      a.p50.push(res.p50);
+      a.p99.push(res.p99);
+      a.sent += res.sent;
+      a.errors += res.errors;
+      a.non2xx += res.non2xx;
+    }
+  }
+  return targets.map((t, i) => {
+    const a = acc[i]!;
+    const result = { label: t.label, rate, sent: a.sent, p50: median(a.p50), p99: median(a.p99), errors: a.errors, non2xx: a.non2xx };
+    progress(`${t.label} at ${fmt(rate)} req/s: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms (rounds: ${a.p99.map((x) => x.toFixed(2)).join(" / ")})${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
+    return result;
+  }) as { [K in keyof T]: RateLatency };
+}
+
 /** The three servers, each its own process. */
 export interface BenchServers {
   upstream: string;
@@ -195,33 +295,37 @@ export async function runProxy(opts: BenchOptions): Promise<BenchReport> {
     const auth = { authorization: `Bearer ${s.apiKey}` };
     const gkPaths = s.ids.map((id) => `/v1/proxy/${id}/items`);
     const barePaths = ["/api/items"];
-    const [bareGet, gkGet] = await compare(
-      [
-        { label: "bare undici pass-through, GET", url: s.bare, child: s.bareChild, paths: barePaths },
-        { label: "grantkeeper proxy, GET", url: s.gk, child: s.gkChild, headers: auth, paths: gkPaths },
-      ],
-      seconds,
-      rounds,
-    );
-    const [barePost, gkPost] = await compare(
-      [
-        { label: "bare undici pass-through, POST 1 KiB", url: s.bare, child: s.bareChild, method: "POST", body: BODY_1K, paths: barePaths },
-        { label: "grantkeeper proxy, POST 1 KiB", url: s.gk, child: s.gkChild, method: "POST", headers: auth, body: BODY_1K, paths: gkPaths },
-      ],
-      seconds,
-      rounds,
-    );
+    const get: [LoadTarget, LoadTarget] = [
+      { label: "bare undici pass-through, GET", url: s.bare, child: s.bareChild, paths: barePaths },
+      { label: "grantkeeper proxy, GET", url: s.gk, child: s.gkChild, headers: auth, paths: gkPaths },
+    ];
+    const post: [LoadTarget, LoadTarget] = [
+      { label: "bare undici pass-through, POST 1 KiB", url: s.bare, child: s.bareChild, method: "POST", body: BODY_1K, paths: barePaths },
+      { label: "grantkeeper proxy, POST 1 KiB", url: s.gk, child: s.gkChild, method: "POST", headers: auth, body: BODY_1K, paths: gkPaths },
+    ];
+    const [bareGet, gkGet] = await compare(get, seconds, rounds);
+    const [barePost, gkPost] = await compare(post, seconds, rounds);
+    // Equal load: both servers at half of grantkeeper's own maximum (just measured), so neither is saturated.
+    const [openSeconds, openRounds] = opts.quick ? [1, 1] : [3, 3];
+    const atRate = [await latencyAtRate(get, Math.round(gkGet.rps / 2), openSeconds, openRounds), await latencyAtRate(post, Math.round(gkPost.rps / 2), openSeconds, openRounds)];
     const stream = await streamThrough(s, STREAM_BYTES);
     progress(`100 MB through the proxy: ${stream.seconds.toFixed(1)} s, grantkeeper RSS growth ${mb(stream.growth)} MB`);
     const ratios = [gkGet.rps / bareGet.rps, gkPost.rps / barePost.rps];
     const added = [gkGet.p99 - bareGet.p99, gkPost.p99 - barePost.p99];
-    const clean = [bareGet, gkGet, barePost, gkPost].every((r) => r.errors === 0 && r.non2xx === 0);
+    const clean = [bareGet, gkGet, barePost, gkPost, ...atRate.flat()].every((r) => r.errors === 0 && r.non2xx === 0);
     const goalMet = clean && ratios.every((r) => r >= 0.7) && added.every((a) => a <= 2) && stream.growth < 64 * 2 ** 20 && stream.received === STREAM_BYTES;
     const markdown = [
       `Goal (issue 16): \`GET|POST /v1/proxy/{id}/…\` ≥ 0.7× a bare undici \`Pool.stream\` pass-through to the same upstream, added p99 ≤ 2 ms, 1 KiB bodies, ${CONNECTIONS} connections (autocannon, ${seconds} s each in ${rounds} interleaved rounds after a 1 s warm-up, over ${GRANTS} grants); a 100 MB body streamed through with RSS growth < 64 MB.`,
       "Upstream, pass-through and grantkeeper each run in their own process; grantkeeper is served as `grantkeeper serve` serves it (SQLite, logging at info).",
       "",
       table(["grantkeeper", "req/s", "p50 ms", "p99 ms", "CPU/req µs", "baseline (same run)", "req/s", "p99 ms", "CPU/req µs", "ratio req/s", "ratio CPU", "added p99"], [row(gkGet, bareGet), row(gkPost, barePost)]),
+      "",
+      `**At equal load, below saturation** (reference): the same two requests sent open-loop at a fixed rate — half of grantkeeper's own maximum above, the same rate for both servers, on schedule whether or not earlier requests were answered (up to ${CONNECTIONS} connections, undici in the bench process), each latency counted from when its request was handed to undici (requests beyond the connections queue there and are charged for it), µs resolution; ${openRounds} interleaved round(s) of ${openSeconds} s per server after a 1 s warm-up, medians of the rounds. Above, both servers run saturated (${CONNECTIONS} connections, no pause), so their p99 follows throughput: the ${CONNECTIONS} requests in flight queue behind the slower server. The goal's verdict is taken from the saturated reading above.`,
+      "",
+      table(
+        ["request", "rate (req/s)", "bare p50 ms", "bare p99 ms", "grantkeeper p50 ms", "grantkeeper p99 ms", "added p50", "added p99"],
+        atRate.map(([bare, gk]) => [gk.label.replace("grantkeeper proxy, ", ""), fmt(gk.rate), bare.p50.toFixed(2), bare.p99.toFixed(2), gk.p50.toFixed(2), gk.p99.toFixed(2), `${(gk.p50 - bare.p50).toFixed(2)} ms`, `${(gk.p99 - bare.p99).toFixed(2)} ms`]),
+      ),
       "",
       `100 MB request body through \`POST /v1/proxy/{id}/sink\`: ${stream.seconds.toFixed(1)} s, upstream received ${fmt(stream.received)} bytes, grantkeeper's peak RSS growth **${mb(stream.growth)} MB** (sampled every 20 ms).`,
       clean ? "" : "\n**Errors or non-2xx answers during the load: see the progress output.**",
