@@ -382,8 +382,11 @@ export type FloorMessage =
  * while adds, group assembly and the no-op handlers run on the main thread,
  * and a group commits at `synchronous=NORMAL` and is acknowledged after an
  * fdatasync of the WAL on libuv's thread pool, so the next group, claims and
- * outcomes are written meanwhile. A group of adds is one message to the
- * thread; its adds resolve when the thread answers that the group is on disk. The thread claims a batch after
+ * outcomes are written meanwhile — so a job may be claimed and handled before
+ * its add is acknowledged (after a power cut such a job's add is retried and
+ * it runs again: at-least-once, as any redelivery). A group of adds is one
+ * message to the thread; its adds resolve when the thread answers that the
+ * group is on disk. The thread claims a batch after
  * each commit and each finished batch (one batch out at a time) and sends
  * its ids to the main thread, which runs the handlers and sends them back.
  */
