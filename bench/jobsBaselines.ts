@@ -239,6 +239,31 @@ async function waitForAofRewrite(admin: { info(section: string): Promise<string>
 }
 
 /**
+ * The floor's adds, gathered into groups (group commit): what arrives while
+ * the event loop is busy is handed to `flush` as one group on its next turn,
+ * with each add's resolve (call it once the group is committed).
+ */
+function groupedAdds(integrations: number, flush: (rows: Array<{ job: unknown[]; payload: unknown[] }>, resolves: Array<() => void>) => void): (i: number) => Promise<void> {
+  let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
+  let scheduled = false;
+  return (i) =>
+    new Promise<void>((done) => {
+      pending.push({ v: rowValues(i, integrations), done });
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        const group = pending;
+        pending = [];
+        flush(
+          group.map((g) => g.v),
+          group.map((g) => g.done),
+        );
+      });
+    });
+}
+
+/**
  * The SQLite floor's writes and reads, on one better-sqlite3 connection (the
  * same code runs on the main thread, {@link rawSqliteQueueEndToEnd}, and on a
  * worker thread, {@link rawSqliteWorkerQueueEndToEnd}): a group of adds is one
@@ -320,9 +345,6 @@ export function openSqliteFloorQueue(file: string, ddl: string[]): SqliteFloorQu
 export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: number, adders: number, integrations: number, warmup: number, timeoutMs: number): Promise<Rate> {
   const q = openSqliteFloorQueue(file, ddl);
   try {
-    // Group commit: what arrives while a group is written goes into the next one.
-    let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
-    let scheduled = false;
     const rounds = endToEndRounds(adders, timeoutMs, "raw SQLite queue jobs");
     let working = false;
     let again = false;
@@ -343,20 +365,11 @@ export async function rawSqliteQueueEndToEnd(file: string, ddl: string[], n: num
         working = false;
       });
     };
-    const add = (i: number) =>
-      new Promise<void>((done) => {
-        pending.push({ v: rowValues(i, integrations), done });
-        if (scheduled) return;
-        scheduled = true;
-        setImmediate(() => {
-          scheduled = false;
-          const group = pending;
-          pending = [];
-          q.writeGroup(group.map((g) => g.v));
-          for (const g of group) g.done();
-          work();
-        });
-      });
+    const add = groupedAdds(integrations, (rows, resolves) => {
+      q.writeGroup(rows);
+      for (const resolve of resolves) resolve();
+      work();
+    });
     await rounds.round(warmup, add);
     const ms = await rounds.round(n, (i) => add(warmup + i));
     return { rows: n, ms, perSec: n / (ms / 1000) };
@@ -397,8 +410,6 @@ export async function rawSqliteWorkerQueueEndToEnd(file: string, ddl: string[], 
     const rounds = endToEndRounds(adders, timeoutMs, "raw SQLite queue jobs on a worker thread");
     const waiting = new Map<number, Array<() => void>>();
     let groups = 0;
-    let pending: Array<{ v: { job: unknown[]; payload: unknown[] }; done: () => void }> = [];
-    let scheduled = false;
     thread.on("message", async (m: FloorMessage) => {
       if (m.op === "accepted") {
         for (const done of waiting.get(m.group)!) done();
@@ -409,19 +420,11 @@ export async function rawSqliteWorkerQueueEndToEnd(file: string, ddl: string[], 
         rounds.handled(m.ids.length);
       }
     });
-    const add = (i: number) =>
-      new Promise<void>((done) => {
-        pending.push({ v: rowValues(i, integrations), done });
-        if (scheduled) return;
-        scheduled = true;
-        setImmediate(() => {
-          scheduled = false;
-          const group = groups++;
-          waiting.set(group, pending.map((g) => g.done));
-          thread.postMessage({ op: "accept", group, rows: pending.map((g) => g.v) } satisfies FloorMessage);
-          pending = [];
-        });
-      });
+    const add = groupedAdds(integrations, (rows, resolves) => {
+      const group = groups++;
+      waiting.set(group, resolves);
+      thread.postMessage({ op: "accept", group, rows } satisfies FloorMessage);
+    });
     await rounds.round(warmup, add);
     const ms = await rounds.round(n, (i) => add(warmup + i));
     return { rows: n, ms, perSec: n / (ms / 1000) };
