@@ -12,7 +12,7 @@ import { CLAIMABLE_JOB_STATES, type IntegrationStatus, type JobState } from "../
 import { runPrepared, withoutFsync, type Dialect } from "./database.js";
 import { randomBytesPooled } from "./randomPool.js";
 import type { Database, JobsTable } from "./schema.js";
-import { inList } from "./stateSql.js";
+import { inList, notSucceeded } from "./stateSql.js";
 
 /** A `jobs` row: the job's state, without its payload. */
 export type JobRow = Selectable<JobsTable>;
@@ -282,6 +282,8 @@ export class JobRepository {
     let q = this.db.selectFrom("jobs").selectAll().orderBy("seq").limit(limit);
     if (filter.integrationId !== undefined) q = q.where("integration_id", "=", filter.integrationId);
     if (filter.state !== undefined) q = q.where("state", "=", filter.state);
+    // By integration and an unsettled state: the jobs_integration_state index (see notSucceeded).
+    if (filter.state !== undefined && filter.state !== "succeeded") q = q.where(notSucceeded());
     if (afterSeq !== undefined) q = q.where("seq", ">", afterSeq);
     return q.execute();
   }
@@ -399,6 +401,7 @@ export class JobRepository {
           ...(f.lastError !== undefined ? { last_error: serializeJobLastError(f.lastError) } : {}),
         })
         .where("state", "in", rule.from)
+        .where(notSucceeded())
         .where("probe", "=", 0)
         .where("integration_id", "in", db.selectFrom("integrations").select("id").where("status", "in", rule.when))
         .executeTakeFirst();
@@ -417,7 +420,16 @@ export class JobRepository {
   async replay(integrationId: string, nowMs: number, batchSize: number, onBatch?: (done: number) => void): Promise<number> {
     let done = 0;
     for (;;) {
-      const seqs = this.db.selectFrom("jobs").select("seq").where("integration_id", "=", integrationId).where("state", "in", REPLAYABLE_JOB_STATES).orderBy("seq").limit(batchSize);
+      // The batch in arrival order across the replayable states: each state's first `batchSize` jobs (an ordered
+      // walk of jobs_integration_state per state — with `state in (…)` SQLite walked the integration's whole
+      // history in jobs_integration instead), merged, the first `batchSize` of those.
+      const firsts = REPLAYABLE_JOB_STATES.map((state, k) =>
+        this.db
+          .selectFrom((db) => db.selectFrom("jobs").select("seq").where("integration_id", "=", integrationId).where("state", "=", state).where(notSucceeded()).orderBy("seq").limit(batchSize).as(`s${k}`))
+          .select("seq"),
+      );
+      const merged = firsts.slice(1).reduce((all, next) => all.unionAll(next), firsts[0]!);
+      const seqs = this.db.selectFrom(merged.as("m")).select("seq").orderBy("seq").limit(batchSize);
       const r = await this.db
         .updateTable("jobs")
         .set({ state: "queued", attempts: 0, run_at: nowMs, probe: 0, updated_at: nowMs, finished_at: null })
@@ -459,7 +471,7 @@ export class JobRepository {
   async parkedCounts(integrationIds: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     if (integrationIds.length === 0) return out;
-    const rows = await this.db.selectFrom("jobs").select(["integration_id", (eb) => eb.fn.countAll<number>().as("n")]).where("state", "=", "parked").where("integration_id", "in", integrationIds).groupBy("integration_id").execute();
+    const rows = await this.db.selectFrom("jobs").select(["integration_id", (eb) => eb.fn.countAll<number>().as("n")]).where("state", "=", "parked").where(notSucceeded()).where("integration_id", "in", integrationIds).groupBy("integration_id").execute();
     for (const r of rows) out.set(r.integration_id, Number(r.n));
     return out;
   }
@@ -472,7 +484,7 @@ export class JobRepository {
 
   /** Mark the oldest parked job of one integration as a breaker probe (queued although the integration is in ERROR). @returns its id */
   async queueProbe(integrationId: string, nowMs: number): Promise<string | undefined> {
-    const head = await this.db.selectFrom("jobs").select("seq").where("integration_id", "=", integrationId).where("state", "=", "parked").orderBy("seq").limit(1).executeTakeFirst();
+    const head = await this.db.selectFrom("jobs").select("seq").where("integration_id", "=", integrationId).where("state", "=", "parked").where(notSucceeded()).orderBy("seq").limit(1).executeTakeFirst();
     if (!head) return undefined;
     const r = await this.db.updateTable("jobs").set({ state: "queued", probe: 1, run_at: nowMs, updated_at: nowMs }).where("seq", "=", head.seq).where("state", "=", "parked").returning("id").executeTakeFirst();
     return r?.id;

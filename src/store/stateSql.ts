@@ -16,3 +16,20 @@ import { sql, type RawBuilder, type SqlBool } from "kysely";
 export function inList(column: string, values: readonly string[]): RawBuilder<SqlBool> {
   return sql<SqlBool>`${sql.ref(column)} in (${sql.join(values.map((v) => sql.lit(v)))})`;
 }
+
+/**
+ * `column <> 'succeeded'`: literally the predicate of SQLite's
+ * `jobs_integration_state` partial index (migration 0020), which holds every
+ * job of an integration but the succeeded ones — so a job's success takes its
+ * entry out of a small index instead of moving it within a large one (issue
+ * 16: a group's outcome wrote ~15 pages of the old full index). SQLite uses a
+ * partial index only when the query's WHERE repeats the index's predicate
+ * term (https://sqlite.org/partialindex.html, "Queries Using Partial
+ * Indexes"): each per-integration lookup by a state other than `succeeded`
+ * adds this term. PostgreSQL keeps one `(integration_id, state, seq)` index
+ * for every job (see the migration); the extra term changes nothing there.
+ * @param column the state column, optionally qualified (`w.state`) @defaultValue "state"
+ */
+export function notSucceeded(column = "state"): RawBuilder<SqlBool> {
+  return sql<SqlBool>`${sql.ref(column)} <> ${sql.lit("succeeded")}`;
+}
