@@ -269,6 +269,27 @@ export function table(header: string[], rows: string[][]): string {
 /** The local PostgreSQL every benchmark uses (stack.md: 127.0.0.1:5432, trust auth, database `test`). */
 export const PG_BASE = "postgres://postgres@127.0.0.1:5432/test";
 
+/**
+ * Ask the local PostgreSQL for a CHECKPOINT now, so that the writes of earlier
+ * phases are flushed before the next measured one starts, and the next
+ * time- or WAL-triggered checkpoint is far off: a checkpoint's writes and
+ * fsyncs compete with every commit on this machine's disk (docs/benchmarks.md,
+ * retention), and one running in one queue's round and not another's
+ * measures the checkpoint, not the queue (the log showed one writing through
+ * a grantkeeper round of 2,021 jobs/s, between rounds of 3,779 and 4,768).
+ * Every store shares the disk, so it runs before every phase it is used
+ * for, whatever the engine.
+ */
+export async function pgCheckpoint(): Promise<void> {
+  const admin = new pg.Client({ connectionString: PG_BASE });
+  await admin.connect();
+  try {
+    await admin.query("CHECKPOINT");
+  } finally {
+    await admin.end();
+  }
+}
+
 /** Drop (and so empty) a PostgreSQL schema. */
 export async function dropSchema(schema: string): Promise<void> {
   const admin = new pg.Client({ connectionString: PG_BASE });

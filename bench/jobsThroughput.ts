@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { sql } from "kysely";
 import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../src/grantkeeper.js";
 import type { JobState } from "../src/domain/states.js";
-import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, quantile, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
+import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, pgCheckpoint, progress, quantile, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
 import { bullmqEndToEnd, jobBody, pgBossEndToEnd, pump, rawPostgresCommits, rawPostgresQueueEndToEnd, rawSqliteCommits, rawSqliteQueueEndToEnd, rawSqliteWorkerQueueEndToEnd, type BullResult, type PgBossResult, type Rate } from "./jobsBaselines.js";
 import { benchGrant, startInvalidGrantServer } from "./propagation.js";
 import { internalsOf } from "../src/internals.js";
@@ -247,23 +247,28 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
   for (let round = 1; round <= rounds; round++) {
     for (const engine of engines) {
       progress(`jobs: (b) round ${round}/${rounds}: ${engine.label}: ${fmt(nE2e)} jobs accept → handler, ${ADDERS} adders, concurrency ${CONCURRENCY}`);
+      await pgCheckpoint();
       const r = await endToEndPhase(engine, nE2e, warmup);
       push(runs.e2e, engine.label, r);
       progress(`jobs: (b) ${engine.label}: ${fmt(r.perSec)} jobs/s (${fmt(r.ms)} ms)`);
     }
     progress(`jobs: (b) round ${round}/${rounds}: baseline: BullMQ, Redis AOF appendfsync always, ${fmt(nE2e)} jobs`);
+    await pgCheckpoint();
     const bull = await bullmqEndToEnd(nE2e, ADDERS, CONCURRENCY, warmup, WAIT_MS, "always");
     runs.bull.push(bull);
     progress(`jobs: (b) BullMQ (AOF always): ${fmt(bull.perSec)} jobs/s (${fmt(bull.ms)} ms)`);
     progress(`jobs: (b) round ${round}/${rounds}: reference: hand-written durable queue floor, SQLite, ${fmt(nE2e)} jobs`);
+    await pgCheckpoint();
     push(runs.floor, "SQLite", await rawSqliteQueueEndToEnd(join(scratchDir(), "jobs-floor.db"), sqliteDdl, nE2e, ADDERS, INTEGRATIONS, warmup, WAIT_MS));
     progress(`jobs: (b) floor, SQLite: ${fmt(runs.floor.get("SQLite")!.at(-1)!.perSec)} jobs/s`);
     progress(`jobs: (b) round ${round}/${rounds}: reference: the SQLite floor on a worker thread, fsync off that thread, ${fmt(nE2e)} jobs`);
+    await pgCheckpoint();
     runs.floorThread.push(await rawSqliteWorkerQueueEndToEnd(join(scratchDir(), "jobs-floor-thread.db"), sqliteDdl, nE2e, ADDERS, INTEGRATIONS, warmup, WAIT_MS));
     progress(`jobs: (b) floor, SQLite on a worker thread: ${fmt(runs.floorThread.at(-1)!.perSec)} jobs/s`);
     progress(`jobs: (b) round ${round}/${rounds}: reference: hand-written durable queue floor, PostgreSQL, ${fmt(nE2e)} jobs`);
     // A fresh schema holding grantkeeper's tables, for the floor's copies of them.
     await (await postgresEngine.open("floor")).close();
+    await pgCheckpoint();
     try {
       push(runs.floor, "PostgreSQL", await rawPostgresQueueEndToEnd(PG_BASE, "bench_jobs_floor", nE2e, ADDERS, INTEGRATIONS, warmup, WAIT_MS));
     } finally {
@@ -284,6 +289,7 @@ export async function runJobsThroughput(opts: BenchOptions): Promise<BenchReport
   // pg-boss polls every 0.5 s at best: fewer jobs keep its run bounded; its rate is what is compared.
   const nBoss = Math.min(nE2e, opts.quick ? 2_000 : 10_000);
   progress(`jobs: (b) baseline on PostgreSQL: pg-boss, ${fmt(nBoss)} jobs, ${PGBOSS_WORKERS} workers × batchSize ${PGBOSS_BATCH}`);
+  await pgCheckpoint();
   const pgBoss: PgBossResult = await pgBossEndToEnd(PG_BASE, "bench_jobs_pgboss", nBoss, ADDERS, PGBOSS_WORKERS, PGBOSS_BATCH, warmup, WAIT_MS);
   progress(`jobs: (b) pg-boss ${pgBoss.version}: ${fmt(pgBoss.perSec)} jobs/s (${fmt(pgBoss.ms)} ms)`);
   // (c)
@@ -373,7 +379,7 @@ function render(r: { nAccept: number; nE2e: number; warmup: number; nReplay: num
         ]),
     ),
     "",
-    `grantkeeper, BullMQ (AOF always) and the floors ran in ${r.runs.bull.length} interleaved round(s); each row above is the round with the median rate, ratios between medians. Every round, jobs/s: ${[
+    `grantkeeper, BullMQ (AOF always) and the floors ran in ${r.runs.bull.length} interleaved round(s), each phase after a CHECKPOINT of the local PostgreSQL (a checkpoint's fsyncs stall every commit on this disk, whichever store makes it); each row above is the round with the median rate, ratios between medians. Every round, jobs/s: ${[
       ...labels.map((l) => `grantkeeper ${l} ${r.runs.e2e.get(l)!.map((x) => fmt(x.perSec)).join(" / ")}`),
       `BullMQ ${r.runs.bull.map((x) => fmt(x.perSec)).join(" / ")}`,
       ...labels.map((l) => `floor ${l} ${r.runs.floor.get(l)!.map((x) => fmt(x.perSec)).join(" / ")}`),

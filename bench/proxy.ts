@@ -9,8 +9,8 @@
  * grantkeeper's requests spread over the 50 grants. Then one 100 MB body is
  * streamed through grantkeeper's proxy, and the peak RSS growth of the
  * grantkeeper process is sampled every 20 ms. For reference, both servers'
- * latency at equal load below saturation: open loop at half grantkeeper's
- * maximum ({@link latencyAtRate}).
+ * latency at equal load below saturation: open loop at a third of
+ * grantkeeper's maximum ({@link latencyAtRate}).
  *
  * Goal: each grantkeeper/bare ratio ≥ 0.7, added p99 ≤ 2 ms, RSS growth < 64 MB.
  */
@@ -305,9 +305,10 @@ export async function runProxy(opts: BenchOptions): Promise<BenchReport> {
     ];
     const [bareGet, gkGet] = await compare(get, seconds, rounds);
     const [barePost, gkPost] = await compare(post, seconds, rounds);
-    // Equal load: both servers at half of grantkeeper's own maximum (just measured), so neither is saturated.
+    // Equal load: both servers at a third of grantkeeper's own maximum (just measured), so neither is saturated even
+    // in a slow spell of this machine (at half, grantkeeper fell behind in two rounds of one run: p50 175 ms).
     const [openSeconds, openRounds] = opts.quick ? [1, 1] : [3, 3];
-    const atRate = [await latencyAtRate(get, Math.round(gkGet.rps / 2), openSeconds, openRounds), await latencyAtRate(post, Math.round(gkPost.rps / 2), openSeconds, openRounds)];
+    const atRate = [await latencyAtRate(get, Math.round(gkGet.rps / 3), openSeconds, openRounds), await latencyAtRate(post, Math.round(gkPost.rps / 3), openSeconds, openRounds)];
     const stream = await streamThrough(s, STREAM_BYTES);
     progress(`100 MB through the proxy: ${stream.seconds.toFixed(1)} s, grantkeeper RSS growth ${mb(stream.growth)} MB`);
     const ratios = [gkGet.rps / bareGet.rps, gkPost.rps / barePost.rps];
@@ -320,7 +321,7 @@ export async function runProxy(opts: BenchOptions): Promise<BenchReport> {
       "",
       table(["grantkeeper", "req/s", "p50 ms", "p99 ms", "CPU/req µs", "baseline (same run)", "req/s", "p99 ms", "CPU/req µs", "ratio req/s", "ratio CPU", "added p99"], [row(gkGet, bareGet), row(gkPost, barePost)]),
       "",
-      `**At equal load, below saturation** (reference): the same two requests sent open-loop at a fixed rate — half of grantkeeper's own maximum above, the same rate for both servers, on schedule whether or not earlier requests were answered (up to ${CONNECTIONS} connections, undici in the bench process), each latency counted from when its request was handed to undici (requests beyond the connections queue there and are charged for it), µs resolution; ${openRounds} interleaved round(s) of ${openSeconds} s per server after a 1 s warm-up, medians of the rounds. Above, both servers run saturated (${CONNECTIONS} connections, no pause), so their p99 follows throughput: the ${CONNECTIONS} requests in flight queue behind the slower server. The goal's verdict is taken from the saturated reading above.`,
+      `**At equal load, below saturation** (reference): the same two requests sent open-loop at a fixed rate — a third of grantkeeper's own maximum above, the same rate for both servers, on schedule whether or not earlier requests were answered (up to ${CONNECTIONS} connections, undici in the bench process), each latency counted from when its request was handed to undici (requests beyond the connections queue there and are charged for it), µs resolution; ${openRounds} interleaved round(s) of ${openSeconds} s per server after a 1 s warm-up, medians of the rounds. Above, both servers run saturated (${CONNECTIONS} connections, no pause), so their p99 follows throughput: the ${CONNECTIONS} requests in flight queue behind the slower server. The goal's verdict is taken from the saturated reading above.`,
       "",
       table(
         ["request", "rate (req/s)", "bare p50 ms", "bare p99 ms", "grantkeeper p50 ms", "grantkeeper p99 ms", "added p50", "added p99"],
