@@ -55,6 +55,11 @@ export interface LoadTarget {
   paths: string[];
 }
 
+/** The sum of `f` over `rs`. */
+function sumOf<R>(rs: readonly R[], f: (r: R) => number): number {
+  return rs.reduce((n, r) => n + f(r), 0);
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -90,27 +95,32 @@ function cannon(t: LoadTarget, seconds: number) {
 export async function compare<T extends LoadTarget[]>(targets: [...T], seconds: number, rounds: number): Promise<{ [K in keyof T]: LoadResult }> {
   for (const t of targets) await withTimeout(cannon(t, 1), 30_000, `${t.label} warm-up`);
   const per = Math.max(1, Math.round(seconds / rounds));
-  const acc = targets.map(() => ({ requests: 0, ms: 0, cpu: 0, p50: [] as number[], p99: [] as number[], errors: 0, non2xx: 0 }));
-  for (let r = 0; r < rounds; r++) {
-    for (const [i, t] of targets.entries()) {
-      const cpu0 = await cpuOf(t.child);
-      const res = await withTimeout(cannon(t, per), (per + 30) * 1000, t.label);
-      const a = acc[i]!;
-      a.cpu += (await cpuOf(t.child)) - cpu0;
-      a.requests += res.requests.total;
-      a.ms += res.duration * 1000;
-      a.p50.push(res.latency.p50);
-      a.p99.push(res.latency.p99);
-      a.errors += res.errors + res.timeouts;
-      a.non2xx += res.non2xx;
-    }
-  }
+  const runs = await interleaved(targets.length, rounds, async (i) => {
+    const t = targets[i]!;
+    const cpu0 = await cpuOf(t.child);
+    const res = await withTimeout(cannon(t, per), (per + 30) * 1000, t.label);
+    return { res, cpu: (await cpuOf(t.child)) - cpu0 };
+  });
   return targets.map((t, i) => {
-    const a = acc[i]!;
-    const result = { label: t.label, rps: a.requests / (a.ms / 1000), p50: median(a.p50), p99: median(a.p99), cpuMicrosPerRequest: a.requests ? a.cpu / a.requests : 0, errors: a.errors, non2xx: a.non2xx };
+    const own = runs[i]!;
+    const requests = sumOf(own, (r) => r.res.requests.total);
+    const errors = sumOf(own, (r) => r.res.errors + r.res.timeouts);
+    const non2xx = sumOf(own, (r) => r.res.non2xx);
+    const result = { label: t.label, rps: requests / (sumOf(own, (r) => r.res.duration * 1000) / 1000), p50: median(own.map((r) => r.res.latency.p50)), p99: median(own.map((r) => r.res.latency.p99)), cpuMicrosPerRequest: requests ? sumOf(own, (r) => r.cpu) / requests : 0, errors, non2xx };
     progress(`${t.label}: ${fmt(result.rps)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${fmt(result.cpuMicrosPerRequest)} µs CPU/request${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
     return result;
   }) as { [K in keyof T]: LoadResult };
+}
+
+/**
+ * `rounds` rounds of `measure(i)` for each of `count` targets, interleaved (target 0, 1, …, then again), so that a
+ * busy spell of the machine hits every target alike.
+ * @returns each target's results, in round order
+ */
+async function interleaved<R>(count: number, rounds: number, measure: (i: number) => Promise<R>): Promise<R[][]> {
+  const out: R[][] = Array.from({ length: count }, () => []);
+  for (let r = 0; r < rounds; r++) for (let i = 0; i < count; i++) out[i]!.push(await measure(i));
+  return out;
 }
 
 /** Latency of one target at a fixed request rate, from {@link latencyAtRate}. */
@@ -183,31 +193,16 @@ export async function latencyAtRate<T extends LoadTarget[]>(targets: [...T], rat
   const pools = targets.map((t) => new Pool(new URL(t.url).origin, { connections: CONNECTIONS }));
   try {
     for (const [i, t] of targets.entries()) await withTimeout(openLoopRound(pools[i]!, t, rate, 1), 60_000, `${t.label} warm-up at ${fmt(rate)} req/s`);
-    return await measureAtRate(targets, pools, rate, seconds, rounds);
+    const runs = await interleaved(targets.length, rounds, (i) => withTimeout(openLoopRound(pools[i]!, targets[i]!, rate, seconds), (seconds + 60) * 1000, `${targets[i]!.label} at ${fmt(rate)} req/s`));
+    return targets.map((t, i) => {
+      const own = runs[i]!;
+        const result = { label: t.label, rate, sent: sumOf(own, (r) => r.sent), p50: median(own.map((r) => r.p50)), p99: median(own.map((r) => r.p99)), errors: sumOf(own, (r) => r.errors), non2xx: sumOf(own, (r) => r.non2xx) };
+      progress(`${t.label} at ${fmt(rate)} req/s: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms (rounds: ${own.map((r) => r.p99.toFixed(2)).join(" / ")})${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
+      return result;
+    }) as { [K in keyof T]: RateLatency };
   } finally {
     await Promise.all(pools.map((p) => p.close()));
   }
-}
-
-async function measureAtRate<T extends LoadTarget[]>(targets: [...T], pools: Pool[], rate: number, seconds: number, rounds: number): Promise<{ [K in keyof T]: RateLatency }> {
-  const acc = targets.map(() => ({ p50: [] as number[], p99: [] as number[], sent: 0, errors: 0, non2xx: 0 }));
-  for (let r = 0; r < rounds; r++) {
-    for (const [i, t] of targets.entries()) {
-      const res = await withTimeout(openLoopRound(pools[i]!, t, rate, seconds), (seconds + 60) * 1000, `${t.label} at ${fmt(rate)} req/s`);
-      const a = acc[i]!;
-      a.p50.push(res.p50);
-      a.p99.push(res.p99);
-      a.sent += res.sent;
-      a.errors += res.errors;
-      a.non2xx += res.non2xx;
-    }
-  }
-  return targets.map((t, i) => {
-    const a = acc[i]!;
-    const result = { label: t.label, rate, sent: a.sent, p50: median(a.p50), p99: median(a.p99), errors: a.errors, non2xx: a.non2xx };
-    progress(`${t.label} at ${fmt(rate)} req/s: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms (rounds: ${a.p99.map((x) => x.toFixed(2)).join(" / ")})${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
-    return result;
-  }) as { [K in keyof T]: RateLatency };
 }
 
 /** The three servers, each its own process. */
