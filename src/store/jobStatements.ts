@@ -9,6 +9,7 @@
 import { CompiledQuery } from "kysely";
 import { CLAIMABLE_JOB_STATES, INTEGRATION_STATUSES, type IntegrationStatus, type JobState } from "../domain/states.js";
 import { PREPARED } from "./database.js";
+import { literals, notSucceededText } from "./stateSql.js";
 
 /** What the accept statement reads of one delivery (jobs.ts `AcceptedDelivery`). */
 export interface AcceptRow {
@@ -77,7 +78,7 @@ function acceptText(pg: boolean, rows: number, handlers: number | undefined): st
       from v join integrations i on i.id = v.integration_id where true order by v.ord ${tail}`;
   } else {
     // Claimed at accept when `handed` (see `JobRepository.acceptGroup`); queued, parked or discarded otherwise.
-    // `w.state <> 'succeeded'` repeats the jobs_integration_state index's predicate (stateSql.ts `notSucceeded`), so
+    // notSucceededText repeats the jobs_integration_state index's predicate (stateSql.ts `notSucceeded`), so
     // SQLite probes that small index for the integration's waiting and running jobs.
     const owner = p();
     const leaseUntil = p();
@@ -93,8 +94,8 @@ function acceptText(pg: boolean, rows: number, handlers: number | undefined): st
           (i.status = 'ENABLED'
             and (i.delivery is not null${handlers > 0 ? ` or i.name in (${names.join(", ")})` : ""})
             and not exists (select 1 from breakers b where b.target = i.delivery_target and b.cooldown_until > ${breakerNow})
-            and not exists (select 1 from jobs w where w.integration_id = v.integration_id and w.state <> 'succeeded' and w.state in (${CLAIMABLE_JOB_STATES.map((st) => `'${st}'`).join(", ")}) and w.run_at <= ${waitingNow})
-            and not exists (select 1 from jobs w where w.integration_id = v.integration_id and w.state <> 'succeeded' and w.state = 'running' and (w.lease_owner is null or w.lease_owner <> ${runningOwner}))) as handed
+            and not exists (select 1 from jobs w where w.integration_id = v.integration_id and ${notSucceededText("w.state")} and w.state in (${literals(CLAIMABLE_JOB_STATES)}) and w.run_at <= ${waitingNow})
+            and not exists (select 1 from jobs w where w.integration_id = v.integration_id and ${notSucceededText("w.state")} and w.state = 'running' and (w.lease_owner is null or w.lease_owner <> ${runningOwner}))) as handed
         from v join integrations i on i.id = v.integration_id
       ) c where true order by ord ${tail}`;
   }

@@ -14,7 +14,15 @@ import { sql, type RawBuilder, type SqlBool } from "kysely";
  * @param column a column name, optionally qualified (`j.state`)
  */
 export function inList(column: string, values: readonly string[]): RawBuilder<SqlBool> {
-  return sql<SqlBool>`${sql.ref(column)} in (${sql.join(values.map((v) => sql.lit(v)))})`;
+  return sql<SqlBool>`${sql.ref(column)} in (${sql.raw(literals(values))})`;
+}
+
+/**
+ * `'a', 'b', …`: the code's own constants as SQL string literals, for {@link inList} and for the statements
+ * written out as text (jobStatements.ts). Never for input.
+ */
+export function literals(values: readonly string[]): string {
+  return values.map((v) => `'${v}'`).join(", ");
 }
 
 /**
@@ -31,5 +39,12 @@ export function inList(column: string, values: readonly string[]): RawBuilder<Sq
  * @param column the state column, optionally qualified (`w.state`) @defaultValue "state"
  */
 export function notSucceeded(column = "state"): RawBuilder<SqlBool> {
-  return sql<SqlBool>`${sql.ref(column)} <> ${sql.lit("succeeded")}`;
+  return sql<SqlBool>`${sql.ref(column)} ${sql.raw(NOT_SUCCEEDED)}`;
 }
+
+/** {@link notSucceeded} as text, for the statements written out as text (jobStatements.ts). @param column e.g. `w.state` */
+export function notSucceededText(column: string): string {
+  return `${column} ${NOT_SUCCEEDED}`;
+}
+
+const NOT_SUCCEEDED = "<> 'succeeded'";
