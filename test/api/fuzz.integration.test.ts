@@ -21,7 +21,7 @@
  *
  * Replay a failing run with the seed it prints: `GK_FUZZ_SEED=<n>`.
  */
-import { createWriteStream, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -110,7 +110,8 @@ const describeRequest = (r: FuzzRequest) => `${r.method} ${r.target.slice(0, 200
 beforeAll(async () => {
   db = await testDatabase();
   logFile = join(db.dir, "fuzz.log");
-  const logStream = createWriteStream(logFile);
+  // Written synchronously: the file is read after the requests, with no line still queued.
+  const logStream = pino.destination({ dest: logFile, sync: true });
   upstream = createServer((req, res) => {
     req.resume();
     res.writeHead(200, { "content-type": "application/json", "set-cookie": "upstream=1", "x-upstream": "yes" });

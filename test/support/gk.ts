@@ -4,7 +4,7 @@
  * a JSON log captured to a file, and a fetch that records every token the
  * authorization server issues (so tests can grep the logs for them).
  */
-import { createWriteStream, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import pino from "pino";
@@ -72,7 +72,8 @@ export async function startGrantkeeper(
   const encryptionKey = opts.encryptionKey ?? testKey();
   const secrets = new Set<string>([apiKey, encryptionKey]);
   const logFile = join(db.dir, opts.logName ?? `gk-${port}.log`);
-  const logStream = createWriteStream(logFile);
+  // Written synchronously: logText() reads the file, and a line still queued in a stream would be missing (a flaky assertion).
+  const logStream = pino.destination({ dest: logFile, sync: true });
   const logger = pino({ level: "debug", redact: { paths: REDACT_PATHS, censor: "[redacted]" } }, logStream);
   const recordingFetch: typeof fetch = async (input, init) => {
     const target = typeof input === "string" ? input : input instanceof URL ? input.toString() : input.url;
@@ -129,7 +130,7 @@ export async function startGrantkeeper(
     async close() {
       await server.close();
       await gk.close();
-      await new Promise<void>((r) => logStream.end(r));
+      logStream.end();
     },
   };
 }
