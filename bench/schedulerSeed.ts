@@ -15,7 +15,7 @@
 import { statSync } from "node:fs";
 import { sql } from "kysely";
 import { createGrantkeeper } from "../src/grantkeeper.js";
-import { tokenContext } from "../src/lifecycle/refresher.js";
+import { tokenContext } from "../src/lifecycle/refreshRecorder.js";
 import type { ConnectionRow } from "../src/store/connections.js";
 import { Encryptor, parseEncryptionKey } from "../src/store/encryption.js";
 import { benchConnectionId, benchProvider, parent } from "./common.js";

@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { createGrantkeeper, type Grantkeeper } from "../src/grantkeeper.js";
-import { tokenContext } from "../src/lifecycle/refresher.js";
+import { tokenContext } from "../src/lifecycle/refreshRecorder.js";
 import { Encryptor, parseEncryptionKey } from "../src/store/encryption.js";
 import { BenchChild, benchKey, benchProvider, dropSchema, fmt, PG_BASE, progress, ratio, removeSqlite, scratchDir, startTokenServer, table, withTimeout, type BenchOptions, type BenchReport, type TokenServer } from "./common.js";
 import { internalsOf } from "../src/internals.js";
