@@ -74,7 +74,7 @@ export type { IngressService } from "./jobs/ingress.js";
 export type { JobWorker, WorkerOptions, WorkerStats } from "./jobs/worker.js";
 export type { OperationsService, OperationsOverview, OpenAlertEpisode, ProviderHealth, ProviderBreakerState, HourlyRefreshOutcomes } from "./operations/overview.js";
 export type { ProviderService, ProviderForCall, ProviderBreakerReader } from "./providers/service.js";
-export type { ClaimedJob, JobPayload } from "./store/jobs.js";
+export type { ClaimedJob, JobPayload } from "./store/jobRows.js";
 export type { AlertService } from "./alerts/service.js";
 export type { AlertRecord, Audience, SinkConfig } from "./alerts/sinks.js";
 export type { AlertSubject } from "./alerts/messages.js";

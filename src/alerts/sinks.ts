@@ -7,7 +7,8 @@
 import type { Clock } from "../domain/clock.js";
 import type { Encryptor } from "../store/encryption.js";
 import type { IntegrationRepository } from "../store/integrations.js";
-import { newJobId, type JobRepository } from "../store/jobs.js";
+import type { JobRepository } from "../store/jobs.js";
+import { newJobId } from "../store/jobRows.js";
 import { sealPayload } from "../store/payloadCipher.js";
 import type { Logger } from "../telemetry/logger.js";
 import type { AlertKind } from "../domain/alertEpisodes.js";

@@ -15,7 +15,7 @@ import type { JobOutcome } from "../domain/jobOutcome.js";
 import { ErrorCode, isGrantkeeperError, isNotFoundError } from "../domain/errors.js";
 import { CLAIMABLE_JOB_STATES } from "../domain/states.js";
 import type { IntegrationRow } from "../store/integrations.js";
-import { jobRecordOf, type ClaimedJob, type JobFinish } from "../store/jobs.js";
+import { jobRecordOf, type ClaimedJob, type JobFinish } from "../store/jobRows.js";
 import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
 import { contextOf, jobOf } from "./context.js";
 import { deliverTraced } from "./delivery.js";

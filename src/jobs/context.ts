@@ -10,7 +10,7 @@ import { toWebResponse } from "../lifecycle/api/authorizedFetch.js";
 import { discard } from "../lifecycle/api/bodies.js";
 import { apiMethod } from "../lifecycle/api/target.js";
 import type { ConnectionService } from "../lifecycle/connections.js";
-import type { ClaimedJob } from "../store/jobs.js";
+import type { ClaimedJob } from "../store/jobRows.js";
 import { AuthError } from "./errors.js";
 
 /** A job as a handler sees it. */

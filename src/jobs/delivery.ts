@@ -6,7 +6,7 @@
 import type { Tracer } from "@opentelemetry/api";
 import { parseRetryAfter } from "../domain/classify.js";
 import { classifyDelivery, type DeliveryObservation, type JobOutcome } from "../domain/jobOutcome.js";
-import type { ClaimedJob } from "../store/jobs.js";
+import type { ClaimedJob } from "../store/jobRows.js";
 import { inSpan, recordJobOutcome, SpanNames } from "../telemetry/tracing.js";
 import { signDelivery } from "./signatures.js";
 

@@ -4,7 +4,8 @@ import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
 import { parseJobLastError, type JobLastError } from "../domain/jobLastError.js";
 import type { JobState } from "../domain/states.js";
 import type { IntegrationRepository } from "../store/integrations.js";
-import type { JobRepository, JobRow } from "../store/jobs.js";
+import type { JobRepository } from "../store/jobs.js";
+import type { JobRow } from "../store/jobRows.js";
 import { seqCursor } from "../domain/cursor.js";
 
 export { JOB_STATES } from "../domain/states.js";

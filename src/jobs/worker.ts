@@ -12,7 +12,7 @@
 import pLimit from "p-limit";
 import { CoalescedRun } from "../concurrency/coalescedRun.js";
 import { openPayload } from "../store/payloadCipher.js";
-import type { ClaimedJob } from "../store/jobs.js";
+import type { ClaimedJob } from "../store/jobRows.js";
 import { JobAttempts } from "./attempts.js";
 import type { BatchContext, WorkerDeps, WorkerStats } from "./workerTypes.js";
 

@@ -15,7 +15,8 @@ import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
 import { INTEGRATION_STATUSES, type JobState } from "../domain/states.js";
 import { openStore, type Store } from "./database.js";
 import { acceptStatement } from "./jobStatements.js";
-import { JobRepository, newJobId } from "./jobs.js";
+import { JobRepository } from "./jobs.js";
+import { newJobId } from "./jobRows.js";
 import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";
 

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
 import { openStore, type Store } from "./database.js";
 import { jobError, serializeJobLastError } from "../domain/jobLastError.js";
-import { JobRepository, newJobId, type NewJob } from "./jobs.js";
+import { JobRepository } from "./jobs.js";
+import { newJobId, type NewJob } from "./jobRows.js";
 import { migrateToLatest } from "./migrations.js";
 
 const T = 1_700_000_000_000;

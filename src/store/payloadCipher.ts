@@ -12,7 +12,7 @@
  * (src/store/keyRotation.ts).
  */
 import type { Encryptor } from "./encryption.js";
-import type { JobPayload } from "./jobs.js";
+import type { JobPayload } from "./jobRows.js";
 
 /** Associated data of a job's payload ciphertext: a payload copied to another job does not decrypt. */
 export function payloadContext(jobId: string): string {

@@ -15,7 +15,8 @@ import { jobTransition, mayClaim, resolveJobPolicy } from "../domain/jobLifecycl
 import { INTEGRATION_STATUSES, JOB_STATES, type IntegrationStatus, type JobState } from "../domain/states.js";
 import { BreakerRepository } from "./breakers.js";
 import { openStore, type Store } from "./database.js";
-import { jobRecordOf, JobRepository, newJobId, type NewJob } from "./jobs.js";
+import { JobRepository } from "./jobs.js";
+import { jobRecordOf, newJobId, type NewJob } from "./jobRows.js";
 import { migrateToLatest } from "./migrations.js";
 
 const NOW = 1_700_000_000_000;

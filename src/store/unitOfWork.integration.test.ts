@@ -9,7 +9,8 @@ import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
 import { BreakerRepository } from "./breakers.js";
 import { openStore, type Store } from "./database.js";
 import { IntegrationRepository } from "./integrations.js";
-import { JobRepository, newJobId } from "./jobs.js";
+import { JobRepository } from "./jobs.js";
+import { newJobId } from "./jobRows.js";
 import { migrateToLatest } from "./migrations.js";
 import { UnitsOfWork, type UnitOfWork } from "./unitOfWork.js";
 
