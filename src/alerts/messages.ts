@@ -53,6 +53,7 @@ const SEVERITY: Record<AlertKind, Severity> = {
   job_dead: "critical",
   breaker_opened: "critical",
   breaker_closed: "info",
+  api_auth_rejected: "warning",
 };
 
 function duration(ms: number | undefined): string {
@@ -90,6 +91,12 @@ export function renderAlert(kind: AlertKind, f: AlertFacts): RenderedAlert {
         severity,
         message: `The grant of ${who} is dead; its integrations are in ERROR and their jobs parked until the user reconnects.${err}${f.reconnectUrl ? ` Reconnect page: ${f.reconnectUrl}` : " The user reconnects in the app (configure alerts.reconnectUrl to link them there)."}`,
         userMessage: `Your ${name} connection has stopped working. Please reconnect your ${name} account${f.reconnectUrl ? `: ${f.reconnectUrl}` : " in the app."}`,
+      };
+    case "api_auth_rejected":
+      return {
+        kind,
+        severity,
+        message: `The provider's API keeps rejecting the tokens of ${who}, even right after a refresh (${f.consecutiveFailures ?? "several"} calls in a row). Refreshes still work, so the grant is not declared dead; the user may have lost access at the provider (a removed app, a revoked scope, a suspended account). A job that meets the rejection is parked and pauses its integration until the connection is re-authorized (or the integration is enabled).${err}`,
       };
     case "recovered":
       return { kind, severity, message: `All clear: ${who} works again after ${duration(f.durationMs)}.` };

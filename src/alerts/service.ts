@@ -75,6 +75,9 @@ export class AlertService {
     const { hooks } = this.d;
     const conn = (connectionId: string) => ({ connectionId });
     hooks.on("connection.degraded", (e) => this.enqueue(conn(e.connectionId), [{ type: "failure", consecutiveFailures: e.consecutiveFailures }, ...(e.enteredRecovery ? [{ type: "recovery_entered" } as const] : [])], { lastErrorCode: e.lastError.code, lastErrorMessage: e.lastError.message, consecutiveFailures: e.consecutiveFailures }));
+    // The API keeps rejecting fresh tokens (degraded, still usable): one alert per episode; an accepted call ends it.
+    hooks.on("connection.apiAuthRejected", (e) => this.enqueue(conn(e.connectionId), [{ type: "api_auth_rejected" }], { lastErrorCode: e.lastError.code, lastErrorMessage: e.lastError.message, consecutiveFailures: e.apiAuthRejections }));
+    hooks.on("connection.apiAuthAccepted", (e) => this.enqueue(conn(e.connectionId), [{ type: "success" }], {}));
     hooks.on("connection.invalidated", (e) => this.enqueue(conn(e.connectionId), [{ type: "invalidated" }], { lastErrorCode: e.lastError.code, lastErrorMessage: e.lastError.message }));
     hooks.on("connection.refreshed", (e) => {
       // A routine refresh ends no episode: skip the store entirely (this runs for every refresh).

@@ -29,6 +29,8 @@ describe("alert episodes", () => {
     ["invalidation alerts once", [[0, { type: "invalidated" }], [1, { type: "invalidated" }]], [[0, "grant_invalidated"]]],
     ["re-auth after invalidation is the all-clear", [[0, fail(1)], [1, { type: "invalidated" }], [10 * MIN, ok]], [[0, "refresh_failed"], [1, "grant_invalidated"], [10 * MIN, "recovered"]]],
     ["provider misconfiguration alerts once", [[0, { type: "provider_misconfigured" }], [1, { type: "provider_misconfigured" }]], [[0, "provider_misconfigured"]]],
+    ["API auth rejections alert once; an accepted call is the all-clear", [[0, { type: "api_auth_rejected" }], [1, { type: "api_auth_rejected" }], [5 * MIN, ok]], [[0, "api_auth_rejected"], [5 * MIN, "recovered"]]],
+    ["API auth rejections in a refresh-failure episode add their alert to it", [[0, fail(1)], [1, { type: "api_auth_rejected" }], [2, ok]], [[0, "refresh_failed"], [1, "api_auth_rejected"], [2, "recovered"]]],
   ])("%s", (_, inputs, expected) => {
     expect(run(inputs).out).toEqual(expected);
   });

@@ -17,6 +17,7 @@ export const ALERT_KINDS = [
   "job_dead",
   "breaker_opened",
   "breaker_closed",
+  "api_auth_rejected",
 ] as const;
 /** One of {@link ALERT_KINDS}. */
 export type AlertKind = (typeof ALERT_KINDS)[number];
@@ -27,6 +28,8 @@ export type EpisodeInput =
   | { type: "recovery_entered" }
   | { type: "invalidated" }
   | { type: "provider_misconfigured" }
+  /** The provider's API keeps rejecting the connection's freshly refreshed tokens (it is `degraded`); resolved by an accepted call or a new grant. */
+  | { type: "api_auth_rejected" }
   /** A job of the subject (an integration) died: alerted once per flap window, not once per job. */
   | { type: "job_dead" }
   | { type: "breaker_opened" }
@@ -113,6 +116,9 @@ export function stepEpisode(current: Episode | undefined, input: EpisodeInput, n
       break;
     case "provider_misconfigured":
       once(ep, "provider_misconfigured", alerts);
+      break;
+    case "api_auth_rejected":
+      once(ep, "api_auth_rejected", alerts);
       break;
     case "breaker_opened":
       once(ep, "breaker_opened", alerts);

@@ -16,6 +16,8 @@ export interface LifecycleEventMap {
   "connection.degraded": { connectionId: string; providerId: string; entityId: string; lastError: LastError; consecutiveFailures: number; enteredRecovery: boolean };
   /** The provider's API rejected freshly refreshed tokens `apiAuthRejections` times in a row: the connection is now `degraded` (still usable). */
   "connection.apiAuthRejected": { connectionId: string; providerId: string; entityId: string; apiAuthRejections: number; lastError: LastError };
+  /** The provider's API accepted a token of a connection it had been rejecting (`api_auth_rejected`): the connection is `ready` again. */
+  "connection.apiAuthAccepted": { connectionId: string; providerId: string; entityId: string };
   /** A permanent failure: the grant is dead (state `error`). */
   "connection.invalidated": { connectionId: string; providerId: string; entityId: string; lastError: LastError };
   /** A provider-level permanent failure (`invalid_client` …): the client configuration is wrong. */

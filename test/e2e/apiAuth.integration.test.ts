@@ -89,6 +89,13 @@ describe("API auth failures", () => {
   }
 
   const connection = async (id: string) => (await t.api("GET", `/v1/connections/${id}`)).body;
+  /** The alerts raised about one connection so far (`GET /v1/alerts`), oldest first. */
+  const alertsOf = async (id: string) => {
+    await t.gk.alerts.idle();
+    const res = await t.api("GET", "/v1/alerts?since=1970-01-01T00:00:00Z");
+    expect(res.status).toBe(200);
+    return (res.body.items as Array<{ kind: string; severity: string; subject: { connectionId?: string } }>).filter((a) => a.subject.connectionId === id).map(({ kind, severity }) => ({ kind, severity }));
+  };
   const metric = async (name: string, provider: string) => Number(new RegExp(`^${name}\\{provider="${provider}"\\} (\\d+)`, "m").exec(await t.gk.telemetry.metrics.render())?.[1] ?? 0);
 
   it("a 401 refreshes once and retries once (oidc-provider's userinfo, a rotating refresh token)", async () => {
@@ -194,11 +201,18 @@ describe("API auth failures", () => {
       expect((await t.api("POST", "/v1/preflight", { entityId: c.sub, providers: ["slackish"] })).body.providers[0]).toMatchObject({ usable: true, action: "none" });
       const events = (await t.api("GET", `/v1/connections/${c.id}/events`)).body.items.map((e: { type: string }) => e.type);
       expect(events.filter((e: string) => e === "api_auth_rejected")).toHaveLength(1);
+      // One alert for the episode, however many rejections follow.
+      expect(await alertsOf(c.id)).toEqual([{ kind: "api_auth_rejected", severity: "warning" }]);
 
       slackMode = "accept";
       expect(await call(c.id)).toMatchObject({ status: 200, json: { ok: true, user: c.sub } });
       expect(await connection(c.id)).toMatchObject({ state: "ready" });
       expect((await connection(c.id)).lastError).toBeUndefined();
+      // The first accepted call ends the episode with the all-clear.
+      expect(await alertsOf(c.id)).toEqual([
+        { kind: "api_auth_rejected", severity: "warning" },
+        { kind: "recovered", severity: "info" },
+      ]);
       // The count starts again from 0.
       slackMode = "revoked";
       await call(c.id);

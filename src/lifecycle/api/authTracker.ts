@@ -63,6 +63,7 @@ export class ApiAuthTracker {
       const event = { connectionId: conn.id, atMs: now, type: "api_auth_accepted", message: "the provider's API accepts the token again", detail: null };
       if (await this.d.repo.updateIfUnchanged(conn.id, conn, { state: t.state, last_error: null, updated_at: now }, event)) {
         this.d.logger.info({ connectionId: conn.id, providerId: conn.provider_id, state: t.state }, "provider API accepts the token again");
+        await this.d.hooks.emit("connection.apiAuthAccepted", { connectionId: conn.id, providerId: conn.provider_id, entityId: conn.entity_id });
       }
     } catch (e) {
       this.d.logger.error({ connectionId: conn.id, err: { name: (e as Error).name, message: (e as Error).message } }, "could not reset the API auth rejection count");
