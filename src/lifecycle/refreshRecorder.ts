@@ -105,6 +105,18 @@ export class RefreshRecorder {
     return { outcome, row: { ...row, lease_owner: null, lease_until: null }, ...extra };
   }
 
+  /**
+   * New tokens from the token endpoint: store them encrypted, with the rotated
+   * refresh token, or the stored one kept when none came (Nango #298), or
+   * none when a rotating provider sent none (reusing the spent one would
+   * revoke the grant); reset the failure count; append `refreshed` (and
+   * `suspicious_refresh` / `refresh_token_not_rotated`); then emit
+   * `connection.refreshed`. The write is held and retried while the store is
+   * unavailable: the provider has already consumed the refresh token.
+   * @param startedAt when the attempt began, ms since the epoch
+   * @param durationMs how long the token call took, milliseconds
+   * @throws the store's error when it is not back within {@link NEW_TOKENS_RETRY_MS}
+   */
   async succeed(row: ConnectionRow, tokens: TokenSet, def: ProviderDefinition, startedAt: number, durationMs: number): Promise<RefreshResult> {
     const { encryptor, policy, clock, random } = this.deps;
     const now = clock.now();
@@ -204,6 +216,19 @@ export class RefreshRecorder {
     return { outcome: "skipped", row: { ...row, ...patch, lease_owner: null, lease_until: null } as ConnectionRow, breakerOpenForMs };
   }
 
+  /**
+   * A failed attempt, classified (`verdict`). A grant-scoped permanent
+   * failure first re-reads the row: newer tokens stored by another instance
+   * are adopted instead (the rotation race, Frigg ADR-031). Otherwise the
+   * next state, retry time or recovery phase comes from `afterRefreshFailure`,
+   * written with its events; a dead grant runs the `invalidated` participants
+   * in the same transaction (its integrations ERROR, design.md "status
+   * propagation"). After commit: `connection.invalidated`,
+   * `provider.misconfigured` or `connection.degraded`.
+   * @param message grantkeeper's own wording of the failure (never a provider body)
+   * @param startedAt when the attempt began, ms since the epoch
+   * @param durationMs how long the token call took, milliseconds (0 when none was made)
+   */
   async fail(row: ConnectionRow, verdict: Classification, message: string, startedAt: number, durationMs: number): Promise<RefreshResult> {
     const { repo, clock, policy, random, hooks } = this.deps;
     const now = clock.now();
