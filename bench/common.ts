@@ -280,22 +280,21 @@ export const PG_BASE = "postgres://postgres@127.0.0.1:5432/test";
  * Every store shares the disk, so it runs before every phase it is used
  * for, whatever the engine.
  */
-export async function pgCheckpoint(): Promise<void> {
-  const admin = new pg.Client({ connectionString: PG_BASE });
-  await admin.connect();
-  try {
-    await admin.query("CHECKPOINT");
-  } finally {
-    await admin.end();
-  }
+export function pgCheckpoint(): Promise<void> {
+  return adminQuery("CHECKPOINT");
 }
 
 /** Drop (and so empty) a PostgreSQL schema. */
-export async function dropSchema(schema: string): Promise<void> {
+export function dropSchema(schema: string): Promise<void> {
+  return adminQuery(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+}
+
+/** Run one statement of the benchmarks' own on the local PostgreSQL, on a client of its own. */
+async function adminQuery(text: string): Promise<void> {
   const admin = new pg.Client({ connectionString: PG_BASE });
   await admin.connect();
   try {
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.query(text);
   } finally {
     await admin.end();
   }

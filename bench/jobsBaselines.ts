@@ -302,26 +302,27 @@ export function openSqliteFloorQueue(file: string, ddl: string[]): SqliteFloorQu
     prepared("payloads", group.length, (k) => `INSERT INTO job_payloads (job_id, headers, body) VALUES ${Array(k).fill("(?, ?, ?)").join(", ")}`).run(...group.flatMap((g) => g.payload));
   });
   const claim = db.prepare("UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE seq IN (SELECT seq FROM jobs WHERE state = 'queued' AND run_at <= ? ORDER BY run_at, seq LIMIT 64) RETURNING *");
+  /** `write` committed at `synchronous=NORMAL` (without waiting for the disk); the connection is back at FULL after. */
+  const atNormal = <T>(write: () => T): T => {
+    db.pragma("synchronous = NORMAL");
+    const out = write();
+    db.pragma("synchronous = FULL");
+    return out;
+  };
   return {
     writeGroup(group, synchronous = "full") {
-      if (synchronous === "full") return void writeGroup(group);
-      db.pragma("synchronous = NORMAL");
-      writeGroup(group);
-      db.pragma("synchronous = FULL");
+      if (synchronous === "full") writeGroup(group);
+      else atNormal(() => writeGroup(group));
     },
     claim() {
       const now = Date.now();
-      db.pragma("synchronous = NORMAL");
-      const jobs = claim.all("floor", now + 60_000, now, now) as Array<{ id: string }>;
-      db.pragma("synchronous = FULL");
+      const jobs = atNormal(() => claim.all("floor", now + 60_000, now, now) as Array<{ id: string }>);
       const ids = jobs.map((j) => j.id);
       if (ids.length > 0) prepared("payloadsOf", ids.length, (k) => `SELECT * FROM job_payloads WHERE job_id IN (${marks(k)})`).all(...ids);
       return ids;
     },
     finish(ids) {
-      db.pragma("synchronous = NORMAL");
-      prepared("finish", ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids);
-      db.pragma("synchronous = FULL");
+      atNormal(() => prepared("finish", ids.length, (k) => `UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_until = NULL, finished_at = ?, updated_at = ? WHERE state = 'running' AND id IN (${marks(k)})`).run(Date.now(), Date.now(), ...ids));
     },
     close: () => {
       db.close();

@@ -319,10 +319,7 @@ function medianRun<T extends { perSec: number }>(runs: T[]): T {
 /** The floor's reading: whether the goal is within reach of any queue that commits before it answers, on this machine. */
 function floorVerdict(r: { floor: Map<string, Rate>; floorThread: Rate; bull: BullResult }): string {
   const below = [...r.floor].filter(([, f]) => f.perSec < r.bull.perSec).map(([l]) => l);
-  const thread =
-    r.floorThread.perSec < r.bull.perSec
-      ? ` With its connection on a worker thread and each commit's fsync off that thread, the SQLite floor reaches ${ratio(r.floorThread.perSec, r.bull.perSec)} BullMQ: those levers do not reach the goal either.`
-      : ` With its connection on a worker thread and each commit's fsync off that thread, the SQLite floor reaches ${ratio(r.floorThread.perSec, r.bull.perSec)} BullMQ: those levers could.`;
+  const thread = ` With its connection on a worker thread and each commit's fsync off that thread, the SQLite floor reaches ${ratio(r.floorThread.perSec, r.bull.perSec)} BullMQ: ${r.floorThread.perSec < r.bull.perSec ? "those levers do not reach the goal either" : "those levers could"}.`;
   if (below.length === 0) return `Both floors are at or above the BullMQ baseline here: the goal is within reach of this write pattern on this machine.${thread}`;
   return `The floor on ${below.join(" and ")} is itself below the BullMQ baseline here: with this write pattern, no tuning above the driver reaches the goal on ${below.length === 2 ? "either engine" : "that engine"} on this machine.${thread}`;
 }

@@ -196,7 +196,7 @@ export async function latencyAtRate<T extends LoadTarget[]>(targets: [...T], rat
     const runs = await interleaved(targets.length, rounds, (i) => withTimeout(openLoopRound(pools[i]!, targets[i]!, rate, seconds), (seconds + 60) * 1000, `${targets[i]!.label} at ${fmt(rate)} req/s`));
     return targets.map((t, i) => {
       const own = runs[i]!;
-        const result = { label: t.label, rate, sent: sumOf(own, (r) => r.sent), p50: median(own.map((r) => r.p50)), p99: median(own.map((r) => r.p99)), errors: sumOf(own, (r) => r.errors), non2xx: sumOf(own, (r) => r.non2xx) };
+      const result = { label: t.label, rate, sent: sumOf(own, (r) => r.sent), p50: median(own.map((r) => r.p50)), p99: median(own.map((r) => r.p99)), errors: sumOf(own, (r) => r.errors), non2xx: sumOf(own, (r) => r.non2xx) };
       progress(`${t.label} at ${fmt(rate)} req/s: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms (rounds: ${own.map((r) => r.p99.toFixed(2)).join(" / ")})${result.errors || result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
       return result;
     }) as { [K in keyof T]: RateLatency };
