@@ -71,7 +71,8 @@ export type { AuthorizationService, CallbackResult, StartedFlow } from "./lifecy
 export type { IntegrationService, NewIntegration, IntegrationPolicy, WebhookSettings } from "./integrations/service.js";
 export type { JobService } from "./jobs/service.js";
 export type { IngressService } from "./jobs/ingress.js";
-export type { JobWorker, WorkerOptions, WorkerStats } from "./jobs/worker.js";
+export type { JobWorker } from "./jobs/worker.js";
+export type { WorkerOptions, WorkerStats } from "./jobs/workerTypes.js";
 export type { OperationsService, OperationsOverview, OpenAlertEpisode, ProviderHealth, ProviderBreakerState, HourlyRefreshOutcomes } from "./operations/overview.js";
 export type { ProviderService, ProviderForCall, ProviderBreakerReader } from "./providers/service.js";
 export type { ClaimedJob, JobPayload } from "./store/jobRows.js";

@@ -16,8 +16,6 @@ import type { ClaimedJob } from "../store/jobRows.js";
 import { JobAttempts } from "./attempts.js";
 import type { BatchContext, WorkerDeps, WorkerStats } from "./workerTypes.js";
 
-export type { WorkerDeps, WorkerOptions, WorkerStats } from "./workerTypes.js";
-
 /** Works the queue. */
 export class JobWorker {
   private timer: unknown;
