@@ -63,7 +63,8 @@ export class OAuthStateRepository {
   /**
    * Store a pending authorization request of a session, keeping at most
    * `keep` live (unused, unexpired) states for that session: the oldest are
-   * deleted in the same transaction. A link opened a thousand times thus
+   * deleted in the same transaction, oldest by arrival (`created_at` is kept
+   * strictly increasing within a session). A link opened a thousand times thus
    * holds `keep` live states, not a thousand. On PostgreSQL the session's row
    * is locked first, so concurrent opens of one link cannot overshoot;
    * SQLite serializes writers anyway.
@@ -74,7 +75,7 @@ export class OAuthStateRepository {
       if (this.dialect === "postgres") await trx.selectFrom("connect_sessions").select("id").where("id", "=", row.session_id).forUpdate().execute();
       const live = await trx
         .selectFrom("oauth_states")
-        .select("state_hash")
+        .select(["state_hash", "created_at"])
         .where("session_id", "=", row.session_id)
         .where("used_at", "is", null)
         .where("expires_at", ">", nowMs)
@@ -83,7 +84,11 @@ export class OAuthStateRepository {
         .execute();
       const evict = live.slice(Math.max(0, keep - 1)).map((r) => r.state_hash);
       if (evict.length > 0) await trx.deleteFrom("oauth_states").where("state_hash", "in", evict).execute();
-      await trx.insertInto("oauth_states").values(row).execute();
+      // `created_at` orders a session's states by arrival (the writes are serialized, see above): a state opened in
+      // the same millisecond as the newest live one goes one after it. Otherwise such ties fell to the random hash,
+      // and an older state could outlive newer ones (a link opened 250 times kept its first state in ~2 % of runs).
+      const newest = live.length > 0 ? Number(live[0]!.created_at) : undefined;
+      await trx.insertInto("oauth_states").values(newest !== undefined && newest >= row.created_at ? { ...row, created_at: newest + 1 } : row).execute();
       return evict.length;
     });
   }
