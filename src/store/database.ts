@@ -27,8 +27,12 @@ export interface Store {
    * and outcomes, which makes those jobs run again — never loses one) and plan
    * claims as ordered index scans (`enable_bitmapscan=off`: a bitmap scan
    * re-reads every dead entry of the queue index on each claim, 5 ms at 5k
-   * dead entries; an index scan marks them dead once). On SQLite the same
-   * handle as `db`.
+   * dead entries; an index scan marks them dead once) that never read the
+   * whole table (`enable_seqscan=off`: with statistics taken while the queue
+   * was empty — the worker analyzes when it starts — the claim found its
+   * batch's rows by a sequential scan of every job, twice as slow at 20,000
+   * jobs and growing with the retained history; see batchSql.ts). On SQLite
+   * the same handle as `db`.
    */
   workerDb: Kysely<Database>;
   dialect: Dialect;
@@ -174,7 +178,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
       }
       poolConfig.options = `-c search_path=${schema}`;
     }
-    const workerOptions = [poolConfig.options, "-c synchronous_commit=off -c enable_bitmapscan=off"].filter(Boolean).join(" ");
+    const workerOptions = [poolConfig.options, "-c synchronous_commit=off -c enable_bitmapscan=off -c enable_seqscan=off"].filter(Boolean).join(" ");
     const prepare = prepared !== "false";
     const db = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool(poolConfig, onConnectionError, prepare) }), true) });
     const workerDb = new Kysely<Database>({ dialect: new StoreErrorDialect(new PostgresDialect({ pool: listenedPool({ ...poolConfig, max: 4, options: workerOptions }, onConnectionError, prepare) }), true) });

@@ -87,6 +87,32 @@ describe("JobRepository on a real store", () => {
     expect(await repo.retireIdempotencyKey("int_q", "sha256:ab", T + 1)).toBe(false);
   });
 
+  it("claims promptly from a queue that filled up after the worker analyzed it empty (a plan built for an empty table)", async () => {
+    tdb = await testDatabase();
+    store = await openStore(tdb.url);
+    await migrateToLatest(store);
+    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
+    const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+    // What a worker does when it starts on an empty queue: analyze, then idle polls. Each poll is the prepared claim;
+    // after five runs on a session PostgreSQL keeps a generic plan — built from the statistics of the empty table.
+    // Four claims at a time, so that every session of the worker's pool gets there.
+    await repo.analyze();
+    for (let i = 0; i < 8; i++) expect((await Promise.all([0, 1, 2, 3].map(() => repo.claim("worker-a", T, 60_000, 64, ["q"])))).flat()).toEqual([]);
+    // A burst arrives: 20,000 queued jobs, the statistics still say the table is empty.
+    const n = 20_000;
+    await sql`with recursive g (k) as (select 1 union all select k + 1 from g where k < ${n})
+      insert into jobs (id, integration_id, state, attempts, idempotency_key, run_at, probe, received_at, created_at, updated_at)
+      select 'job-' || (100000000 + k), 'int_q', 'queued', 0, null, ${sql.lit(T)} + k, 0, ${sql.lit(T)} + k, ${sql.lit(T)} + k, ${sql.lit(T)} + k from g`.execute(store.db);
+    // Before the fix this one claim did not end within 10 minutes (PostgreSQL re-ran the LIMIT subquery for every row).
+    const claims = [0, 1, 2, 3].map((w) => repo.claim(`worker-${w}`, T + n, 60_000, 64, ["q"]));
+    const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 20_000).unref());
+    const got = await Promise.race([Promise.all(claims), late]);
+    expect(got, "claims still running after 20 s").not.toBe("late");
+    const ids = (got as Array<Array<{ id: string }>>).flatMap((c) => c.map((j) => j.id)).sort();
+    // 4 claims × 64, each job once, the earliest 256 in arrival order.
+    expect(ids).toEqual(Array.from({ length: 256 }, (_, k) => `job-${100000000 + k + 1}`));
+  });
+
   describe.runIf(process.env.GK_TEST_BACKEND === "postgres")("accept groups as prepared statements (PostgreSQL)", () => {
     const queued = { state: "queued" as const, finishedAtMs: null, lastError: null };
     const delivery = (id: string) => ({ job: job(id, null), recordFor: { ENABLED: queued, DISABLED: queued, ERROR: queued } });

@@ -14,6 +14,7 @@ import { runPrepared, withoutFsync, type Dialect } from "./database.js";
 import type { AcceptClaim, AcceptedDelivery, AcceptResult, InsertResult, JobFinish, JobPayload, JobRow, NewJob } from "./jobRows.js";
 import type { Database } from "./schema.js";
 import { inList, notSucceeded } from "./stateSql.js";
+import { keyInBatch } from "./batchSql.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -242,7 +243,7 @@ export class JobRepository {
         db
           .updateTable("jobs")
           .set((eb) => ({ state: "running", lease_owner: owner, lease_until: nowMs + leaseMs, attempts: eb("attempts", "+", 1), updated_at: nowMs }))
-          .where("seq", "in", candidates(db))
+          .where(keyInBatch(this.dialect, "seq", candidates(db)))
           .returningAll(),
       ),
     );
@@ -342,7 +343,7 @@ export class JobRepository {
       const r = await this.db
         .updateTable("jobs")
         .set({ state: "queued", attempts: 0, run_at: nowMs, probe: 0, updated_at: nowMs, finished_at: null })
-        .where("seq", "in", seqs)
+        .where(keyInBatch(this.dialect, "seq", seqs))
         .executeTakeFirst();
       const n = Number(r.numUpdatedRows);
       done += n;

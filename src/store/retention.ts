@@ -16,12 +16,13 @@
  * next sweep, and an arriving webhook's own (durable) commit no longer queues
  * behind the sweep's fsyncs.
  */
-import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { JobState } from "../domain/states.js";
 import { FINISHED_JOB_STATES } from "../domain/states.js";
 import { withoutFsync, type Dialect, type Store } from "./database.js";
 import type { Database } from "./schema.js";
 import { inList } from "./stateSql.js";
+import { keyInBatch } from "./batchSql.js";
 
 /**
  * The predicate of the `jobs_finished` partial index, spelled as the index spells it: SQLite uses a partial
@@ -77,16 +78,6 @@ export class RetentionRepository {
   }
 
   /**
-   * `key IN (batch)` for a batch subquery. PostgreSQL gets `key = any(array(batch))`: the batch runs first
-   * (an InitPlan) and each key is one index probe; with `key IN (batch)` and the outer re-check of the
-   * window, the planner estimates the whole table matches and hash-joins it after a sequential scan, per batch.
-   */
-  private keyIn(key: string, batch: Expression<unknown>): Expression<SqlBool> {
-    if (this.dialect === "postgres") return sql<SqlBool>`${sql.ref(key)} = any(array(${batch}))`;
-    return sql<SqlBool>`${sql.ref(key)} in ${batch}`;
-  }
-
-  /**
    * Delete up to `limit` jobs in `state` finished before `beforeMs`, oldest
    * first, and their payloads, in one transaction.
    * @param state a finished state (`FINISHED_JOB_STATES`)
@@ -99,7 +90,7 @@ export class RetentionRepository {
     return withoutFsync(this.store, (db) => db.transaction().execute(async (trx) => {
       const ids = await trx
         .deleteFrom("jobs")
-        .where(this.keyIn("id", trx.selectFrom("jobs").select("id").where(FINISHED).where(inList("state", [state])).where("finished_at", "<", beforeMs).orderBy("finished_at").limit(limit)))
+        .where(keyInBatch(this.dialect, "id", trx.selectFrom("jobs").select("id").where(FINISHED).where(inList("state", [state])).where("finished_at", "<", beforeMs).orderBy("finished_at").limit(limit)))
         .where(inList("state", [state]))
         .where("finished_at", "<", beforeMs)
         .returning("id")
@@ -139,7 +130,7 @@ export class RetentionRepository {
   private async deleteOldest(table: "alerts" | "connection_events" | "oauth_states" | "connect_sessions", key: string, column: string, op: "<" | "<=", cutoff: number, limit: number): Promise<number> {
     const r = await withoutFsync(this.store, (db) => {
       const batch = sql`(select ${sql.ref(key)} from ${sql.table(table)} where ${sql.ref(column)} ${sql.raw(op)} ${cutoff} order by ${sql.ref(column)} limit ${limit})`;
-      return sql`delete from ${sql.table(table)} where ${this.keyIn(key, batch)} and ${sql.ref(column)} ${sql.raw(op)} ${cutoff}`.execute(db);
+      return sql`delete from ${sql.table(table)} where ${keyInBatch(this.dialect, key, batch)} and ${sql.ref(column)} ${sql.raw(op)} ${cutoff}`.execute(db);
     });
     return Number(r.numAffectedRows ?? 0);
   }
