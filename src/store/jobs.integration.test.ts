@@ -26,12 +26,24 @@ describe("JobRepository on a real store", () => {
     await tdb?.cleanup();
   });
 
+  /**
+   * Open a migrated store (kept in this file's `store` for clean-up) holding the ENABLED integration `int_q`
+   * (handler name `q`), and its job repository.
+   * @param url the database; a fresh test database (this file's `tdb`) when absent
+   */
+  async function openRepo(url?: string): Promise<{ repo: JobRepository; opened: Store }> {
+    if (url === undefined) {
+      tdb = await testDatabase();
+      url = tdb.url;
+    }
+    const opened = (store = await openStore(url));
+    await migrateToLatest(opened);
+    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(opened.db);
+    return { repo: new JobRepository(opened.db, opened.dialect, opened.workerDb), opened };
+  }
+
   it("stores a group once per idempotency key, claims in arrival order, and records outcomes only under the lease", async () => {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
-    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
-    const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+    const { repo, opened } = await openRepo();
     const ids = [0, 1, 2, 3].map((i) => newJobId(T + i));
     expect(new Set(ids).size).toBe(4);
     expect([...ids].sort()).toEqual(ids);
@@ -63,18 +75,14 @@ describe("JobRepository on a real store", () => {
     expect(await repo.claim("worker-a", T + 8_999, 60_000, 10, ["q"])).toEqual([]);
     expect((await repo.claim("worker-a", T + 9_000, 60_000, 10, ["q"])).map((j) => [j.id, j.state, j.attempts])).toEqual([[ids[3], "running", 2]]);
 
-    if (store.dialect === "sqlite") {
+    if (opened.dialect === "sqlite") {
       // Claims and outcomes ran with synchronous=NORMAL; the connection must be back to FULL (2) for the next accept.
-      expect((await sql<{ synchronous: number }>`pragma synchronous`.execute(store.db)).rows[0]?.synchronous).toBe(2);
+      expect((await sql<{ synchronous: number }>`pragma synchronous`.execute(opened.db)).rows[0]?.synchronous).toBe(2);
     }
   });
 
   it("frees an idempotency key only from a job received before the cutoff, once", async () => {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
-    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
-    const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+    const { repo } = await openRepo();
     const first = newJobId(T);
     await repo.insertGroup([job(first, "sha256:ab")]);
     // Not before the cutoff (received exactly at it): kept.
@@ -88,11 +96,7 @@ describe("JobRepository on a real store", () => {
   });
 
   it("claims promptly from a queue that filled up after the worker analyzed it empty (a plan built for an empty table)", async () => {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
-    await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
-    const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+    const { repo, opened } = await openRepo();
     // What a worker does when it starts on an empty queue: analyze, then idle polls. Each poll is the prepared claim;
     // after five runs on a session PostgreSQL keeps a generic plan — built from the statistics of the empty table.
     // Four claims at a time, so that every session of the worker's pool gets there.
@@ -102,7 +106,7 @@ describe("JobRepository on a real store", () => {
     const n = 20_000;
     await sql`with recursive g (k) as (select 1 union all select k + 1 from g where k < ${n})
       insert into jobs (id, integration_id, state, attempts, idempotency_key, run_at, probe, received_at, created_at, updated_at)
-      select 'job-' || (100000000 + k), 'int_q', 'queued', 0, null, ${sql.lit(T)} + k, 0, ${sql.lit(T)} + k, ${sql.lit(T)} + k, ${sql.lit(T)} + k from g`.execute(store.db);
+      select 'job-' || (100000000 + k), 'int_q', 'queued', 0, null, ${sql.lit(T)} + k, 0, ${sql.lit(T)} + k, ${sql.lit(T)} + k, ${sql.lit(T)} + k from g`.execute(opened.db);
     // Before the fix this one claim did not end within 10 minutes (PostgreSQL re-ran the LIMIT subquery for every row).
     const claims = [0, 1, 2, 3].map((w) => repo.claim(`worker-${w}`, T + n, 60_000, 64, ["q"]));
     const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 20_000).unref());
@@ -118,16 +122,13 @@ describe("JobRepository on a real store", () => {
     const delivery = (id: string) => ({ job: job(id, null), recordFor: { ENABLED: queued, DISABLED: queued, ERROR: queued } });
     /** Accept groups one after another (so the pool hands out the same idle session), then read that session's prepared statements. */
     async function preparedAfterAccepts(url: string): Promise<string[]> {
-      store = await openStore(url);
-      await migrateToLatest(store);
-      await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
-      const repo = new JobRepository(store.db, store.dialect, store.workerDb);
+      const { repo, opened } = await openRepo(url);
       for (let i = 0; i < 3; i++) {
         const results = await repo.acceptGroup([delivery(newJobId(T + 2 * i)), delivery(newJobId(T + 2 * i + 1))]);
         expect(results.map((r) => "state" in r && r.state)).toEqual(["queued", "queued"]);
       }
       expect(await repo.countByState()).toMatchObject({ queued: 6 });
-      const rows = await sql<{ name: string }>`select name from pg_prepared_statements where statement like '/* gk:prepared */%'`.execute(store.db);
+      const rows = await sql<{ name: string }>`select name from pg_prepared_statements where statement like '/* gk:prepared */%'`.execute(opened.db);
       return rows.rows.map((r) => r.name);
     }
 
