@@ -11,13 +11,12 @@
 import SQLite from "better-sqlite3";
 import { Kysely, sql, SqliteDialect, type CompiledQuery } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
-import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
+import { migratedStore, type TestDatabase } from "../../test/support/backend.js";
 import { INTEGRATION_STATUSES, type JobState } from "../domain/states.js";
-import { openStore, type Store } from "./database.js";
+import type { Store } from "./database.js";
 import { acceptStatement } from "./jobStatements.js";
 import { JobRepository } from "./jobs.js";
 import { newJobId } from "./jobRows.js";
-import { migrateToLatest } from "./migrations.js";
 import type { Database } from "./schema.js";
 
 const T = 1_700_000_000_000;
@@ -41,9 +40,7 @@ describe("per-integration job indexes", () => {
   });
 
   it("replays parked and dead jobs by hand in arrival order across both states, batch by batch, past a history of successes", async () => {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
+    ({ tdb, store } = await migratedStore());
     await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_h', 'h', 'e', 'ENABLED', '', ${T}, ${T})`.execute(store.db);
     const states: JobState[] = ["succeeded", "dead", "succeeded", "parked", "parked", "succeeded", "dead", "parked", "succeeded", "dead"];
     const ids = await seed(store, states);
@@ -64,9 +61,7 @@ describe("per-integration job indexes", () => {
   });
 
   it.runIf(process.env.GK_TEST_BACKEND !== "postgres")("walks jobs_integration_state for every lookup by state of one integration (SQLite plans)", async () => {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
+    ({ tdb, store } = await migratedStore());
     // The same store file through a logging handle: every statement the repository sends is explained below.
     const raw = new SQLite(tdb.url.slice("sqlite:".length));
     const sent: Array<{ sql: string; parameters: readonly unknown[] }> = [];

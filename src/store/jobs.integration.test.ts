@@ -5,12 +5,11 @@
  */
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
-import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
+import { migratedStore, testDatabase, type TestDatabase } from "../../test/support/backend.js";
 import { openStore, type Store } from "./database.js";
 import { jobError, serializeJobLastError } from "../domain/jobLastError.js";
 import { JobRepository } from "./jobs.js";
 import { newJobId, type NewJob } from "./jobRows.js";
-import { migrateToLatest } from "./migrations.js";
 
 const T = 1_700_000_000_000;
 
@@ -32,12 +31,9 @@ describe("JobRepository on a real store", () => {
    * @param url the database; a fresh test database (this file's `tdb`) when absent
    */
   async function openRepo(url?: string): Promise<{ repo: JobRepository; opened: Store }> {
-    if (url === undefined) {
-      tdb = await testDatabase();
-      url = tdb.url;
-    }
-    const opened = (store = await openStore(url));
-    await migrateToLatest(opened);
+    const made = await migratedStore(url);
+    if (made.tdb) tdb = made.tdb;
+    const opened = (store = made.store);
     await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_q', 'q', 'e', 'ENABLED', '', ${T}, ${T})`.execute(opened.db);
     return { repo: new JobRepository(opened.db, opened.dialect, opened.workerDb), opened };
   }

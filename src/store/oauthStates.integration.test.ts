@@ -5,9 +5,8 @@
  * opened 250 times kept its very first state in ~2 % of the e2e runs.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
-import { openStore, type Store } from "./database.js";
-import { migrateToLatest } from "./migrations.js";
+import { migratedStore, type TestDatabase } from "../../test/support/backend.js";
+import type { Store } from "./database.js";
 import { OAuthStateRepository } from "./oauthStates.js";
 
 const T = 1_700_000_000_000;
@@ -21,9 +20,7 @@ describe("pending states of one connect session", () => {
   });
 
   it("keeps the newest by arrival when every state was opened in the same millisecond", async () => {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
+    ({ tdb, store } = await migratedStore());
     await store.db
       .insertInto("connect_sessions")
       .values({ id: "cs_tie", token_hash: "t", provider_id: "p", entity_id: "e", scopes: null, return_to: null, connection_config: null, created_at: T, expires_at: T + 60_000, completed_at: null, connection_id: null })

@@ -9,15 +9,14 @@
  */
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
-import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
+import { migratedStore, type TestDatabase } from "../../test/support/backend.js";
 import { probeDue, type BreakerState } from "../domain/breaker.js";
 import { jobTransition, mayClaim, resolveJobPolicy } from "../domain/jobLifecycle.js";
 import { INTEGRATION_STATUSES, JOB_STATES, type IntegrationStatus, type JobState } from "../domain/states.js";
 import { BreakerRepository } from "./breakers.js";
-import { openStore, type Store } from "./database.js";
+import type { Store } from "./database.js";
 import { JobRepository } from "./jobs.js";
 import { jobRecordOf, newJobId, type NewJob } from "./jobRows.js";
-import { migrateToLatest } from "./migrations.js";
 
 const NOW = 1_700_000_000_000;
 const BREAKERS: Record<string, BreakerState | undefined> = {
@@ -50,9 +49,7 @@ describe("the queue's SQL implements the job lifecycle", () => {
 
   /** One integration per (status, breaker); one job per (state, probe, due now or 1 ms later) on each. */
   async function grid(): Promise<{ jobs: JobRepository; breakers: BreakerRepository; cells: Cell[] }> {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
+    ({ tdb, store } = await migratedStore());
     const jobs = new JobRepository(store.db, store.dialect, store.workerDb);
     const breakers = new BreakerRepository(store.db);
     const cells: Cell[] = [];

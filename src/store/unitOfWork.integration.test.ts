@@ -5,13 +5,12 @@
  */
 import { sql } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
-import { testDatabase, type TestDatabase } from "../../test/support/backend.js";
+import { migratedStore, type TestDatabase } from "../../test/support/backend.js";
 import { BreakerRepository } from "./breakers.js";
-import { openStore, type Store } from "./database.js";
+import type { Store } from "./database.js";
 import { IntegrationRepository } from "./integrations.js";
 import { JobRepository } from "./jobs.js";
 import { newJobId } from "./jobRows.js";
-import { migrateToLatest } from "./migrations.js";
 import { UnitsOfWork, type UnitOfWork } from "./unitOfWork.js";
 
 const T = 1_700_000_000_000;
@@ -26,9 +25,7 @@ describe("UnitsOfWork on a real store", () => {
   });
 
   async function setup() {
-    tdb = await testDatabase();
-    store = await openStore(tdb.url);
-    await migrateToLatest(store);
+    ({ tdb, store } = await migratedStore());
     await sql`insert into integrations (id, name, entity_id, status, delivery_target, created_at, updated_at) values ('int_u', 'u', 'e', 'ENABLED', ${TARGET}, ${T}, ${T})`.execute(store.db);
     const jobs = new JobRepository(store.db, store.dialect, store.workerDb);
     const jobId = newJobId(T);

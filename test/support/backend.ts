@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { openStore, type Store } from "../../src/store/database.js";
+import { migrateToLatest } from "../../src/store/migrations.js";
 
 /** A database URL for one test file plus its cleanup. */
 export interface TestDatabase {
@@ -38,6 +40,29 @@ export async function testDatabase(): Promise<TestDatabase> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A fresh test database ({@link testDatabase}) with a store opened on it and
+ * migrated to the latest schema: the set-up of the store tests. The caller
+ * closes the store and cleans the database up (a store that failed to migrate
+ * is closed here).
+ * @param url open this database instead of a fresh one (`tdb` is then undefined)
+ */
+export async function migratedStore(): Promise<{ tdb: TestDatabase; store: Store }>;
+export async function migratedStore(url: string): Promise<{ tdb: undefined; store: Store }>;
+export async function migratedStore(url?: string): Promise<{ tdb: TestDatabase | undefined; store: Store }>;
+export async function migratedStore(url?: string): Promise<{ tdb: TestDatabase | undefined; store: Store }> {
+  const tdb = url === undefined ? await testDatabase() : undefined;
+  const store = await openStore(url ?? tdb!.url);
+  try {
+    await migrateToLatest(store);
+  } catch (e) {
+    await store.close();
+    await tdb?.cleanup();
+    throw e;
+  }
+  return { tdb, store };
 }
 
 /** A random 32-byte key, base64. */
