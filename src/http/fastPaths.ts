@@ -45,6 +45,8 @@ const TOKEN_SUFFIX = "/token";
 const METHODS: ReadonlySet<string> = new Set(API_METHODS);
 const PROXIED_NAMES: ReadonlySet<string> = new Set(PROXIED_ANSWER_HEADERS.map(([k]) => k));
 const fastPaths = new WeakMap<object, NodeFastPath>();
+/** Requests this path took as proxied uploads (see {@link streamsUpload}). */
+const uploads = new WeakSet<IncomingMessage>();
 
 /** Attach a {@link NodeFastPath} to an app: {@link ./server.ts listen} runs it before the app. */
 export function attachFastPath(app: object, handler: NodeFastPath): void {
@@ -54,6 +56,18 @@ export function attachFastPath(app: object, handler: NodeFastPath): void {
 /** The {@link NodeFastPath} attached to an app, if any. */
 export function fastPathOf(app: object): NodeFastPath | undefined {
   return fastPaths.get(app);
+}
+
+/**
+ * True when a fast path took this request as a proxied upload: an
+ * authorized `/v1/proxy` request with a body, streamed to the provider. Its
+ * body is timed by its progress, not by its start (server.ts
+ * `BodyDeadlines`): a large file over a slow link is not cut while it keeps
+ * coming. Decided by the fast path after the API key check, never by a path
+ * string.
+ */
+export function streamsUpload(req: IncomingMessage): boolean {
+  return uploads.has(req);
 }
 
 /** A request the fast path takes: the proxy's parts, or the token route's connection id. */
@@ -94,6 +108,7 @@ export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFa
     if (route === undefined || nonCanonicalReason(route.path) !== undefined) return false;
     // Node keeps the first of repeated Authorization headers where the app's Headers would join them (and refuse).
     if (authorizationCount(req.rawHeaders) !== 1 || !authorizationHasKey(req.headers.authorization, apiKeys)) return false;
+    if (route.kind === "proxy" && declaresBody(req.headers)) uploads.add(req);
     const served =
       route.kind === "token"
         ? serveToken(gk, req, res, route)

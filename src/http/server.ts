@@ -5,6 +5,14 @@
  * that only every 30 s; a client that stops sending mid-body is cut off
  * here after `requestTimeoutMs`.
  *
+ * Body deadlines ({@link BodyDeadlines}, in place of Node's `requestTimeout`):
+ * a body the app reads must have arrived `requestTimeoutMs` after its
+ * headers; a proxied upload — an authorized `/v1/proxy` request the fast path
+ * streams to the provider ({@link streamsUpload}) — may take as long as it
+ * keeps sending and is cut after `requestTimeoutMs` without a byte (nginx's
+ * `client_body_timeout`), so a large file over a slow link goes through while
+ * a stalled one still frees its connection.
+ *
  * Lingering close: when an answer is sent before the request body has
  * arrived (a 413, a 401 before the body was read), the rest of the body is
  * read and discarded — at most `lingerMaxBytes`, for at most `lingerMs` —
@@ -18,10 +26,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
+import { systemClock, type Clock } from "../domain/clock.js";
 import { ALLOW_HEADER } from "../lifecycle/api/target.js";
 import type { Logger } from "../telemetry/logger.js";
 import { ProblemError } from "./problem.js";
-import { fastPathOf } from "./fastPaths.js";
+import { declaresBody, fastPathOf, streamsUpload } from "./fastPaths.js";
 
 /**
  * CONNECT never reaches the app (Node hands it to a `connect` listener, and
@@ -39,7 +48,10 @@ function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
  * milliseconds.
  */
 export interface ServerLimits {
-  /** The whole request — headers and body — must arrive within this (Node `requestTimeout`; a slow body is cut with 408). @defaultValue 30_000 */
+  /**
+   * The body must arrive within this after the headers (a slow body is cut with 408); a proxied upload is cut only
+   * after this long without a byte ({@link BodyDeadlines}). @defaultValue 30_000
+   */
   requestTimeoutMs: number;
   /** The headers must arrive within this (Node `headersTimeout`); at most `requestTimeoutMs`. @defaultValue 10_000 */
   headersTimeoutMs: number;
@@ -97,6 +109,89 @@ export interface ListenOptions {
   limits?: Partial<ServerLimits>;
   /** Where cut connections are logged (debug level). */
   logger?: Logger;
+  /** The clock body deadlines are kept on (tests move it instead of waiting). @defaultValue the system clock */
+  clock?: Clock;
+}
+
+/** Node's own answer to a body that did not arrive in time (`ERR_HTTP_REQUEST_TIMEOUT`). */
+const REQUEST_TIMEOUT_ANSWER = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
+
+/** A request whose body is still arriving. */
+interface OpenBody {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Judged by progress (a proxied upload) rather than by its start. */
+  byProgress: boolean;
+  /** When the deadline's count started: the headers, or the last progress. Clock ms. */
+  since: number;
+  /** The socket's `bytesRead` when last looked at. */
+  bytesRead: number;
+}
+
+/**
+ * The deadlines of request bodies still arriving, all checked by one timer
+ * every `intervalMs` while there are any (as Node checks its own
+ * `requestTimeout`, which this replaces). A body is late when it has not
+ * ended `timeoutMs` after its headers; a proxied upload (`byProgress`) only
+ * when no byte came for `timeoutMs` — a body grantkeeper itself is not
+ * reading (the provider is slower than the client: backpressure) counts as
+ * progress. A late body gets Node's `408` when nothing of the answer was
+ * sent yet, and its connection is closed: a provider call it fed is
+ * cancelled with it.
+ */
+class BodyDeadlines {
+  private readonly open = new Set<OpenBody>();
+  private timer: unknown;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+    private readonly intervalMs: number,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  /** Watch a request whose body has not ended yet; {@link forget} it once answered with its body in. */
+  watch(req: IncomingMessage, res: ServerResponse, byProgress: boolean): OpenBody {
+    const body = { req, res, byProgress, since: this.clock.now(), bytesRead: req.socket?.bytesRead ?? 0 };
+    this.open.add(body);
+    if (this.timer === undefined) this.timer = this.clock.setTimeout(this.check, this.intervalMs);
+    return body;
+  }
+
+  /** Stop watching a body (its request was answered and it ended): nothing of the request is held until the next check. */
+  forget(body: OpenBody): void {
+    this.open.delete(body);
+  }
+
+  /** Stop checking (the server closed). */
+  stop(): void {
+    this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.open.clear();
+  }
+
+  private readonly check = (): void => {
+    this.timer = undefined;
+    const now = this.clock.now();
+    for (const b of this.open) {
+      const socket = b.req.socket as IncomingMessage["socket"] | null;
+      if (b.req.complete || !socket || socket.destroyed) {
+        this.open.delete(b);
+        continue;
+      }
+      if (b.byProgress && (socket.bytesRead !== b.bytesRead || b.req.readableLength > 0)) {
+        b.bytesRead = socket.bytesRead;
+        b.since = now;
+        continue;
+      }
+      if (now - b.since < this.timeoutMs) continue;
+      this.open.delete(b);
+      this.logger?.debug({ byProgress: b.byProgress, bytesRead: socket.bytesRead }, "cut a connection whose request body did not arrive in time");
+      if (!b.res.headersSent && socket.writable) socket.write(REQUEST_TIMEOUT_ANSWER);
+      socket.destroy();
+    }
+    if (this.open.size > 0) this.timer = this.clock.setTimeout(this.check, this.intervalMs);
+  };
 }
 
 /**
@@ -136,6 +231,11 @@ function lingerAfterEarlyAnswer(req: IncomingMessage, limits: ServerLimits, logg
   req.resume();
 }
 
+/** How often a timeout of `timeoutMs` is checked: every second at most, never less often than a quarter of it (≥ 50 ms). */
+function checkingInterval(timeoutMs: number): number {
+  return Math.min(1_000, Math.max(50, Math.floor(timeoutMs / 4)));
+}
+
 /**
  * Listen on `host:port` with {@link ServerLimits}.
  * @param port 0 for an ephemeral port
@@ -148,17 +248,25 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
   const handle = getRequestListener(app.fetch, { autoCleanupIncoming: false });
   // The app's node:http fast path (the proxy), when it has one: it serves what it takes, the app the rest.
   const fast = fastPathOf(app);
+  const deadlines = new BodyDeadlines(options.clock ?? systemClock, limits.requestTimeoutMs, checkingInterval(limits.requestTimeoutMs), options.logger);
   const server: Server = createServer(
     {
-      requestTimeout: limits.requestTimeoutMs,
+      // Bodies are timed by `deadlines` (a proxied upload by its progress); Node times the headers.
+      requestTimeout: 0,
       headersTimeout: limits.headersTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
-      // Node checks both timeouts only this often (30 s by default): check often enough to keep them.
-      connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4))),
+      // Node checks the headers timeout only this often (30 s by default): check often enough to keep it.
+      connectionsCheckingInterval: checkingInterval(limits.headersTimeoutMs),
     },
     (req: IncomingMessage, res: ServerResponse) => {
-      res.prependListener("finish", () => lingerAfterEarlyAnswer(req, limits, options.logger));
-      if (fast?.(req, res)) return;
+      let body: OpenBody | undefined;
+      res.prependListener("finish", () => {
+        if (body && req.complete) deadlines.forget(body);
+        lingerAfterEarlyAnswer(req, limits, options.logger);
+      });
+      const served = fast?.(req, res) === true;
+      if (!req.complete && declaresBody(req.headers)) body = deadlines.watch(req, res, served && streamsUpload(req));
+      if (served) return;
       void handle(req, res);
     },
   );
@@ -175,6 +283,7 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
         port: bound,
         close: () =>
           new Promise<void>((res) => {
+            deadlines.stop();
             server.closeAllConnections();
             server.close(() => res());
           }),

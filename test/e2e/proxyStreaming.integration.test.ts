@@ -219,3 +219,93 @@ describe("proxy wire: timeouts, unreachable, streaming", () => {
     expect(t.logText()).not.toMatch(/unhandled error/);
   });
 });
+
+describe("proxied uploads and server.requestTimeoutSeconds", () => {
+  const REQUEST_TIMEOUT_MS = 1_000;
+  const PART = 100_000;
+  let db: TestDatabase;
+  let t: GrantkeeperUnderTest;
+  let up: Upstream;
+  let id: string;
+  /** Bytes the provider has read of the current upload, and whether its request ended or was cut. */
+  let received = 0;
+  let upstreamEnd: "complete" | "aborted" | undefined;
+
+  beforeAll(async () => {
+    db = await testDatabase();
+    // The body deadlines run on the test's clock: advancing it is the time that passes.
+    t = await startGrantkeeper(db, { limits: { requestTimeoutMs: REQUEST_TIMEOUT_MS, headersTimeoutMs: REQUEST_TIMEOUT_MS } });
+    up = await startUpstream({ takeBody: true });
+    up.handle((req, res) => {
+      req.on("data", (c: Buffer) => (received += c.length));
+      req.on("end", () => {
+        upstreamEnd = "complete";
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ bytes: received }));
+      });
+      req.on("close", () => (upstreamEnd ??= "aborted"));
+    });
+    expect((await t.api("PUT", "/v1/providers/uploads", { authorizationEndpoint: "http://127.0.0.1:1/auth", tokenEndpoint: "http://127.0.0.1:1/token", clientId: "c", clientSecret: "s", apiBaseUrl: `${up.origin}/v2` })).status).toBe(200);
+    id = (await t.api("POST", "/v1/connections", { providerId: "uploads", entityId: "e", accessToken: "at-uploads", refreshToken: "rt", expiresIn: 3600 })).body.id;
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await up?.close();
+    await db?.cleanup();
+  });
+
+  /** A chunked upload the test writes part by part; its answer as status and body. */
+  function upload(): { write(bytes: number): Promise<void>; end(): void; answer: Promise<{ status: number; body: string }> } {
+    let sent = 0;
+    received = 0;
+    upstreamEnd = undefined;
+    let req!: ReturnType<typeof request>;
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req = request(`${t.url}/v1/proxy/${id}/files`, { method: "POST", headers: { authorization: `Bearer ${t.apiKey}`, "content-type": "application/octet-stream" } }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+    });
+    return {
+      // Resolves once the provider has read every byte sent so far: grantkeeper read them from the client.
+      async write(bytes) {
+        req.write(Buffer.alloc(bytes, 0x61));
+        sent += bytes;
+        await waitFor("the provider to read what was sent", async () => received >= sent, 400, 25);
+      },
+      end: () => req.end(),
+      answer,
+    };
+  }
+
+  it("an upload that keeps sending goes through however long it takes in all", async () => {
+    const u = upload();
+    // Three parts, 700 ms apart: 2.1 s in all, more than server.requestTimeoutSeconds; no pause is as long.
+    for (let i = 0; i < 3; i++) {
+      await u.write(PART);
+      t.clock.advance(700);
+    }
+    u.end();
+    expect(await u.answer).toEqual({ status: 200, body: JSON.stringify({ bytes: 3 * PART }) });
+    expect(upstreamEnd).toBe("complete");
+  });
+
+  it("an upload that stops sending is answered 408 after server.requestTimeoutSeconds without a byte, and the provider call is cut", async () => {
+    const u = upload();
+    await u.write(PART);
+    t.clock.advance(REQUEST_TIMEOUT_MS - 300);
+    await u.write(PART);
+    // Still going: the pause so far is shorter than the timeout, though the upload is older than it.
+    t.clock.advance(REQUEST_TIMEOUT_MS - 300);
+    expect(upstreamEnd).toBeUndefined();
+    t.clock.advance(600);
+    const res = await u.answer;
+    expect(res.status).toBe(408);
+    await waitFor("the provider's request to be cut", async () => upstreamEnd === "aborted");
+    expect(received).toBe(2 * PART);
+    expect(t.logText()).not.toMatch(/unhandled error/);
+  });
+});

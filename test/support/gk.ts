@@ -61,7 +61,7 @@ export async function startGrantkeeper(
     extra?: Partial<GrantkeeperOptions>;
     /** App options besides the key (e.g. `maxBodyBytes`, as `serve` passes `jobs.maxBodyBytes`). */
     app?: Omit<AppOptions, "apiKey">;
-    /** Server limits (defaults otherwise). */
+    /** Server limits (defaults otherwise); with them, the server's body deadlines run on `clock` (tests advance it). */
     limits?: Partial<ServerLimits>;
   } = {},
 ): Promise<GrantkeeperUnderTest> {
@@ -108,7 +108,7 @@ export async function startGrantkeeper(
     ...opts.extra,
   });
   const app = createApp(gk, { ...opts.app, apiKey });
-  const server = await listen(app, "127.0.0.1", port, { logger, ...(opts.limits ? { limits: opts.limits } : {}) });
+  const server = await listen(app, "127.0.0.1", port, { logger, ...(opts.limits ? { limits: opts.limits, clock } : {}) });
   return {
     gk,
     server,
