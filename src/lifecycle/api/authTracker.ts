@@ -48,13 +48,13 @@ export class ApiAuthTracker {
 
   /** True when {@link accepted} would write nothing for this connection: no rejection counted, not degraded by rejections. */
   isClear(conn: TrackedConnection): boolean {
-    return conn.api_auth_rejections === 0 && !recoversOnAcceptance(conn);
+    return conn.api_auth_rejections === 0 && !acceptance(conn).recovered;
   }
 
   /** The API accepted the token: reset a count above 0 and recover from `api_auth_rejected`. Costs no write otherwise. */
   async accepted(conn: TrackedConnection): Promise<void> {
-    if (this.isClear(conn)) return;
-    const t = afterApiAuthAccepted({ state: conn.state as ConnectionState, lastErrorCode: lastErrorCodeOf(conn.last_error) });
+    const t = acceptance(conn);
+    if (conn.api_auth_rejections === 0 && !t.recovered) return;
     try {
       await this.d.repo.resetApiAuthRejections(conn.id);
       this.d.freshTokens?.invalidate(conn.id);
@@ -90,6 +90,7 @@ export class ApiAuthTracker {
   }
 }
 
-function recoversOnAcceptance(conn: TrackedConnection): boolean {
-  return afterApiAuthAccepted({ state: conn.state as ConnectionState, lastErrorCode: lastErrorCodeOf(conn.last_error) }).recovered;
+/** What an accepted call does to this connection (domain/transitions.ts). */
+function acceptance(conn: TrackedConnection): ReturnType<typeof afterApiAuthAccepted> {
+  return afterApiAuthAccepted({ state: conn.state as ConnectionState, lastErrorCode: lastErrorCodeOf(conn.last_error) });
 }
