@@ -153,15 +153,26 @@ describe("lingering is bounded", () => {
   });
 
   it("a body that trickles on after the answer is cut after lingerMs, not held", async () => {
-    await withServer({ lingerMs: 300, requestTimeoutMs: 60_000, headersTimeoutMs: 10_000 }, async (s) => {
-      raw = await rawClient(s.port);
-      raw.socket.write(`POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc`);
-      const trickle = setInterval(() => raw!.socket.writable && raw!.socket.write("x"), 50);
-      const afterMs = await raw.closed;
-      clearInterval(trickle);
-      expect(raw.received()).toMatch(/^HTTP\/1\.1 401/);
-      expect(afterMs).toBeLessThan(5_000);
-    });
+    const clock = new ManualClock();
+    await withServer(
+      { lingerMs: 300, requestTimeoutMs: 60_000, headersTimeoutMs: 10_000 },
+      async (s) => {
+        raw = await rawClient(s.port);
+        raw.socket.write(`POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc`);
+        await expect.poll(() => raw!.received()).toMatch(/^HTTP\/1\.1 401/);
+        // Lingering (its timer and the body deadline's): the connection is still open while the body trickles.
+        await expect.poll(() => clock.pendingTimers()).toBe(2);
+        for (let i = 0; i < 5 && !raw.socket.destroyed; i++) {
+          raw.socket.write("x");
+          await new Promise((r) => setImmediate(r));
+          expect(raw.socket.destroyed).toBe(false);
+          clock.advance(50);
+        }
+        clock.advance(100);
+        await raw.closed;
+      },
+      clock,
+    );
   });
 });
 

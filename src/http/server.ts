@@ -109,7 +109,7 @@ export interface ListenOptions {
   limits?: Partial<ServerLimits>;
   /** Where cut connections are logged (debug level). */
   logger?: Logger;
-  /** The clock body deadlines are kept on (tests move it instead of waiting). @defaultValue the system clock */
+  /** The clock body deadlines and lingering closes are timed on (tests move it instead of waiting). @defaultValue the system clock */
   clock?: Clock;
 }
 
@@ -201,7 +201,7 @@ class BodyDeadlines {
  * otherwise read on without a bound (`req._dump()`) or pause the socket with
  * the unread bytes still queued.
  */
-function lingerAfterEarlyAnswer(req: IncomingMessage, limits: ServerLimits, logger: Logger | undefined): void {
+function lingerAfterEarlyAnswer(req: IncomingMessage, limits: ServerLimits, clock: Clock, logger: Logger | undefined): void {
   // A request whose connection is already gone (destroyed, or detached: `socket` is then null) has nothing to drain.
   const socket = req.socket as IncomingMessage["socket"] | null;
   if (req.complete || !socket || socket.destroyed) return;
@@ -211,14 +211,13 @@ function lingerAfterEarlyAnswer(req: IncomingMessage, limits: ServerLimits, logg
     logger?.debug({ reason, bytes }, "cut a connection whose request body went on after the answer");
     socket.destroy();
   };
-  const timer = setTimeout(() => cut("time"), limits.lingerMs);
-  timer.unref();
+  const timer = clock.setTimeout(() => cut("time"), limits.lingerMs);
   const onData = (chunk: Buffer) => {
     bytes += chunk.length;
     if (bytes > limits.lingerMaxBytes) cut("bytes");
   };
   const done = () => {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     req.off("data", onData);
     req.off("end", done);
     req.off("close", done);
@@ -248,7 +247,8 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
   const handle = getRequestListener(app.fetch, { autoCleanupIncoming: false });
   // The app's node:http fast path (the proxy), when it has one: it serves what it takes, the app the rest.
   const fast = fastPathOf(app);
-  const deadlines = new BodyDeadlines(options.clock ?? systemClock, limits.requestTimeoutMs, checkingInterval(limits.requestTimeoutMs), options.logger);
+  const clock = options.clock ?? systemClock;
+  const deadlines = new BodyDeadlines(clock, limits.requestTimeoutMs, checkingInterval(limits.requestTimeoutMs), options.logger);
   const server: Server = createServer(
     {
       // Bodies are timed by `deadlines` (a proxied upload by its progress); Node times the headers.
@@ -262,7 +262,7 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
       let body: OpenBody | undefined;
       res.prependListener("finish", () => {
         if (body && req.complete) deadlines.forget(body);
-        lingerAfterEarlyAnswer(req, limits, options.logger);
+        lingerAfterEarlyAnswer(req, limits, clock, options.logger);
       });
       const served = fast?.(req, res) === true;
       if (!req.complete && declaresBody(req.headers)) body = deadlines.watch(req, res, served && streamsUpload(req));
