@@ -43,18 +43,17 @@ export function connectionOptions(values: string | readonly string[] | undefined
  * @param headers a Headers object or `[name, value]` pairs
  */
 export function headersForProvider(headers: Iterable<[string, string]>): Record<string, string> {
-  const pairs: Array<[string, string]> = [];
-  const named = new Set<string>();
+  const out: Record<string, string> = {};
+  // Most requests name no header in Connection: no set to build then.
+  let named: Set<string> | undefined;
   for (const [name, value] of headers) {
     const n = name.toLowerCase();
-    if (n === "connection" || n === "proxy-connection") for (const o of connectionOptions(value)) named.add(o);
-    pairs.push([n, value]);
+    if (n === "connection" || n === "proxy-connection") for (const o of connectionOptions(value)) (named ??= new Set()).add(o);
+    if (HOP_BY_HOP_HEADERS.has(n) || NEVER_SENT.has(n)) continue;
+    out[n] = out[n] === undefined ? value : `${out[n]}, ${value}`;
   }
-  const out: Record<string, string> = {};
-  for (const [n, v] of pairs) {
-    if (HOP_BY_HOP_HEADERS.has(n) || NEVER_SENT.has(n) || named.has(n)) continue;
-    out[n] = out[n] === undefined ? v : `${out[n]}, ${v}`;
-  }
+  // A header Connection names is dropped wherever it came, before or after Connection itself.
+  if (named) for (const n of named) delete out[n];
   return out;
 }
 
