@@ -30,8 +30,11 @@ function app(): Hono {
   return a;
 }
 
+/** A raw connection: its socket, everything the server sent so far, and when it closed (ms after connecting). */
+type RawClient = { socket: Socket; received: () => string; closed: Promise<number> };
+
 /** A raw connection that collects everything the server sends and notes when it closed. */
-function rawClient(port: number): Promise<{ socket: Socket; received: () => string; closed: Promise<number> }> {
+function rawClient(port: number): Promise<RawClient> {
   return new Promise((resolve, reject) => {
     let text = "";
     const t0 = performance.now();
@@ -177,64 +180,54 @@ describe("lingering is bounded", () => {
 });
 
 describe("timeouts and connection cap", () => {
-  it("a client that stalls mid-body is answered 408 and cut after requestTimeoutMs (Node's default holds it 300 s)", async () => {
+  /** A server on a manual clock, and a raw client that sent `POST /upload` (`Content-Length: length`, then "ab"), once the body's deadline is armed. */
+  async function withBodyDeadline(length: number, fn: (c: RawClient, clock: ManualClock) => Promise<void>): Promise<void> {
     const clock = new ManualClock();
     await withServer(
       { requestTimeoutMs: 600, headersTimeoutMs: 600 },
       async (s) => {
         const c = await rawClient(s.port);
-        c.socket.write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab");
-        // The body's deadline is being kept: its check is armed.
+        c.socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n\r\nab`);
         await expect.poll(() => clock.pendingTimers()).toBe(1);
-        clock.advance(550);
-        expect(c.received()).toBe("");
-        clock.advance(200);
-        await c.closed;
-        expect(c.received()).toMatch(/^HTTP\/1\.1 408/);
+        await fn(c, clock);
       },
       clock,
     );
+  }
+
+  it("a client that stalls mid-body is answered 408 and cut after requestTimeoutMs (Node's default holds it 300 s)", async () => {
+    await withBodyDeadline(100, async (c, clock) => {
+      clock.advance(550);
+      expect(c.received()).toBe("");
+      clock.advance(200);
+      await c.closed;
+      expect(c.received()).toMatch(/^HTTP\/1\.1 408/);
+    });
   });
 
   it("a body the app reads is timed from its headers: trickling bytes does not keep it open past requestTimeoutMs", async () => {
-    const clock = new ManualClock();
-    await withServer(
-      { requestTimeoutMs: 600, headersTimeoutMs: 600 },
-      async (s) => {
-        const c = await rawClient(s.port);
-        c.socket.write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab");
-        await expect.poll(() => clock.pendingTimers()).toBe(1);
-        for (let i = 0; i < 4 && !c.socket.destroyed; i++) {
-          c.socket.write("x");
-          await new Promise((r) => setImmediate(r));
-          clock.advance(200);
-        }
-        await c.closed;
-        expect(c.received()).toMatch(/^HTTP\/1\.1 408/);
-        expect(clock.pendingTimers()).toBe(0);
-      },
-      clock,
-    );
+    await withBodyDeadline(100, async (c, clock) => {
+      for (let i = 0; i < 4 && !c.socket.destroyed; i++) {
+        c.socket.write("x");
+        await new Promise((r) => setImmediate(r));
+        clock.advance(200);
+      }
+      await c.closed;
+      expect(c.received()).toMatch(/^HTTP\/1\.1 408/);
+      expect(clock.pendingTimers()).toBe(0);
+    });
   });
 
   it("a body that ends in time is answered, and nothing is left to check", async () => {
-    const clock = new ManualClock();
-    await withServer(
-      { requestTimeoutMs: 600, headersTimeoutMs: 600 },
-      async (s) => {
-        const c = await rawClient(s.port);
-        c.socket.write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
-        await expect.poll(() => clock.pendingTimers()).toBe(1);
-        clock.advance(300);
-        c.socket.write("cd");
-        await expect.poll(() => c.received()).toMatch(/^HTTP\/1\.1 200[\s\S]*"bytes":4/);
-        clock.advance(1_000);
-        expect(clock.pendingTimers()).toBe(0);
-        expect(c.socket.destroyed).toBe(false);
-        c.socket.destroy();
-      },
-      clock,
-    );
+    await withBodyDeadline(4, async (c, clock) => {
+      clock.advance(300);
+      c.socket.write("cd");
+      await expect.poll(() => c.received()).toMatch(/^HTTP\/1\.1 200[\s\S]*"bytes":4/);
+      clock.advance(1_000);
+      expect(clock.pendingTimers()).toBe(0);
+      expect(c.socket.destroyed).toBe(false);
+      c.socket.destroy();
+    });
   });
 
   it("a client that never finishes its headers is cut after headersTimeoutMs", async () => {
