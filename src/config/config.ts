@@ -114,7 +114,7 @@ export const configFileSchema = z
       .prefault({}),
     server: z
       .object({
-        /** A body must arrive within this after its headers; a proxied upload is cut after this long without a byte. */
+        /** The whole request must arrive within this; a proxied upload still sending then is cut after this long without a byte. */
         requestTimeoutSeconds: z.number().finite().positive().default(30),
         /** Default 10, or requestTimeoutSeconds when that is shorter. */
         headersTimeoutSeconds: z.number().finite().positive().optional(),

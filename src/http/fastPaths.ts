@@ -45,8 +45,8 @@ const TOKEN_SUFFIX = "/token";
 const METHODS: ReadonlySet<string> = new Set(API_METHODS);
 const PROXIED_NAMES: ReadonlySet<string> = new Set(PROXIED_ANSWER_HEADERS.map(([k]) => k));
 const fastPaths = new WeakMap<object, NodeFastPath>();
-/** Requests this path took as proxied uploads (see {@link streamsUpload}). */
-const uploads = new WeakSet<IncomingMessage>();
+/** The latest proxied upload on each connection (see {@link proxiedUploadOn}). */
+const uploads = new WeakMap<object, IncomingMessage>();
 
 /** Attach a {@link NodeFastPath} to an app: {@link ./server.ts listen} runs it before the app. */
 export function attachFastPath(app: object, handler: NodeFastPath): void {
@@ -59,15 +59,17 @@ export function fastPathOf(app: object): NodeFastPath | undefined {
 }
 
 /**
- * True when a fast path took this request as a proxied upload: an
- * authorized `/v1/proxy` request with a body, streamed to the provider. Its
- * body is timed by its progress, not by its start (server.ts
- * `BodyDeadlines`): a large file over a slow link is not cut while it keeps
- * coming. Decided by the fast path after the API key check, never by a path
- * string.
+ * The proxied upload in progress on a connection, if any: an authorized
+ * `/v1/proxy` request with a body that a fast path streams to the provider
+ * and whose body has not ended. server.ts keeps such a body past Node's
+ * `requestTimeout` while it keeps coming, so a large file over a slow link
+ * is not cut. Decided by the fast path after the API key check, never by a
+ * path string.
+ * @param socket the connection (node:http's socket of the request)
  */
-export function streamsUpload(req: IncomingMessage): boolean {
-  return uploads.has(req);
+export function proxiedUploadOn(socket: object): IncomingMessage | undefined {
+  const req = uploads.get(socket);
+  return req !== undefined && !req.complete && req.socket === socket ? req : undefined;
 }
 
 /** A request the fast path takes: the proxy's parts, or the token route's connection id. */
@@ -108,7 +110,7 @@ export function apiFastPath(gk: Grantkeeper, apiKeys: readonly string[]): NodeFa
     if (route === undefined || nonCanonicalReason(route.path) !== undefined) return false;
     // Node keeps the first of repeated Authorization headers where the app's Headers would join them (and refuse).
     if (authorizationCount(req.rawHeaders) !== 1 || !authorizationHasKey(req.headers.authorization, apiKeys)) return false;
-    if (route.kind === "proxy" && declaresBody(req.headers)) uploads.add(req);
+    if (route.kind === "proxy" && declaresBody(req.headers)) uploads.set(req.socket, req);
     const served =
       route.kind === "token"
         ? serveToken(gk, req, res, route)

@@ -30,11 +30,8 @@ function app(): Hono {
   return a;
 }
 
-/** A raw connection: its socket, everything the server sent so far, and when it closed (ms after connecting). */
-type RawClient = { socket: Socket; received: () => string; closed: Promise<number> };
-
 /** A raw connection that collects everything the server sends and notes when it closed. */
-function rawClient(port: number): Promise<RawClient> {
+function rawClient(port: number): Promise<{ socket: Socket; received: () => string; closed: Promise<number> }> {
   return new Promise((resolve, reject) => {
     let text = "";
     const t0 = performance.now();
@@ -163,8 +160,8 @@ describe("lingering is bounded", () => {
         raw = await rawClient(s.port);
         raw.socket.write(`POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc`);
         await expect.poll(() => raw!.received()).toMatch(/^HTTP\/1\.1 401/);
-        // Lingering (its timer and the body deadline's): the connection is still open while the body trickles.
-        await expect.poll(() => clock.pendingTimers()).toBe(2);
+        // Lingering: the connection is still open while the body trickles.
+        await expect.poll(() => clock.pendingTimers()).toBe(1);
         for (let i = 0; i < 5 && !raw.socket.destroyed; i++) {
           raw.socket.write("x");
           await new Promise((r) => setImmediate(r));
@@ -180,53 +177,27 @@ describe("lingering is bounded", () => {
 });
 
 describe("timeouts and connection cap", () => {
-  /** A server on a manual clock, and a raw client that sent `POST /upload` (`Content-Length: length`, then "ab"), once the body's deadline is armed. */
-  async function withBodyDeadline(length: number, fn: (c: RawClient, clock: ManualClock) => Promise<void>): Promise<void> {
-    const clock = new ManualClock();
-    await withServer(
-      { requestTimeoutMs: 600, headersTimeoutMs: 600 },
-      async (s) => {
-        const c = await rawClient(s.port);
-        c.socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n\r\nab`);
-        await expect.poll(() => clock.pendingTimers()).toBe(1);
-        await fn(c, clock);
-      },
-      clock,
-    );
-  }
-
   it("a client that stalls mid-body is answered 408 and cut after requestTimeoutMs (Node's default holds it 300 s)", async () => {
-    await withBodyDeadline(100, async (c, clock) => {
-      clock.advance(550);
-      expect(c.received()).toBe("");
-      clock.advance(200);
-      await c.closed;
+    await withServer({ requestTimeoutMs: 600, headersTimeoutMs: 600 }, async (s) => {
+      const c = await rawClient(s.port);
+      c.socket.write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab");
+      const afterMs = await c.closed;
       expect(c.received()).toMatch(/^HTTP\/1\.1 408/);
+      expect(afterMs).toBeGreaterThanOrEqual(500);
+      expect(afterMs).toBeLessThan(5_000);
     });
   });
 
-  it("a body the app reads is timed from its headers: trickling bytes does not keep it open past requestTimeoutMs", async () => {
-    await withBodyDeadline(100, async (c, clock) => {
-      for (let i = 0; i < 4 && !c.socket.destroyed; i++) {
-        c.socket.write("x");
-        await new Promise((r) => setImmediate(r));
-        clock.advance(200);
-      }
-      await c.closed;
-      expect(c.received()).toMatch(/^HTTP\/1\.1 408/);
-      expect(clock.pendingTimers()).toBe(0);
-    });
-  });
-
-  it("a body that ends in time is answered, and nothing is left to check", async () => {
-    await withBodyDeadline(4, async (c, clock) => {
-      clock.advance(300);
-      c.socket.write("cd");
-      await expect.poll(() => c.received()).toMatch(/^HTTP\/1\.1 200[\s\S]*"bytes":4/);
-      clock.advance(1_000);
-      expect(clock.pendingTimers()).toBe(0);
-      expect(c.socket.destroyed).toBe(false);
-      c.socket.destroy();
+  it("client errors get node:http's own answers: 400 for a malformed request, 431 for oversized headers", async () => {
+    await withServer({}, async (s) => {
+      const bad = await rawClient(s.port);
+      bad.socket.write("GET /ok HTTP/1.1\r\nHost x\r\n\r\n");
+      await bad.closed;
+      expect(bad.received()).toBe("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      const big = await rawClient(s.port);
+      big.socket.write(`GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+      await big.closed;
+      expect(big.received()).toBe("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n");
     });
   });
 

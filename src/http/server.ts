@@ -5,13 +5,14 @@
  * that only every 30 s; a client that stops sending mid-body is cut off
  * here after `requestTimeoutMs`.
  *
- * Body deadlines ({@link BodyDeadlines}, in place of Node's `requestTimeout`):
- * a body the app reads must have arrived `requestTimeoutMs` after its
- * headers; a proxied upload — an authorized `/v1/proxy` request the fast path
- * streams to the provider ({@link streamsUpload}) — may take as long as it
- * keeps sending and is cut after `requestTimeoutMs` without a byte (nginx's
- * `client_body_timeout`), so a large file over a slow link goes through while
- * a stalled one still frees its connection.
+ * Proxied uploads: Node cuts a body that has not arrived
+ * `requestTimeoutMs` after its request started (`requestTimeout`, checked in
+ * C++, no work per request here). A proxied upload — an authorized
+ * `/v1/proxy` request the fast path streams to the provider
+ * ({@link proxiedUploadOn}) — is taken over at that point and kept while it
+ * keeps sending: it is cut after `requestTimeoutMs` without a byte (nginx's
+ * `client_body_timeout`), so a large file over a slow link goes through
+ * while a stalled one still frees its connection ({@link watchUpload}).
  *
  * Lingering close: when an answer is sent before the request body has
  * arrived (a 413, a 401 before the body was read), the rest of the body is
@@ -30,7 +31,7 @@ import { systemClock, type Clock } from "../domain/clock.js";
 import { ALLOW_HEADER } from "../lifecycle/api/target.js";
 import type { Logger } from "../telemetry/logger.js";
 import { ProblemError } from "./problem.js";
-import { declaresBody, fastPathOf, streamsUpload } from "./fastPaths.js";
+import { fastPathOf, proxiedUploadOn } from "./fastPaths.js";
 
 /**
  * CONNECT never reaches the app (Node hands it to a `connect` listener, and
@@ -49,8 +50,9 @@ function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
  */
 export interface ServerLimits {
   /**
-   * The body must arrive within this after the headers (a slow body is cut with 408); a proxied upload is cut only
-   * after this long without a byte ({@link BodyDeadlines}). @defaultValue 30_000
+   * The whole request — headers and body — must arrive within this (Node `requestTimeout`; a slow body is cut with
+   * 408); a proxied upload still sending then is cut only after this long without a byte ({@link watchUpload}).
+   * @defaultValue 30_000
    */
   requestTimeoutMs: number;
   /** The headers must arrive within this (Node `headersTimeout`); at most `requestTimeoutMs`. @defaultValue 10_000 */
@@ -109,89 +111,60 @@ export interface ListenOptions {
   limits?: Partial<ServerLimits>;
   /** Where cut connections are logged (debug level). */
   logger?: Logger;
-  /** The clock body deadlines and lingering closes are timed on (tests move it instead of waiting). @defaultValue the system clock */
+  /** The clock lingering closes and proxied uploads past `requestTimeoutMs` are timed on (tests move it instead of waiting). @defaultValue the system clock */
   clock?: Clock;
 }
 
-/** Node's own answer to a body that did not arrive in time (`ERR_HTTP_REQUEST_TIMEOUT`). */
-const REQUEST_TIMEOUT_ANSWER = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
+/** Node's answers to a client error, by `err.code` (node:http `socketOnError`); any other code gets 400. */
+const CLIENT_ERROR_ANSWERS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n",
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n",
+  ERR_HTTP_REQUEST_TIMEOUT: "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n",
+};
+const BAD_REQUEST_ANSWER = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n";
 
-/** A request whose body is still arriving. */
-interface OpenBody {
-  req: IncomingMessage;
-  res: ServerResponse;
-  /** Judged by progress (a proxied upload) rather than by its start. */
-  byProgress: boolean;
-  /** When the deadline's count started: the headers, or the last progress. Clock ms. */
-  since: number;
-  /** The socket's `bytesRead` when last looked at. */
-  bytesRead: number;
+/** What {@link answerClientError} needs of a socket: node:http's in-flight response is `_httpMessage`. */
+type ClientSocket = Duplex & { _httpMessage?: ServerResponse | null };
+
+/**
+ * What node:http does with a client error when nobody listens for
+ * `clientError` (its `socketOnError`, Node 20): Node's short answer for the
+ * code — unless the socket is no longer writable or the in-flight response
+ * already sent its head — then the socket destroyed.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: ClientSocket): void {
+  if (socket.writable && !socket._httpMessage?.headersSent) socket.write(CLIENT_ERROR_ANSWERS[err.code ?? ""] ?? BAD_REQUEST_ANSWER);
+  socket.destroy(err);
 }
 
 /**
- * The deadlines of request bodies still arriving, all checked by one timer
- * every `intervalMs` while there are any (as Node checks its own
- * `requestTimeout`, which this replaces). A body is late when it has not
- * ended `timeoutMs` after its headers; a proxied upload (`byProgress`) only
- * when no byte came for `timeoutMs` — a body grantkeeper itself is not
- * reading (the provider is slower than the client: backpressure) counts as
- * progress. A late body gets Node's `408` when nothing of the answer was
- * sent yet, and its connection is closed: a provider call it fed is
- * cancelled with it.
+ * Keep a proxied upload that outlived Node's `requestTimeout` while it keeps
+ * coming: checked every `intervalMs`, it is cut — Node's `408` when nothing
+ * of the answer was sent yet, the connection closed, the provider call
+ * cancelled with it — once no byte came for `timeoutMs`. A pause that is
+ * grantkeeper's own (the provider reads slower than the client sends, so
+ * the body waits unread in the request's buffer) does not count. Ends when
+ * the body has arrived or the connection closed.
  */
-class BodyDeadlines {
-  private readonly open = new Set<OpenBody>();
-  private timer: unknown;
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly timeoutMs: number,
-    private readonly intervalMs: number,
-    private readonly logger: Logger | undefined,
-  ) {}
-
-  /** Watch a request whose body has not ended yet; {@link forget} it once answered with its body in. */
-  watch(req: IncomingMessage, res: ServerResponse, byProgress: boolean): OpenBody {
-    const body = { req, res, byProgress, since: this.clock.now(), bytesRead: req.socket?.bytesRead ?? 0 };
-    this.open.add(body);
-    if (this.timer === undefined) this.timer = this.clock.setTimeout(this.check, this.intervalMs);
-    return body;
-  }
-
-  /** Stop watching a body (its request was answered and it ended): nothing of the request is held until the next check. */
-  forget(body: OpenBody): void {
-    this.open.delete(body);
-  }
-
-  /** Stop checking (the server closed). */
-  stop(): void {
-    this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.open.clear();
-  }
-
-  private readonly check = (): void => {
-    this.timer = undefined;
-    const now = this.clock.now();
-    for (const b of this.open) {
-      const socket = b.req.socket as IncomingMessage["socket"] | null;
-      if (b.req.complete || !socket || socket.destroyed) {
-        this.open.delete(b);
-        continue;
-      }
-      if (b.byProgress && (socket.bytesRead !== b.bytesRead || b.req.readableLength > 0)) {
-        b.bytesRead = socket.bytesRead;
-        b.since = now;
-        continue;
-      }
-      if (now - b.since < this.timeoutMs) continue;
-      this.open.delete(b);
-      this.logger?.debug({ byProgress: b.byProgress, bytesRead: socket.bytesRead }, "cut a connection whose request body did not arrive in time");
-      if (!b.res.headersSent && socket.writable) socket.write(REQUEST_TIMEOUT_ANSWER);
-      socket.destroy();
+function watchUpload(req: IncomingMessage, socket: ClientSocket, clock: Clock, timeoutMs: number, intervalMs: number, logger: Logger | undefined): void {
+  let since = clock.now();
+  let bytesRead = req.socket?.bytesRead ?? 0;
+  const check = (): void => {
+    if (req.complete || socket.destroyed) return;
+    const now = clock.now();
+    const read = req.socket?.bytesRead ?? bytesRead;
+    if (read !== bytesRead || req.readableLength > 0) {
+      bytesRead = read;
+      since = now;
+    } else if (now - since >= timeoutMs) {
+      logger?.debug({ bytesRead }, "cut a proxied upload that stopped sending");
+      const err = Object.assign(new Error(`no byte of the request body for ${timeoutMs} ms`), { code: "ERR_HTTP_REQUEST_TIMEOUT" });
+      answerClientError(err, socket);
+      return;
     }
-    if (this.open.size > 0) this.timer = this.clock.setTimeout(this.check, this.intervalMs);
+    clock.setTimeout(check, intervalMs);
   };
+  clock.setTimeout(check, intervalMs);
 }
 
 /**
@@ -248,28 +221,29 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
   // The app's node:http fast path (the proxy), when it has one: it serves what it takes, the app the rest.
   const fast = fastPathOf(app);
   const clock = options.clock ?? systemClock;
-  const deadlines = new BodyDeadlines(clock, limits.requestTimeoutMs, checkingInterval(limits.requestTimeoutMs), options.logger);
   const server: Server = createServer(
     {
-      // Bodies are timed by `deadlines` (a proxied upload by its progress); Node times the headers.
-      requestTimeout: 0,
+      requestTimeout: limits.requestTimeoutMs,
       headersTimeout: limits.headersTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
-      // Node checks the headers timeout only this often (30 s by default): check often enough to keep it.
-      connectionsCheckingInterval: checkingInterval(limits.headersTimeoutMs),
+      // Node checks both timeouts only this often (30 s by default): check often enough to keep them.
+      connectionsCheckingInterval: checkingInterval(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs)),
     },
     (req: IncomingMessage, res: ServerResponse) => {
-      let body: OpenBody | undefined;
-      res.prependListener("finish", () => {
-        if (body && req.complete) deadlines.forget(body);
-        lingerAfterEarlyAnswer(req, limits, clock, options.logger);
-      });
-      const served = fast?.(req, res) === true;
-      if (!req.complete && declaresBody(req.headers)) body = deadlines.watch(req, res, served && streamsUpload(req));
-      if (served) return;
+      res.prependListener("finish", () => lingerAfterEarlyAnswer(req, limits, clock, options.logger));
+      if (fast?.(req, res)) return;
       void handle(req, res);
     },
   );
+  // Node reports a request older than requestTimeout once, as a client error: a proxied upload still in progress is
+  // kept and watched by its progress from then on; everything else is answered as Node would.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: ClientSocket) => {
+    const upload = err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? proxiedUploadOn(socket) : undefined;
+    if (upload && !socket.destroyed) {
+      options.logger?.debug({ requestTimeoutMs: limits.requestTimeoutMs }, "a proxied upload outlasts server.requestTimeoutSeconds: kept while it keeps sending");
+      watchUpload(upload, socket, clock, limits.requestTimeoutMs, checkingInterval(limits.requestTimeoutMs), options.logger);
+    } else answerClientError(err, socket);
+  });
   server.maxConnections = limits.maxConnections;
   server.on("connect", refuseConnect);
   return new Promise((resolve, reject) => {
@@ -283,7 +257,6 @@ export function listen(app: Hono, host: string, port: number, options: ListenOpt
         port: bound,
         close: () =>
           new Promise<void>((res) => {
-            deadlines.stop();
             server.closeAllConnections();
             server.close(() => res());
           }),

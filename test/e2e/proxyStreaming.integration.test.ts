@@ -221,7 +221,7 @@ describe("proxy wire: timeouts, unreachable, streaming", () => {
 });
 
 describe("proxied uploads and server.requestTimeoutSeconds", () => {
-  const REQUEST_TIMEOUT_MS = 1_000;
+  const REQUEST_TIMEOUT_MS = 400;
   const PART = 100_000;
   let db: TestDatabase;
   let t: GrantkeeperUnderTest;
@@ -233,7 +233,7 @@ describe("proxied uploads and server.requestTimeoutSeconds", () => {
 
   beforeAll(async () => {
     db = await testDatabase();
-    // The body deadlines run on the test's clock: advancing it is the time that passes.
+    // Node's requestTimeout runs on the wall clock; an upload kept past it is watched on the test's clock.
     t = await startGrantkeeper(db, { limits: { requestTimeoutMs: REQUEST_TIMEOUT_MS, headersTimeoutMs: REQUEST_TIMEOUT_MS } });
     up = await startUpstream({ takeBody: true });
     up.handle((req, res) => {
@@ -253,6 +253,9 @@ describe("proxied uploads and server.requestTimeoutSeconds", () => {
     await up?.close();
     await db?.cleanup();
   });
+
+  const KEPT = "a proxied upload outlasts server.requestTimeoutSeconds";
+  const keptCount = () => t.logText().split(KEPT).length - 1;
 
   /** A chunked upload the test writes part by part; its answer as status and body. */
   function upload(): { write(bytes: number): Promise<void>; end(): void; answer: Promise<{ status: number; body: string }> } {
@@ -281,31 +284,52 @@ describe("proxied uploads and server.requestTimeoutSeconds", () => {
     };
   }
 
-  it("an upload that keeps sending goes through however long it takes in all", async () => {
+  /** Send a first part and wait (wall clock) until the upload is older than requestTimeoutMs and kept. */
+  async function keptUpload(): Promise<ReturnType<typeof upload>> {
+    const before = keptCount();
     const u = upload();
-    // Three parts, 700 ms apart: 2.1 s in all, more than server.requestTimeoutSeconds; no pause is as long.
+    await u.write(PART);
+    await waitFor("Node's requestTimeout to pass and the upload to be kept", async () => keptCount() > before, 200, 25);
+    return u;
+  }
+
+  it("an upload that keeps sending goes through however long it takes in all", async () => {
+    const u = await keptUpload();
+    // Then three more parts, 300 ms apart on the watch's clock: no pause reaches the timeout, the upload is far older.
     for (let i = 0; i < 3; i++) {
       await u.write(PART);
-      t.clock.advance(700);
+      t.clock.advance(300);
     }
     u.end();
-    expect(await u.answer).toEqual({ status: 200, body: JSON.stringify({ bytes: 3 * PART }) });
+    expect(await u.answer).toEqual({ status: 200, body: JSON.stringify({ bytes: 4 * PART }) });
     expect(upstreamEnd).toBe("complete");
   });
 
   it("an upload that stops sending is answered 408 after server.requestTimeoutSeconds without a byte, and the provider call is cut", async () => {
-    const u = upload();
+    const u = await keptUpload();
     await u.write(PART);
-    t.clock.advance(REQUEST_TIMEOUT_MS - 300);
-    await u.write(PART);
-    // Still going: the pause so far is shorter than the timeout, though the upload is older than it.
-    t.clock.advance(REQUEST_TIMEOUT_MS - 300);
+    t.clock.advance(300);
+    // Still going: the pause so far is shorter than the timeout.
     expect(upstreamEnd).toBeUndefined();
-    t.clock.advance(600);
+    t.clock.advance(REQUEST_TIMEOUT_MS + 100);
     const res = await u.answer;
     expect(res.status).toBe(408);
     await waitFor("the provider's request to be cut", async () => upstreamEnd === "aborted");
     expect(received).toBe(2 * PART);
     expect(t.logText()).not.toMatch(/unhandled error/);
+  });
+
+  it("a body the app reads is still cut requestTimeoutMs after its request started, sending or not", async () => {
+    const t0 = performance.now();
+    const res = await new Promise<{ status: number }>((resolve, reject) => {
+      // A webhook (the app's route, not the proxy) that trickles on.
+      const req = request(`${t.url}/v1/webhooks/int_0123456789`, { method: "POST", headers: { "content-type": "application/json" } }, (r) => resolve({ status: r.statusCode! }));
+      req.on("error", reject);
+      req.write("{");
+      const trickle = setInterval(() => (req.destroyed ? clearInterval(trickle) : req.write(" ")), 50);
+      req.on("close", () => clearInterval(trickle));
+    }).catch((e: NodeJS.ErrnoException) => ({ status: 0, code: e.code }));
+    expect(res.status).toBe(408);
+    expect(performance.now() - t0).toBeLessThan(5_000);
   });
 });

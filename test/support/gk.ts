@@ -61,7 +61,7 @@ export async function startGrantkeeper(
     extra?: Partial<GrantkeeperOptions>;
     /** App options besides the key (e.g. `maxBodyBytes`, as `serve` passes `jobs.maxBodyBytes`). */
     app?: Omit<AppOptions, "apiKey">;
-    /** Server limits (defaults otherwise); with them, the server's body deadlines run on `clock` (tests advance it). */
+    /** Server limits (defaults otherwise); with them, lingering closes and proxied uploads kept past requestTimeoutMs are timed on `clock`. */
     limits?: Partial<ServerLimits>;
   } = {},
 ): Promise<GrantkeeperUnderTest> {
