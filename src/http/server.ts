@@ -24,6 +24,7 @@
  * Apache's and nginx's lingering close work the same way.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
@@ -123,8 +124,8 @@ const CLIENT_ERROR_ANSWERS: Readonly<Record<string, string>> = {
 };
 const BAD_REQUEST_ANSWER = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n";
 
-/** What {@link answerClientError} needs of a socket: node:http's in-flight response is `_httpMessage`. */
-type ClientSocket = Duplex & { _httpMessage?: ServerResponse | null };
+/** A connection node:http reports a client error on; its in-flight response is `_httpMessage`. */
+type ClientSocket = Socket & { _httpMessage?: ServerResponse | null };
 
 /**
  * What node:http does with a client error when nobody listens for
@@ -138,8 +139,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: ClientSocket): vo
 }
 
 /**
- * Keep a proxied upload that outlived Node's `requestTimeout` while it keeps
- * coming: checked every `intervalMs`, it is cut — Node's `408` when nothing
+ * Keep a proxied upload (on `socket`, its connection) that outlived Node's
+ * `requestTimeout` while it keeps coming: checked every `intervalMs`, it is cut — Node's `408` when nothing
  * of the answer was sent yet, the connection closed, the provider call
  * cancelled with it — once no byte came for `timeoutMs`. A pause that is
  * grantkeeper's own (the provider reads slower than the client sends, so
@@ -148,13 +149,12 @@ function answerClientError(err: NodeJS.ErrnoException, socket: ClientSocket): vo
  */
 function watchUpload(req: IncomingMessage, socket: ClientSocket, clock: Clock, timeoutMs: number, intervalMs: number, logger: Logger | undefined): void {
   let since = clock.now();
-  let bytesRead = req.socket?.bytesRead ?? 0;
+  let bytesRead = socket.bytesRead;
   const check = (): void => {
     if (req.complete || socket.destroyed) return;
     const now = clock.now();
-    const read = req.socket?.bytesRead ?? bytesRead;
-    if (read !== bytesRead || req.readableLength > 0) {
-      bytesRead = read;
+    if (socket.bytesRead !== bytesRead || req.readableLength > 0) {
+      bytesRead = socket.bytesRead;
       since = now;
     } else if (now - since >= timeoutMs) {
       logger?.debug({ bytesRead }, "cut a proxied upload that stopped sending");

@@ -48,13 +48,13 @@ export class ApiAuthTracker {
 
   /** True when {@link accepted} would write nothing for this connection: no rejection counted, not degraded by rejections. */
   isClear(conn: TrackedConnection): boolean {
-    return conn.api_auth_rejections === 0 && !acceptance(conn).recovered;
+    return clearAfter(conn, acceptance(conn));
   }
 
   /** The API accepted the token: reset a count above 0 and recover from `api_auth_rejected`. Costs no write otherwise. */
   async accepted(conn: TrackedConnection): Promise<void> {
     const t = acceptance(conn);
-    if (conn.api_auth_rejections === 0 && !t.recovered) return;
+    if (clearAfter(conn, t)) return;
     try {
       await this.d.repo.resetApiAuthRejections(conn.id);
       this.d.freshTokens?.invalidate(conn.id);
@@ -88,6 +88,11 @@ export class ApiAuthTracker {
     this.d.logger.warn({ ...log, state: t.state }, "connection degraded: its provider's API keeps rejecting fresh tokens");
     await this.d.hooks.emit("connection.apiAuthRejected", { connectionId: conn.id, providerId: conn.provider_id, entityId: conn.entity_id, apiAuthRejections: counted.api_auth_rejections, lastError });
   }
+}
+
+/** True when an acceptance `t` of `conn` changes nothing: no rejection counted, and `t` recovers nothing. */
+function clearAfter(conn: TrackedConnection, t: ReturnType<typeof afterApiAuthAccepted>): boolean {
+  return conn.api_auth_rejections === 0 && !t.recovered;
 }
 
 /** What an accepted call does to this connection (domain/transitions.ts). */
