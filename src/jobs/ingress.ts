@@ -41,7 +41,8 @@ const DROPPED_HEADERS = new Set(["authorization", "proxy-authorization", "cookie
  * the job at accept.
  */
 export function payloadOf(headers: Headers, rawBody: Uint8Array): JobPayload {
-  const kept: Record<string, string> = {};
+  // Keyed by the sender's names: no prototype, so a header named `__proto__` is kept like any other.
+  const kept: Record<string, string> = Object.create(null) as Record<string, string>;
   headers.forEach((v, k) => {
     if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
   });

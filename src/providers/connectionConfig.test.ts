@@ -54,6 +54,11 @@ describe("configFromTokenResponse", () => {
   it("leaves out values over 2048 characters", () => {
     expect(configFromTokenResponse({ x: "a".repeat(2049) }, ["x"])).toEqual({});
   });
+
+  it("reads and keeps only the answer's own fields, whatever their names", () => {
+    const body = JSON.parse('{"__proto__":"p","constructor":"c"}') as Record<string, unknown>;
+    expect(Object.entries(configFromTokenResponse(body, ["__proto__", "constructor", "toString"]))).toEqual([["__proto__", "p"], ["constructor", "c"]]);
+  });
 });
 
 describe("connectionConfigSchema (settings a connect session or an import carries to the connection, never secrets)", () => {

@@ -61,9 +61,10 @@ export function parseConnectionConfig(json: string | null | undefined): Connecti
  * @param body the token endpoint's JSON answer
  */
 export function configFromTokenResponse(body: Readonly<Record<string, unknown>>, names: readonly string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  // Keyed by names from the definition: no prototype, so `__proto__` is a name like any other.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const name of names ?? []) {
-    const v = body[name];
+    const v = Object.hasOwn(body, name) ? body[name] : undefined;
     const text = typeof v === "string" ? v : (typeof v === "number" && Number.isFinite(v)) || typeof v === "boolean" ? String(v) : undefined;
     if (text !== undefined && text !== "" && text.length <= CONNECTION_CONFIG_MAX_VALUE) out[name] = text;
   }

@@ -14,6 +14,7 @@ import { testDatabase, type TestDatabase } from "../support/backend.js";
 import { startConsumer, type Consumer } from "../support/consumer.js";
 import { startGrantkeeper, type GrantkeeperUnderTest } from "../support/gk.js";
 import { connectEntity } from "../support/connect.js";
+import { rawRequest } from "../support/upstream.js";
 import { internalsOf } from "../../src/internals.js";
 
 const WEBHOOK_SECRET = "webhook-signing-secret-value";
@@ -84,6 +85,23 @@ describe("jobs", () => {
     expect(got).toMatchObject({ body, signatureValid: true, attempt: 1 });
     expect(got.headers.authorization).toBeUndefined();
     expect(await job(res.body.jobId)).toMatchObject({ state: "succeeded", attempts: 1 });
+  });
+
+  it("hands the consumer the sender's headers whatever their names, without its credentials", async () => {
+    const i = await integration("header-names", consumer.url);
+    consumer.secret = i.deliverySecret!;
+    const body = '{"n":"names"}';
+    const sig = `sha256=${createHmac("sha256", WEBHOOK_SECRET).update(body).digest("hex")}`;
+    // node:http, not fetch (Node 20's fetch drops a header named `__proto__`); a computed key, which a literal `__proto__:` is not.
+    const headers = { "content-type": "application/json", "x-signature-256": sig, ["__proto__"]: "p", constructor: "c", authorization: "Bearer sender-secret" };
+    const res = await rawRequest(t.url, "POST", `/v1/webhooks/${i.id}`, headers, body);
+    expect(res.status).toBe(202);
+    const { jobId } = JSON.parse(res.body) as { jobId: string };
+    await run();
+    const got = consumer.received.find((r) => r.jobId === jobId)!;
+    expect(Object.hasOwn(got.headers, "__proto__") && got.headers["__proto__"]).toBe("p");
+    expect(Object.hasOwn(got.headers, "constructor") && got.headers.constructor).toBe("c");
+    expect(got.headers.authorization).toBeUndefined();
   });
 
   it("records a duplicate delivery (same Idempotency-Key) once", async () => {

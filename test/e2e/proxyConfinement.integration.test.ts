@@ -164,6 +164,22 @@ describe("proxy confinement", () => {
     expect(h["content-type"]).toBe("application/json");
   });
 
+  it("forwards end-to-end headers whatever their names, both ways: constructor, __proto__, toString", async () => {
+    up.handle((_req, res) => {
+      res.writeHead(200, ["Content-Type", "application/json", "Constructor", "a1", "__proto__", "a2", "toString", "a3"]);
+      res.end("{}");
+    });
+    // Raw bytes both ways: node:http's parsed `headers` drop a field named `__proto__`.
+    const head = [`GET /v1/proxy/${conn}/names HTTP/1.1`, `Host: ${new URL(t.url).host}`, `Authorization: Bearer ${t.apiKey}`, "Constructor: r1", "__proto__: r2", "toString: r3", "Connection: close"];
+    const answer = await rawExchange(t.url, `${head.join("\r\n")}\r\n\r\n`);
+    expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 200 OK");
+    const raw = up.seen[0]!.rawHeaders;
+    const sent = new Map(Array.from({ length: raw.length / 2 }, (_, i) => [raw[2 * i]!.toLowerCase(), raw[2 * i + 1]!]));
+    expect([sent.get("constructor"), sent.get("__proto__"), sent.get("tostring")]).toEqual(["r1", "r2", "r3"]);
+    const back = new Map(answer.split("\r\n\r\n")[0]!.split("\r\n").slice(1).map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+    expect([back.get("constructor"), back.get("__proto__"), back.get("tostring")]).toEqual(["a1", "a2", "a3"]);
+  });
+
   it("drops hop-by-hop headers, those named in Connection and Set-Cookie on the way out; marks answers nosniff and sandboxed", async () => {
     up.handle((_req, res) => {
       res.writeHead(200, [

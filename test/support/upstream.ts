@@ -13,6 +13,8 @@ export interface SeenUpstreamRequest {
   /** The request target exactly as received. */
   url: string;
   headers: IncomingHttpHeaders;
+  /** The headers as received, name and value in turn (node:http's `headers` drops a field named `__proto__`). */
+  rawHeaders: string[];
   /** Body length and SHA-256 (hex), read only when the handler did not take the body itself. */
   bodyBytes?: number;
   bodySha256?: string;
@@ -39,7 +41,7 @@ export async function startUpstream(opts: { takeBody?: boolean } = {}): Promise<
     res.end(JSON.stringify({ method: req.method, url: req.url }));
   };
   const server = createServer(async (req, res) => {
-    const s: SeenUpstreamRequest = { method: req.method!, url: req.url!, headers: req.headers };
+    const s: SeenUpstreamRequest = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders };
     seen.push(s);
     if (!opts.takeBody) {
       const hash = createHash("sha256");

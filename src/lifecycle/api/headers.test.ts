@@ -30,6 +30,11 @@ describe("headersForProvider", () => {
   it("joins repeated end-to-end headers", () => {
     expect(headersForProvider([["accept", "a"], ["Accept", "b"]])).toEqual({ accept: "a, b" });
   });
+
+  it("forwards a header whatever its name: constructor, __proto__ and toString are names like any other", () => {
+    const sent = headersForProvider([["Constructor", "c1"], ["constructor", "c2"], ["__proto__", "p"], ["toString", "t"]]);
+    expect(Object.entries(sent)).toEqual([["constructor", "c1, c2"], ["__proto__", "p"], ["tostring", "t"]]);
+  });
 });
 
 describe("headersForCaller", () => {

@@ -39,11 +39,14 @@ export function connectionOptions(values: string | readonly string[] | undefined
 /**
  * The caller's headers as the provider may see them (names lower-cased).
  * `Content-Length` is dropped too: the transport sets it from the body it
- * actually sends.
+ * actually sends. The record has no prototype: a header named `constructor`
+ * or `__proto__` is forwarded as sent (a plain object read `constructor` as
+ * Object's own and dropped `__proto__`).
  * @param headers a Headers object or `[name, value]` pairs
  */
 export function headersForProvider(headers: Iterable<[string, string]>): Record<string, string> {
-  const out: Record<string, string> = {};
+  // Keyed by the caller's names: no prototype, so `constructor` or `__proto__` are names like any other.
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   // Most requests name no header in Connection: no set to build then.
   let named: Set<string> | undefined;
   for (const [name, value] of headers) {
