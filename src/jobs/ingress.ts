@@ -9,6 +9,7 @@ import DataLoader from "dataloader";
 import type { Clock } from "../domain/clock.js";
 import { ErrorCode, GrantkeeperError, isGrantkeeperError } from "../domain/errors.js";
 import { serializeJobLastError } from "../domain/jobLastError.js";
+import { setOwnField } from "../domain/records.js";
 import { acceptJob, type Disposition } from "../domain/jobLifecycle.js";
 import { INTEGRATION_STATUSES, type IntegrationStatus } from "../domain/states.js";
 import type { Encryptor } from "../store/encryption.js";
@@ -41,10 +42,10 @@ const DROPPED_HEADERS = new Set(["authorization", "proxy-authorization", "cookie
  * the job at accept.
  */
 export function payloadOf(headers: Headers, rawBody: Uint8Array): JobPayload {
-  // Keyed by the sender's names: no prototype, so a header named `__proto__` is kept like any other.
-  const kept: Record<string, string> = Object.create(null) as Record<string, string>;
+  const kept: Record<string, string> = {};
   headers.forEach((v, k) => {
-    if (!DROPPED_HEADERS.has(k.toLowerCase())) kept[k.toLowerCase()] = v;
+    // Keyed by the sender's names: a header named `__proto__` is kept like any other.
+    if (!DROPPED_HEADERS.has(k.toLowerCase())) setOwnField(kept, k.toLowerCase(), v);
   });
   return { headers: JSON.stringify(kept), body: Buffer.from(rawBody).toString("base64") };
 }

@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import { ErrorCode, GrantkeeperError } from "../domain/errors.js";
+import { ownField, setOwnField } from "../domain/records.js";
 import type { ProviderDefinition } from "./definition.js";
 import { fillTemplate, placeholdersIn } from "./placeholders.js";
 
@@ -61,12 +62,11 @@ export function parseConnectionConfig(json: string | null | undefined): Connecti
  * @param body the token endpoint's JSON answer
  */
 export function configFromTokenResponse(body: Readonly<Record<string, unknown>>, names: readonly string[] | undefined): Record<string, string> {
-  // Keyed by names from the definition: no prototype, so `__proto__` is a name like any other.
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  const out: Record<string, string> = {};
   for (const name of names ?? []) {
-    const v = Object.hasOwn(body, name) ? body[name] : undefined;
+    const v = ownField(body, name);
     const text = typeof v === "string" ? v : (typeof v === "number" && Number.isFinite(v)) || typeof v === "boolean" ? String(v) : undefined;
-    if (text !== undefined && text !== "" && text.length <= CONNECTION_CONFIG_MAX_VALUE) out[name] = text;
+    if (text !== undefined && text !== "" && text.length <= CONNECTION_CONFIG_MAX_VALUE) setOwnField(out, name, text);
   }
   return out;
 }

@@ -16,6 +16,7 @@
  * Bodies are forwarded byte for byte, so `Content-Length` and
  * `Content-Encoding` of an answer stay true and are kept.
  */
+import { ownField, setOwnField } from "../../domain/records.js";
 
 /** RFC 9110 §7.6.1, plus the obsolete `Proxy-Connection` that clients still send. */
 export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"]);
@@ -39,21 +40,21 @@ export function connectionOptions(values: string | readonly string[] | undefined
 /**
  * The caller's headers as the provider may see them (names lower-cased).
  * `Content-Length` is dropped too: the transport sets it from the body it
- * actually sends. The record has no prototype: a header named `constructor`
- * or `__proto__` is forwarded as sent (a plain object read `constructor` as
- * Object's own and dropped `__proto__`).
+ * actually sends. A header named `constructor` or `__proto__` is forwarded
+ * as sent ({@link setOwnField}).
  * @param headers a Headers object or `[name, value]` pairs
  */
 export function headersForProvider(headers: Iterable<[string, string]>): Record<string, string> {
-  // Keyed by the caller's names: no prototype, so `constructor` or `__proto__` are names like any other.
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  const out: Record<string, string> = {};
   // Most requests name no header in Connection: no set to build then.
   let named: Set<string> | undefined;
   for (const [name, value] of headers) {
     const n = name.toLowerCase();
     if (n === "connection" || n === "proxy-connection") for (const o of connectionOptions(value)) (named ??= new Set()).add(o);
     if (HOP_BY_HOP_HEADERS.has(n) || NEVER_SENT.has(n)) continue;
-    out[n] = out[n] === undefined ? value : `${out[n]}, ${value}`;
+    // Keyed by the caller's names: `constructor` or `__proto__` are names like any other.
+    const earlier = ownField(out, n);
+    setOwnField(out, n, earlier === undefined ? value : `${earlier}, ${value}`);
   }
   // A header Connection names is dropped wherever it came, before or after Connection itself.
   if (named) for (const n of named) delete out[n];
