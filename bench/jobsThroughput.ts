@@ -10,7 +10,8 @@ import { sql } from "kysely";
 import { createGrantkeeper, type Grantkeeper, type GrantkeeperOptions } from "../src/grantkeeper.js";
 import type { JobState } from "../src/domain/states.js";
 import { benchKey, benchProvider, dropSchema, fmt, PG_BASE, pgCheckpoint, progress, quantile, ratio, removeSqlite, scratchDir, table, withTimeout, type BenchOptions, type BenchReport } from "./common.js";
-import { bullmqEndToEnd, jobBody, pgBossEndToEnd, pump, rawPostgresCommits, rawPostgresQueueEndToEnd, rawSqliteCommits, rawSqliteQueueEndToEnd, rawSqliteWorkerQueueEndToEnd, type BullResult, type PgBossResult, type Rate } from "./jobsBaselines.js";
+import { bullmqEndToEnd, jobBody, pgBossEndToEnd, pump, rawPostgresCommits, rawSqliteCommits, type BullResult, type PgBossResult, type Rate } from "./jobsBaselines.js";
+import { rawPostgresQueueEndToEnd, rawSqliteQueueEndToEnd, rawSqliteWorkerQueueEndToEnd } from "./jobsFloors.js";
 import { benchGrant, startInvalidGrantServer } from "./propagation.js";
 import { internalsOf } from "../src/internals.js";
 

@@ -8,7 +8,7 @@
  */
 import { fdatasync, openSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
-import { openSqliteFloorQueue, type FloorMessage } from "./jobsBaselines.js";
+import { openSqliteFloorQueue, type FloorMessage } from "./jobsFloors.js";
 
 const port = parentPort!;
 const queue = openSqliteFloorQueue(workerData.file as string, workerData.ddl as string[]);
