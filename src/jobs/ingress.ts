@@ -44,8 +44,9 @@ const DROPPED_HEADERS = new Set(["authorization", "proxy-authorization", "cookie
 export function payloadOf(headers: Headers, rawBody: Uint8Array): JobPayload {
   const kept: Record<string, string> = {};
   headers.forEach((v, k) => {
+    const name = k.toLowerCase();
     // Keyed by the sender's names: a header named `__proto__` is kept like any other.
-    if (!DROPPED_HEADERS.has(k.toLowerCase())) setOwnField(kept, k.toLowerCase(), v);
+    if (!DROPPED_HEADERS.has(name)) setOwnField(kept, name, v);
   });
   return { headers: JSON.stringify(kept), body: Buffer.from(rawBody).toString("base64") };
 }
