@@ -5,29 +5,27 @@
 import { randomUUID } from "node:crypto";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { resolveRefreshPolicy, type RefreshPolicy } from "./domain/policy.js";
-import { IntegrationService, type IntegrationPolicy } from "./integrations/service.js";
-import { ApiClient, resolveApiClientOptions, type ApiClientOptions } from "./lifecycle/api/authorizedFetch.js";
+import { IntegrationService } from "./integrations/service.js";
+import { ApiClient, resolveApiClientOptions } from "./lifecycle/api/authorizedFetch.js";
 import { AuthorizationService } from "./lifecycle/authorization.js";
 import { preflight, type PreflightRequirement, type PreflightResult } from "./lifecycle/preflight.js";
 import { IngressService } from "./jobs/ingress.js";
 import { JobService } from "./jobs/service.js";
 import { JobWorker } from "./jobs/worker.js";
-import type { WorkerOptions } from "./jobs/workerTypes.js";
 import type { JobHandler } from "./jobs/context.js";
 import type { BreakerPolicy } from "./domain/breaker.js";
 import { resolveJobPolicy } from "./domain/jobLifecycle.js";
 import { AlertService } from "./alerts/service.js";
 import { reconnectUrlProblem } from "./alerts/reconnectUrl.js";
 import { LogSink, SlackSink, WebhookSink, type AlertSink, type SinkConfig } from "./alerts/sinks.js";
-import { defaultEpisodePolicy, type EpisodePolicy } from "./domain/alertEpisodes.js";
+import { defaultEpisodePolicy } from "./domain/alertEpisodes.js";
 import { AlertRepository } from "./store/alerts.js";
 import { ConnectionService } from "./lifecycle/connections.js";
 import { ConnectSessionService } from "./lifecycle/connectSessions.js";
 import { LifecycleHooks, type LifecycleEvents } from "./lifecycle/hooks.js";
 import { FreshTokenCache } from "./lifecycle/freshTokens.js";
 import { RefreshEngine } from "./lifecycle/refresher.js";
-import { RefreshScheduler, type SchedulerOptions } from "./lifecycle/scheduler.js";
-import type { ProviderInput } from "./providers/definition.js";
+import { RefreshScheduler } from "./lifecycle/scheduler.js";
 import { ProviderService } from "./providers/service.js";
 import { providerLevelCodes } from "./providers/definition.js";
 import { ConnectionRepository } from "./store/connections.js";
@@ -50,79 +48,13 @@ import { BREAKER_OPEN_CODE } from "./domain/providerBreaker.js";
 import { JobRepository } from "./store/jobs.js";
 import { UnitsOfWork } from "./store/unitOfWork.js";
 import { silentLogger, type Logger } from "./telemetry/logger.js";
-import { resolveRetentionPolicy, type RetentionPolicy } from "./domain/retention.js";
+import { resolveRetentionPolicy } from "./domain/retention.js";
 import { RetentionRepository } from "./store/retention.js";
 import { RetentionSweeper } from "./lifecycle/retention.js";
 import { createTelemetry, type Telemetry } from "./telemetry/telemetry.js";
+import type { GrantkeeperOptions } from "./grantkeeperOptions.js";
 
-/** Options of {@link createGrantkeeper}. */
-export interface GrantkeeperOptions {
-  /** `sqlite:<path>` or `postgres://…`. @defaultValue "sqlite:./data/grantkeeper.db" */
-  databaseUrl?: string;
-  /** 32 bytes, base64 (or a Buffer). Required: tokens are encrypted at rest. */
-  encryptionKey: string | Buffer;
-  /** Older keys still accepted for decryption while rotating. */
-  retiredEncryptionKeys?: Array<string | Buffer>;
-  /** Providers to define (or redefine) at start, by id. */
-  providers?: Record<string, ProviderInput>;
-  /** Refresh policy in milliseconds; defaults of design.md. */
-  refresh?: Partial<RefreshPolicy>;
-  scheduler?: Partial<SchedulerOptions>;
-  /** Integration policy. @defaultValue `{ resetOnReauth: ["ERROR"], parkWhenDisabled: true }` */
-  integrations?: Partial<IntegrationPolicy>;
-  /** Job queue tuning (milliseconds). */
-  jobs?: Partial<Omit<WorkerOptions, "parkWhenDisabled">> & { maxBodyBytes?: number };
-  /**
-   * Inbound webhooks: how long a rotated-out secret is still accepted beside
-   * the new one (ms; config `webhook.secretOverlapSeconds`, Stripe's practice).
-   * @defaultValue `{ secretOverlapMs: 86 400 000 }`
-   */
-  webhook?: { secretOverlapMs?: number };
-  /**
-   * Per delivery target and per provider token endpoint breaker (design.md "Breakers and cooldowns").
-   * @defaultValue `{ maxConsecutiveFailures: 3, cooldownMs: 120 000 }`
-   */
-  breaker?: Partial<BreakerPolicy>;
-  /**
-   * Alert episodes and sinks. `reconnectUrl` is a URL template on the host app
-   * (`{providerId}`, `{entityId}`, `{connectionId}` are filled in, URL-encoded)
-   * where the host authenticates its user and mints a fresh connect session;
-   * user-facing alert text links there, or, without it, tells the user to
-   * reconnect in the app. Alerts never carry a live connect link.
-   * @defaultValue one log sink for operators; no reconnectUrl
-   */
-  alerts?: { sinks?: SinkConfig[]; policy?: Partial<EpisodePolicy>; maxPerMinutePerSink?: number; reconnectUrl?: string | null };
-  /**
-   * Provider API calls (the proxy and `ctx.fetch`): timeout, rejections that
-   * make a connection `degraded`, connections per provider origin, an undici
-   * dispatcher to send through. @defaultValue `{ timeoutMs: 30 000, authFailuresToDegrade: 3, connectionsPerOrigin: 64 }`
-   */
-  proxy?: Partial<ApiClientOptions>;
-  /** Origin users' browsers reach. @defaultValue "http://127.0.0.1:7420" */
-  publicUrl?: string;
-  /** Extra origins allowed for `returnTo`. */
-  allowedReturnOrigins?: string[];
-  /** Lifetime of a connect-flow `state`, milliseconds. @defaultValue 600 000 */
-  stateTtlMs?: number;
-  /**
-   * Data retention (api-contract.md v1.1 "Data lifecycle"): how long finished
-   * rows are kept and how often `start()`ed instances sweep, milliseconds.
-   * Queued, running, faulted and parked jobs are never deleted.
-   * @defaultValue succeeded jobs 7 d, failed/dead/discarded jobs 30 d, alerts and connection events 90 d, a sweep every 5 min
-   */
-  retention?: Partial<RetentionPolicy>;
-  clock?: Clock;
-  fetch?: typeof fetch;
-  logger?: Logger;
-  /** Source of jitter, a number in [0, 1). @defaultValue Math.random */
-  random?: () => number;
-  /** Run migrations on open. @defaultValue true */
-  migrate?: boolean;
-  /** Lease owner id of this instance. @defaultValue a random UUID */
-  instanceId?: string;
-  /** Metrics and tracer. One per instance: its store-backed gauges read this instance's store. @defaultValue `createTelemetry()` (own registry, global OTel tracer) */
-  telemetry?: Telemetry;
-}
+export type { GrantkeeperOptions } from "./grantkeeperOptions.js";
 
 /** The store's health, as `GET /readyz` reports it. */
 export interface StoreHealth {
