@@ -2,6 +2,7 @@
 import { hkdfSync } from "node:crypto";
 import { Command } from "commander";
 import { createApp } from "../http/app.js";
+import { MIN_API_KEY_LENGTH, parseApiKeys, shortApiKeys } from "../http/auth.js";
 import { listen } from "../http/server.js";
 import { createTelemetry } from "../telemetry/telemetry.js";
 import { startTracing, tracingOptionsFromEnv } from "../telemetry/tracing.js";
@@ -26,6 +27,13 @@ export async function serve(): Promise<void> {
   const { config, secrets, logger, gk } = rt;
   if (tracing) logger.info({ otlpOrigin: new URL(tracing.tracesUrl).origin }, "tracing to OTLP/HTTP");
   for (const file of secrets.generated) logger.warn({ file }, "generated a secret into the data directory (mode 0600); set the environment variable to manage it yourself");
+  const apiKeys = parseApiKeys(secrets.apiKey);
+  for (const short of shortApiKeys(apiKeys)) {
+    logger.warn(
+      { keyPosition: short.position, keys: apiKeys.length, length: short.length, minimumLength: MIN_API_KEY_LENGTH },
+      `API key ${short.position} of ${apiKeys.length} ${secrets.apiKeyFile ? `in ${secrets.apiKeyFile}` : "in GRANTKEEPER_API_KEY"} has ${short.length} characters: failed key checks are not limited, so a short key can be guessed; use ${MIN_API_KEY_LENGTH} or more random characters (e.g. \`openssl rand -base64 24\`)`,
+    );
+  }
   // Dashboard sessions are signed with a key derived from the encryption key: every instance accepts them, a restart keeps them.
   const sessionSecret = Buffer.from(hkdfSync("sha256", Buffer.from(secrets.encryptionKey, "base64"), Buffer.alloc(0), "grantkeeper dashboard session v1", 32));
   const app = createApp(gk, { apiKey: secrets.apiKey, maxBodyBytes: config.file.jobs.maxBodyBytes, sessionSecret });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { constantTimeEquals } from "./auth.js";
+import { constantTimeEquals, MIN_API_KEY_LENGTH, shortApiKeys } from "./auth.js";
 
 describe("constantTimeEquals", () => {
   it.each([
@@ -21,5 +21,17 @@ describe("constantTimeEquals", () => {
     ["surrounding whitespace", " gk_live_abcdef0123456789", "gk_live_abcdef0123456789"],
   ])("is false for %s", (_label, given, expected) => {
     expect(constantTimeEquals(given, expected)).toBe(false);
+  });
+});
+
+describe("shortApiKeys", () => {
+  it("names each key under 24 characters by its position and length, and no other", () => {
+    const generated = `gk_${"a".repeat(32)}`;
+    expect(MIN_API_KEY_LENGTH).toBe(24);
+    expect(shortApiKeys([generated, "k", "x".repeat(23), "y".repeat(24)])).toEqual([
+      { position: 2, length: 1 },
+      { position: 3, length: 23 },
+    ]);
+    expect(shortApiKeys([generated])).toEqual([]);
   });
 });

@@ -60,6 +60,25 @@ export function parseApiKeys(value: string | readonly string[]): string[] {
   return keys;
 }
 
+/**
+ * Keys shorter than this many characters are reported when `grantkeeper
+ * serve` starts: nothing limits failed key checks (a client that expects 401
+ * keeps getting 401), so a short key can be guessed online. A generated key
+ * is `gk_` + 24 random bytes in base64url, 35 characters.
+ * @defaultValue 24
+ */
+export const MIN_API_KEY_LENGTH = 24;
+
+/**
+ * The keys of a list that are shorter than {@link MIN_API_KEY_LENGTH}, by
+ * position — never the key itself, which is a secret and must not reach a log.
+ * @param keys the valid keys ({@link parseApiKeys})
+ * @returns for each short key its 1-based position in the list and its length in characters
+ */
+export function shortApiKeys(keys: readonly string[]): Array<{ position: number; length: number }> {
+  return keys.flatMap((k, i) => (k.length < MIN_API_KEY_LENGTH ? [{ position: i + 1, length: k.length }] : []));
+}
+
 const PUBLIC = Symbol.for("grantkeeper.publicRoute");
 /** hono wraps a sub-app's handler when that sub-app has its own error handler, keeping the original here. */
 const COMPOSED_HANDLER = "__COMPOSED_HANDLER";

@@ -126,4 +126,16 @@ describe("grantkeeper serve processes", () => {
     expect(logs).toContain("grantkeeper serving");
     for (const s of secrets) expect(logs.includes(s), "a secret leaked into a serve log").toBe(false);
   });
+
+  it("warns at start about each API key shorter than 24 characters, by position and length, never the key", async () => {
+    const long = `gk_${"L".repeat(21)}${testKey().replace(/[^A-Za-z0-9]/g, "").slice(0, 8)}`;
+    const p = await serve({ GRANTKEEPER_DATABASE_URL: db.url, GRANTKEEPER_API_KEY: `${long}, ${apiKey}`, GRANTKEEPER_ENCRYPTION_KEY: encryptionKey });
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+    const warnings = p.out().split("\n").filter((l) => l.includes('"keyPosition"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, keyPosition: 2, keys: 2, length: apiKey.length, minimumLength: 24 })]);
+    expect(String(warnings[0]!.msg)).toMatch(/^API key 2 of 2 in GRANTKEEPER_API_KEY has 20 characters: .*can be guessed/);
+    expect(apiKey).toHaveLength(20);
+    for (const key of [apiKey, long]) expect(p.out().includes(key), "an API key reached the log").toBe(false);
+  });
 });
