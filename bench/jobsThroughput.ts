@@ -151,7 +151,7 @@ export async function endToEndPhase(engine: Engine, n: number, warmup: number): 
     const ms = await round(n, warmup);
     await waitForCount(gk, "succeeded", warmup + n);
     const s1 = gk.worker.stats;
-    progress(`jobs: (b) ${engine.label}: ${fmt(s1.claimed - s0.claimed)} jobs taken, ${fmt(s1.handedOver - s0.handedOver)} of them claimed at accept; ${fmt(s1.passes - s0.passes)} worker passes`);
+    progress(`jobs: (b) ${engine.label}: ${fmt(s1.claimed - s0.claimed)} jobs taken, ${fmt(s1.handedOver - s0.handedOver)} of them claimed at accept, ${fmt(s1.payloadsFromMemory - s0.payloadsFromMemory)} claimed with their payload from memory; ${fmt(s1.passes - s0.passes)} worker passes`);
     return { rows: n, ms, perSec: n / (ms / 1000) };
   } finally {
     await gk.close();

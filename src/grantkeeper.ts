@@ -265,7 +265,7 @@ export async function createGrantkeeper(options: GrantkeeperOptions): Promise<Gr
   // Claim at accept pays on SQLite (no claim query, no payload read) and costs on PostgreSQL, where the INSERT's
   // "nothing of the integration waits" probes sit in every accept's commit: 1.9-2.0k vs 2.7k jobs/s accept -> delivered
   // measured side by side (docs/architecture.md "Claim at accept").
-  const ingress: IngressService = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, signingCache, secretOverlapMs: options.webhook?.secretOverlapMs ?? 86_400_000, ...(store.dialect === "sqlite" ? { handoff: worker } : {}), onQueued: (committed: number) => worker.wake(committed) });
+  const ingress: IngressService = new IngressService({ integrations: integrationRepo, jobs: jobRepo, encryptor, clock, logger, parkWhenDisabled, maxBodyBytes: options.jobs?.maxBodyBytes ?? 1_048_576, signingCache, secretOverlapMs: options.webhook?.secretOverlapMs ?? 86_400_000, ...(store.dialect === "sqlite" ? { handoff: worker } : {}), localWorker: worker, onQueued: (committed: number) => worker.wake(committed) });
   const jobs = new JobService(jobRepo, integrationRepo, clock, () => worker.wake());
   const sinks: AlertSink[] = [];
   for (const config of options.alerts?.sinks ?? [{ type: "log", audience: "ops", minSeverity: "info" } satisfies SinkConfig]) {

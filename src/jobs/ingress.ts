@@ -86,6 +86,12 @@ export interface IngressDeps {
     releaseHandoff(n: number): void;
     takeHandoff(jobs: ClaimedJob[], offered: number): void;
   };
+  /**
+   * The local worker, which keeps the plaintext payload of each job written
+   * queued for its own claim of it (`JobWorker.keepPayload`,
+   * src/jobs/recentPayloads.ts): no payload read or decryption then.
+   */
+  localWorker?: { keepPayload(jobId: string, payload: JobPayload): void };
 }
 
 /** A delivery on its way to the store: the row (payload sealed) and its plaintext payload, for a hand-over at accept. */
@@ -214,7 +220,8 @@ export class IngressService {
    * Write one group. When the local worker has room, the INSERT may write jobs
    * as claimed by it; those are handed over (with their payloads, from
    * memory) once the group committed and before the next group is written,
-   * so they join their integrations' lanes in arrival order.
+   * so they join their integrations' lanes in arrival order. The payloads of
+   * the jobs written queued are kept for the local worker's claim.
    */
   private async write(rows: IngressDelivery[]): Promise<AcceptResult[]> {
     const { handoff } = this.d;
@@ -226,15 +233,18 @@ export class IngressService {
       if (claim) handoff!.releaseHandoff(rows.length);
       throw e;
     }
-    if (claim) {
-      const handed: ClaimedJob[] = [];
+    const { localWorker } = this.d;
+    const handed: ClaimedJob[] = [];
+    if (claim || localWorker) {
       results.forEach((r, i) => {
-        if (!("integrationMissing" in r) && !r.duplicate && r.state === "running") {
-          handed.push({ ...rows[i]!.job, ...rows[i]!.plain, seq: r.seq!, state: "running", attempts: rows[i]!.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
-        }
+        if ("integrationMissing" in r || r.duplicate) return;
+        const row = rows[i]!;
+        if (claim && r.state === "running") {
+          handed.push({ ...row.job, ...row.plain, seq: r.seq!, state: "running", attempts: row.job.attempts + 1, lease_owner: claim.owner, lease_until: claim.leaseUntilMs, last_error: null, finished_at: null, probe: 0 });
+        } else if (r.state === "queued") localWorker?.keepPayload(r.id, row.plain);
       });
-      handoff!.takeHandoff(handed, rows.length);
     }
+    if (claim) handoff!.takeHandoff(handed, rows.length);
     return results;
   }
 

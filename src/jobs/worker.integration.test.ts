@@ -73,4 +73,30 @@ describe("worker wake-ups from ingress", () => {
     await waitFor("both jobs to run", async () => ran.length === 2);
     expect(ran).toEqual(["outer", "inner"]);
   });
+
+  it("a claimed job's payload comes from memory when this instance accepted it while running, from the store otherwise: the handler sees the same bytes either way", async () => {
+    const gk = await start();
+    const { integration } = await gk.integrations.create({ name: "payloads", entityId: "e", connectionIds: [], webhook: { signing: "none" } });
+    const seen = new Map<number, { headers: Record<string, string>; body: number[] }>();
+    gk.handle("payloads", async (job) => void seen.set(job.body[0]!, { headers: job.headers, body: [...job.body] }));
+    // Not UTF-8 (0xff, 0xfe), a NUL, and a header of the sender's own.
+    const sent = (n: number) => ({ body: new Uint8Array([n, 0xff, 0xfe, 0x00, 0x7b]), headers: new Headers({ "content-type": "application/octet-stream", "x-sender-n": String(n) }) });
+    const accept = (from: number, count: number) => Promise.all(Array.from({ length: count }, (_, k) => gk.ingress.accept(integration.id, sent(from + k).body, sent(from + k).headers)));
+    // Accepted before the worker runs: nothing is kept, the claim reads and opens the sealed payloads.
+    await accept(0, 3);
+    await gk.start();
+    await waitFor("the jobs accepted before start to run", async () => seen.size === 3);
+    expect(gk.worker.stats.payloadsFromMemory).toBe(0);
+    // Accepted while it runs, 80 at once (more than SQLite's claim at accept takes): written queued, payloads kept.
+    await accept(3, 80);
+    await waitFor("83 jobs to run", async () => seen.size === 83);
+    expect(gk.worker.stats.payloadsFromMemory).toBe(80);
+    for (let n = 0; n < 83; n++) {
+      expect(seen.get(n)).toEqual({ headers: { "content-type": "application/octet-stream", "x-sender-n": String(n) }, body: [...sent(n).body] });
+    }
+    // What is kept is plaintext in memory only: the store holds each payload sealed.
+    const stored = await internalsOf(gk).store.db.selectFrom("job_payloads").select(["headers", "body"]).execute();
+    expect(stored).toHaveLength(83);
+    expect(stored.every((r) => r.headers === "" && r.body.startsWith("v1."))).toBe(true);
+  });
 });

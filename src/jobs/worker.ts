@@ -12,8 +12,9 @@
 import pLimit from "p-limit";
 import { CoalescedRun } from "../concurrency/coalescedRun.js";
 import { openPayload } from "../store/payloadCipher.js";
-import type { ClaimedJob } from "../store/jobRows.js";
+import type { ClaimedJob, JobPayload } from "../store/jobRows.js";
 import { JobAttempts } from "./attempts.js";
+import { RecentPayloads } from "./recentPayloads.js";
 import type { BatchContext, WorkerDeps, WorkerStats } from "./workerTypes.js";
 
 /** Works the queue. */
@@ -42,9 +43,12 @@ export class JobWorker {
   private inHand = 0;
   /** At most `concurrency` jobs run at once, over every lane. */
   private readonly slot: ReturnType<typeof pLimit>;
-  readonly stats: WorkerStats = { passes: 0, claimed: 0, handedOver: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
+  readonly stats: WorkerStats = { passes: 0, claimed: 0, handedOver: 0, payloadsFromMemory: 0, succeeded: 0, failed: 0, faulted: 0, dead: 0, parked: 0, cleanupErrors: 0 };
+  /** Payloads ingress just committed queued, kept for this worker's claim of them ({@link keepPayload}). */
+  private readonly recent: RecentPayloads;
 
   constructor(private readonly d: WorkerDeps) {
+    this.recent = new RecentPayloads(d.clock);
     this.slot = pLimit(d.options.concurrency);
     this.attempts = new JobAttempts(d, this.stats, () => this.wake());
     this.runner = new CoalescedRun(
@@ -74,6 +78,19 @@ export class JobWorker {
     await this.runner.settled();
     // Jobs handed over at accept run outside any pass.
     await this.lanesSettled();
+    this.recent.clear();
+  }
+
+  /**
+   * Keep the plaintext payload of a job ingress just committed queued, for
+   * this worker's claim of it (src/jobs/recentPayloads.ts): the claim then
+   * neither reads nor decrypts it. Only while the worker runs; bounded in
+   * size and age.
+   * @param jobId the job's id as written
+   * @param payload headers (JSON object text) and body (base64), as ingress built them before sealing
+   */
+  keepPayload(jobId: string, payload: JobPayload): void {
+    if (this.started && !this.stopping) this.recent.put(jobId, payload);
   }
 
   /**
@@ -228,10 +245,16 @@ export class JobWorker {
         this.stats.claimed += claimed.length;
         ran += claimed.length;
         const withPayloads = async (): Promise<ClaimedJob[]> => {
-          const payloads = await jobs.payloads(claimed.map((j) => j.id));
-          return claimed.map((job) => {
+          // Payloads ingress kept in memory first; the store is read for the others only.
+          const kept = claimed.map((job) => this.recent.take(job.id));
+          const missing = claimed.filter((_, i) => kept[i] === undefined).map((j) => j.id);
+          this.stats.payloadsFromMemory += claimed.length - missing.length;
+          const payloads = missing.length > 0 ? await jobs.payloads(missing) : undefined;
+          return claimed.map((job, i) => {
+            const inMemory = kept[i];
+            if (inMemory) return { ...job, ...inMemory };
             // Sealed payloads are opened here, legacy plaintext rows pass as they are (src/store/payloadCipher.ts).
-            const stored = payloads.get(job.id);
+            const stored = payloads?.get(job.id);
             return { ...job, ...(stored ? openPayload(this.d.encryptor, job.id, stored) : { headers: "{}", body: "" }) };
           });
         };

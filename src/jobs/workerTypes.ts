@@ -79,6 +79,8 @@ export interface WorkerStats {
   claimed: number;
   /** Of {@link claimed}, the jobs ingress wrote as claimed at accept (no claim query). */
   handedOver: number;
+  /** Of the jobs claimed by a claim query, those whose payload ingress had kept in memory (no payload read, no decryption; src/jobs/recentPayloads.ts). */
+  payloadsFromMemory: number;
   succeeded: number;
   failed: number;
   faulted: number;
