@@ -178,7 +178,8 @@ export class IngressService {
     const delivery: IngressDelivery = {
       plain,
       job: {
-        id: newJobId(now),
+        // Each submit writes the job under an id of its own (withId).
+        id: "",
         integration_id: integrationId,
         state: first.state,
         attempts: first.attempts,
