@@ -225,7 +225,7 @@ export class IngressService {
    * the jobs written queued are kept for the local worker's claim.
    */
   private async write(rows: IngressDelivery[]): Promise<AcceptResult[]> {
-    const { handoff } = this.d;
+    const { handoff, localWorker } = this.d;
     const claim = handoff?.offerHandoff(rows.length, this.d.clock.now());
     let results: AcceptResult[];
     try {
@@ -234,7 +234,6 @@ export class IngressService {
       if (claim) handoff!.releaseHandoff(rows.length);
       throw e;
     }
-    const { localWorker } = this.d;
     const handed: ClaimedJob[] = [];
     if (claim || localWorker) {
       results.forEach((r, i) => {
